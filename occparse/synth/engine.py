@@ -1,0 +1,208 @@
+"""The synthetic occlusion engine: real faces + occluders -> aligned crops with exact ground truth.
+
+Ground truth follows ../shared/data/README.md: R is the face oval of the *unoccluded* base
+image, V is the base image's visible face (LFW: skin label; UTKFace: R itself, since it has
+no pixel labels) minus every pixel a pasted occluder covers (alpha >= 0.5), and
+occlusion = 1 - |V ∩ R| / |R|, all at the base image's own resolution. The picture and the
+label map are then warped to the canonical 224 x 224 crop.
+
+Label maps (for parser training): 0 background, 1 visible face, 2 hair, 3 occluder, and 255
+"unknown" where the truth is not known (UTKFace pixels outside R; pixels mirrored in from
+outside the base image).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from ..geometry import CANONICAL_SIZE, Face, align, face_region, face_regions
+from ..io import to_gray3
+from . import occluders as occ
+from .compose import camera_finish, composite, harmonise_layer
+from .sources import BaseFace, FaceSource, OccluderLibrary, find_data_root, read_rgb
+
+IGNORE = 255
+KINDS = ("hand", "object", "hair", "glasses", "sunglasses", "cap", "mask", "scarf")
+
+
+@dataclass(frozen=True)
+class SynthConfig:
+    """The occlusion distribution and output options.
+
+    The defaults resemble the challenge's distribution (mean about 0.09, median about 0.05,
+    a quarter near zero, a tail to about 0.7): see ``occparse synth --stats``.
+    """
+
+    none_rate: float = 0.35  # share of samples with no pasted occluder
+    second_rate: float = 0.08  # share of occluded samples that get a second occluder
+    weights: tuple[tuple[str, float], ...] = (
+        ("hand", 0.22), ("object", 0.22), ("hair", 0.2), ("glasses", 0.1), ("sunglasses", 0.06),
+        ("cap", 0.07), ("mask", 0.06), ("scarf", 0.05),
+    )
+    gray_rate: float = 0.15
+    size: int = CANONICAL_SIZE
+
+    def kind_probabilities(self) -> tuple[list[str], np.ndarray]:
+        names = [k for k, _ in self.weights]
+        p = np.array([w for _, w in self.weights], np.float64)
+        return names, p / p.sum()
+
+
+@dataclass
+class Sample:
+    """One synthetic sample: the crop, its labels and its exact ground truth."""
+
+    image: np.ndarray  # size x size x 3 uint8 RGB (three equal channels when gray)
+    labels: np.ndarray  # size x size uint8: 0 bg, 1 face, 2 hair, 3 occluder, 255 unknown
+    occlusion: float
+    gender: str
+    is_gray: bool
+    kinds: tuple[str, ...]
+    source: str
+    base_name: str
+    face: Face  # landmarks in crop coordinates
+    region_occlusion: dict[str, float] = field(default_factory=dict)
+    # at the base image's geometry, for checking the ground truth
+    base_region: np.ndarray | None = None
+    base_visible: np.ndarray | None = None
+
+
+def base_visible(base: BaseFace, region: np.ndarray) -> np.ndarray:
+    """V of the unoccluded base image: LFW skin label, or R itself for UTKFace."""
+    if base.label_path is not None:
+        lab = cv2.imread(str(base.label_path), cv2.IMREAD_GRAYSCALE)
+        return lab == 1
+    return region.copy()
+
+
+def base_labels(base: BaseFace, region: np.ndarray) -> np.ndarray:
+    if base.label_path is not None:
+        return cv2.imread(str(base.label_path), cv2.IMREAD_GRAYSCALE).astype(np.uint8)
+    lab = np.full(region.shape, IGNORE, np.uint8)
+    lab[region] = 1
+    return lab
+
+
+def occlusion_of(region: np.ndarray, visible: np.ndarray) -> float:
+    """1 - |V ∩ R| / |R|; an empty R (face outside the image) counts as fully occluded."""
+    n = int(region.sum())
+    return 1.0 - float((visible & region).sum()) / n if n else 1.0
+
+
+class Synthesizer:
+    """Makes samples for one split (``bench`` or ``train``); deterministic given a seed."""
+
+    def __init__(self, data_root: str | Path | None = None, split: str = "train", config: SynthConfig | None = None,
+                 sources: tuple[str, ...] = ("lfw", "utkface"), limit: int | None = None, show_progress: bool = True):
+        root = find_data_root(data_root)
+        self.config = config or SynthConfig()
+        self.faces = FaceSource(root, split, sources, limit=limit, show_progress=show_progress)
+        donor_src = self.faces if "lfw" in sources else FaceSource(root, split, ("lfw",), limit=limit,
+                                                                   show_progress=show_progress)
+        self.donors = donor_src.of("lfw")
+        self.texture_pool = self.faces.of("utkface") or self.faces.faces
+        self.lib = OccluderLibrary(root, split)
+        if not self.faces.faces:
+            raise ValueError(f"no usable base faces for split {split!r} in {root}")
+
+    def _layer(self, kind: str, base: BaseFace, shape, rng: np.random.Generator) -> occ.Layer:
+        if kind == "hand":
+            return occ.hand_layer(base, shape, self.lib, rng)
+        if kind == "object":
+            return occ.object_layer(base, shape, self.lib, self.texture_pool, rng)
+        if kind == "hair":
+            return occ.hair_layer(base, shape, self.donors, rng)
+        if kind in ("glasses", "sunglasses"):
+            return occ.glasses_layer(base, shape, self.lib, rng, sun=kind == "sunglasses")
+        if kind == "cap":
+            return occ.cap_layer(base, shape, self.lib, rng)
+        if kind == "mask":
+            return occ.mask_layer(base, shape, self.lib, rng)
+        if kind == "scarf":
+            return occ.scarf_layer(base, shape, self.lib, self.texture_pool, rng)
+        raise ValueError(f"unknown occluder kind {kind!r}; choose from {KINDS}")
+
+    def choose_kinds(self, rng: np.random.Generator) -> tuple[str, ...]:
+        if rng.random() < self.config.none_rate:
+            return ()
+        names, p = self.config.kind_probabilities()
+        n = 2 if rng.random() < self.config.second_rate else 1
+        return tuple(rng.choice(names, size=n, replace=False, p=p).tolist())
+
+    def make(self, base: BaseFace, rng: np.random.Generator, kinds: tuple[str, ...] | None = None,
+             gray: bool | None = None) -> Sample:
+        """One sample on ``base``; ``kinds`` and ``gray`` are drawn from the config unless given."""
+        kinds = self.choose_kinds(rng) if kinds is None else kinds
+        gray = bool(rng.random() < self.config.gray_rate) if gray is None else gray
+        rgb = read_rgb(base.image_path)
+        shape = rgb.shape[:2]
+        region = face_region(base.face, shape)
+        visible = base_visible(base, region)
+        labels = base_labels(base, region)
+        layers = []
+        for k in kinds:
+            layer = self._layer(k, base, shape, rng)
+            layers.append(harmonise_layer(layer, rgb, region & visible, rng))
+        picture = camera_finish(composite(rgb, layers, rng), rng)
+        for layer in layers:
+            covered = layer.alpha >= 0.5
+            visible &= ~covered
+            labels[covered] = layer.label
+        occlusion = occlusion_of(region, visible)
+        regions = face_regions(base.face, shape)
+        per_region = {name: occlusion_of(m, visible) for name, m in regions.parts.items() if m.any()}
+        crop = align(picture, base.face, self.config.size)
+        crop_labels = align(labels, base.face, self.config.size, nearest=True, matrix=crop.matrix, fill=IGNORE).image
+        image = to_gray3(crop.image) if gray else crop.image
+        return Sample(
+            image=image, labels=crop_labels, occlusion=occlusion, gender=base.gender, is_gray=gray,
+            kinds=tuple(layer.kind for layer in layers), source=base.source, base_name=base.name, face=crop.face,
+            region_occlusion=per_region, base_region=region, base_visible=visible,
+        )
+
+    def random_sample(self, seed: int, index: int) -> Sample:
+        """Sample ``index`` of an endless stream: random base face, random occluders."""
+        rng = np.random.default_rng([seed, index])
+        base = self.faces.faces[int(rng.integers(len(self.faces.faces)))]
+        return self.make(base, rng)
+
+    def stream(self, seed: int = 0, start: int = 0) -> Iterator[Sample]:
+        """Endless variety for training, without storing anything."""
+        i = start
+        while True:
+            yield self.random_sample(seed, i)
+            i += 1
+
+
+@dataclass(frozen=True)
+class Task:
+    """What one stored sample is made from: a base face, a variant number, forced options."""
+
+    base_index: int
+    variant: int
+    clean: bool = False  # no pasted occluder (natural occlusion only)
+
+
+def bench_tasks(synth: Synthesizer, lfw_samples: int = 2000) -> list[Task]:
+    """The fixed benchmark: ``lfw_samples`` variants spread over the LFW val faces (each face's
+    first variant clean, i.e. natural occlusion only; faces the mesh misses are replaced by extra
+    variants of the others), and each benchmark UTKFace face once: 2000 + 1000 = 3000 samples."""
+    lfw = [i for i, f in enumerate(synth.faces.faces) if f.source == "lfw"]
+    tasks = []
+    if lfw:
+        per, extra = divmod(lfw_samples, len(lfw))
+        for j, i in enumerate(lfw):
+            tasks += [Task(i, v, clean=(v == 0)) for v in range(per + (1 if j < extra else 0))]
+    tasks += [Task(i, 0) for i, f in enumerate(synth.faces.faces) if f.source != "lfw"]
+    return tasks
+
+
+def run_task(synth: Synthesizer, task: Task, seed: int) -> Sample:
+    rng = np.random.default_rng([seed, task.base_index, task.variant])
+    base = synth.faces.faces[task.base_index]
+    return synth.make(base, rng, kinds=() if task.clean else None)

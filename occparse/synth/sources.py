@@ -1,0 +1,265 @@
+"""Where synthetic samples come from: base faces, their cached meshes, and the occluder cut-outs.
+
+Everything is read from the research-licensed data folder (``../shared/data`` beside the
+checkout, or ``--data``/``OCCPARSE_DATA``); nothing from it is ever copied into the repository.
+Splits are fixed so that no training command can see a benchmark face or a benchmark hand:
+
+* LFW ``val`` (500) and the 1,000 UTKFace files in ``bench_utkface.txt`` are benchmark faces.
+* Hands whose name hashes into the last 20% of buckets are benchmark hands; hair donors for the
+  benchmark come from LFW ``val``, for training from LFW ``train``.
+"""
+
+from __future__ import annotations
+
+import configparser
+import csv
+import hashlib
+import os
+from dataclasses import dataclass
+from functools import cached_property
+from importlib import resources
+from pathlib import Path
+
+import cv2
+import numpy as np
+from tqdm import tqdm
+
+from ..geometry import Face, FaceMesher
+
+
+class DataNotFoundError(FileNotFoundError):
+    """The shared data folder is not where it was looked for."""
+
+
+def find_data_root(explicit: str | Path | None = None) -> Path:
+    """The data folder: ``explicit``, else $OCCPARSE_DATA, else ``../shared/data`` from the cwd or the checkout."""
+    candidates = []
+    if explicit:
+        candidates.append(Path(explicit))
+    elif os.environ.get("OCCPARSE_DATA"):
+        candidates.append(Path(os.environ["OCCPARSE_DATA"]))
+    else:
+        candidates += [Path.cwd() / "../shared/data", Path(__file__).resolve().parents[3] / "shared/data"]
+    for c in candidates:
+        if (c / "faces").is_dir() and (c / "occluders").is_dir():
+            return c.resolve()
+    tried = ", ".join(str(c) for c in candidates)
+    raise DataNotFoundError(f"occparse data folder not found (tried {tried}); pass --data DIR or set OCCPARSE_DATA")
+
+
+def cache_dir() -> Path:
+    d = Path(os.environ.get("OCCPARSE_CACHE", Path.home() / ".cache" / "occparse"))
+    d.mkdir(parents=True, exist_ok=True)
+    return d
+
+
+def stable_bucket(name: str, buckets: int = 100) -> int:
+    """A split bucket that depends on the name only (not on Python's hash seed)."""
+    return int(hashlib.sha1(name.encode()).hexdigest()[:8], 16) % buckets
+
+
+def bench_utkface_names() -> list[str]:
+    """The 1,000 UTKFace files reserved for the benchmark (committed list)."""
+    text = resources.files("occparse.synth").joinpath("bench_utkface.txt").read_text()
+    return [line.strip() for line in text.splitlines() if line.strip() and not line.startswith("#")]
+
+
+@dataclass(frozen=True)
+class BaseFace:
+    """A real face image that synthetic occluders are pasted onto."""
+
+    source: str  # "lfw" or "utkface"
+    image_path: Path
+    label_path: Path | None  # LFW part labels (0 bg, 1 skin, 2 hair); None for UTKFace
+    gender: str  # "F" or "M"
+    face: Face  # mesh of the labelled face
+
+    @property
+    def name(self) -> str:
+        return self.image_path.name
+
+
+def _pick_central(faces: list[Face]) -> Face | None:
+    """LFW photos can hold several people: the labelled face is the one nearest the image centre."""
+    if not faces:
+        return None
+    h, w = faces[0].image_size
+    c = np.array([w / 2, h / 2])
+    return min(faces, key=lambda f: float(np.linalg.norm(f.oval.mean(0) - c)))
+
+
+def _mesh_cached(paths: list[Path], key: str, show_progress: bool = True) -> dict[str, Face]:
+    """Mesh every image once and keep the landmarks in the cache folder (shared by every command)."""
+    from ..io import read_image
+
+    folder = hashlib.sha1(str(paths[0].parent.resolve()).encode()).hexdigest()[:8] if paths else "none"
+    cache = cache_dir() / f"mesh_{key}_{folder}.npz"
+    found: dict[str, Face] = {}
+    if cache.exists():
+        z = np.load(cache, allow_pickle=False)
+        for n, lm, hh, ww in zip(z["names"], z["landmarks"], z["h"], z["w"], strict=True):
+            if not np.isnan(lm[0, 0]):
+                found[str(n)] = Face(lm.astype(np.float32), (int(hh), int(ww)))
+        known = set(z["names"].tolist())
+        todo = [p for p in paths if p.name not in known]
+    else:
+        known, todo = set(), list(paths)
+    if not todo:
+        return found
+    names, lms, hs, ws = [], [], [], []
+    if cache.exists():
+        z = np.load(cache, allow_pickle=False)
+        names, lms, hs, ws = list(z["names"]), list(z["landmarks"]), list(z["h"]), list(z["w"])
+    with FaceMesher(max_faces=4) as mesher:
+        for p in tqdm(todo, desc=f"meshing {key} faces (cached for next time)", disable=not show_progress, unit="img"):
+            img = read_image(p).rgb
+            face = _pick_central(mesher.detect(img))
+            names.append(p.name)
+            hs.append(img.shape[0])
+            ws.append(img.shape[1])
+            if face is None:
+                lms.append(np.full((478, 2), np.nan, np.float32))
+            else:
+                lms.append(face.landmarks)
+                found[p.name] = Face(face.landmarks, face.image_size)
+    tmp = cache.with_suffix(".tmp.npz")
+    np.savez_compressed(tmp, names=np.array(names), landmarks=np.stack(lms), h=np.array(hs), w=np.array(ws))
+    os.replace(tmp, cache)
+    return found
+
+
+class FaceSource:
+    """The base faces of one split: ``bench`` or ``train``, from LFW and/or UTKFace."""
+
+    def __init__(self, data_root: Path, split: str, sources: tuple[str, ...] = ("lfw", "utkface"),
+                 limit: int | None = None, show_progress: bool = True):
+        if split not in ("bench", "train"):
+            raise ValueError("split must be 'bench' or 'train'")
+        self.root = data_root
+        self.split = split
+        self.faces: list[BaseFace] = []
+        bench_utk = set(bench_utkface_names())
+        if "lfw" in sources:
+            d = data_root / "faces/lfw_parts"
+            rows = list(csv.DictReader(open(d / "index.csv", newline="")))
+            want = "val" if split == "bench" else "train"
+            rows = [r for r in rows if r["split"] == want][:limit]
+            paths = [d / "images" / r["filename"] for r in rows]
+            meshes = _mesh_cached(paths, f"lfw_{want}", show_progress)
+            for r, p in zip(rows, paths, strict=True):
+                if p.name in meshes:
+                    self.faces.append(BaseFace("lfw", p, d / "labels" / (p.stem + ".png"), r["gender"], meshes[p.name]))
+        if "utkface" in sources:
+            d = data_root / "faces/utkface"
+            rows = list(csv.DictReader(open(d / "labels.csv", newline="")))
+            rows = [r for r in rows if (r["filename"] in bench_utk) == (split == "bench")]
+            rows.sort(key=lambda r: r["filename"])
+            rows = rows[:limit]
+            paths = [d / "images" / r["filename"] for r in rows]
+            meshes = _mesh_cached(paths, f"utkface_{split}", show_progress)
+            for r, p in zip(rows, paths, strict=True):
+                if p.name in meshes:
+                    self.faces.append(BaseFace("utkface", p, None, r["gender"], meshes[p.name]))
+
+    def of(self, source: str) -> list[BaseFace]:
+        return [f for f in self.faces if f.source == source]
+
+
+@dataclass(frozen=True)
+class MaskTemplate:
+    """A face-mask cut-out and its six anchors (a..f, see the data README)."""
+
+    name: str
+    rgba: np.ndarray
+    anchors: np.ndarray  # (6, 2) float32, template pixels, order a b c d e f
+    view: str  # "front", "left" or "right"
+
+
+def read_rgba(path: Path) -> np.ndarray:
+    """An RGBA cut-out as uint8 H x W x 4 (RGB order)."""
+    im = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    if im is None:
+        raise DataNotFoundError(f"cannot read {path}")
+    if im.ndim == 2:
+        im = cv2.cvtColor(im, cv2.COLOR_GRAY2BGRA)
+    if im.shape[2] == 3:
+        im = cv2.cvtColor(im, cv2.COLOR_BGR2BGRA)
+    if im.dtype != np.uint8:
+        im = (im / 257).astype(np.uint8)
+    return cv2.cvtColor(im, cv2.COLOR_BGRA2RGBA)
+
+
+def read_rgb(path: Path) -> np.ndarray:
+    im = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    if im is None:
+        raise DataNotFoundError(f"cannot read {path}")
+    return cv2.cvtColor(im, cv2.COLOR_BGR2RGB)
+
+
+def hand_cutout(rgb: np.ndarray) -> np.ndarray:
+    """RGBA of a hand photographed on white: alpha from the background's whiteness, cleaned up."""
+    hsv = cv2.cvtColor(rgb, cv2.COLOR_RGB2HSV)
+    bg = (hsv[..., 2] > 200) & (hsv[..., 1] < 40)
+    fg = (~bg).astype(np.uint8)
+    fg = cv2.morphologyEx(fg, cv2.MORPH_OPEN, np.ones((3, 3), np.uint8))
+    fg = cv2.morphologyEx(fg, cv2.MORPH_CLOSE, np.ones((7, 7), np.uint8))
+    n, lab, stats, _ = cv2.connectedComponentsWithStats(fg)
+    if n > 1:
+        keep = 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))
+        fg = (lab == keep).astype(np.uint8)
+    # fill holes (rings, nails that read as white)
+    ff = fg.copy()
+    pad = np.zeros((fg.shape[0] + 2, fg.shape[1] + 2), np.uint8)
+    cv2.floodFill(ff, pad, (0, 0), 1)
+    fg = fg | (1 - ff)
+    alpha = cv2.GaussianBlur(fg.astype(np.float32), (0, 0), 0.8)
+    return np.dstack([rgb, np.clip(alpha * 255, 0, 255).astype(np.uint8)])
+
+
+class OccluderLibrary:
+    """Occluder cut-outs for one split, loaded lazily and kept in memory."""
+
+    def __init__(self, data_root: Path, split: str):
+        self.root = data_root / "occluders"
+        self.split = split
+
+    @cached_property
+    def mask_templates(self) -> list[MaskTemplate]:
+        cfg = configparser.ConfigParser()
+        cfg.read(self.root / "masks/masks.cfg")
+        out = []
+        for name in cfg.sections():
+            s = cfg[name]
+            if "template" not in s or not (self.root / s["template"]).is_file():  # listed but not shipped
+                continue
+            anchors = np.array([[float(v) for v in s[f"mask_{k}"].split(",")] for k in "abcdef"], np.float32)
+            view = "left" if name.endswith("_left") else "right" if name.endswith("_right") else "front"
+            out.append(MaskTemplate(name, read_rgba(self.root / s["template"]), anchors, view))
+        return out
+
+    @cached_property
+    def accessories(self) -> dict[str, np.ndarray]:
+        return {p.stem: read_rgba(p) for p in sorted((self.root / "accessories").glob("*.png"))}
+
+    @cached_property
+    def textures(self) -> list[np.ndarray]:
+        paths = sorted(p for p in (self.root / "masks/textures").rglob("*") if p.suffix.lower() in (".png", ".jpg", ".jpeg"))
+        return [cv2.resize(read_rgb(p), (256, 256), interpolation=cv2.INTER_AREA) for p in paths]
+
+    @cached_property
+    def hand_paths(self) -> list[Path]:
+        rows = list(csv.DictReader(open(self.root / "hands/hands.csv", newline="")))
+        bench = [r for r in rows if stable_bucket(r["filename"]) >= 80]
+        train = [r for r in rows if stable_bucket(r["filename"]) < 80]
+        chosen = bench if self.split == "bench" else train
+        return [self.root / "hands/images" / r["filename"] for r in sorted(chosen, key=lambda r: r["filename"])]
+
+    _hand_cache: dict[str, np.ndarray] | None = None
+
+    def hand(self, index: int) -> np.ndarray:
+        if self._hand_cache is None:
+            self._hand_cache = {}
+        p = self.hand_paths[index % len(self.hand_paths)]
+        if p.name not in self._hand_cache:
+            self._hand_cache[p.name] = hand_cutout(read_rgb(p))
+        return self._hand_cache[p.name]

@@ -1,0 +1,138 @@
+"""Writing synthetic datasets to disk (in parallel, resumable) and drawing contact sheets."""
+
+from __future__ import annotations
+
+import csv
+import multiprocessing as mp
+import os
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+from tqdm import tqdm
+
+from .engine import Sample, SynthConfig, Synthesizer, Task, bench_tasks, run_task
+
+TRUTH_COLUMNS = ("filename", "FaceOcclusion", "gender", "is_gray", "occluder", "source", "base")
+
+
+@dataclass(frozen=True)
+class WriteJob:
+    data_root: str | None
+    split: str
+    seed: int
+    config: SynthConfig
+    sources: tuple[str, ...]
+    limit: int | None
+    out: str
+
+
+_WORKER: tuple[Synthesizer, WriteJob] | None = None
+
+
+def _init_worker(job: WriteJob) -> None:
+    global _WORKER
+    cv2.setNumThreads(1)
+    _WORKER = (Synthesizer(job.data_root, job.split, job.config, job.sources, job.limit, show_progress=False), job)
+
+
+def sample_row(name: str, s: Sample) -> dict[str, str]:
+    return {
+        "filename": name, "FaceOcclusion": f"{s.occlusion:.6f}", "gender": s.gender, "is_gray": str(int(s.is_gray)),
+        "occluder": "+".join(s.kinds) or "none", "source": s.source, "base": s.base_name,
+    }
+
+
+def save_sample(out: Path, name: str, s: Sample) -> None:
+    """Picture as JPEG (quality 95, like the challenge's files) and labels as PNG."""
+    cv2.imwrite(str(out / "images" / name), s.image[..., ::-1], [cv2.IMWRITE_JPEG_QUALITY, 95])
+    cv2.imwrite(str(out / "labels" / (Path(name).stem + ".png")), s.labels)
+
+
+def _work(item: tuple[int, Task]) -> dict[str, str]:
+    assert _WORKER is not None
+    synth, job = _WORKER
+    i, task = item
+    s = run_task(synth, task, job.seed)
+    name = f"{i:06d}.jpg"
+    save_sample(Path(job.out), name, s)
+    return sample_row(name, s)
+
+
+def write_dataset(job: WriteJob, tasks: list[Task], workers: int = 0) -> Path:
+    """Make every task's sample and write ``truth.csv`` atomically once all are done.
+
+    Samples already on disk from an interrupted run are made again (cheap, deterministic),
+    so the truth file always matches the images.
+    """
+    out = Path(job.out)
+    (out / "images").mkdir(parents=True, exist_ok=True)
+    (out / "labels").mkdir(parents=True, exist_ok=True)
+    workers = workers or max(1, os.cpu_count() or 1)
+    items = list(enumerate(tasks))
+    rows: list[dict[str, str]] = []
+    bar = tqdm(total=len(items), desc=f"synth {job.split}", unit="img", smoothing=0.05)
+    if workers == 1:
+        _init_worker(job)
+        for it in items:
+            rows.append(_work(it))
+            bar.update()
+    else:
+        ctx = mp.get_context("spawn")  # MediaPipe and OpenCV are not fork-safe
+        with ctx.Pool(workers, initializer=_init_worker, initargs=(job,)) as pool:
+            for row in pool.imap(_work, items, chunksize=8):
+                rows.append(row)
+                bar.update()
+    bar.close()
+    write_truth(out / "truth.csv", rows)
+    return out / "truth.csv"
+
+
+def write_truth(path: Path, rows: Iterable[dict[str, str]]) -> None:
+    tmp = path.with_suffix(".csv.tmp")
+    with open(tmp, "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=list(TRUTH_COLUMNS))
+        w.writeheader()
+        w.writerows(rows)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def tasks_for(synth: Synthesizer, preset: str, count: int) -> list[Task]:
+    if preset == "bench":
+        return bench_tasks(synth)
+    # train/custom: random base faces, deterministic from the seed
+    rng = np.random.default_rng(12345)
+    n = len(synth.faces.faces)
+    return [Task(int(rng.integers(n)), i) for i in range(count)]
+
+
+def contact_sheet(samples: list[Sample], columns: int = 8) -> np.ndarray:
+    """A grid of samples with R outlined in green, occluders tinted red, pasted hair tinted yellow."""
+    size = samples[0].image.shape[0]
+    rows = (len(samples) + columns - 1) // columns
+    sheet = np.full((rows * size, columns * size, 3), 255, np.uint8)
+    for i, s in enumerate(samples):
+        im = s.image.astype(np.float32)
+        occ = s.labels == 3
+        im[occ] = im[occ] * 0.55 + np.array([255, 40, 40]) * 0.45
+        im = np.clip(im, 0, 255).astype(np.uint8)
+        cv2.polylines(im, [np.round(s.face.oval * 16).astype(np.int32)], True, (0, 230, 0), 1, cv2.LINE_AA, 4)
+        text = f"{s.occlusion:.2f} {'+'.join(s.kinds) or 'none'}{' gray' if s.is_gray else ''}"
+        cv2.putText(im, text, (3, size - 6), cv2.FONT_HERSHEY_SIMPLEX, 0.38, (0, 0, 0), 3, cv2.LINE_AA)
+        cv2.putText(im, text, (3, size - 6), cv2.FONT_HERSHEY_SIMPLEX, 0.38, (255, 255, 255), 1, cv2.LINE_AA)
+        r, c = divmod(i, columns)
+        sheet[r * size : (r + 1) * size, c * size : (c + 1) * size] = im
+    return sheet
+
+
+def preview(synth: Synthesizer, tasks: list[Task], seed: int, path: Path, n: int = 48) -> None:
+    """Draw ``n`` samples, evenly spread over the task list, into one PNG."""
+    idx = np.linspace(0, len(tasks) - 1, min(n, len(tasks))).round().astype(int)
+    samples = [run_task(synth, tasks[i], seed) for i in tqdm(idx, desc="preview", unit="img")]
+    sheet = contact_sheet(samples)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    cv2.imwrite(str(path), sheet[..., ::-1])
