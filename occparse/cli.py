@@ -90,6 +90,84 @@ def cmd_evaluate(a: argparse.Namespace) -> int:
     return 1 if (a.strict and (ev.n_missing or ev.n_invalid)) else 0
 
 
+def cmd_train(a: argparse.Namespace) -> int:
+    try:
+        import torch  # noqa: F401
+    except ImportError:
+        return _fail('training needs PyTorch: pip install -e ".[train]"')
+    if a.what == "parser":
+        return _train_parser(a)
+    return _fail(f"unknown model {a.what!r}")
+
+
+def _train_parser(a: argparse.Namespace) -> int:
+    from .synth.sources import DataNotFoundError
+    from .train.parser import ParserTrainConfig, train_parser
+
+    pools = [str(p) for p in (a.pool or [])]
+    if not pools:  # make a pool of training samples once, reused by later runs
+        from .synth.engine import SynthConfig, Synthesizer
+        from .synth.writer import WriteJob, tasks_for, write_dataset
+
+        pool = Path(a.work) / "pool"
+        if not (pool / "truth.csv").exists():
+            try:
+                synth = Synthesizer(a.data, "train")
+            except DataNotFoundError as e:
+                return _fail(str(e))
+            job = WriteJob(str(synth.faces.root), "train", a.seed, SynthConfig(), ("lfw", "utkface"), None, str(pool))
+            write_dataset(job, tasks_for(synth, "train", a.pool_size))
+        pools = [str(pool)]
+    missing = [p for p in pools if not (Path(p) / "truth.csv").exists()]
+    if missing:
+        return _fail(f"not a synth output folder (no truth.csv): {', '.join(missing)}")
+    cfg = ParserTrainConfig(
+        pools=pools, out=str(a.out), work=str(a.work), data=a.data, bench=a.bench, epochs=a.epochs, batch=a.batch,
+        lr=a.lr, width=a.width, input_size=a.input_size, threads=a.threads, seed=a.seed, max_minutes=a.max_minutes,
+        resume=not a.restart,
+    )
+    try:
+        train_parser(cfg)
+    except DataNotFoundError as e:
+        return _fail(str(e))
+    return 0
+
+
+def cmd_parse(a: argparse.Namespace) -> int:
+    import cv2
+
+    from .io import ImageInputError
+    from .pipeline import Parser
+    from .visualize import label_overlay
+    from .weights import WeightsError
+
+    try:
+        app = Parser(a.parser, a.parser_spec, max_faces=a.max_faces)
+    except (WeightsError, FileNotFoundError, ValueError) as e:
+        return _fail(str(e))
+    out_dir = Path(a.out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    failures = 0
+    for path in a.images:
+        try:
+            res = app.parse(path)
+        except ImageInputError as e:
+            print(f"{path}: {e.status}: {e.detail}", file=sys.stderr)
+            failures += 1
+            continue
+        if not res.faces:
+            print(f"{path}: no_face: no face found", file=sys.stderr)
+            failures += 1
+            continue
+        labels = res.label_map()
+        stem = Path(path).stem
+        cv2.imwrite(str(out_dir / f"{stem}_labels.png"), labels)
+        overlay = label_overlay(res.image.rgb, labels, [f.face for f in res.faces])
+        cv2.imwrite(str(out_dir / f"{stem}_overlay.png"), overlay[..., ::-1])
+        print(f"{path}: {len(res.faces)} face(s) -> {out_dir / (stem + '_labels.png')}, {out_dir / (stem + '_overlay.png')}")
+    return 1 if failures else 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="occparse",
@@ -152,6 +230,57 @@ example:
     e.add_argument("--missing", choices=["worst", "zero", "skip"], default="worst", help="how missing rows are scored")
     e.add_argument("--strict", action="store_true", help="exit 1 when any prediction is missing or invalid")
     e.set_defaults(func=cmd_evaluate)
+
+    pa = sub.add_parser(
+        "parse",
+        help="label face, hair and occluders in photos",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="For each image: find the faces (MediaPipe), parse each aligned crop (BiSeNet on ONNX Runtime) "
+        "and write, in the original image's geometry, NAME_labels.png (0 background, 1 visible face, 2 hair, "
+        "3 occluder) and NAME_overlay.png (classes tinted, face region outlined).",
+        epilog="""examples:
+  occparse parse photo.jpg --out-dir parsed/
+  occparse parse a.jpg b.png --out-dir parsed/ --parser my_celebamask.onnx --parser-spec celebamask19
+
+--parser-spec: "celebamask19" for the common 19-class CelebAMask-HQ BiSeNet export (512x512 input, ImageNet
+mean/std), or a JSON file {"input_size": S, "mean": [..], "std": [..], "class_map": [..]} mapping each output
+class to occparse's 0..3. Exit status 1 when any image failed (each failure is reported on stderr).""",
+    )
+    pa.add_argument("images", nargs="+", help="image files")
+    pa.add_argument("--out-dir", required=True, help="folder for the label maps and overlays")
+    pa.add_argument("--parser", help="a parser ONNX file (default: the shipped weights/parser.onnx)")
+    pa.add_argument("--parser-spec", help="celebamask19 or a JSON spec for --parser")
+    pa.add_argument("--max-faces", type=int, default=4, help="faces per image (default 4)")
+    pa.set_defaults(func=cmd_parse)
+
+    t = sub.add_parser(
+        "train",
+        help="train occparse's models (needs the [train] extra)",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Train a model on the CPU (or GPU) with checkpoints; rerunning the same command resumes.",
+        epilog="""examples:
+  occparse synth --preset train --sources lfw --count 8000 --seed 11 --out pools/lfw
+  occparse synth --preset bench --out bench/
+  occparse train parser --pool pools/lfw --bench bench/ --out weights/ --epochs 12 --max-minutes 60
+""",
+    )
+    t.add_argument("what", choices=["parser"], help="which model")
+    t.add_argument("--pool", nargs="+", type=Path, help="synth output folder(s) to train on (default: make one in WORK/pool)")
+    t.add_argument("--pool-size", type=int, default=12000, help="samples in the default pool (default 12000)")
+    t.add_argument("--bench", help="benchmark split folder: its occluder IoU is reported each epoch")
+    t.add_argument("--out", type=Path, default=Path("weights"), help="where the ONNX goes (default weights/)")
+    t.add_argument("--work", default="runs/parser", help="checkpoints and history (default runs/parser)")
+    t.add_argument("--data", help="data folder (default $OCCPARSE_DATA or ../shared/data)")
+    t.add_argument("--epochs", type=int, default=12)
+    t.add_argument("--batch", type=int, default=16)
+    t.add_argument("--lr", type=float, default=2e-3)
+    t.add_argument("--width", type=float, default=0.5, help="channel width multiplier of the ResNet-18 trunk")
+    t.add_argument("--input-size", type=int, default=128, help="network input side in pixels")
+    t.add_argument("--threads", type=int, default=2, help="torch CPU threads")
+    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--max-minutes", type=float, default=0.0, help="stop after the epoch that passes this many minutes")
+    t.add_argument("--restart", action="store_true", help="ignore an existing checkpoint")
+    t.set_defaults(func=cmd_train)
     return p
 
 

@@ -36,8 +36,10 @@ def weighted_error(pred: np.ndarray, gt: np.ndarray) -> float:
     return float(np.sum(w * (pred - gt) ** 2) / np.sum(w))
 
 
-def parse_gender(value: str | float) -> float:
+def parse_gender(value: str | float | None) -> float:
     """Gender as a probability of male: "M" -> 1, "F" -> 0, or a soft value in [0, 1]."""
+    if value is None:  # a CSV row with fewer fields than the header
+        raise TruthFileError("gender is missing")
     if isinstance(value, str):
         v = value.strip().upper()
         if v in ("M", "MALE"):
@@ -163,9 +165,12 @@ def evaluate(
     for row in truth_rows:
         try:
             gt = float(row["FaceOcclusion"])
-        except ValueError:
+        except (TypeError, ValueError):  # TypeError: a short row leaves the field None
             raise TruthFileError(f"truth row {row['filename']}: FaceOcclusion {row['FaceOcclusion']!r} is not a number") from None
-        male = parse_gender(row["gender"]) > 0.5
+        try:
+            male = parse_gender(row["gender"]) > 0.5
+        except TruthFileError as e:
+            raise TruthFileError(f"truth row {row['filename']}: {e}") from None
         raw = pred.get(row["filename"])
         p = _as_valid_prediction(raw)
         if p is None:

@@ -64,6 +64,11 @@ def bench_utkface_names() -> list[str]:
     return [line.strip() for line in text.splitlines() if line.strip() and not line.startswith("#")]
 
 
+def _csv_rows(path: Path) -> list[dict[str, str]]:
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
 @dataclass(frozen=True)
 class BaseFace:
     """A real face image that synthetic occluders are pasted onto."""
@@ -141,7 +146,7 @@ class FaceSource:
         bench_utk = set(bench_utkface_names())
         if "lfw" in sources:
             d = data_root / "faces/lfw_parts"
-            rows = list(csv.DictReader(open(d / "index.csv", newline="")))
+            rows = _csv_rows(d / "index.csv")
             want = "val" if split == "bench" else "train"
             rows = [r for r in rows if r["split"] == want][:limit]
             paths = [d / "images" / r["filename"] for r in rows]
@@ -151,9 +156,10 @@ class FaceSource:
                     self.faces.append(BaseFace("lfw", p, d / "labels" / (p.stem + ".png"), r["gender"], meshes[p.name]))
         if "utkface" in sources:
             d = data_root / "faces/utkface"
-            rows = list(csv.DictReader(open(d / "labels.csv", newline="")))
+            rows = _csv_rows(d / "labels.csv")
             rows = [r for r in rows if (r["filename"] in bench_utk) == (split == "bench")]
-            rows.sort(key=lambda r: r["filename"])
+            # a name-hash order, so that --limit takes a random-looking subset (names start with the age)
+            rows.sort(key=lambda r: (stable_bucket(r["filename"], 1 << 30), r["filename"]))
             rows = rows[:limit]
             paths = [d / "images" / r["filename"] for r in rows]
             meshes = _mesh_cached(paths, f"utkface_{split}", show_progress)
@@ -248,7 +254,7 @@ class OccluderLibrary:
 
     @cached_property
     def hand_paths(self) -> list[Path]:
-        rows = list(csv.DictReader(open(self.root / "hands/hands.csv", newline="")))
+        rows = _csv_rows(self.root / "hands/hands.csv")
         bench = [r for r in rows if stable_bucket(r["filename"]) >= 80]
         train = [r for r in rows if stable_bucket(r["filename"]) < 80]
         chosen = bench if self.split == "bench" else train

@@ -90,6 +90,12 @@ def write_dataset(job: WriteJob, tasks: list[Task], workers: int = 0) -> Path:
     return out / "truth.csv"
 
 
+def read_truth_rows(folder: Path) -> list[dict[str, str]]:
+    """The rows of a synth output folder's truth.csv."""
+    with open(Path(folder) / "truth.csv", newline="") as f:
+        return list(csv.DictReader(f))
+
+
 def write_truth(path: Path, rows: Iterable[dict[str, str]]) -> None:
     tmp = path.with_suffix(".csv.tmp")
     with open(tmp, "w", newline="") as f:

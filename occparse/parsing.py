@@ -1,0 +1,191 @@
+"""The face parser on ONNX Runtime: preprocessing, batching, label maps, class mappings.
+
+The parser labels every pixel of an aligned face crop: 0 background, 1 visible face (skin and
+features), 2 hair, 3 occluder. occparse ships its own BiSeNet (``weights/parser.onnx``), and
+also accepts a user's 19-class CelebAMask-HQ BiSeNet export through a label mapping.
+
+:func:`preprocess` is the single definition of the network input that training uses too, so
+the runtime cannot drift from what the model learned. This module imports no torch.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+CLASSES = ("background", "face", "hair", "occluder")
+BACKGROUND, FACE, HAIR, OCCLUDER = 0, 1, 2, 3
+
+#: CelebAMask-HQ's 19 classes (face-parsing.PyTorch order) mapped onto occparse's four.
+#: Eyeglasses count as occluder, hats as occluder, ears/neck/cloth as background
+#: (they are outside the face region anyway).
+CELEBAMASK_19_TO_4 = (
+    BACKGROUND,  # 0 background
+    FACE,  # 1 skin
+    FACE, FACE,  # 2 l_brow, 3 r_brow
+    FACE, FACE,  # 4 l_eye, 5 r_eye
+    OCCLUDER,  # 6 eye_g (eyeglasses)
+    BACKGROUND, BACKGROUND, BACKGROUND,  # 7 l_ear, 8 r_ear, 9 ear_r (earring)
+    FACE,  # 10 nose
+    FACE, FACE, FACE,  # 11 mouth, 12 u_lip, 13 l_lip
+    BACKGROUND, BACKGROUND, BACKGROUND,  # 14 neck, 15 neck_l, 16 cloth
+    HAIR,  # 17 hair
+    OCCLUDER,  # 18 hat
+)
+
+
+@dataclass(frozen=True)
+class ParserSpec:
+    """How a parser model wants its input and what its output classes mean."""
+
+    input_size: int = 128
+    mean: tuple[float, float, float] = (0.5, 0.5, 0.5)  # on 0..1 RGB
+    std: tuple[float, float, float] = (0.5, 0.5, 0.5)
+    #: output class index -> occparse class (0..3); identity for occparse's own model
+    class_map: tuple[int, ...] = (0, 1, 2, 3)
+    name: str = "occparse-bisenet"
+
+    @staticmethod
+    def celebamask19() -> ParserSpec:
+        """The common face-parsing.PyTorch export: 512 x 512 input, ImageNet mean/std, 19 classes."""
+        return ParserSpec(512, (0.485, 0.456, 0.406), (0.229, 0.224, 0.225), CELEBAMASK_19_TO_4, "celebamask-hq-19")
+
+    @staticmethod
+    def from_json(path: str | Path) -> ParserSpec:
+        """Read a spec file: {"input_size": 512, "mean": [...], "std": [...], "class_map": [...]}."""
+        d = json.loads(Path(path).read_text())
+        if d.get("preset") == "celebamask19":
+            return ParserSpec.celebamask19()
+        class_map = tuple(int(c) for c in d["class_map"])
+        if any(c not in (0, 1, 2, 3) for c in class_map):
+            raise ValueError(f"{path}: class_map entries must be occparse classes 0..3")
+        return ParserSpec(int(d["input_size"]), tuple(d["mean"]), tuple(d["std"]), class_map, d.get("name", Path(path).stem))
+
+
+def preprocess(crops: np.ndarray | list[np.ndarray], spec: ParserSpec) -> np.ndarray:
+    """uint8 RGB crops (N x H x W x 3 or a list) -> float32 N x 3 x S x S, normalised.
+
+    Shared by training and inference: change it and the shipped model no longer matches.
+    """
+    s = spec.input_size
+    batch = np.empty((len(crops), 3, s, s), np.float32)
+    mean = np.array(spec.mean, np.float32).reshape(3, 1, 1)
+    std = np.array(spec.std, np.float32).reshape(3, 1, 1)
+    for i, c in enumerate(crops):
+        if c.shape[0] != s or c.shape[1] != s:
+            c = cv2.resize(c, (s, s), interpolation=cv2.INTER_AREA if c.shape[0] > s else cv2.INTER_LINEAR)
+        batch[i] = (c.transpose(2, 0, 1).astype(np.float32) / 255.0 - mean) / std
+    return batch
+
+
+def softmax(logits: np.ndarray, axis: int = 1) -> np.ndarray:
+    z = logits - logits.max(axis=axis, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(axis=axis, keepdims=True)
+
+
+@dataclass(frozen=True)
+class ParseResult:
+    """Parser output for one crop, at the crop's own resolution."""
+
+    labels: np.ndarray  # H x W uint8, occparse classes 0..3
+    probs: np.ndarray  # 4 x H x W float32, occparse class probabilities
+
+    @property
+    def confidence(self) -> np.ndarray:
+        """Top-class probability per pixel."""
+        return self.probs.max(axis=0)
+
+
+def pick_providers(prefer_gpu: bool = True) -> list[str]:
+    """CUDA when onnxruntime-gpu is installed and sees a GPU, else CPU."""
+    import onnxruntime as ort
+
+    available = ort.get_available_providers()
+    if prefer_gpu and "CUDAExecutionProvider" in available:
+        return ["CUDAExecutionProvider", "CPUExecutionProvider"]
+    return ["CPUExecutionProvider"]
+
+
+def make_session(path: str | Path, providers: list[str] | None = None, threads: int = 0):
+    """An ONNX Runtime session with sane thread settings (0 = let ONNX Runtime decide)."""
+    import onnxruntime as ort
+
+    so = ort.SessionOptions()
+    if threads:
+        so.intra_op_num_threads = threads
+        so.inter_op_num_threads = 1
+    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    return ort.InferenceSession(str(path), sess_options=so, providers=providers or pick_providers())
+
+
+@dataclass
+class FaceParser:
+    """Runs a parser ONNX model on aligned crops, in batches."""
+
+    model_path: Path
+    spec: ParserSpec = field(default_factory=ParserSpec)
+    providers: list[str] | None = None
+    threads: int = 0
+    batch_size: int = 32
+
+    def __post_init__(self):
+        self.model_path = Path(self.model_path)
+        if not self.model_path.is_file():
+            raise FileNotFoundError(f"parser model not found: {self.model_path}")
+        self.session = make_session(self.model_path, self.providers, self.threads)
+        self.input_name = self.session.get_inputs()[0].name
+        out_shape = self.session.get_outputs()[0].shape
+        n_out = out_shape[1] if len(out_shape) == 4 and isinstance(out_shape[1], int) else None
+        if n_out is not None and n_out != len(self.spec.class_map):
+            raise ValueError(
+                f"{self.model_path.name} outputs {n_out} classes but the spec maps {len(self.spec.class_map)}; "
+                "give a matching label mapping (e.g. --parser-spec celebamask19)"
+            )
+
+    def _map_probs(self, probs: np.ndarray) -> np.ndarray:
+        """N x C x H x W model probabilities -> N x 4 x H x W occparse probabilities."""
+        if self.spec.class_map == (0, 1, 2, 3):
+            return probs
+        out = np.zeros((probs.shape[0], 4) + probs.shape[2:], np.float32)
+        for src, dst in enumerate(self.spec.class_map):
+            out[:, dst] += probs[:, src]
+        return out
+
+    def parse(self, crops: list[np.ndarray]) -> list[ParseResult]:
+        """Label each uint8 RGB crop; results come back at each crop's resolution."""
+        results: list[ParseResult] = []
+        for start in range(0, len(crops), self.batch_size):
+            chunk = crops[start : start + self.batch_size]
+            logits = self.session.run(None, {self.input_name: preprocess(chunk, self.spec)})[0]
+            probs = self._map_probs(softmax(logits.astype(np.float32)))
+            for c, p in zip(chunk, probs, strict=True):
+                h, w = c.shape[:2]
+                if p.shape[1:] != (h, w):
+                    p = cv2.resize(p.transpose(1, 2, 0), (w, h), interpolation=cv2.INTER_LINEAR).transpose(2, 0, 1)
+                p = np.ascontiguousarray(p, dtype=np.float32)
+                results.append(ParseResult(labels=p.argmax(0).astype(np.uint8), probs=p))
+        return results
+
+
+def colorize(labels: np.ndarray) -> np.ndarray:
+    """Label map -> RGB picture (black background, blue face, yellow hair, red occluder)."""
+    palette = np.array([[0, 0, 0], [60, 120, 255], [240, 200, 40], [230, 40, 40]], np.uint8)
+    return palette[np.clip(labels, 0, 3)]
+
+
+def iou_per_class(pred: np.ndarray, truth: np.ndarray, classes: int = 4, ignore: int = 255) -> tuple[np.ndarray, np.ndarray]:
+    """Intersection and union counts per class (sum them over a dataset before dividing)."""
+    valid = truth != ignore
+    inter = np.zeros(classes, np.int64)
+    union = np.zeros(classes, np.int64)
+    for c in range(classes):
+        p = (pred == c) & valid
+        t = (truth == c) & valid
+        inter[c] = int((p & t).sum())
+        union[c] = int((p | t).sum())
+    return inter, union

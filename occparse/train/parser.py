@@ -1,0 +1,161 @@
+"""``occparse train parser``: train the BiSeNet face parser, with checkpoints and resume.
+
+Data: pools of synthetic samples written by ``occparse synth --preset train`` (LFW train faces
+carry real background/skin/hair labels; pasted occluders and hair come with exact masks;
+UTKFace-based samples are labelled only inside R and on the occluders). A fixed pool plus
+random augmentation every epoch stands in for fully on-the-fly synthesis, which would leave
+the 2-core training machine no CPU for the network.
+Validation every epoch: IoU on LFW val (real labels, classes 0-2) and, if given, on the
+benchmark split's label maps (occluder class).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch.utils.data import DataLoader
+from tqdm import tqdm
+
+from ..parser_eval import folder_crops, iou_report, lfw_val_crops
+from ..parsing import ParserSpec, preprocess
+from ..synth.sources import find_data_root
+from .bisenet import BiSeNet
+from .parser_data import PoolDataset, pool_items
+
+
+@dataclass
+class ParserTrainConfig:
+    pools: list[str]
+    out: str = "weights"
+    work: str = "runs/parser"
+    data: str | None = None
+    bench: str | None = None
+    epochs: int = 12
+    batch: int = 16
+    lr: float = 2e-3
+    width: float = 0.5
+    input_size: int = 128
+    threads: int = 2
+    seed: int = 0
+    max_minutes: float = 0.0  # 0: no limit; else stop after the epoch that crosses it
+    resume: bool = True
+
+
+def ohem_ce(logits: torch.Tensor, target: torch.Tensor, thresh: float = 0.7, min_frac: float = 1 / 16) -> torch.Tensor:
+    """Online hard example mining: mean CE over pixels the model is unsure of (p < thresh), at least min_frac of them."""
+    loss = F.cross_entropy(logits, target, ignore_index=255, reduction="none").flatten()
+    valid = (target.flatten() != 255)
+    loss = loss[valid]
+    if loss.numel() == 0:
+        return logits.sum() * 0
+    n_min = max(1, int(loss.numel() * min_frac))
+    hard = loss[loss > -math.log(thresh)]
+    if hard.numel() < n_min:
+        hard = torch.topk(loss, n_min).values
+    return hard.mean()
+
+
+@torch.no_grad()
+def predict_labels(model: torch.nn.Module, crops: np.ndarray, spec: ParserSpec, batch: int = 64) -> np.ndarray:
+    """Labels at the crops' resolution, through the same preprocessing as the runtime."""
+    model.eval()
+    out = []
+    size = crops.shape[1:3]
+    for i in range(0, len(crops), batch):
+        x = torch.from_numpy(preprocess(list(crops[i : i + batch]), spec))
+        logits = F.interpolate(model(x), size=size, mode="bilinear", align_corners=False)
+        out.append(logits.argmax(1).numpy().astype(np.uint8))
+    return np.concatenate(out)
+
+
+def train_parser(cfg: ParserTrainConfig) -> dict:
+    torch.set_num_threads(cfg.threads)
+    torch.manual_seed(cfg.seed)
+    spec = ParserSpec(input_size=cfg.input_size)
+    work = Path(cfg.work)
+    work.mkdir(parents=True, exist_ok=True)
+    data_root = find_data_root(cfg.data)
+
+    items = pool_items([Path(p) for p in cfg.pools])
+    ds = PoolDataset(items, spec, seed=cfg.seed)
+    loader = DataLoader(ds, batch_size=cfg.batch, shuffle=True, num_workers=1, drop_last=True,
+                        persistent_workers=False, generator=torch.Generator().manual_seed(cfg.seed))
+    model = BiSeNet(4, cfg.width)
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=1e-4)
+    total = cfg.epochs * len(loader)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=total, pct_start=0.05)
+
+    ckpt_path = work / "parser_last.pt"
+    start_epoch, history, best = 0, [], -1.0
+    if cfg.resume and ckpt_path.exists():
+        ck = torch.load(ckpt_path, map_location="cpu", weights_only=False)
+        model.load_state_dict(ck["model"])
+        opt.load_state_dict(ck["opt"])
+        sched.load_state_dict(ck["sched"])
+        start_epoch, history, best = ck["epoch"] + 1, ck["history"], ck["best"]
+        print(f"resumed from {ckpt_path} at epoch {start_epoch}")
+
+    print("preparing validation data (LFW val, real labels) ...")
+    val_x, val_y = lfw_val_crops(data_root)
+    bench_x = bench_y = None
+    if cfg.bench:
+        bench_x, bench_y = folder_crops(Path(cfg.bench))
+    t_start = time.time()
+    for epoch in range(start_epoch, cfg.epochs):
+        model.train()
+        ds.epoch = epoch
+        bar = tqdm(loader, desc=f"parser epoch {epoch + 1}/{cfg.epochs}", unit="batch")
+        running = None
+        for x, y in bar:
+            main, a8, a16 = model(x)
+            loss = ohem_ce(main, y) + 0.5 * (ohem_ce(a8, y) + ohem_ce(a16, y))
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            sched.step()
+            running = loss.item() if running is None else 0.98 * running + 0.02 * loss.item()
+            bar.set_postfix(loss=f"{running:.3f}", lr=f"{sched.get_last_lr()[0]:.1e}")
+        lfw = iou_report(predict_labels(model, val_x, spec), val_y, 3)
+        rec = {"epoch": epoch + 1, "loss": running, "lfw_val": lfw, "minutes": (time.time() - t_start) / 60}
+        if bench_x is not None:
+            rec["bench"] = iou_report(predict_labels(model, bench_x, spec), bench_y, 4)
+        history.append(rec)
+        score = lfw["mean"] + (rec["bench"]["occluder"] if "bench" in rec else 0.0)
+        msg = f"epoch {epoch + 1}: LFW val mIoU {lfw['mean']:.3f} face {lfw['face']:.3f} hair {lfw['hair']:.3f}"
+        if "bench" in rec:
+            msg += f" | bench occluder IoU {rec['bench']['occluder']:.3f}"
+        print(msg, flush=True)
+        if score > best:
+            best = score
+            torch.save({"model": model.state_dict(), "width": cfg.width, "spec": asdict(spec)}, work / "parser_best.pt")
+        torch.save({"model": model.state_dict(), "opt": opt.state_dict(), "sched": sched.state_dict(), "epoch": epoch,
+                    "history": history, "best": best, "config": asdict(cfg)}, work / "parser_last.tmp")
+        (work / "parser_last.tmp").replace(ckpt_path)
+        (work / "history.json").write_text(json.dumps(history, indent=2))
+        if cfg.max_minutes and (time.time() - t_start) / 60 > cfg.max_minutes:
+            print(f"stopping after epoch {epoch + 1}: --max-minutes {cfg.max_minutes} reached")
+            break
+    return export_best(cfg, spec)
+
+
+def export_best(cfg: ParserTrainConfig, spec: ParserSpec) -> dict:
+    from .export import export_onnx, max_abs_diff, sha256
+
+    work = Path(cfg.work)
+    ck = torch.load(work / "parser_best.pt", map_location="cpu", weights_only=False)
+    model = BiSeNet(4, ck["width"])
+    model.load_state_dict(ck["model"])
+    out = export_onnx(model, Path(cfg.out) / "parser.onnx", spec.input_size)
+    x = np.random.default_rng(0).normal(0, 1, (4, 3, spec.input_size, spec.input_size)).astype(np.float32)
+    diff = max_abs_diff(model, out, x)
+    info = {"onnx": str(out), "sha256": sha256(out), "bytes": out.stat().st_size, "max_abs_diff": diff}
+    (work / "export.json").write_text(json.dumps(info, indent=2))
+    print(json.dumps(info, indent=2))
+    return info

@@ -1,0 +1,90 @@
+"""The registry of shipped models: file, pinned sha256, model card; and users' own paths.
+
+``weights/manifest.json`` lists each model occparse ships. A shipped file whose checksum does
+not match its pin is refused (a half-copied or swapped file would give silently wrong numbers).
+A user path is taken as given, with its own spec.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from .parsing import ParserSpec
+
+
+class WeightsError(RuntimeError):
+    """A model file is missing, unlisted or fails its checksum."""
+
+
+def weights_dir() -> Path:
+    """$OCCPARSE_WEIGHTS, else the repository's ``weights/`` folder."""
+    env = os.environ.get("OCCPARSE_WEIGHTS")
+    return Path(env) if env else Path(__file__).resolve().parents[1] / "weights"
+
+
+@dataclass(frozen=True)
+class ModelEntry:
+    name: str
+    path: Path
+    sha256: str
+    card: Path
+    spec: dict
+
+
+def file_sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def manifest(folder: Path | None = None) -> dict[str, ModelEntry]:
+    folder = folder or weights_dir()
+    mpath = folder / "manifest.json"
+    if not mpath.exists():
+        return {}
+    raw = json.loads(mpath.read_text())
+    return {
+        name: ModelEntry(name, folder / e["file"], e["sha256"], folder / e.get("card", ""), e.get("spec", {}))
+        for name, e in raw.items()
+    }
+
+
+_VERIFIED: set[tuple[str, float]] = set()
+
+
+def shipped(name: str, folder: Path | None = None, verify: bool = True) -> ModelEntry:
+    """A shipped model by name, with its checksum verified once per process."""
+    entries = manifest(folder)
+    if name not in entries:
+        raise WeightsError(f"no shipped model named {name!r} in {(folder or weights_dir()) / 'manifest.json'}")
+    e = entries[name]
+    if not e.path.is_file():
+        raise WeightsError(f"{e.path} is missing (listed in manifest.json)")
+    key = (str(e.path), e.path.stat().st_mtime)
+    if verify and key not in _VERIFIED:
+        got = file_sha256(e.path)
+        if got != e.sha256:
+            raise WeightsError(f"{e.path} fails its checksum (sha256 {got[:12]}..., pinned {e.sha256[:12]}...)")
+        _VERIFIED.add(key)
+    return e
+
+
+def parser_model(path: str | Path | None = None, spec: str | None = None) -> tuple[Path, ParserSpec]:
+    """The parser to use: a user's ONNX (with ``spec`` = "celebamask19" or a JSON spec file), else the shipped one."""
+    if path:
+        p = Path(path)
+        if not p.is_file():
+            raise WeightsError(f"parser model not found: {p}")
+        if spec is None or spec == "occparse":
+            return p, ParserSpec()
+        if spec == "celebamask19":
+            return p, ParserSpec.celebamask19()
+        return p, ParserSpec.from_json(spec)
+    e = shipped("parser")
+    return e.path, ParserSpec(**{k: tuple(v) if isinstance(v, list) else v for k, v in e.spec.items()})

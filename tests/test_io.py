@@ -1,0 +1,172 @@
+"""read_image on every kind of file a user may hand over, good and bad (all made in tmp_path)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from occparse.io import (
+    EmptyFileError,
+    ImageInputError,
+    ImageTooSmallError,
+    NotAnImageError,
+    UnreadableFileError,
+    is_gray_rgb,
+    read_image,
+    to_gray3,
+)
+
+
+def _colourful(h: int = 64, w: int = 80) -> np.ndarray:
+    ys, xs = np.mgrid[0:h, 0:w]
+    return np.dstack([xs * 255 // (w - 1), ys * 255 // (h - 1), 255 - xs * 255 // (w - 1)]).astype(np.uint8)
+
+
+def _gray(h: int = 64, w: int = 80) -> np.ndarray:
+    ys, xs = np.mgrid[0:h, 0:w]
+    return ((xs * 3 + ys * 2) % 256).astype(np.uint8)
+
+
+def test_16bit_png_scaled_to_8bit(tmp_path):
+    arr = np.zeros((40, 50), np.uint16)
+    arr[:, :10] = 0
+    arr[:, 10:20] = 257 * 100  # -> 100
+    arr[:, 20:30] = 65535  # -> 255
+    arr[:, 30:40] = 1000  # 1000/257 = 3.89 -> 4
+    arr[:, 40:] = 257 * 200 + 128  # 200.498 -> 200
+    path = tmp_path / "deep.png"
+    Image.fromarray(arr).save(path)
+    assert Image.open(path).mode == "I;16"
+    im = read_image(path)
+    assert im.rgb.dtype == np.uint8 and im.rgb.shape == (40, 50, 3)
+    assert im.source_mode == "I;16" and im.is_gray
+    assert im.rgb[0, [0, 10, 20, 30, 40], 0].tolist() == [0, 100, 255, 4, 200]
+    assert (im.rgb[..., 0] == im.rgb[..., 1]).all() and (im.rgb[..., 1] == im.rgb[..., 2]).all()
+
+
+def test_rgba_composited_on_white(tmp_path):
+    rgba = np.zeros((40, 40, 4), np.uint8)
+    rgba[:, :10] = (255, 0, 0, 0)  # fully transparent red -> white
+    rgba[:, 10:20] = (0, 0, 255, 255)  # opaque blue
+    rgba[:, 20:] = (255, 0, 0, 128)  # half red over white: G = B = 255*(1-128/255) = 127
+    path = tmp_path / "cut.png"
+    Image.fromarray(rgba, "RGBA").save(path)
+    im = read_image(path)
+    assert im.source_mode == "RGBA" and im.rgb.shape == (40, 40, 3)
+    assert im.rgb[5, 5].tolist() == [255, 255, 255]
+    assert im.rgb[5, 15].tolist() == [0, 0, 255]
+    r, g, b = im.rgb[5, 30].tolist()
+    assert r == 255 and abs(g - 127) <= 1 and abs(b - 127) <= 1
+    assert not im.is_gray
+
+
+def test_palette_png(tmp_path):
+    idx = np.zeros((40, 40), np.uint8)
+    idx[:, 20:] = 1
+    p = Image.fromarray(idx, "L").convert("P")
+    p.putpalette([10, 200, 30, 250, 20, 40] + [0] * (256 * 3 - 6))
+    path = tmp_path / "pal.png"
+    p.save(path)
+    assert Image.open(path).mode == "P"
+    im = read_image(path)
+    assert im.source_mode == "P"
+    assert im.rgb[0, 0].tolist() == [10, 200, 30] and im.rgb[0, 39].tolist() == [250, 20, 40]
+    assert not im.is_gray
+
+
+def test_grayscale_l_is_gray(tmp_path):
+    path = tmp_path / "g.png"
+    Image.fromarray(_gray(), "L").save(path)
+    im = read_image(path)
+    assert im.is_gray and im.source_mode == "L" and im.rgb.shape == (64, 80, 3)
+    assert np.array_equal(im.rgb[..., 0], _gray()) and np.array_equal(im.rgb[..., 2], _gray())
+
+
+def test_gray_stored_as_rgb_jpeg_is_gray_and_colour_is_not(tmp_path):
+    g3 = np.repeat(_gray()[..., None], 3, axis=2)
+    gpath, cpath = tmp_path / "g3.jpg", tmp_path / "c.jpg"
+    Image.fromarray(g3, "RGB").save(gpath, quality=90)
+    Image.fromarray(_colourful(), "RGB").save(cpath, quality=90)
+    g, c = read_image(gpath), read_image(cpath)
+    assert g.source_mode == "RGB" and g.is_gray
+    assert c.source_mode == "RGB" and not c.is_gray
+    assert is_gray_rgb(to_gray3(_colourful())) and not is_gray_rgb(_colourful())
+
+
+def test_exif_orientation_honoured(tmp_path):
+    arr = np.full((40, 60, 3), 128, np.uint8)  # stored 60 wide, 40 high
+    arr[:15, :15] = (255, 0, 0)  # red block in the stored top-left corner
+    exif = Image.Exif()
+    exif[0x0112] = 6  # Orientation: rotate 90 degrees clockwise to display
+    path = tmp_path / "phone.jpg"
+    Image.fromarray(arr).save(path, exif=exif, quality=95)
+    im = read_image(path)
+    assert im.rgb.shape == (60, 40, 3)  # transposed: upright it is 40 wide, 60 high
+    # a clockwise turn takes the stored top-left corner to the top-right
+    assert im.rgb[5, 34, 0] > 200 and im.rgb[5, 34, 1] < 60
+    assert im.rgb[5, 5, 0] < 160 and im.rgb[54, 5, 0] < 160
+
+
+@pytest.mark.parametrize("fmt,ext", [("TIFF", "tif"), ("WEBP", "webp"), ("BMP", "bmp")])
+def test_other_formats(tmp_path, fmt, ext):
+    path = tmp_path / f"pic.{ext}"
+    src = _colourful()
+    kwargs = {"lossless": True} if fmt == "WEBP" else {}
+    Image.fromarray(src).save(path, fmt, **kwargs)
+    im = read_image(path)
+    assert im.rgb.shape == src.shape and im.rgb.dtype == np.uint8
+    assert np.abs(im.rgb.astype(int) - src).max() <= 2
+    assert not im.is_gray and im.width == 80 and im.height == 64
+
+
+def _make_bad(kind: str, d):
+    """Write one kind of bad input into folder ``d`` and return its path."""
+    if kind == "nonexistent":
+        return d / "absent.jpg"
+    if kind == "directory":
+        (d / "folder.jpg").mkdir()
+        return d / "folder.jpg"
+    if kind == "zero-bytes":
+        (d / "zero.jpg").write_bytes(b"")
+        return d / "zero.jpg"
+    if kind == "text-as-jpg":
+        (d / "notes.jpg").write_text("this is not a picture\n")
+        return d / "notes.jpg"
+    if kind == "truncated-jpeg":
+        full = d / "full.jpg"
+        Image.fromarray(_colourful(128, 128)).save(full, quality=90)
+        data = full.read_bytes()
+        (d / "cut.jpg").write_bytes(data[: len(data) // 2])
+        return d / "cut.jpg"
+    if kind == "10x10":
+        Image.fromarray(np.zeros((10, 10, 3), np.uint8)).save(d / "tiny.png")
+        return d / "tiny.png"
+    raise AssertionError(kind)
+
+
+@pytest.mark.parametrize(
+    "kind,error,status",
+    [
+        ("nonexistent", UnreadableFileError, "unreadable"),
+        ("directory", UnreadableFileError, "unreadable"),
+        ("zero-bytes", EmptyFileError, "empty_file"),
+        ("text-as-jpg", NotAnImageError, "not_an_image"),
+        ("truncated-jpeg", NotAnImageError, "not_an_image"),
+        ("10x10", ImageTooSmallError, "too_small"),
+    ],
+)
+def test_bad_inputs_raise_typed_errors(tmp_path, kind, error, status):
+    path = _make_bad(kind, tmp_path)
+    with pytest.raises(error) as info:
+        read_image(path)
+    assert type(info.value) is error and isinstance(info.value, ImageInputError)
+    assert info.value.status == status
+    assert info.value.path == str(path)
+    assert str(path) in str(info.value)
+
+
+def test_min_side_is_adjustable(tmp_path):
+    path = tmp_path / "tiny.png"
+    Image.fromarray(np.zeros((10, 12, 3), np.uint8)).save(path)
+    assert read_image(path, min_side=8).rgb.shape == (10, 12, 3)

@@ -1,0 +1,123 @@
+"""Parser runtime: preprocessing shared with training, ONNX export parity, users' 19-class models."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from occparse.parsing import CELEBAMASK_19_TO_4, FaceParser, ParserSpec, iou_per_class, preprocess
+
+torch = pytest.importorskip("torch", reason="needs the [train] extra (torch) to build test models")
+
+
+def test_preprocess_resizes_and_normalises():
+    spec = ParserSpec(input_size=64)
+    crop = np.full((224, 224, 3), 255, np.uint8)
+    crop[..., 1] = 0
+    x = preprocess([crop], spec)
+    assert x.shape == (1, 3, 64, 64) and x.dtype == np.float32
+    # (1 - 0.5) / 0.5 = 1 for a 255 channel, (0 - 0.5) / 0.5 = -1 for a 0 channel
+    assert np.allclose(x[0, 0], 1.0) and np.allclose(x[0, 1], -1.0)
+
+
+def test_training_dataset_uses_runtime_preprocessing(tmp_path):
+    """The training pipeline must feed the network exactly what the runtime will."""
+    import cv2
+
+    from occparse.train.parser_data import PoolDataset
+
+    img = np.random.default_rng(0).integers(0, 255, (224, 224, 3), dtype=np.uint8)
+    lab = np.zeros((224, 224), np.uint8)
+    cv2.imwrite(str(tmp_path / "a.png"), img[..., ::-1])
+    cv2.imwrite(str(tmp_path / "a_l.png"), lab)
+    spec = ParserSpec(input_size=96)
+    ds = PoolDataset([(tmp_path / "a.png", tmp_path / "a_l.png")], spec, train=False)
+    x, y = ds[0]
+    assert np.allclose(x.numpy(), preprocess([img], spec)[0], atol=1e-6)
+    assert tuple(y.shape) == (96, 96)
+
+
+def test_bisenet_onnx_matches_torch(tmp_path):
+    from occparse.train.bisenet import BiSeNet
+    from occparse.train.export import export_onnx, max_abs_diff
+
+    torch.manual_seed(0)
+    model = BiSeNet(4, width=0.25)
+    # give BatchNorm non-trivial statistics so the check is not on an identity-like net
+    model.train()
+    with torch.no_grad():
+        for _ in range(3):
+            model(torch.randn(4, 3, 64, 64))
+    path = export_onnx(model, tmp_path / "p.onnx", 64)
+    batch = np.random.default_rng(1).normal(0, 1, (5, 3, 64, 64)).astype(np.float32)  # a batch size not exported with
+    diff = max_abs_diff(model, path, batch)
+    assert diff < 1e-4, diff
+    # and the runtime wrapper gives labels for crops of any size, at the crop's size
+    fp = FaceParser(path, ParserSpec(input_size=64), providers=["CPUExecutionProvider"])
+    crops = [np.random.default_rng(2).integers(0, 255, (224, 224, 3), dtype=np.uint8) for _ in range(3)]
+    res = fp.parse(crops)
+    assert len(res) == 3 and res[0].labels.shape == (224, 224)
+    assert np.allclose(res[0].probs.sum(0), 1.0, atol=1e-4)
+
+
+class _Tiny19(torch.nn.Module):
+    """Same signature as the face-parsing.PyTorch export: N x 3 x 512 x 512 -> N x 19 x 512 x 512."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = torch.nn.Conv2d(3, 19, 3, padding=1)
+
+    def forward(self, x):
+        return self.conv(x)
+
+
+def test_celebamask19_model_maps_onto_four_classes(tmp_path):
+    from occparse.train.export import export_onnx
+
+    torch.manual_seed(0)
+    model = _Tiny19()
+    # bias the model so that class 17 (hair) wins on bright pixels and class 6 (eyeglasses) on dark ones
+    with torch.no_grad():
+        model.conv.weight.zero_()
+        model.conv.bias.zero_()
+        model.conv.weight[17, :, 1, 1] = 1.0
+        model.conv.weight[6, :, 1, 1] = -1.0
+    path = export_onnx(model, tmp_path / "celeba19.onnx", 512)
+    fp = FaceParser(path, ParserSpec.celebamask19(), providers=["CPUExecutionProvider"], batch_size=2)
+    bright = np.full((224, 224, 3), 250, np.uint8)
+    dark = np.full((224, 224, 3), 5, np.uint8)
+    res = fp.parse([bright, dark])
+    assert res[0].probs.shape == (4, 224, 224)
+    assert (res[0].labels == 2).mean() > 0.99  # hair
+    assert (res[1].labels == 3).mean() > 0.99  # eyeglasses -> occluder
+    # probabilities of all 19 classes are summed into the four, none lost
+    assert np.allclose(res[0].probs.sum(0), 1.0, atol=1e-4)
+
+
+def test_class_count_mismatch_is_a_clear_error(tmp_path):
+    from occparse.train.export import export_onnx
+
+    path = export_onnx(_Tiny19(), tmp_path / "c19.onnx", 64)
+    with pytest.raises(ValueError, match="19 classes"):
+        FaceParser(path, ParserSpec(input_size=64), providers=["CPUExecutionProvider"])
+
+
+def test_spec_from_json(tmp_path):
+    p = tmp_path / "spec.json"
+    p.write_text(json.dumps({"input_size": 256, "mean": [0, 0, 0], "std": [1, 1, 1], "class_map": [0, 1, 1, 2, 3]}))
+    spec = ParserSpec.from_json(p)
+    assert spec.input_size == 256 and spec.class_map == (0, 1, 1, 2, 3)
+    p.write_text(json.dumps({"input_size": 256, "mean": [0, 0, 0], "std": [1, 1, 1], "class_map": [0, 7]}))
+    with pytest.raises(ValueError):
+        ParserSpec.from_json(p)
+    assert len(CELEBAMASK_19_TO_4) == 19
+
+
+def test_iou_counts():
+    pred = np.array([[0, 1], [1, 3]])
+    truth = np.array([[0, 1], [2, 255]])
+    inter, union = iou_per_class(pred, truth)
+    assert inter.tolist() == [1, 1, 0, 0]
+    assert union.tolist() == [1, 2, 1, 0]  # the ignored pixel counts nowhere
