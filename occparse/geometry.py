@@ -6,12 +6,12 @@ resolution: this is the definition of "the face" that every occlusion number in 
 Sub-regions (all clipped to R; they need not tile R exactly):
 
 * ``left_eye`` / ``right_eye`` (the subject's own left and right: the subject's left eye appears
-  on the right of the picture): the convex hull of the eye contour and its eyebrow, grown by 15%
-  around its centre, i.e. the periocular area that sunglasses hide.
+  on the right of the picture): the convex hull of the eye contour grown by 50% around its
+  centre: the eye and its lids, the area that sunglasses hide (eyebrows belong to the forehead).
 * ``nose``: convex hull of the mesh's nose points (bridge between the eyes to the nostrils).
 * ``mouth``: convex hull of the outer lip contour grown by 25%.
-* ``forehead``: the part of R above the line through the top of the eyebrows (perpendicular to the
-  face's vertical axis, so it follows head roll), minus the eye areas.
+* ``forehead``: the part of R above the line through the bottom of the eyebrows (perpendicular to
+  the face's vertical axis, so it follows head roll), eyebrows included, minus the eye areas.
 * ``chin``: the part of R below the line through the bottom of the lower lip, minus the mouth.
 * ``left_cheek`` / ``right_cheek``: what is left of R between those two lines once eyes, nose and
   mouth are removed, split by the facial midline.
@@ -142,19 +142,19 @@ def face_regions(face: Face, shape: tuple[int, int] | None = None) -> FaceRegion
     lm = face.landmarks
     r = face_region(face, shape)
     across, down = face.axes()
-    left_eye = _fill(shape, _hull(lm[list(LEFT_EYE + LEFT_BROW)], 1.15)) & r
-    right_eye = _fill(shape, _hull(lm[list(RIGHT_EYE + RIGHT_BROW)], 1.15)) & r
+    left_eye = _fill(shape, _hull(lm[list(LEFT_EYE)], 1.5)) & r
+    right_eye = _fill(shape, _hull(lm[list(RIGHT_EYE)], 1.5)) & r
     nose = _fill(shape, _hull(lm[list(NOSE)])) & r
     mouth = _fill(shape, _hull(lm[list(OUTER_LIPS)], 1.25)) & r
 
     ys, xs = np.mgrid[0 : shape[0], 0 : shape[1]].astype(np.float32)
-    brow_top = min(float(np.dot(lm[i], down)) for i in LEFT_BROW + RIGHT_BROW)
+    brow_line = max(float(np.dot(lm[i], down)) for i in LEFT_BROW + RIGHT_BROW)
     lip_bottom = float(np.dot(lm[LOWER_LIP_BOTTOM], down))
     along = xs * down[0] + ys * down[1]
     mid = lm[[BETWEEN_EYES, NOSE_TIP, LOWER_LIP_BOTTOM, CHIN_BOTTOM]].mean(0)
     side = (xs - mid[0]) * across[0] + (ys - mid[1]) * across[1]
     eyes = left_eye | right_eye
-    forehead = r & (along < brow_top) & ~eyes
+    forehead = r & (along < brow_line) & ~eyes
     chin = r & (along > lip_bottom) & ~mouth
     cheeks = r & ~forehead & ~chin & ~eyes & ~nose & ~mouth
     parts = {

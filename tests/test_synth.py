@@ -108,12 +108,13 @@ def test_mask_hides_the_mouth(synth):
 
 
 def test_sunglasses_hide_both_eyes(synth):
-    # NB: the eye regions include the eyebrows; see the report on how often this holds over many seeds.
+    # The eye regions are the eye and lids (brows belong to the forehead): lenses cover nearly all of them.
     for base in synth.faces.faces:
-        s = synth.make(base, np.random.default_rng(0), kinds=("sunglasses",))
-        assert s.region_occlusion["left_eye"] >= 0.5, base.name
-        assert s.region_occlusion["right_eye"] >= 0.5, base.name
-        assert s.region_occlusion["mouth"] < 0.1, base.name
+        for seed in range(3):
+            s = synth.make(base, np.random.default_rng(seed), kinds=("sunglasses",))
+            assert s.region_occlusion["left_eye"] >= 0.8, (base.name, seed)
+            assert s.region_occlusion["right_eye"] >= 0.8, (base.name, seed)
+            assert s.region_occlusion["mouth"] < 0.1, base.name
 
 
 def test_same_seed_same_bytes(synth):

@@ -35,7 +35,7 @@ class SynthConfig:
     """The occlusion distribution and output options.
 
     The defaults resemble the challenge's distribution (mean about 0.09, median about 0.05,
-    a quarter near zero, a tail to about 0.7): see ``occparse synth --stats``.
+    a quarter near zero, a tail to about 0.7); ``occparse synth --out`` prints the distribution it wrote.
     """
 
     none_rate: float = 0.35  # share of samples with no pasted occluder
