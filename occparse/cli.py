@@ -21,9 +21,26 @@ Occlusion = 1 - |V ∩ R| / |R|: R is the MediaPipe face-oval polygon, V the vis
 
 
 def _quiet_native_logs() -> None:
-    # MediaPipe/TFLite print start-up chatter on stderr; keep the terminal for occparse's own messages.
+    """MediaPipe/TFLite write start-up chatter straight to file descriptor 2, from their own threads.
+
+    Keep the terminal for occparse's own messages: Python's ``sys.stderr`` moves to a copy of the
+    real stderr, and descriptor 2 (used only by native code) goes to /dev/null. OCCPARSE_VERBOSE=1
+    keeps everything.
+    """
     os.environ.setdefault("GLOG_minloglevel", "2")
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    if os.environ.get("OCCPARSE_VERBOSE"):
+        return
+    try:
+        fd = sys.stderr.fileno()
+        sys.stderr.flush()
+        copy = os.dup(fd)
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, fd)
+        os.close(devnull)
+        sys.stderr = os.fdopen(copy, "w", buffering=1, encoding=sys.stderr.encoding or "utf-8", errors="backslashreplace")
+    except (AttributeError, OSError, ValueError):  # no real stderr (embedded, captured): leave it
+        pass
 
 
 def _fail(msg: str, code: int = 2) -> int:
@@ -136,27 +153,22 @@ def _train_parser(a: argparse.Namespace) -> int:
 def cmd_parse(a: argparse.Namespace) -> int:
     import cv2
 
-    from .io import ImageInputError
-    from .pipeline import Parser
+    from .pipeline import Estimator, EstimatorOptions
     from .visualize import label_overlay
     from .weights import WeightsError
 
     try:
-        app = Parser(a.parser, a.parser_spec, max_faces=a.max_faces)
+        app = Estimator(EstimatorOptions(parser=a.parser, parser_spec=a.parser_spec, max_faces=a.max_faces,
+                                         detector_scores=False))
     except (WeightsError, FileNotFoundError, ValueError) as e:
         return _fail(str(e))
     out_dir = Path(a.out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     failures = 0
     for path in a.images:
-        try:
-            res = app.parse(path)
-        except ImageInputError as e:
-            print(f"{path}: {e.status}: {e.detail}", file=sys.stderr)
-            failures += 1
-            continue
-        if not res.faces:
-            print(f"{path}: no_face: no face found", file=sys.stderr)
+        res = app.analyze(path)
+        if not res.result.ok:
+            print(f"{path}: {res.result.status}: {res.result.message}", file=sys.stderr)
             failures += 1
             continue
         labels = res.label_map()
@@ -166,6 +178,110 @@ def cmd_parse(a: argparse.Namespace) -> int:
         cv2.imwrite(str(out_dir / f"{stem}_overlay.png"), overlay[..., ::-1])
         print(f"{path}: {len(res.faces)} face(s) -> {out_dir / (stem + '_labels.png')}, {out_dir / (stem + '_overlay.png')}")
     return 1 if failures else 0
+
+
+def _estimator(a: argparse.Namespace, **kw):
+    from .pipeline import Estimator, EstimatorOptions
+    from .weights import WeightsError
+
+    try:
+        return Estimator(EstimatorOptions(parser=a.parser, parser_spec=a.parser_spec, **kw)), None
+    except (WeightsError, FileNotFoundError, ValueError) as e:
+        return None, _fail(str(e))
+
+
+def _table(res, all_faces: bool) -> str:
+    from .geometry import REGION_NAMES
+
+    if not res.ok:
+        return f"{res.path}: {res.status}: {res.message}"
+    lines = [f"{res.path}: {len(res.faces)} face(s), {res.width}x{res.height}"]
+    for i, f in enumerate(res.faces if all_faces else res.faces[:1]):
+        conf = "n/a" if f.landmark_confidence is None else f"{f.landmark_confidence:.2f}"
+        lines.append(
+            f"  face {i + 1}: occluded {f.occlusion:.1%}  (geometric {f.geometric:.1%}"
+            + (f", regressor {f.regressor:.1%}" if f.regressor is not None else "")
+            + f")  hidden by hair {f.occluded_by.hair:.0%} / other {f.occluded_by.occluder:.0%}"
+            + f"  box {tuple(round(v) for v in f.box)}  confidence {conf}{'  gray' if f.is_gray else ''}"
+        )
+        lines.append("    " + "  ".join(f"{n} {f.region(n):.0%}" for n in REGION_NAMES))
+    return "\n".join(lines)
+
+
+def cmd_estimate(a: argparse.Namespace) -> int:
+    import cv2
+
+    from .visualize import draw_estimate
+
+    if a.visualize and a.visualize != "auto" and len(a.images) > 1:
+        return _fail("--visualize PATH takes one image; with several, use --visualize alone (a PNG beside each input)")
+    app, err = _estimator(a, max_faces=a.max_faces)
+    if app is None:
+        return err
+    failures = 0
+    for path in a.images:
+        try:
+            an = app.analyze(path)
+        except Exception as e:  # keep a batch going; report what broke
+            print(f"{path}: error: {type(e).__name__}: {e}", file=sys.stderr)
+            failures += 1
+            continue
+        res = an.result
+        if a.json:
+            print(json.dumps(res.to_dict(all_faces=a.all_faces)))
+        elif res.ok:
+            print(_table(res, a.all_faces))
+        if not res.ok:
+            if not a.json:
+                print(f"{path}: {res.status}: {res.message}", file=sys.stderr)
+            failures += 1
+            continue
+        if a.visualize:
+            out = Path(a.visualize) if a.visualize != "auto" else Path(path).with_name(Path(path).stem + "_occlusion.png")
+            out.parent.mkdir(parents=True, exist_ok=True)
+            cv2.imwrite(str(out), draw_estimate(an)[..., ::-1])
+            print(f"picture: {out}", file=sys.stderr if a.json else sys.stdout)
+    return 1 if failures else 0
+
+
+def cmd_predict(a: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from .batch import BatchInputError, ResumableWriter, read_input_csv
+    from .results import Status
+
+    try:
+        rows = read_input_csv(a.csv, a.images_root)
+        writer = ResumableWriter(a.out)
+        done = writer.resume_check([r.filename for r in rows])
+    except BatchInputError as e:
+        return _fail(str(e))
+    if done:
+        print(f"resuming: {done} of {len(rows)} rows already in {writer.partial}", file=sys.stderr)
+    app, err = _estimator(a, max_faces=1, detector_scores=False)
+    if app is None:
+        return err
+    counts: dict[str, int] = {}
+    try:
+        for r in tqdm(rows[done:], initial=done, total=len(rows), desc="predict", unit="img"):
+            if not r.path.exists():
+                status, value = Status.MISSING, ""
+            else:
+                try:
+                    res = app.estimate(r.path)
+                    status = res.status
+                    value = f"{res.faces[0].occlusion:.6f}" if res.ok else ""
+                except Exception as e:  # never lose the batch to one bad row
+                    status, value = Status.ERROR, ""
+                    print(f"{r.filename}: {type(e).__name__}: {e}", file=sys.stderr)
+            counts[str(status)] = counts.get(str(status), 0) + 1
+            writer.write({"filename": r.filename, "FaceOcclusion": value, "status": str(status)})
+    except KeyboardInterrupt:
+        writer.close()
+        return _fail(f"interrupted; {writer.partial} keeps the finished rows, rerun the same command to resume", 130)
+    out = writer.finish()
+    print(f"wrote {len(rows)} rows to {out}: " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())))
+    return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -252,6 +368,52 @@ class to occparse's 0..3. Exit status 1 when any image failed (each failure is r
     pa.add_argument("--parser-spec", help="celebamask19 or a JSON spec for --parser")
     pa.add_argument("--max-faces", type=int, default=4, help="faces per image (default 4)")
     pa.set_defaults(func=cmd_parse)
+
+    es = sub.add_parser(
+        "estimate",
+        help="how much of each face is occluded, per region, with a picture",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="For each image: find the faces, parse them, and report the occluded fraction of the face "
+        "region R (0..1), per-region fractions (forehead, eyes, nose, mouth, cheeks, chin), what hides the face "
+        "(hair vs other occluders), the face box and a confidence.",
+        epilog="""examples:
+  occparse estimate examples/astronaut.png --visualize        # writes examples/astronaut_occlusion.png
+  occparse estimate photo.jpg --visualize out.png --json
+  occparse estimate group.jpg --all-faces
+
+Exit status: 0 when every image gave a face, 1 when any failed (no face, unreadable, not an image, too small);
+each failure is one line on stderr (with --json, a JSON object with its status on stdout).""",
+    )
+    es.add_argument("images", nargs="+", help="image files (JPEG, PNG, WebP, BMP, TIFF)")
+    es.add_argument("--visualize", nargs="?", const="auto", metavar="PATH",
+                    help="write the picture: PATH, or NAME_occlusion.png beside the input when PATH is left out")
+    es.add_argument("--json", action="store_true", help="one JSON object per image (schema in README)")
+    es.add_argument("--all-faces", action="store_true", help="report every face, not just the largest")
+    es.add_argument("--max-faces", type=int, default=4, help="faces to look for per image (default 4)")
+    es.add_argument("--parser", help="a parser ONNX file (default: the shipped one)")
+    es.add_argument("--parser-spec", help="celebamask19 or a JSON spec, for --parser")
+    es.set_defaults(func=cmd_estimate)
+
+    pr = sub.add_parser(
+        "predict",
+        help="score a challenge CSV: one row per input row",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Read CSV rows (a 'filename' column, e.g. filename,FaceOcclusion,gender) and write "
+        "filename,FaceOcclusion,status in the same order. A row that fails gets an empty FaceOcclusion and its "
+        "status (no_face, missing, unreadable, not_an_image, too_small, error), never a silent zero.",
+        epilog="""The output appears only when complete (written as OUT.partial, then renamed); after a crash or
+Ctrl-C, rerunning the same command resumes where OUT.partial stops.
+
+example:
+  occparse predict --csv bench/truth.csv --images-root bench/images --out preds.csv
+  occparse evaluate --pred preds.csv --truth bench/truth.csv""",
+    )
+    pr.add_argument("--csv", required=True, help="input CSV with a filename column")
+    pr.add_argument("--images-root", required=True, help="folder the filenames are relative to")
+    pr.add_argument("--out", required=True, help="output CSV")
+    pr.add_argument("--parser", help="a parser ONNX file (default: the shipped one)")
+    pr.add_argument("--parser-spec", help="celebamask19 or a JSON spec, for --parser")
+    pr.set_defaults(func=cmd_predict)
 
     t = sub.add_parser(
         "train",

@@ -1,8 +1,8 @@
 """The app object: loads the models once and turns images into typed results.
 
-Stages: read -> mesh -> aligned crop -> parser -> back to the original geometry. Each stage
-runs once per image; later stages (geometric occlusion, regressors, stacker) reuse the crop
-and the parse held in :class:`FaceParse`.
+Stages: read -> mesh -> aligned crop -> parser -> geometric occlusion (-> regressors -> stacker,
+when their weights are present). Each stage runs once per image; the crop and the parse are
+kept in :class:`FaceAnalysis` so that drawing never runs a model again.
 """
 
 from __future__ import annotations
@@ -13,66 +13,111 @@ from pathlib import Path
 import numpy as np
 
 from .geometry import CANONICAL_SIZE, AlignedCrop, Face, FaceMesher, align
-from .io import LoadedImage, read_image
-from .parsing import FaceParser, ParseResult, ParserSpec
+from .io import ImageInputError, LoadedImage, read_image
+from .occlusion import GeometricOcclusion, geometric_occlusion
+from .parsing import FaceParser, ParseResult
+from .results import FaceResult, ImageResult, Status
 
 
 @dataclass(frozen=True)
-class FaceParse:
-    """One face: its mesh, its aligned crop, and the parser's labels in crop and original geometry."""
+class EstimatorOptions:
+    """How the :class:`Estimator` is set up. Defaults use the shipped weights on the best provider."""
+
+    parser: str | None = None  # ONNX path; None = shipped weights/parser.onnx
+    parser_spec: str | None = None  # "celebamask19" or a JSON spec file, for a user's parser
+    max_faces: int = 4
+    providers: tuple[str, ...] | None = None
+    threads: int = 0  # ONNX Runtime intra-op threads (0 = its default)
+    crop_size: int = CANONICAL_SIZE
+    detector_scores: bool = True  # run MediaPipe's face detector for a per-face confidence
+
+
+@dataclass(frozen=True)
+class FaceAnalysis:
+    """Everything computed for one face, in crop and original geometry."""
 
     face: Face
     crop: AlignedCrop
     parse: ParseResult
-    labels_original: np.ndarray  # H x W uint8 in the original image, 0 outside the crop
+    geometry: GeometricOcclusion
+    result: FaceResult
+
+    def labels_original(self, size: tuple[int, int]) -> np.ndarray:
+        return self.crop.to_original(self.parse.labels, size)
 
 
 @dataclass(frozen=True)
-class ImageParse:
-    """Every face of one image (largest first); empty ``faces`` when none was found."""
-
-    image: LoadedImage
-    faces: list[FaceParse] = field(default_factory=list)
+class ImageAnalysis:
+    image: LoadedImage | None
+    result: ImageResult
+    faces: list[FaceAnalysis] = field(default_factory=list)
 
     def label_map(self) -> np.ndarray:
-        """All faces' labels in one map; where crops overlap, the larger face wins."""
-        out = np.zeros((self.image.height, self.image.width), np.uint8)
-        filled = np.zeros_like(out, dtype=bool)
+        """All faces' labels in the original geometry; where crops overlap, the larger face wins."""
+        assert self.image is not None
+        size = (self.image.height, self.image.width)
+        out = np.zeros(size, np.uint8)
+        filled = np.zeros(size, bool)
         for f in self.faces:
-            inside = self._crop_footprint(f) & ~filled
-            out[inside] = f.labels_original[inside]
+            inside = f.crop.to_original(np.ones(f.parse.labels.shape, np.uint8), size).astype(bool) & ~filled
+            out[inside] = f.labels_original(size)[inside]
             filled |= inside
         return out
 
-    def _crop_footprint(self, f: FaceParse) -> np.ndarray:
-        ones = np.ones((f.crop.image.shape[0], f.crop.image.shape[1]), np.uint8)
-        return f.crop.to_original(ones, (self.image.height, self.image.width)).astype(bool)
+
+def _status_of(e: ImageInputError) -> Status:
+    try:
+        return Status(e.status)
+    except ValueError:
+        return Status.INPUT_ERROR
 
 
-class Parser:
-    """Mesh + face parser, loaded once. ``parse(path)`` -> :class:`ImageParse`."""
+class Estimator:
+    """Loads the mesh and the parser once; ``estimate(path)`` -> :class:`ImageResult`.
 
-    def __init__(self, parser_path: str | Path | None = None, parser_spec: str | None = None, max_faces: int = 4,
-                 providers: list[str] | None = None, threads: int = 0, crop_size: int = CANONICAL_SIZE):
+    Like insightface's ``FaceAnalysis``: one object, ``analyze`` for everything (including what
+    the picture needs), ``estimate`` for just the numbers.
+    """
+
+    def __init__(self, options: EstimatorOptions | None = None):
         from .weights import parser_model
 
-        path, spec = parser_model(parser_path, parser_spec)
-        self.spec: ParserSpec = spec
-        self.parser = FaceParser(path, spec, providers=providers, threads=threads)
-        self.mesher = FaceMesher(max_faces=max_faces)
-        self.crop_size = crop_size
+        self.options = options or EstimatorOptions()
+        o = self.options
+        path, spec = parser_model(o.parser, o.parser_spec)
+        self.parser = FaceParser(path, spec, providers=list(o.providers) if o.providers else None, threads=o.threads)
+        self.mesher = FaceMesher(max_faces=o.max_faces)
 
-    def parse_loaded(self, image: LoadedImage) -> ImageParse:
+    def analyze_loaded(self, image: LoadedImage) -> ImageAnalysis:
         faces = self.mesher.detect(image.rgb)
+        base = ImageResult(image.path, Status.OK, width=image.width, height=image.height)
         if not faces:
-            return ImageParse(image, [])
-        crops = [align(image.rgb, f, self.crop_size) for f in faces]
-        results = self.parser.parse([c.image for c in crops])
+            base.status, base.message = Status.NO_FACE, "no face found"
+            return ImageAnalysis(image, base)
+        scores = self.mesher.scores(image.rgb, faces) if self.options.detector_scores else [None] * len(faces)
+        crops = [align(image.rgb, f, self.options.crop_size) for f in faces]
+        parses = self.parser.parse([c.image for c in crops])
+        size = (image.height, image.width)
         out = []
-        for f, c, r in zip(faces, crops, results, strict=True):
-            back = c.to_original(r.labels, (image.height, image.width))
-            out.append(FaceParse(f, c, r, back))
-        return ImageParse(image, out)
+        for f, c, p, sc in zip(faces, crops, parses, scores, strict=True):
+            g = geometric_occlusion(c, p, size)
+            x0, y0, x1, y1 = f.box
+            res = FaceResult(
+                occlusion=float(np.clip(g.overall, 0, 1)), geometric=g.overall, regions=g.regions,
+                occluded_by=g.occluded_by, box=(x0, y0, x1, y1), landmark_confidence=sc,
+                parser_confidence=g.parser_confidence, is_gray=image.is_gray, face_size=float(y1 - y0),
+            )
+            out.append(FaceAnalysis(f, c, p, g, res))
+        base.faces = [a.result for a in out]
+        return ImageAnalysis(image, base, out)
 
-    def parse(self, path: str | Path) -> ImageParse:
-        return self.parse_loaded(read_image(path))
+    def analyze(self, path: str | Path) -> ImageAnalysis:
+        """Never raises for bad input: the status says what went wrong."""
+        try:
+            image = read_image(path)
+        except ImageInputError as e:
+            return ImageAnalysis(None, ImageResult(str(path), _status_of(e), e.detail))
+        return self.analyze_loaded(image)
+
+    def estimate(self, path: str | Path) -> ImageResult:
+        return self.analyze(path).result

@@ -118,7 +118,7 @@ def _mesh_cached(paths: list[Path], key: str, show_progress: bool = True) -> dic
     with FaceMesher(max_faces=4) as mesher:
         for p in tqdm(todo, desc=f"meshing {key} faces (cached for next time)", disable=not show_progress, unit="img"):
             img = read_image(p).rgb
-            face = _pick_central(mesher.detect(img))
+            face = _pick_central(mesher.mesh_only(img))
             names.append(p.name)
             hs.append(img.shape[0])
             ws.append(img.shape[1])

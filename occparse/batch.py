@@ -1,0 +1,125 @@
+"""Batch scoring with resume: one output row per input row, in order, never a truncated file.
+
+Rows are appended to ``OUT.partial`` and flushed to disk every few rows; on success the partial
+file is renamed to ``OUT`` in one step. A rerun after a crash reads the complete rows of the
+partial file (a torn last line is dropped) and carries on from there.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+PRED_COLUMNS = ("filename", "FaceOcclusion", "status")
+
+
+class BatchInputError(ValueError):
+    """The input CSV cannot be used."""
+
+
+@dataclass(frozen=True)
+class BatchRow:
+    filename: str
+    path: Path
+
+
+def read_input_csv(csv_path: str | Path, images_root: str | Path) -> list[BatchRow]:
+    """Rows of a challenge-style CSV (only ``filename`` is needed), resolved against ``images_root``."""
+    p = Path(csv_path)
+    try:
+        with open(p, newline="", encoding="utf-8-sig") as f:
+            rows = list(csv.DictReader(f))
+    except FileNotFoundError:
+        raise BatchInputError(f"{p}: no such file") from None
+    except (OSError, UnicodeDecodeError, csv.Error) as e:
+        raise BatchInputError(f"{p}: cannot read as CSV ({e})") from None
+    if rows and "filename" not in rows[0]:
+        raise BatchInputError(f"{p}: needs a 'filename' column (the challenge contract is filename,FaceOcclusion,gender)")
+    root = Path(images_root)
+    return [BatchRow(r["filename"], root / r["filename"]) for r in rows if r.get("filename")]
+
+
+class ResumableWriter:
+    """Append-only CSV writer over ``OUT.partial``; ``finish()`` renames it to ``OUT``."""
+
+    def __init__(self, out: str | Path, columns: tuple[str, ...] = PRED_COLUMNS, flush_every: int = 16):
+        self.out = Path(out)
+        self.partial = self.out.with_name(self.out.name + ".partial")
+        self.columns = columns
+        self.flush_every = flush_every
+        self.done = self._read_done()
+        self._f = None
+        self._pending = 0
+
+    def _read_done(self) -> list[dict[str, str]]:
+        if not self.partial.exists():
+            return []
+        text = self.partial.read_text(encoding="utf-8")
+        if not text.endswith("\n"):  # torn last line from a crash: drop it
+            text = text[: text.rfind("\n") + 1]
+        rows = list(csv.DictReader(io.StringIO(text)))
+        if rows and set(rows[0]) != set(self.columns):
+            raise BatchInputError(f"{self.partial} has other columns; delete it to start over")
+        # rewrite without the torn line so appends start on a clean line
+        self._rewrite(rows)
+        return rows
+
+    def _rewrite(self, rows: list[dict[str, str]]) -> None:
+        tmp = self.partial.with_name(self.partial.name + ".tmp")
+        with open(tmp, "w", newline="", encoding="utf-8") as f:
+            w = csv.DictWriter(f, fieldnames=list(self.columns))
+            w.writeheader()
+            w.writerows(rows)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, self.partial)
+
+    def resume_check(self, expected: list[str]) -> int:
+        """How many input rows are already done; refuses a partial file from another input."""
+        for i, r in enumerate(self.done):
+            if i >= len(expected) or r["filename"] != expected[i]:
+                raise BatchInputError(
+                    f"{self.partial} does not match this input (row {i + 1}: {r['filename']!r}); delete it to start over"
+                )
+        return len(self.done)
+
+    def write(self, row: dict[str, str]) -> None:
+        if self._f is None:
+            self.out.parent.mkdir(parents=True, exist_ok=True)
+            new = not self.partial.exists()
+            self._f = open(self.partial, "a", newline="", encoding="utf-8")  # noqa: SIM115 (held open across calls)
+            self._w = csv.DictWriter(self._f, fieldnames=list(self.columns))
+            if new:
+                self._w.writeheader()
+        self._w.writerow(row)
+        self._pending += 1
+        if self._pending >= self.flush_every:
+            self.flush()
+
+    def flush(self) -> None:
+        if self._f is not None:
+            self._f.flush()
+            os.fsync(self._f.fileno())
+            self._pending = 0
+
+    def finish(self) -> Path:
+        """All rows written: make the output appear in one step."""
+        if self._f is None and not self.partial.exists():
+            self._rewrite([])
+        self.close()
+        os.replace(self.partial, self.out)
+        return self.out
+
+    def close(self) -> None:
+        if self._f is not None:
+            self.flush()
+            self._f.close()
+            self._f = None
+
+
+def pending(rows: list[BatchRow], done: int) -> Iterator[BatchRow]:
+    yield from rows[done:]
