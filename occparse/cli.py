@@ -53,11 +53,24 @@ def cmd_synth(a: argparse.Namespace) -> int:
     from .synth.sources import DataNotFoundError
     from .synth.writer import WriteJob, preview, tasks_for, write_dataset
 
-    if a.preset == "bench" and a.count is not None:
-        return _fail("--count does not apply to --preset bench (it is fixed at 3,000 samples)")
+    if a.preset in ("bench", "lfw-val") and a.count is not None:
+        return _fail(f"--count does not apply to --preset {a.preset} (its size is fixed)")
     if not a.out and not a.preview:
         return _fail("nothing to do: give --out DIR and/or --preview SHEET.png")
-    split = "bench" if a.preset == "bench" else "train"
+    split = {"train": "train", "holdout": "holdout"}.get(a.preset, "bench")
+    if a.preset == "lfw-val":
+        if not a.out:
+            return _fail("--preset lfw-val needs --out DIR")
+        from .synth.writer import write_lfw_val_truth
+
+        try:
+            synth = Synthesizer(a.data, "bench", SynthConfig(), ("lfw",))
+        except DataNotFoundError as e:
+            return _fail(str(e))
+        truth = write_lfw_val_truth(synth, Path(a.out))
+        _print_distribution(truth)
+        print(f"images: --images-root {synth.faces.root / 'faces/lfw_parts/images'}")
+        return 0
     cfg = SynthConfig(none_rate=a.none_rate, gray_rate=a.gray_rate, size=a.size)
     sources = tuple(a.sources.split(","))
     if bad := set(sources) - {"lfw", "utkface"}:
@@ -114,7 +127,26 @@ def cmd_train(a: argparse.Namespace) -> int:
         return _fail('training needs PyTorch: pip install -e ".[train]"')
     if a.what == "parser":
         return _train_parser(a)
-    return _fail(f"unknown model {a.what!r}")
+    return _train_regressor(a)
+
+
+def _train_regressor(a: argparse.Namespace) -> int:
+    from .train.regressor import RegressorTrainConfig, train_regressor
+
+    if not a.pool:
+        return _fail("train regressor needs --pool DIR [DIR ...] (folders written by occparse synth --preset train)")
+    missing = [str(p) for p in a.pool if not (Path(p) / "truth.csv").exists()]
+    if missing:
+        return _fail(f"not a synth output folder (no truth.csv): {', '.join(missing)}")
+    work = a.work if a.work != "runs/parser" else "runs/regressor"
+    cfg = RegressorTrainConfig(
+        pools=[str(p) for p in a.pool], kind=a.kind, out=str(a.out), work=work, epochs=a.epochs, batch=a.batch,
+        lr=a.lr, input_size=a.input_size, weighting=a.weighting, balance_gender=a.balance_gender,
+        init_from=a.init_from, pretrained=a.pretrained, threads=a.threads, seed=a.seed, max_minutes=a.max_minutes,
+        max_train=a.max_train, resume=not a.restart,
+    )
+    train_regressor(cfg)
+    return 0
 
 
 def _train_parser(a: argparse.Namespace) -> int:
@@ -284,6 +316,19 @@ def cmd_predict(a: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_fit_stacker(a: argparse.Namespace) -> int:
+    from .metrics import TruthFileError
+    from .stacker_fit import run
+    from .weights import WeightsError
+
+    try:
+        run(a.truth, a.images_root, a.out, folds=a.folds, seed=a.seed)
+    except (TruthFileError, WeightsError, RuntimeError) as e:
+        return _fail(str(e))
+    print(f"stacker: {a.out}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="occparse",
@@ -306,13 +351,18 @@ def build_parser() -> argparse.ArgumentParser:
           face un-occluded) and 1,000 on the committed UTKFace benchmark list; benchmark-only hands
           and hair donors. Never used by training commands.
   train   --count samples on training faces (LFW train + UTKFace minus the benchmark list).
+  holdout --count samples on the training faces that the regressors never train on (5 of 100
+          name-hash buckets): what `occparse fit-stacker` is fitted on.
+  lfw-val only DIR/truth.csv for the 500 real LFW val photos as they are (GT from their skin labels
+          inside R); predict on them with --images-root DATA/faces/lfw_parts/images.
 
 examples:
   occparse synth --preset bench --out /tmp/bench
   occparse synth --preset bench --preview sheet.png          # 48 samples, R outlined, occluders red
   occparse synth --preset train --count 5000 --seed 1 --out /tmp/train --workers 2""",
     )
-    s.add_argument("--preset", choices=["bench", "train"], default="train", help="which faces and occluders (default train)")
+    s.add_argument("--preset", choices=["bench", "train", "holdout", "lfw-val"], default="train",
+                   help="which faces and occluders (default train)")
     s.add_argument("--out", type=Path, help="output folder (images/, labels/, truth.csv)")
     s.add_argument("--count", type=int, help="number of samples for --preset train (default 10000)")
     s.add_argument("--seed", type=int, default=0, help="same seed, same samples (default 0)")
@@ -415,6 +465,24 @@ example:
     pr.add_argument("--parser-spec", help="celebamask19 or a JSON spec, for --parser")
     pr.set_defaults(func=cmd_predict)
 
+    fs = sub.add_parser(
+        "fit-stacker",
+        help="fuse geometry and regression into one estimate (scikit-learn)",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Compute the features of every face (cached beside the truth file, keyed by the models' "
+        "checksums), report K-fold out-of-fold Score for geometric-only, regressor-only and stacked, then fit "
+        "a HistGradientBoosting model on all rows with the challenge weights 1/30 + GT.",
+        epilog="""Fit on faces the regressors never trained on, never on the benchmark split:
+  occparse synth --preset holdout --count 4000 --seed 31 --out holdout/
+  occparse fit-stacker --truth holdout/truth.csv --images-root holdout/images --out weights/stacker.pkl""",
+    )
+    fs.add_argument("--truth", required=True, help="truth CSV (filename,FaceOcclusion,gender)")
+    fs.add_argument("--images-root", required=True, help="folder the filenames are relative to")
+    fs.add_argument("--out", default="weights/stacker.pkl", help="stacker file (default weights/stacker.pkl)")
+    fs.add_argument("--folds", type=int, default=5)
+    fs.add_argument("--seed", type=int, default=0)
+    fs.set_defaults(func=cmd_fit_stacker)
+
     t = sub.add_parser(
         "train",
         help="train occparse's models (needs the [train] extra)",
@@ -424,9 +492,21 @@ example:
   occparse synth --preset train --sources lfw --count 8000 --seed 11 --out pools/lfw
   occparse synth --preset bench --out bench/
   occparse train parser --pool pools/lfw --bench bench/ --out weights/ --epochs 12 --max-minutes 60
+  occparse train regressor --kind color --pool pools/lfw pools/utk --epochs 5 --input-size 112 --lr 1e-3 --batch 32
+  occparse train regressor --kind gray --pool pools/lfw pools/utk --init-from runs/regressor/color/best.pt --epochs 2
+
+Defaults differ per model: parser --epochs 12 --batch 16 --lr 2e-3 --input-size 128; give them explicitly for
+the regressor (the examples above are the shipped recipe).
 """,
     )
-    t.add_argument("what", choices=["parser"], help="which model")
+    t.add_argument("what", choices=["parser", "regressor"], help="which model")
+    t.add_argument("--kind", choices=["color", "gray"], default="color", help="regressor: which of the two models")
+    t.add_argument("--weighting", choices=["plain", "bins", "metric", "bins+metric"], default="bins",
+                   help="regressor loss weights: inverse frequency over occlusion bins (default), the metric's 1/30+GT, ...")
+    t.add_argument("--balance-gender", action="store_true", help="regressor: equal total weight for F and M")
+    t.add_argument("--init-from", help="regressor: checkpoint to start from (e.g. the colour model for the gray one)")
+    t.add_argument("--pretrained", action="store_true", help="regressor: torchvision ImageNet weights (if you have them)")
+    t.add_argument("--max-train", type=int, default=0, help="regressor: at most this many training samples")
     t.add_argument("--pool", nargs="+", type=Path, help="synth output folder(s) to train on (default: make one in WORK/pool)")
     t.add_argument("--pool-size", type=int, default=12000, help="samples in the default pool (default 12000)")
     t.add_argument("--bench", help="benchmark split folder: its occluder IoU is reported each epoch")

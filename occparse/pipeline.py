@@ -17,6 +17,7 @@ from .io import ImageInputError, LoadedImage, read_image
 from .occlusion import GeometricOcclusion, geometric_occlusion
 from .parsing import FaceParser, ParseResult
 from .results import FaceResult, ImageResult, Status
+from .stacking import FaceFeatures
 
 
 @dataclass(frozen=True)
@@ -30,6 +31,10 @@ class EstimatorOptions:
     threads: int = 0  # ONNX Runtime intra-op threads (0 = its default)
     crop_size: int = CANONICAL_SIZE
     detector_scores: bool = True  # run MediaPipe's face detector for a per-face confidence
+    regressor_color: str | None = None  # ONNX paths; None = shipped weights when present
+    regressor_gray: str | None = None
+    stacker: str | None = None  # stacker file; None = shipped one when present
+    use_learned: bool = True  # False: geometric estimate only, even when regressors/stacker ship
 
 
 @dataclass(frozen=True)
@@ -65,6 +70,17 @@ class ImageAnalysis:
         return out
 
 
+def face_features(g: GeometricOcclusion, regressor: float, is_gray: bool, confidence: float | None,
+                  face_size: float) -> FaceFeatures:
+    """The stacker's inputs, from what the pipeline computed for one face."""
+    return FaceFeatures(
+        geometric=g.overall, geometric_soft=g.soft, regions=tuple(r.fraction for r in g.regions),
+        share_hair=g.occluded_by.hair, share_occluder=g.occluded_by.occluder, share_background=g.occluded_by.background,
+        regressor=regressor, is_gray=is_gray, landmark_confidence=confidence, face_size=face_size,
+        parser_confidence=g.parser_confidence,
+    )
+
+
 def _status_of(e: ImageInputError) -> Status:
     try:
         return Status(e.status)
@@ -87,6 +103,26 @@ class Estimator:
         path, spec = parser_model(o.parser, o.parser_spec)
         self.parser = FaceParser(path, spec, providers=list(o.providers) if o.providers else None, threads=o.threads)
         self.mesher = FaceMesher(max_faces=o.max_faces)
+        self.regressors = None
+        self.stacker = None
+        if o.use_learned:
+            self._load_learned(o)
+
+    def _load_learned(self, o: EstimatorOptions) -> None:
+        """Regressors and stacker: the user's paths, else the shipped ones when they exist."""
+        from .regression import Regressors
+        from .stacking import load_stacker
+        from .weights import manifest, shipped
+
+        have = manifest()
+        color = o.regressor_color or (shipped("regressor_color").path if "regressor_color" in have else None)
+        gray = o.regressor_gray or (shipped("regressor_gray").path if "regressor_gray" in have else None)
+        if color:
+            providers = list(o.providers) if o.providers else None
+            self.regressors = Regressors(color, gray, providers=providers, threads=o.threads)
+        stacker = o.stacker or (shipped("stacker").path if "stacker" in have else None)
+        if stacker and self.regressors is not None:
+            self.stacker = load_stacker(stacker)
 
     def analyze_loaded(self, image: LoadedImage) -> ImageAnalysis:
         faces = self.mesher.detect(image.rgb)
@@ -98,14 +134,23 @@ class Estimator:
         crops = [align(image.rgb, f, self.options.crop_size) for f in faces]
         parses = self.parser.parse([c.image for c in crops])
         size = (image.height, image.width)
+        reg = self.regressors.predict([c.image for c in crops])[0] if self.regressors is not None else None
         out = []
-        for f, c, p, sc in zip(faces, crops, parses, scores, strict=True):
+        for i, (f, c, p, sc) in enumerate(zip(faces, crops, parses, scores, strict=True)):
             g = geometric_occlusion(c, p, size)
             x0, y0, x1, y1 = f.box
+            final, r, unc = g.overall, None, None
+            if reg is not None:
+                r = float(reg[i])
+                if self.stacker is not None:
+                    feats = face_features(g, r, image.is_gray, sc, float(y1 - y0))
+                    final = float(self.stacker.predict(feats.vector())[0])
+                unc = float(max(final, g.overall, r) - min(final, g.overall, r))
             res = FaceResult(
-                occlusion=float(np.clip(g.overall, 0, 1)), geometric=g.overall, regions=g.regions,
+                occlusion=float(np.clip(final, 0, 1)), geometric=g.overall, regions=g.regions,
                 occluded_by=g.occluded_by, box=(x0, y0, x1, y1), landmark_confidence=sc,
                 parser_confidence=g.parser_confidence, is_gray=image.is_gray, face_size=float(y1 - y0),
+                regressor=r, uncertainty=unc,
             )
             out.append(FaceAnalysis(f, c, p, g, res))
         base.faces = [a.result for a in out]

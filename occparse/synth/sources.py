@@ -7,6 +7,8 @@ Splits are fixed so that no training command can see a benchmark face or a bench
 * LFW ``val`` (500) and the 1,000 UTKFace files in ``bench_utkface.txt`` are benchmark faces.
 * Hands whose name hashes into the last 20% of buckets are benchmark hands; hair donors for the
   benchmark come from LFW ``val``, for training from LFW ``train``.
+* ``holdout`` is the part of the training faces (5 of 100 name-hash buckets) that the regressors
+  never train on: their validation split, and the faces the stacker is fitted on.
 """
 
 from __future__ import annotations
@@ -62,6 +64,15 @@ def bench_utkface_names() -> list[str]:
     """The 1,000 UTKFace files reserved for the benchmark (committed list)."""
     text = resources.files("occparse.synth").joinpath("bench_utkface.txt").read_text()
     return [line.strip() for line in text.splitlines() if line.strip() and not line.startswith("#")]
+
+
+#: Name-hash buckets (of 100) of training faces held out from the regressors' training: their
+#: validation split, and the faces the stacker is fitted on (``holdout`` split).
+HOLDOUT_BUCKETS = 5
+
+
+def _in_split(name: str, split: str) -> bool:
+    return split != "holdout" or stable_bucket(name) < HOLDOUT_BUCKETS
 
 
 def _csv_rows(path: Path) -> list[dict[str, str]]:
@@ -138,8 +149,8 @@ class FaceSource:
 
     def __init__(self, data_root: Path, split: str, sources: tuple[str, ...] = ("lfw", "utkface"),
                  limit: int | None = None, show_progress: bool = True):
-        if split not in ("bench", "train"):
-            raise ValueError("split must be 'bench' or 'train'")
+        if split not in ("bench", "train", "holdout"):
+            raise ValueError("split must be 'bench', 'train' or 'holdout'")
         self.root = data_root
         self.split = split
         self.faces: list[BaseFace] = []
@@ -148,7 +159,7 @@ class FaceSource:
             d = data_root / "faces/lfw_parts"
             rows = _csv_rows(d / "index.csv")
             want = "val" if split == "bench" else "train"
-            rows = [r for r in rows if r["split"] == want][:limit]
+            rows = [r for r in rows if r["split"] == want and _in_split(r["filename"], split)][:limit]
             paths = [d / "images" / r["filename"] for r in rows]
             meshes = _mesh_cached(paths, f"lfw_{want}", show_progress)
             for r, p in zip(rows, paths, strict=True):
@@ -157,7 +168,7 @@ class FaceSource:
         if "utkface" in sources:
             d = data_root / "faces/utkface"
             rows = _csv_rows(d / "labels.csv")
-            rows = [r for r in rows if (r["filename"] in bench_utk) == (split == "bench")]
+            rows = [r for r in rows if (r["filename"] in bench_utk) == (split == "bench") and _in_split(r["filename"], split)]
             # a name-hash order, so that --limit takes a random-looking subset (names start with the age)
             rows.sort(key=lambda r: (stable_bucket(r["filename"], 1 << 30), r["filename"]))
             rows = rows[:limit]
@@ -257,7 +268,7 @@ class OccluderLibrary:
         rows = _csv_rows(self.root / "hands/hands.csv")
         bench = [r for r in rows if stable_bucket(r["filename"]) >= 80]
         train = [r for r in rows if stable_bucket(r["filename"]) < 80]
-        chosen = bench if self.split == "bench" else train
+        chosen = bench if self.split == "bench" else train  # holdout uses training hands
         return [self.root / "hands/images" / r["filename"] for r in sorted(chosen, key=lambda r: r["filename"])]
 
     _hand_cache: dict[str, np.ndarray] | None = None

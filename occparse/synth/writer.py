@@ -110,10 +110,28 @@ def write_truth(path: Path, rows: Iterable[dict[str, str]]) -> None:
 def tasks_for(synth: Synthesizer, preset: str, count: int) -> list[Task]:
     if preset == "bench":
         return bench_tasks(synth)
-    # train/custom: random base faces, deterministic from the seed
+    # train/holdout: random base faces, deterministic from the seed
     rng = np.random.default_rng(12345)
     n = len(synth.faces.faces)
     return [Task(int(rng.integers(n)), i) for i in range(count)]
+
+
+def write_lfw_val_truth(synth: Synthesizer, out: Path) -> Path:
+    """Truth for the 500 real LFW val photos themselves (no synthetic occluder): GT from their skin
+    labels inside R. Filenames are relative to the data folder's ``faces/lfw_parts/images``."""
+    from ..geometry import face_region
+    from .engine import base_visible, occlusion_of
+
+    rows = []
+    for f in synth.faces.of("lfw"):
+        lab_shape = cv2.imread(str(f.label_path), cv2.IMREAD_GRAYSCALE).shape
+        region = face_region(f.face, lab_shape)
+        gt = occlusion_of(region, base_visible(f, region))
+        rows.append({"filename": f.name, "FaceOcclusion": f"{gt:.6f}", "gender": f.gender, "is_gray": "0",
+                     "occluder": "none", "source": "lfw", "base": f.name})
+    out.mkdir(parents=True, exist_ok=True)
+    write_truth(out / "truth.csv", rows)
+    return out / "truth.csv"
 
 
 def contact_sheet(samples: list[Sample], columns: int = 8) -> np.ndarray:

@@ -1,0 +1,72 @@
+"""ResNet-18 colour/gray occlusion regressors on ONNX Runtime, and the routing between them.
+
+A face crop whose three channels are equal (a grayscale picture, however stored) goes to the
+gray model, any other to the colour model: the challenge's gray images behaved differently
+enough to deserve their own model. :func:`preprocess` is shared with training. No torch here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from .io import is_gray_rgb
+from .parsing import make_session
+
+KINDS = ("color", "gray")
+
+
+@dataclass(frozen=True)
+class RegressorSpec:
+    input_size: int = 112
+    mean: tuple[float, float, float] = (0.485, 0.456, 0.406)
+    std: tuple[float, float, float] = (0.229, 0.224, 0.225)
+
+
+def preprocess(crops: list[np.ndarray], spec: RegressorSpec) -> np.ndarray:
+    """uint8 RGB crops -> float32 N x 3 x S x S with ImageNet normalisation (so ImageNet weights fit)."""
+    s = spec.input_size
+    batch = np.empty((len(crops), 3, s, s), np.float32)
+    mean = np.array(spec.mean, np.float32).reshape(3, 1, 1)
+    std = np.array(spec.std, np.float32).reshape(3, 1, 1)
+    for i, c in enumerate(crops):
+        if c.shape[0] != s or c.shape[1] != s:
+            c = cv2.resize(c, (s, s), interpolation=cv2.INTER_AREA if c.shape[0] > s else cv2.INTER_LINEAR)
+        batch[i] = (c.transpose(2, 0, 1).astype(np.float32) / 255.0 - mean) / std
+    return batch
+
+
+class Regressors:
+    """The colour and gray ONNX models; ``predict`` routes each crop by channel equality."""
+
+    def __init__(self, color: str | Path, gray: str | Path | None = None, spec: RegressorSpec | None = None,
+                 providers: list[str] | None = None, threads: int = 0, batch_size: int = 64):
+        self.spec = spec or RegressorSpec()
+        self.batch_size = batch_size
+        self.paths = {"color": Path(color)}
+        if gray is not None:
+            self.paths["gray"] = Path(gray)
+        self.sessions = {k: make_session(p, providers, threads) for k, p in self.paths.items()}
+
+    def route(self, crop: np.ndarray) -> str:
+        return "gray" if "gray" in self.sessions and is_gray_rgb(crop) else "color"
+
+    def _run(self, kind: str, crops: list[np.ndarray]) -> np.ndarray:
+        sess = self.sessions[kind]
+        name = sess.get_inputs()[0].name
+        out = []
+        for i in range(0, len(crops), self.batch_size):
+            out.append(sess.run(None, {name: preprocess(crops[i : i + self.batch_size], self.spec)})[0].reshape(-1))
+        return np.concatenate(out) if out else np.zeros(0, np.float32)
+
+    def predict(self, crops: list[np.ndarray]) -> tuple[np.ndarray, list[str]]:
+        """Occluded fraction per crop (clipped to [0, 1]) and the model each one went to."""
+        kinds = [self.route(c) for c in crops]
+        pred = np.zeros(len(crops), np.float32)
+        for k in set(kinds):
+            idx = [i for i, kk in enumerate(kinds) if kk == k]
+            pred[idx] = self._run(k, [crops[i] for i in idx])
+        return np.clip(pred, 0.0, 1.0), kinds
