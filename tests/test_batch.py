@@ -1,0 +1,63 @@
+"""Batch output: atomic, resumable, one row per input row in order."""
+
+from __future__ import annotations
+
+import csv
+
+import pytest
+
+from occparse.batch import BatchInputError, ResumableWriter, read_input_csv
+
+
+def _rows(path):
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def test_output_appears_only_when_finished(tmp_path):
+    out = tmp_path / "preds.csv"
+    w = ResumableWriter(out, flush_every=1)
+    w.write({"filename": "a.jpg", "FaceOcclusion": "0.1", "status": "ok"})
+    assert not out.exists() and w.partial.exists()
+    w.finish()
+    assert out.exists() and not w.partial.exists()
+    assert _rows(out) == [{"filename": "a.jpg", "FaceOcclusion": "0.1", "status": "ok"}]
+
+
+def test_resume_drops_a_torn_line_and_continues(tmp_path):
+    out = tmp_path / "preds.csv"
+    w = ResumableWriter(out, flush_every=1)
+    for name in ("a.jpg", "b.jpg"):
+        w.write({"filename": name, "FaceOcclusion": "0.2", "status": "ok"})
+    w.close()
+    with open(w.partial, "a") as f:  # a crash in the middle of a row
+        f.write("c.jpg,0.3")
+    w2 = ResumableWriter(out)
+    assert w2.resume_check(["a.jpg", "b.jpg", "c.jpg", "d.jpg"]) == 2
+    for name in ("c.jpg", "d.jpg"):
+        w2.write({"filename": name, "FaceOcclusion": "", "status": "no_face"})
+    w2.finish()
+    rows = _rows(out)
+    assert [r["filename"] for r in rows] == ["a.jpg", "b.jpg", "c.jpg", "d.jpg"]
+    assert rows[2]["FaceOcclusion"] == "" and rows[2]["status"] == "no_face"
+
+
+def test_resume_refuses_another_input(tmp_path):
+    out = tmp_path / "preds.csv"
+    w = ResumableWriter(out, flush_every=1)
+    w.write({"filename": "x.jpg", "FaceOcclusion": "0.2", "status": "ok"})
+    w.close()
+    with pytest.raises(BatchInputError, match="does not match"):
+        ResumableWriter(out).resume_check(["a.jpg"])
+
+
+def test_input_csv_needs_filename(tmp_path):
+    p = tmp_path / "in.csv"
+    p.write_text("name,x\na,1\n")
+    with pytest.raises(BatchInputError, match="filename"):
+        read_input_csv(p, tmp_path)
+    with pytest.raises(BatchInputError, match="no such file"):
+        read_input_csv(tmp_path / "nope.csv", tmp_path)
+    p.write_text("filename,FaceOcclusion,gender\nimg/a.jpg,0.1,F\n")
+    rows = read_input_csv(p, tmp_path / "root")
+    assert rows[0].path == tmp_path / "root" / "img" / "a.jpg"

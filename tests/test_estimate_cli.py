@@ -1,0 +1,99 @@
+"""`occparse estimate` and `occparse predict` flows: statuses, exit codes, order, resume.
+
+These use a tiny randomly initialised parser built here (the numbers are meaningless; the flow is
+what is tested). The shipped models' accuracy is tested in test_shipped_models.py.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from occparse.cli import main
+
+torch = pytest.importorskip("torch", reason="needs the [train] extra (torch) to build a test parser")
+
+EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "astronaut.png"
+
+
+@pytest.fixture(scope="module")
+def tiny_parser(tmp_path_factory):
+    from occparse.train.bisenet import BiSeNet
+    from occparse.train.export import export_onnx
+
+    torch.manual_seed(0)
+    return export_onnx(BiSeNet(4, width=0.25), tmp_path_factory.mktemp("m") / "tiny.onnx", 64)
+
+
+@pytest.fixture(scope="module")
+def spec64(tmp_path_factory):
+    p = tmp_path_factory.mktemp("s") / "spec.json"
+    p.write_text(json.dumps({"input_size": 64, "mean": [0.5] * 3, "std": [0.5] * 3, "class_map": [0, 1, 2, 3]}))
+    return p
+
+
+def _inputs(tmp_path):
+    face = tmp_path / "face.png"
+    shutil.copy(EXAMPLE, face)
+    (tmp_path / "text.jpg").write_text("hello")
+    Image.fromarray(np.full((200, 200, 3), 128, np.uint8)).save(tmp_path / "grey.png")
+    return face
+
+
+def test_estimate_json_schema_and_picture(tmp_path, tiny_parser, spec64, capsys):
+    face = _inputs(tmp_path)
+    pic = tmp_path / "vis.png"
+    rc = main(["estimate", str(face), "--json", "--visualize", str(pic), "--parser", str(tiny_parser),
+               "--parser-spec", str(spec64)])
+    assert rc == 0
+    d = json.loads(capsys.readouterr().out.strip().splitlines()[0])
+    assert d["status"] == "ok" and d["n_faces"] == 1
+    f = d["faces"][0]
+    assert 0.0 <= f["occlusion"] <= 1.0 and 0.0 <= f["geometric"] <= 1.0
+    assert set(f["regions"]) == {"forehead", "left_eye", "right_eye", "nose", "mouth", "left_cheek", "right_cheek", "chin"}
+    assert set(f["occluded_by"]) == {"hair", "occluder", "background"}
+    x0, y0, x1, y1 = f["box"]
+    assert 0 <= x0 < x1 <= d["width"] and 0 <= y0 < y1 <= d["height"]
+    img = Image.open(pic)
+    assert img.size[0] > d["width"]  # picture plus the side panel
+
+
+@pytest.mark.parametrize("name,status", [("text.jpg", "not_an_image"), ("grey.png", "no_face"), ("missing.png", "unreadable")])
+def test_estimate_bad_single_input_is_one_line_and_nonzero(tmp_path, tiny_parser, spec64, capsys, name, status):
+    _inputs(tmp_path)
+    rc = main(["estimate", str(tmp_path / name), "--parser", str(tiny_parser), "--parser-spec", str(spec64)])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 1
+    assert len(err) == 1 and status in err[0]
+    assert "Traceback" not in err[0]
+
+
+def test_predict_rows_in_order_with_status_and_resume(tmp_path, tiny_parser, spec64, capsys):
+    face = _inputs(tmp_path)
+    names = [face.name, "text.jpg", "gone.jpg", "grey.png", face.name]
+    csv_in = tmp_path / "in.csv"
+    csv_in.write_text("filename,FaceOcclusion,gender\n" + "".join(f"{n},0.1,F\n" for n in names))
+    out = tmp_path / "preds.csv"
+    args = ["predict", "--csv", str(csv_in), "--images-root", str(tmp_path), "--out", str(out),
+            "--parser", str(tiny_parser), "--parser-spec", str(spec64)]
+    assert main(args) == 0
+    rows = list(csv.DictReader(open(out, newline="")))
+    assert [r["filename"] for r in rows] == names
+    assert [r["status"] for r in rows] == ["ok", "not_an_image", "missing", "no_face", "ok"]
+    assert rows[0]["FaceOcclusion"] != "" and rows[1]["FaceOcclusion"] == "" and rows[3]["FaceOcclusion"] == ""
+    first = out.read_text()
+
+    # a run that died after two rows: the partial file holds them, the rerun finishes the rest
+    out.unlink()
+    partial = out.with_name(out.name + ".partial")
+    partial.write_text("".join(first.splitlines(keepends=True)[:3]) + "grey.p")  # header + 2 rows + a torn line
+    assert main(args) == 0
+    assert "resuming: 2 of 5" in capsys.readouterr().err
+    assert out.read_text() == first
+    assert not partial.exists()
