@@ -14,6 +14,7 @@ EPILOG = """examples:
   occparse synth --preset bench --out bench/ --preview sheet.png
   occparse synth --preset train --count 20000 --out synth_train/
   occparse evaluate --pred preds.csv --truth bench/truth.csv
+  occparse benchmark --images bench/images -n 200       # per-stage latency and images/s (see --help)
 
 Occlusion = 1 - |V ∩ R| / |R|: R is the MediaPipe face-oval polygon, V the visible face
 (skin and features). See README.md for the data contract and the method.
@@ -528,6 +529,11 @@ the regressor (the examples above are the shipped recipe).
 
 def main(argv: list[str] | None = None) -> int:
     _quiet_native_logs()
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["benchmark"]:  # its own argument parser (shared with benchmarks/bench_pipeline.py)
+        from .benchmark import main as bench_main
+
+        return bench_main(argv[1:])
     parser = build_parser()
     a = parser.parse_args(argv)
     if not getattr(a, "func", None):

@@ -70,6 +70,16 @@ class ImageAnalysis:
         return out
 
 
+@dataclass(frozen=True)
+class Prepared:
+    """An image after the per-image stages, waiting for the batched network stages."""
+
+    image: LoadedImage
+    faces: list[Face]
+    scores: list[float | None]
+    crops: list[AlignedCrop]
+
+
 def face_features(g: GeometricOcclusion, regressor: float, is_gray: bool, confidence: float | None,
                   face_size: float) -> FaceFeatures:
     """The stacker's inputs, from what the pipeline computed for one face."""
@@ -124,37 +134,56 @@ class Estimator:
         if stacker and self.regressors is not None:
             self.stacker = load_stacker(stacker)
 
-    def analyze_loaded(self, image: LoadedImage) -> ImageAnalysis:
+    def prepare(self, image: LoadedImage) -> Prepared:
+        """The per-image CPU stages: mesh, detector scores, aligned crops (what batch workers run)."""
         faces = self.mesher.detect(image.rgb)
-        base = ImageResult(image.path, Status.OK, width=image.width, height=image.height)
         if not faces:
-            base.status, base.message = Status.NO_FACE, "no face found"
-            return ImageAnalysis(image, base)
+            return Prepared(image, [], [], [])
         scores = self.mesher.scores(image.rgb, faces) if self.options.detector_scores else [None] * len(faces)
         crops = [align(image.rgb, f, self.options.crop_size) for f in faces]
-        parses = self.parser.parse([c.image for c in crops])
-        size = (image.height, image.width)
-        reg = self.regressors.predict([c.image for c in crops])[0] if self.regressors is not None else None
-        out = []
-        for i, (f, c, p, sc) in enumerate(zip(faces, crops, parses, scores, strict=True)):
-            g = geometric_occlusion(c, p, size)
-            x0, y0, x1, y1 = f.box
-            final, r, unc = g.overall, None, None
-            if reg is not None:
-                r = float(reg[i])
-                if self.stacker is not None:
-                    feats = face_features(g, r, image.is_gray, sc, float(y1 - y0))
-                    final = float(self.stacker.predict(feats.vector())[0])
-                unc = float(max(final, g.overall, r) - min(final, g.overall, r))
-            res = FaceResult(
-                occlusion=float(np.clip(final, 0, 1)), geometric=g.overall, regions=g.regions,
-                occluded_by=g.occluded_by, box=(x0, y0, x1, y1), landmark_confidence=sc,
-                parser_confidence=g.parser_confidence, is_gray=image.is_gray, face_size=float(y1 - y0),
-                regressor=r, uncertainty=unc,
-            )
-            out.append(FaceAnalysis(f, c, p, g, res))
-        base.faces = [a.result for a in out]
-        return ImageAnalysis(image, base, out)
+        return Prepared(image, faces, scores, crops)
+
+    def finish(self, batch: list[Prepared]) -> list[ImageAnalysis]:
+        """The network stages for many images at once: one parser and one regressor call per batch."""
+        all_crops = [c.image for p in batch for c in p.crops]
+        parses = self.parser.parse(all_crops) if all_crops else []
+        reg = self.regressors.predict(all_crops)[0] if self.regressors is not None and all_crops else None
+        out, k = [], 0
+        for prep in batch:
+            image = prep.image
+            base = ImageResult(image.path, Status.OK, width=image.width, height=image.height)
+            if not prep.faces:
+                base.status, base.message = Status.NO_FACE, "no face found"
+                out.append(ImageAnalysis(image, base))
+                continue
+            faces = []
+            for f, c, sc in zip(prep.faces, prep.crops, prep.scores, strict=True):
+                faces.append(self._face(image, f, c, parses[k], sc, None if reg is None else float(reg[k])))
+                k += 1
+            base.faces = [a.result for a in faces]
+            out.append(ImageAnalysis(image, base, faces))
+        return out
+
+    def _face(self, image: LoadedImage, f: Face, c: AlignedCrop, p: ParseResult, sc: float | None,
+              r: float | None) -> FaceAnalysis:
+        g = geometric_occlusion(c, p, (image.height, image.width))
+        x0, y0, x1, y1 = f.box
+        final, unc = g.overall, None
+        if r is not None:
+            if self.stacker is not None:
+                feats = face_features(g, r, image.is_gray, sc, float(y1 - y0))
+                final = float(self.stacker.predict(feats.vector())[0])
+            unc = float(max(final, g.overall, r) - min(final, g.overall, r))
+        res = FaceResult(
+            occlusion=float(np.clip(final, 0, 1)), geometric=g.overall, regions=g.regions,
+            occluded_by=g.occluded_by, box=(x0, y0, x1, y1), landmark_confidence=sc,
+            parser_confidence=g.parser_confidence, is_gray=image.is_gray, face_size=float(y1 - y0),
+            regressor=r, uncertainty=unc,
+        )
+        return FaceAnalysis(f, c, p, g, res)
+
+    def analyze_loaded(self, image: LoadedImage) -> ImageAnalysis:
+        return self.finish([self.prepare(image)])[0]
 
     def analyze(self, path: str | Path) -> ImageAnalysis:
         """Never raises for bad input: the status says what went wrong."""
