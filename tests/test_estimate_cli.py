@@ -83,7 +83,8 @@ def test_predict_rows_in_order_with_status_and_resume(tmp_path, tiny_parser, spe
     args = ["predict", "--csv", str(csv_in), "--images-root", str(tmp_path), "--out", str(out),
             "--parser", str(tiny_parser), "--parser-spec", str(spec64)]
     assert main(args) == 0
-    rows = list(csv.DictReader(open(out, newline="")))
+    with open(out, newline="") as f:
+        rows = list(csv.DictReader(f))
     assert [r["filename"] for r in rows] == names
     assert [r["status"] for r in rows] == ["ok", "not_an_image", "missing", "no_face", "ok"]
     assert rows[0]["FaceOcclusion"] != "" and rows[1]["FaceOcclusion"] == "" and rows[3]["FaceOcclusion"] == ""
