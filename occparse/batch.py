@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import io
+import multiprocessing as mp
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -121,5 +122,52 @@ class ResumableWriter:
             self._f = None
 
 
-def pending(rows: list[BatchRow], done: int) -> Iterator[BatchRow]:
-    yield from rows[done:]
+_WORKER = None
+
+
+def _init_worker(options) -> None:
+    global _WORKER
+    import cv2
+
+    from .geometry import FaceMesher
+
+    cv2.setNumThreads(1)
+    _WORKER = (FaceMesher(max_faces=options.max_faces), options)
+
+
+def _prepare_in_worker(path: str):
+    from .pipeline import Status, failed, prepare_path
+
+    mesher, options = _WORKER
+    try:
+        return prepare_path(mesher, path, options).lite()
+    except Exception as e:  # a worker must never take the batch down
+        return failed(path, Status.ERROR, f"{type(e).__name__}: {e}")
+
+
+def analyses(est, paths: list[Path], workers: int = 1, batch_size: int = 64) -> Iterator:
+    """ImageAnalysis for each path, in order. Decoding and the mesh run in ``workers`` processes;
+    the networks run here on batches of ``batch_size`` crops. Memory stays flat: at most a few
+    batches are in flight."""
+    from .pipeline import Status, failed, prepare_path
+
+    def prepared() -> Iterator:
+        if workers <= 1:
+            for p in paths:
+                try:
+                    yield prepare_path(est.mesher, p, est.options).lite()
+                except Exception as e:
+                    yield failed(str(p), Status.ERROR, f"{type(e).__name__}: {e}")
+            return
+        ctx = mp.get_context("spawn")  # MediaPipe is not fork-safe
+        with ctx.Pool(workers, initializer=_init_worker, initargs=(est.options,)) as pool:
+            yield from pool.imap(_prepare_in_worker, [str(p) for p in paths], chunksize=4)
+
+    buf = []
+    for prep in prepared():
+        buf.append(prep)
+        if len(buf) >= batch_size:
+            yield from est.finish(buf)
+            buf = []
+    if buf:
+        yield from est.finish(buf)

@@ -241,10 +241,101 @@ def _table(res, all_faces: bool) -> str:
     return "\n".join(lines)
 
 
+
+def _estimate_folder(a: argparse.Namespace) -> int:
+    """Folder/batch mode: every image under the inputs, one row each, streamed to --out, resumable."""
+    from tqdm import tqdm
+
+    from .batch import BatchInputError, ResumableWriter, analyses
+    from .geometry import REGION_NAMES
+
+    paths: list[Path] = []
+    for item in a.images:
+        p = Path(item)
+        if p.is_dir():
+            paths += sorted(q for q in p.rglob("*") if q.is_file())
+        else:
+            paths.append(p)
+    if not paths:
+        return _fail("no files found in the given folder(s)")
+    out = Path(a.out)
+    if out.suffix.lower() not in (".csv", ".parquet"):
+        return _fail("--out must end in .csv or .parquet")
+    csv_out = out.with_suffix(".csv") if out.suffix.lower() == ".parquet" else out
+    columns = ("filename", "status", "message", "n_faces", "occlusion", "geometric", "regressor", "uncertainty",
+               *(f"region_{n}" for n in REGION_NAMES), "hidden_by_hair", "hidden_by_occluder",
+               "x0", "y0", "x1", "y1", "is_gray")
+    try:
+        writer = ResumableWriter(csv_out, columns)
+        done = writer.resume_check([str(p) for p in paths])
+    except BatchInputError as e:
+        return _fail(str(e))
+    if done:
+        print(f"resuming: {done} of {len(paths)} images already in {writer.partial}", file=sys.stderr)
+    app, err = _estimator(a, max_faces=1 if not a.all_faces else a.max_faces, detector_scores=False)
+    if app is None:
+        return err
+    todo = paths[done:]
+    counts: dict[str, int] = {}
+    bar = tqdm(total=len(paths), initial=done, desc="estimate", unit="img", smoothing=0.1)
+    try:
+        for p, an in zip(todo, analyses(app, todo, workers=a.workers, batch_size=a.batch), strict=True):
+            res = an.result
+            row = {k: "" for k in columns}
+            row.update(filename=str(p), status=str(res.status), message=res.message, n_faces=str(len(res.faces)))
+            if res.ok:
+                f = res.faces[0]
+                row.update(occlusion=f"{f.occlusion:.6f}", geometric=f"{f.geometric:.6f}",
+                           regressor="" if f.regressor is None else f"{f.regressor:.6f}",
+                           uncertainty="" if f.uncertainty is None else f"{f.uncertainty:.6f}",
+                           hidden_by_hair=f"{f.occluded_by.hair:.4f}", hidden_by_occluder=f"{f.occluded_by.occluder:.4f}",
+                           x0=f"{f.box[0]:.1f}", y0=f"{f.box[1]:.1f}", x1=f"{f.box[2]:.1f}", y1=f"{f.box[3]:.1f}",
+                           is_gray=str(int(f.is_gray)))
+                for r in f.regions:
+                    row[f"region_{r.name}"] = "" if r.fraction != r.fraction else f"{r.fraction:.4f}"
+            counts[row["status"]] = counts.get(row["status"], 0) + 1
+            writer.write(row)
+            bar.update()
+    except KeyboardInterrupt:
+        writer.close()
+        return _fail(f"interrupted; {writer.partial} keeps the finished rows, rerun the same command to resume", 130)
+    bar.close()
+    final = writer.finish()
+    if out.suffix.lower() == ".parquet":
+        try:
+            final = _csv_to_parquet(csv_out, out)
+        except ImportError:
+            return _fail(f"writing Parquet needs pyarrow (pip install pyarrow); the CSV is at {csv_out}")
+    print(f"wrote {len(paths)} rows to {final}: " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())))
+    return 0
+
+
+def _csv_to_parquet(src: Path, dst: Path) -> Path:
+    """Stream the finished CSV into Parquet in blocks (memory stays flat), then swap it in atomically."""
+    import pyarrow.csv as pacsv
+    import pyarrow.parquet as pq
+
+    tmp = dst.with_name(dst.name + ".tmp")
+    reader = pacsv.open_csv(src, convert_options=pacsv.ConvertOptions(strings_can_be_null=True))
+    with pq.ParquetWriter(tmp, reader.schema) as w:
+        for batch in reader:
+            w.write_batch(batch)
+    os.replace(tmp, dst)
+    src.unlink()
+    return dst
+
+
 def cmd_estimate(a: argparse.Namespace) -> int:
     import cv2
 
     from .visualize import draw_estimate
+
+    if a.out or any(Path(p).is_dir() for p in a.images):
+        if not a.out:
+            return _fail("a folder input needs --out results.csv (or .parquet)")
+        if a.visualize:
+            return _fail("--visualize is for single images, not folder mode")
+        return _estimate_folder(a)
 
     if a.visualize and a.visualize != "auto" and len(a.images) > 1:
         return _fail("--visualize PATH takes one image; with several, use --visualize alone (a PNG beside each input)")
@@ -280,8 +371,7 @@ def cmd_estimate(a: argparse.Namespace) -> int:
 def cmd_predict(a: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from .batch import BatchInputError, ResumableWriter, read_input_csv
-    from .results import Status
+    from .batch import BatchInputError, ResumableWriter, analyses, read_input_csv
 
     try:
         rows = read_input_csv(a.csv, a.images_root)
@@ -295,23 +385,21 @@ def cmd_predict(a: argparse.Namespace) -> int:
     if app is None:
         return err
     counts: dict[str, int] = {}
+    todo = rows[done:]
+    bar = tqdm(total=len(rows), initial=done, desc="predict", unit="img", smoothing=0.1)
     try:
-        for r in tqdm(rows[done:], initial=done, total=len(rows), desc="predict", unit="img"):
-            if not r.path.exists():
-                status, value = Status.MISSING, ""
-            else:
-                try:
-                    res = app.estimate(r.path)
-                    status = res.status
-                    value = f"{res.faces[0].occlusion:.6f}" if res.ok else ""
-                except Exception as e:  # never lose the batch to one bad row
-                    status, value = Status.ERROR, ""
-                    print(f"{r.filename}: {type(e).__name__}: {e}", file=sys.stderr)
-            counts[str(status)] = counts.get(str(status), 0) + 1
-            writer.write({"filename": r.filename, "FaceOcclusion": value, "status": str(status)})
+        for r, an in zip(todo, analyses(app, [r.path for r in todo], workers=a.workers, batch_size=a.batch), strict=True):
+            res = an.result
+            value = f"{res.faces[0].occlusion:.6f}" if res.ok else ""
+            if res.status == "error":
+                print(f"{r.filename}: {res.message}", file=sys.stderr)
+            counts[str(res.status)] = counts.get(str(res.status), 0) + 1
+            writer.write({"filename": r.filename, "FaceOcclusion": value, "status": str(res.status)})
+            bar.update()
     except KeyboardInterrupt:
         writer.close()
         return _fail(f"interrupted; {writer.partial} keeps the finished rows, rerun the same command to resume", 130)
+    bar.close()
     out = writer.finish()
     print(f"wrote {len(rows)} rows to {out}: " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())))
     return 0
@@ -431,11 +519,15 @@ class to occparse's 0..3. Exit status 1 when any image failed (each failure is r
   occparse estimate examples/astronaut.png --visualize        # writes examples/astronaut_occlusion.png
   occparse estimate photo.jpg --visualize out.png --json
   occparse estimate group.jpg --all-faces
+  occparse estimate photos/ --out results.csv --workers 2    # folder mode: a row per file, resumable
 
 Exit status: 0 when every image gave a face, 1 when any failed (no face, unreadable, not an image, too small);
 each failure is one line on stderr (with --json, a JSON object with its status on stdout).""",
     )
-    es.add_argument("images", nargs="+", help="image files (JPEG, PNG, WebP, BMP, TIFF)")
+    es.add_argument("images", nargs="+", help="image files (JPEG, PNG, WebP, BMP, TIFF), or folders with --out")
+    es.add_argument("--out", help="folder mode: write one row per image to this .csv or .parquet (resumable)")
+    es.add_argument("--workers", type=int, default=1, help="folder mode: processes for decoding and the mesh")
+    es.add_argument("--batch", type=int, default=64, help="folder mode: crops per network batch")
     es.add_argument("--visualize", nargs="?", const="auto", metavar="PATH",
                     help="write the picture: PATH, or NAME_occlusion.png beside the input when PATH is left out")
     es.add_argument("--json", action="store_true", help="one JSON object per image (schema in README)")
@@ -462,6 +554,8 @@ example:
     pr.add_argument("--csv", required=True, help="input CSV with a filename column")
     pr.add_argument("--images-root", required=True, help="folder the filenames are relative to")
     pr.add_argument("--out", required=True, help="output CSV")
+    pr.add_argument("--workers", type=int, default=1, help="processes for decoding and the mesh (default 1)")
+    pr.add_argument("--batch", type=int, default=64, help="crops per network batch (default 64)")
     pr.add_argument("--parser", help="a parser ONNX file (default: the shipped one)")
     pr.add_argument("--parser-spec", help="celebamask19 or a JSON spec, for --parser")
     pr.set_defaults(func=cmd_predict)

@@ -7,7 +7,7 @@ kept in :class:`FaceAnalysis` so that drawing never runs a model again.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -72,12 +72,52 @@ class ImageAnalysis:
 
 @dataclass(frozen=True)
 class Prepared:
-    """An image after the per-image stages, waiting for the batched network stages."""
+    """An image after the per-image stages, waiting for the batched network stages.
 
-    image: LoadedImage
+    Small enough to send between processes once ``image`` is dropped (``lite()``): batch workers
+    send the crops, not the photo.
+    """
+
+    path: str
+    size: tuple[int, int]  # (height, width) of the original image
+    is_gray: bool
     faces: list[Face]
     scores: list[float | None]
     crops: list[AlignedCrop]
+    image: LoadedImage | None = None
+    status: Status = Status.OK
+    message: str = ""
+
+    def lite(self) -> Prepared:
+        return replace(self, image=None)
+
+
+def failed(path: str, status: Status, message: str) -> Prepared:
+    """A Prepared for an image that could not be read."""
+    return Prepared(str(path), (0, 0), False, [], [], [], None, status, message)
+
+
+def prepare_image(mesher: FaceMesher, image: LoadedImage, options: EstimatorOptions) -> Prepared:
+    """Mesh, detector scores and aligned crops of one image: the CPU stages, no network."""
+    faces = mesher.detect(image.rgb)
+    size = (image.height, image.width)
+    if not faces:
+        return Prepared(image.path, size, image.is_gray, [], [], [], image, Status.NO_FACE, "no face found")
+    scores = mesher.scores(image.rgb, faces) if options.detector_scores else [None] * len(faces)
+    crops = [align(image.rgb, f, options.crop_size) for f in faces]
+    return Prepared(image.path, size, image.is_gray, faces, scores, crops, image)
+
+
+def prepare_path(mesher: FaceMesher, path: str | Path, options: EstimatorOptions) -> Prepared:
+    """Read and prepare; bad input becomes a Prepared with its status, never an exception."""
+    p = Path(path)
+    if not p.exists():
+        return failed(str(p), Status.MISSING, "no such file")
+    try:
+        image = read_image(p)
+    except ImageInputError as e:
+        return failed(str(p), _status_of(e), e.detail)
+    return prepare_image(mesher, image, options)
 
 
 def face_features(g: GeometricOcclusion, regressor: float, is_gray: bool, confidence: float | None,
@@ -136,12 +176,7 @@ class Estimator:
 
     def prepare(self, image: LoadedImage) -> Prepared:
         """The per-image CPU stages: mesh, detector scores, aligned crops (what batch workers run)."""
-        faces = self.mesher.detect(image.rgb)
-        if not faces:
-            return Prepared(image, [], [], [])
-        scores = self.mesher.scores(image.rgb, faces) if self.options.detector_scores else [None] * len(faces)
-        crops = [align(image.rgb, f, self.options.crop_size) for f in faces]
-        return Prepared(image, faces, scores, crops)
+        return prepare_image(self.mesher, image, self.options)
 
     def finish(self, batch: list[Prepared]) -> list[ImageAnalysis]:
         """The network stages for many images at once: one parser and one regressor call per batch."""
@@ -150,34 +185,32 @@ class Estimator:
         reg = self.regressors.predict(all_crops)[0] if self.regressors is not None and all_crops else None
         out, k = [], 0
         for prep in batch:
-            image = prep.image
-            base = ImageResult(image.path, Status.OK, width=image.width, height=image.height)
+            base = ImageResult(prep.path, prep.status, prep.message, width=prep.size[1], height=prep.size[0])
             if not prep.faces:
-                base.status, base.message = Status.NO_FACE, "no face found"
-                out.append(ImageAnalysis(image, base))
+                out.append(ImageAnalysis(prep.image, base))
                 continue
             faces = []
             for f, c, sc in zip(prep.faces, prep.crops, prep.scores, strict=True):
-                faces.append(self._face(image, f, c, parses[k], sc, None if reg is None else float(reg[k])))
+                faces.append(self._face(prep, f, c, parses[k], sc, None if reg is None else float(reg[k])))
                 k += 1
             base.faces = [a.result for a in faces]
-            out.append(ImageAnalysis(image, base, faces))
+            out.append(ImageAnalysis(prep.image, base, faces))
         return out
 
-    def _face(self, image: LoadedImage, f: Face, c: AlignedCrop, p: ParseResult, sc: float | None,
+    def _face(self, prep: Prepared, f: Face, c: AlignedCrop, p: ParseResult, sc: float | None,
               r: float | None) -> FaceAnalysis:
-        g = geometric_occlusion(c, p, (image.height, image.width))
+        g = geometric_occlusion(c, p, prep.size)
         x0, y0, x1, y1 = f.box
         final, unc = g.overall, None
         if r is not None:
             if self.stacker is not None:
-                feats = face_features(g, r, image.is_gray, sc, float(y1 - y0))
+                feats = face_features(g, r, prep.is_gray, sc, float(y1 - y0))
                 final = float(self.stacker.predict(feats.vector())[0])
             unc = float(max(final, g.overall, r) - min(final, g.overall, r))
         res = FaceResult(
             occlusion=float(np.clip(final, 0, 1)), geometric=g.overall, regions=g.regions,
             occluded_by=g.occluded_by, box=(x0, y0, x1, y1), landmark_confidence=sc,
-            parser_confidence=g.parser_confidence, is_gray=image.is_gray, face_size=float(y1 - y0),
+            parser_confidence=g.parser_confidence, is_gray=prep.is_gray, face_size=float(y1 - y0),
             regressor=r, uncertainty=unc,
         )
         return FaceAnalysis(f, c, p, g, res)
