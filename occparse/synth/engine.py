@@ -110,7 +110,7 @@ class Synthesizer:
         if not self.faces.faces:
             raise ValueError(f"no usable base faces for split {split!r} in {root}")
 
-    def _layer(self, kind: str, base: BaseFace, shape, rng: np.random.Generator) -> occ.Layer:
+    def _layer(self, kind: str, base: BaseFace, shape, rng: np.random.Generator, mask_template: str | None = None) -> occ.Layer:
         if kind == "hand":
             return occ.hand_layer(base, shape, self.lib, rng)
         if kind == "object":
@@ -122,7 +122,7 @@ class Synthesizer:
         if kind == "cap":
             return occ.cap_layer(base, shape, self.lib, rng)
         if kind == "mask":
-            return occ.mask_layer(base, shape, self.lib, rng)
+            return occ.mask_layer(base, shape, self.lib, rng, mask_template)
         if kind == "scarf":
             return occ.scarf_layer(base, shape, self.lib, self.texture_pool, rng)
         raise ValueError(f"unknown occluder kind {kind!r}; choose from {KINDS}")
@@ -135,8 +135,9 @@ class Synthesizer:
         return tuple(rng.choice(names, size=n, replace=False, p=p).tolist())
 
     def make(self, base: BaseFace, rng: np.random.Generator, kinds: tuple[str, ...] | None = None,
-             gray: bool | None = None) -> Sample:
-        """One sample on ``base``; ``kinds`` and ``gray`` are drawn from the config unless given."""
+             gray: bool | None = None, mask_template: str | None = None) -> Sample:
+        """One sample on ``base``; ``kinds`` and ``gray`` are drawn from the config unless given;
+        ``mask_template`` forces the template of a "mask" occluder (for tests)."""
         kinds = self.choose_kinds(rng) if kinds is None else kinds
         gray = bool(rng.random() < self.config.gray_rate) if gray is None else gray
         rgb = read_rgb(base.image_path)
@@ -146,7 +147,7 @@ class Synthesizer:
         labels = base_labels(base, region)
         layers = []
         for k in kinds:
-            layer = self._layer(k, base, shape, rng)
+            layer = self._layer(k, base, shape, rng, mask_template)
             layers.append(harmonise_layer(layer, rgb, region & visible, rng))
         picture = camera_finish(composite(rgb, layers, rng), rng)
         for layer in layers:

@@ -131,8 +131,17 @@ def _recolour(rgb: np.ndarray, rng: np.random.Generator, textures: list[np.ndarr
     return np.clip(tex * (0.45 + 0.75 * lum), 0, 255)
 
 
-def mask_layer(base: BaseFace, shape, lib: OccluderLibrary, rng: np.random.Generator) -> Layer:
-    """A face-mask template fitted to the mesh through the six anchors (homography)."""
+def mask_layer(base: BaseFace, shape, lib: OccluderLibrary, rng: np.random.Generator, template: str | None = None) -> Layer:
+    """A face-mask template fitted to the mesh through the six anchors (homography).
+
+    ``template`` forces one masks.cfg template by name (e.g. "surgical"), unrecoloured."""
+    if template is not None:
+        t = next((t for t in lib.mask_templates if t.name == template), None)
+        if t is None:
+            raise ValueError(f"no mask template {template!r}; have {[t.name for t in lib.mask_templates]}")
+        hmat, _ = cv2.findHomography(t.anchors, face_mask_anchors(base.face))
+        rgb, a = _warp_rgba(t.rgba, hmat, shape, perspective=True)
+        return Layer("mask", rgb, a, OCCLUDER)
     yr = yaw_ratio(base.face)
     # a face turned so that its nose sits left in the picture takes the "left" template view
     view = "left" if yr < 0.4 else "right" if yr > 0.6 else "front"
