@@ -160,7 +160,7 @@ class Estimator:
 
     def _load_learned(self, o: EstimatorOptions) -> None:
         """Regressors and stacker: the user's paths, else the shipped ones when they exist."""
-        from .regression import Regressors
+        from .regression import Regressors, RegressorSpec
         from .stacking import load_stacker
         from .weights import manifest, shipped
 
@@ -169,7 +169,8 @@ class Estimator:
         gray = o.regressor_gray or (shipped("regressor_gray").path if "regressor_gray" in have else None)
         if color:
             providers = list(o.providers) if o.providers else None
-            self.regressors = Regressors(color, gray, providers=providers, threads=o.threads)
+            size = have["regressor_color"].spec.get("input_size", 112) if "regressor_color" in have else 112
+            self.regressors = Regressors(color, gray, RegressorSpec(input_size=size), providers=providers, threads=o.threads)
         stacker = o.stacker or (shipped("stacker").path if "stacker" in have else None)
         if stacker and self.regressors is not None:
             self.stacker = load_stacker(stacker)

@@ -88,3 +88,34 @@ def parser_model(path: str | Path | None = None, spec: str | None = None) -> tup
         return p, ParserSpec.from_json(spec)
     e = shipped("parser")
     return e.path, ParserSpec(**{k: tuple(v) if isinstance(v, list) else v for k, v in e.spec.items()})
+
+
+def register(name: str, file: str | Path, card: str | Path, spec: dict | None = None, folder: Path | None = None) -> ModelEntry:
+    """Pin a model file's sha256 in manifest.json (run after training a model you will ship)."""
+    folder = folder or weights_dir()
+    mpath = folder / "manifest.json"
+    raw = json.loads(mpath.read_text()) if mpath.exists() else {}
+    f = Path(file)
+    raw[name] = {"file": f.name, "sha256": file_sha256(folder / f.name), "card": Path(card).name, "spec": spec or {}}
+    tmp = mpath.with_suffix(".tmp")
+    tmp.write_text(json.dumps(raw, indent=2, sort_keys=True) + "\n")
+    tmp.replace(mpath)
+    return manifest(folder)[name]
+
+
+def main(argv: list[str] | None = None) -> int:
+    """python -m occparse.weights NAME FILE CARD [SPEC_JSON]: pin a file in weights/manifest.json."""
+    import sys
+
+    args = sys.argv[1:] if argv is None else argv
+    if len(args) not in (3, 4):
+        print(main.__doc__)
+        return 2
+    spec = json.loads(args[3]) if len(args) == 4 else {}
+    e = register(args[0], args[1], args[2], spec)
+    print(f"{e.name}: {e.path.name} sha256 {e.sha256}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
