@@ -142,7 +142,7 @@ def run_benchmark(images: list[Path], batch: int = 64, providers: list[str] | No
     an = est.analyze_loaded(loaded[0])
     if est.stacker is not None and an.faces:
         fa = an.faces[0]
-        v = face_features(fa.geometry, fa.result.regressor or 0.0, fa.result.is_gray, None, fa.result.face_size).vector()
+        v = face_features(fa.geometry, fa.result.regressor or 0.0, fa.result.is_gray, False, fa.result.face_size).vector()
         ms, ps = _timeit(lambda _: est.stacker.predict(v), list(range(50)))
         rep.stages.append(StageTiming("stacker", ms, ps))
 

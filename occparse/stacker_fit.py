@@ -60,7 +60,7 @@ def compute_features(est, truth: str | Path, images_root: str | Path, cache_dir:
             continue
         fa = an.faces[0]
         res = fa.result
-        X.append(face_features(fa.geometry, res.regressor, res.is_gray, res.landmark_confidence, res.face_size).vector())
+        X.append(face_features(fa.geometry, res.regressor, res.is_gray, an.fallback, res.face_size).vector())
         gt.append(float(r["FaceOcclusion"]))
         male.append(parse_gender(r["gender"]) > 0.5)
         names.append(r["filename"])
@@ -110,7 +110,8 @@ def fit(table: FeatureTable, folds: int = 5, seed: int = 0) -> tuple[StackerBund
 def run(truth: str, images_root: str, out: str, folds: int = 5, seed: int = 0) -> list[dict]:
     from .pipeline import Estimator, EstimatorOptions
 
-    est = Estimator(EstimatorOptions(max_faces=1))
+    # the same options as `occparse predict --assume-aligned`, so the features mean the same at fit and use
+    est = Estimator(EstimatorOptions(max_faces=1, detector_scores=False, assume_aligned=True))
     if est.regressors is None:
         raise RuntimeError("fit-stacker needs the regressors (weights/regressor_color.onnx); train them first")
     est.stacker = None  # features must not depend on an older stacker

@@ -19,7 +19,7 @@ from .geometry import REGION_NAMES
 
 FEATURES: tuple[str, ...] = (
     "geometric", "geometric_soft", *(f"region_{n}" for n in REGION_NAMES),
-    "share_hair", "share_occluder", "share_background", "regressor", "is_gray", "landmark_confidence",
+    "share_hair", "share_occluder", "share_background", "regressor", "is_gray", "mesh_fallback",
     "log_face_size", "parser_confidence",
 )
 
@@ -40,7 +40,7 @@ class FaceFeatures:
     share_background: float
     regressor: float
     is_gray: bool
-    landmark_confidence: float | None
+    mesh_fallback: bool  # canonical layout used because the mesh found nothing (--assume-aligned)
     face_size: float
     parser_confidence: float
 
@@ -49,7 +49,7 @@ class FaceFeatures:
         return np.array([
             self.geometric, self.geometric_soft, *regions, self.share_hair, self.share_occluder,
             self.share_background, self.regressor, float(self.is_gray),
-            -1.0 if self.landmark_confidence is None else self.landmark_confidence,
+            float(self.mesh_fallback),
             math.log(max(self.face_size, 1.0)), self.parser_confidence,
         ], np.float64)
 

@@ -1,0 +1,1 @@
+"""Small data files the runtime needs (the canonical face layout)."""
