@@ -111,7 +111,7 @@ def cmd_evaluate(a: argparse.Namespace) -> int:
     from .metrics import TruthFileError, evaluate, format_evaluation, read_predictions, read_truth
 
     try:
-        ev = evaluate(read_predictions(a.pred), read_truth(a.truth), missing_policy=a.missing)
+        ev = evaluate(read_predictions(a.pred, a.column), read_truth(a.truth), missing_policy=a.missing)
     except TruthFileError as e:
         return _fail(str(e))
     if a.json:
@@ -376,7 +376,7 @@ def cmd_predict(a: argparse.Namespace) -> int:
 
     try:
         rows = read_input_csv(a.csv, a.images_root)
-        writer = ResumableWriter(a.out)
+        writer = ResumableWriter(a.out, PREDICT_COLUMNS)
         done = writer.resume_check([r.filename for r in rows])
     except BatchInputError as e:
         return _fail(str(e))
@@ -391,11 +391,15 @@ def cmd_predict(a: argparse.Namespace) -> int:
     try:
         for r, an in zip(todo, analyses(app, [r.path for r in todo], workers=a.workers, batch_size=a.batch), strict=True):
             res = an.result
-            value = f"{res.faces[0].occlusion:.6f}" if res.ok else ""
+            row = {"filename": r.filename, "FaceOcclusion": "", "status": str(res.status), "geometric": "", "regressor": ""}
+            if res.ok:
+                f = res.faces[0]
+                row.update(FaceOcclusion=f"{f.occlusion:.6f}", geometric=f"{f.geometric:.6f}",
+                           regressor="" if f.regressor is None else f"{f.regressor:.6f}")
             if res.status == "error":
                 print(f"{r.filename}: {res.message}", file=sys.stderr)
             counts[str(res.status)] = counts.get(str(res.status), 0) + 1
-            writer.write({"filename": r.filename, "FaceOcclusion": value, "status": str(res.status)})
+            writer.write(row)
             bar.update()
     except KeyboardInterrupt:
         writer.close()
@@ -418,6 +422,9 @@ def cmd_fit_stacker(a: argparse.Namespace) -> int:
     print(f"stacker: {a.out}")
     return 0
 
+
+#: predict's output: the challenge's two columns, the status, and the two components of the estimate
+PREDICT_COLUMNS = ("filename", "FaceOcclusion", "status", "geometric", "regressor")
 
 ALIGNED_HELP = ("inputs are aligned face crops (like the challenge's 224x224 ones): when a heavy occluder defeats "
                 "the mesh, assume the canonical face layout instead of reporting no_face (the message says so)")
@@ -487,6 +494,8 @@ example:
     e.add_argument("--pred", required=True, help="CSV with filename,FaceOcclusion")
     e.add_argument("--truth", required=True, help="CSV with filename,FaceOcclusion,gender (gender F/M or 0..1, 1 = male)")
     e.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    e.add_argument("--column", default="FaceOcclusion",
+                   help="prediction column to score (predict also writes 'geometric' and 'regressor')")
     e.add_argument("--missing", choices=["worst", "zero", "skip"], default="worst", help="how missing rows are scored")
     e.add_argument("--strict", action="store_true", help="exit 1 when any prediction is missing or invalid")
     e.set_defaults(func=cmd_evaluate)
@@ -548,7 +557,8 @@ each failure is one line on stderr (with --json, a JSON object with its status o
         help="score a challenge CSV: one row per input row",
         formatter_class=argparse.RawDescriptionHelpFormatter,
         description="Read CSV rows (a 'filename' column, e.g. filename,FaceOcclusion,gender) and write "
-        "filename,FaceOcclusion,status in the same order. A row that fails gets an empty FaceOcclusion and its "
+        "filename,FaceOcclusion,status,geometric,regressor in the same order (the last two are the components "
+        "of the estimate; `occparse evaluate --column geometric` scores one of them). A row that fails gets an empty FaceOcclusion and its "
         "status (no_face, missing, unreadable, not_an_image, too_small, error), never a silent zero.",
         epilog="""The output appears only when complete (written as OUT.partial, then renamed); after a crash or
 Ctrl-C, rerunning the same command resumes where OUT.partial stops.

@@ -122,14 +122,14 @@ def read_truth(path: str | Path) -> list[dict[str, str]]:
     return rows
 
 
-def read_predictions(path: str | Path) -> dict[str, str]:
-    """filename -> raw prediction text (may be empty for a failed row)."""
+def read_predictions(path: str | Path, column: str = "FaceOcclusion") -> dict[str, str]:
+    """filename -> raw prediction text of ``column`` (may be empty for a failed row)."""
     rows = _read_csv(Path(path))
-    if rows and ("filename" not in rows[0] or "FaceOcclusion" not in rows[0]):
-        raise TruthFileError(f"{path}: predictions need columns filename,FaceOcclusion")
+    if rows and ("filename" not in rows[0] or column not in rows[0]):
+        raise TruthFileError(f"{path}: predictions need columns filename,{column}")
     out: dict[str, str] = {}
     for r in rows:
-        out[r["filename"]] = (r.get("FaceOcclusion") or "").strip()
+        out[r["filename"]] = (r.get(column) or "").strip()
     return out
 
 
