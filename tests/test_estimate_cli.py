@@ -98,3 +98,35 @@ def test_predict_rows_in_order_with_status_and_resume(tmp_path, tiny_parser, spe
     assert "resuming: 2 of 5" in capsys.readouterr().err
     assert out.read_text() == first
     assert not partial.exists()
+
+
+def test_assume_aligned_gives_an_estimate_where_the_mesh_finds_nothing(tmp_path, tiny_parser, spec64, capsys):
+    _inputs(tmp_path)
+    rc = main(["estimate", str(tmp_path / "grey.png"), "--json", "--assume-aligned", "--parser", str(tiny_parser),
+               "--parser-spec", str(spec64)])
+    d = json.loads(capsys.readouterr().out.strip().splitlines()[0])
+    assert rc == 0 and d["status"] == "ok"
+    assert "canonical" in d["message"]
+    # the canonical face sits in the middle of the crop, as aligned faces do
+    x0, y0, x1, y1 = d["faces"][0]["box"]
+    assert 20 < (x0 + x1) / 2 < 180 and 20 < (y0 + y1) / 2 < 180
+
+
+def test_folder_mode_with_workers_scores_every_file_once(tmp_path, tiny_parser, spec64):
+    face = _inputs(tmp_path)
+    folder = tmp_path / "in"
+    folder.mkdir()
+    for i in range(3):
+        shutil.copy(face, folder / f"f{i}.png")
+    shutil.copy(tmp_path / "text.jpg", folder / "broken.jpg")
+    shutil.copy(tmp_path / "grey.png", folder / "grey.png")
+    out = tmp_path / "res.csv"
+    rc = main(["estimate", str(folder), "--out", str(out), "--workers", "2", "--batch", "2",
+               "--parser", str(tiny_parser), "--parser-spec", str(spec64)])
+    assert rc == 0
+    with open(out, newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert sorted(Path(r["filename"]).name for r in rows) == sorted(p.name for p in folder.iterdir())
+    status = {Path(r["filename"]).name: r["status"] for r in rows}
+    assert status["broken.jpg"] == "not_an_image" and status["grey.png"] == "no_face"
+    assert all(status[f"f{i}.png"] == "ok" for i in range(3))
