@@ -278,7 +278,7 @@ class FaceMesher:
         self._lock = threading.Lock()
         self._detector = None
         self._warm: set[int] = set()
-        self._boxes_cache: tuple[int, list] | None = None
+        self._boxes_cache: tuple[np.ndarray, list] | None = None
 
     def _process(self, graph, img: np.ndarray):
         with self._lock:
@@ -315,8 +315,8 @@ class FaceMesher:
 
     def detector_boxes(self, rgb: np.ndarray) -> list[tuple[tuple[float, float, float, float], float]]:
         """(box, score) from MediaPipe's full-range face detector, in original pixels (cached per image)."""
-        key = id(rgb)
-        if self._boxes_cache is not None and self._boxes_cache[0] == key:
+        # cached for the image object itself (holding it, so that a later image cannot reuse its id)
+        if self._boxes_cache is not None and self._boxes_cache[0] is rgb:
             return self._boxes_cache[1]
         if self._detector is None:
             import mediapipe as mp
@@ -330,7 +330,7 @@ class FaceMesher:
         for d in res.detections or []:
             b = d.location_data.relative_bounding_box
             boxes.append(((b.xmin * w, b.ymin * h, (b.xmin + b.width) * w, (b.ymin + b.height) * h), float(d.score[0])))
-        self._boxes_cache = (key, boxes)
+        self._boxes_cache = (rgb, boxes)
         return boxes
 
     def _mesh_in_box(self, rgb: np.ndarray, box) -> Face | None:

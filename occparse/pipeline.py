@@ -201,34 +201,36 @@ class Estimator:
         return prepare_image(self.mesher, image, self.options)
 
     def finish(self, batch: list[Prepared]) -> list[ImageAnalysis]:
-        """The network stages for many images at once: one parser and one regressor call per batch."""
-        all_crops = [c.image for p in batch for c in p.crops]
-        parses = self.parser.parse(all_crops) if all_crops else []
-        reg = self.regressors.predict(all_crops)[0] if self.regressors is not None and all_crops else None
-        out, k = [], 0
+        """The network stages for many images at once: one parser, one regressor and one stacker call per batch."""
+        items = [(prep, f, c, sc) for prep in batch for f, c, sc in zip(prep.faces, prep.crops, prep.scores, strict=True)]
+        crops = [c.image for _, _, c, _ in items]
+        parses = self.parser.parse(crops) if crops else []
+        reg = self.regressors.predict(crops)[0] if self.regressors is not None and crops else None
+        geos = [geometric_occlusion(c, p, prep.size) for (prep, _, c, _), p in zip(items, parses, strict=True)]
+        finals = [g.overall for g in geos]
+        if reg is not None and self.stacker is not None and items:
+            X = np.stack([
+                face_features(g, float(r), prep.is_gray, prep.fallback, float(f.box[3] - f.box[1])).vector()
+                for (prep, f, _, _), g, r in zip(items, geos, reg, strict=True)
+            ])
+            finals = [float(v) for v in self.stacker.predict(X)]
+        faces = iter(
+            self._face(prep, f, c, p, sc, g, finals[k], None if reg is None else float(reg[k]))
+            for k, ((prep, f, c, sc), p, g) in enumerate(zip(items, parses, geos, strict=True))
+        )
+        out = []
         for prep in batch:
             base = ImageResult(prep.path, prep.status, prep.message, width=prep.size[1], height=prep.size[0])
-            if not prep.faces:
-                out.append(ImageAnalysis(prep.image, base))
-                continue
-            faces = []
-            for f, c, sc in zip(prep.faces, prep.crops, prep.scores, strict=True):
-                faces.append(self._face(prep, f, c, parses[k], sc, None if reg is None else float(reg[k]), prep.fallback))
-                k += 1
-            base.faces = [a.result for a in faces]
-            out.append(ImageAnalysis(prep.image, base, faces, prep.fallback))
+            mine = [next(faces) for _ in prep.faces]
+            base.faces = [a.result for a in mine]
+            out.append(ImageAnalysis(prep.image, base, mine, prep.fallback))
         return out
 
-    def _face(self, prep: Prepared, f: Face, c: AlignedCrop, p: ParseResult, sc: float | None,
-              r: float | None, fallback: bool = False) -> FaceAnalysis:
-        g = geometric_occlusion(c, p, prep.size)
+    @staticmethod
+    def _face(prep: Prepared, f: Face, c: AlignedCrop, p: ParseResult, sc: float | None, g: GeometricOcclusion,
+              final: float, r: float | None) -> FaceAnalysis:
         x0, y0, x1, y1 = f.box
-        final, unc = g.overall, None
-        if r is not None:
-            if self.stacker is not None:
-                feats = face_features(g, r, prep.is_gray, fallback, float(y1 - y0))
-                final = float(self.stacker.predict(feats.vector())[0])
-            unc = float(max(final, g.overall, r) - min(final, g.overall, r))
+        unc = None if r is None else float(max(final, g.overall, r) - min(final, g.overall, r))
         res = FaceResult(
             occlusion=float(np.clip(final, 0, 1)), geometric=g.overall, regions=g.regions,
             occluded_by=g.occluded_by, box=(x0, y0, x1, y1), landmark_confidence=sc,
