@@ -47,7 +47,9 @@ def compute_features(est, truth: str | Path, images_root: str | Path, cache_dir:
     cache = cache_dir / f"stacker_features_{_model_key(est)}.npz"
     if cache.exists():
         z = np.load(cache, allow_pickle=False)
-        if list(z["names"]) == [r["filename"] for r in rows if r["filename"] in set(z["names"])] and len(z["names"]):
+        cached = [str(n) for n in z["names"]]
+        known = set(cached)
+        if cached and cached == [r["filename"] for r in rows if r["filename"] in known]:
             print(f"features from cache: {cache}")
             return FeatureTable(z["X"], z["gt"], z["male"], list(z["names"]), int(z["n_failed"]))
     X, gt, male, names = [], [], [], []
