@@ -30,14 +30,10 @@ class BatchRow:
 
 def read_input_csv(csv_path: str | Path, images_root: str | Path) -> list[BatchRow]:
     """Rows of a challenge-style CSV (only ``filename`` is needed), resolved against ``images_root``."""
+    from .metrics import read_csv_rows
+
     p = Path(csv_path)
-    try:
-        with open(p, newline="", encoding="utf-8-sig") as f:
-            rows = list(csv.DictReader(f))
-    except FileNotFoundError:
-        raise BatchInputError(f"{p}: no such file") from None
-    except (OSError, UnicodeDecodeError, csv.Error) as e:
-        raise BatchInputError(f"{p}: cannot read as CSV ({e})") from None
+    rows = read_csv_rows(p, BatchInputError)
     if rows and "filename" not in rows[0]:
         raise BatchInputError(f"{p}: needs a 'filename' column (the challenge contract is filename,FaceOcclusion,gender)")
     root = Path(images_root)

@@ -426,6 +426,12 @@ def cmd_fit_stacker(a: argparse.Namespace) -> int:
 #: predict's output: the challenge's two columns, the status, and the two components of the estimate
 PREDICT_COLUMNS = ("filename", "FaceOcclusion", "status", "geometric", "regressor")
 
+def _add_parser_args(p: argparse.ArgumentParser) -> None:
+    """--parser/--parser-spec: a user's own parser model, for every command that parses faces."""
+    p.add_argument("--parser", help="a parser ONNX file (default: the shipped weights/parser.onnx)")
+    p.add_argument("--parser-spec", help="celebamask19 or a JSON spec (input_size, mean, std, class_map) for --parser")
+
+
 ALIGNED_HELP = ("inputs are aligned face crops (like the challenge's 224x224 ones): when a heavy occluder defeats "
                 "the mesh, assume the canonical face layout instead of reporting no_face (the message says so)")
 
@@ -517,8 +523,7 @@ class to occparse's 0..3. Exit status 1 when any image failed (each failure is r
     )
     pa.add_argument("images", nargs="+", help="image files")
     pa.add_argument("--out-dir", required=True, help="folder for the label maps and overlays")
-    pa.add_argument("--parser", help="a parser ONNX file (default: the shipped weights/parser.onnx)")
-    pa.add_argument("--parser-spec", help="celebamask19 or a JSON spec for --parser")
+    _add_parser_args(pa)
     pa.add_argument("--max-faces", type=int, default=4, help="faces per image (default 4)")
     pa.set_defaults(func=cmd_parse)
 
@@ -548,8 +553,7 @@ each failure is one line on stderr (with --json, a JSON object with its status o
     es.add_argument("--all-faces", action="store_true", help="report every face, not just the largest")
     es.add_argument("--assume-aligned", action="store_true", help=ALIGNED_HELP)
     es.add_argument("--max-faces", type=int, default=4, help="faces to look for per image (default 4)")
-    es.add_argument("--parser", help="a parser ONNX file (default: the shipped one)")
-    es.add_argument("--parser-spec", help="celebamask19 or a JSON spec, for --parser")
+    _add_parser_args(es)
     es.set_defaults(func=cmd_estimate)
 
     pr = sub.add_parser(
@@ -573,8 +577,7 @@ example:
     pr.add_argument("--assume-aligned", action="store_true", help=ALIGNED_HELP)
     pr.add_argument("--workers", type=int, default=1, help="processes for decoding and the mesh (default 1)")
     pr.add_argument("--batch", type=int, default=64, help="crops per network batch (default 64)")
-    pr.add_argument("--parser", help="a parser ONNX file (default: the shipped one)")
-    pr.add_argument("--parser-spec", help="celebamask19 or a JSON spec, for --parser")
+    _add_parser_args(pr)
     pr.set_defaults(func=cmd_predict)
 
     fs = sub.add_parser(

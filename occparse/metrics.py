@@ -99,20 +99,22 @@ class Evaluation:
         return asdict(self)
 
 
-def _read_csv(path: Path) -> list[dict[str, str]]:
+def read_csv_rows(path: Path, error: type[Exception] | None = None) -> list[dict[str, str]]:
+    """All rows of a CSV file; a missing or unreadable file raises ``error`` (default TruthFileError) with one line."""
+    error = error or TruthFileError
     try:
         with open(path, newline="", encoding="utf-8-sig") as f:
             rows = list(csv.DictReader(f))
     except FileNotFoundError:
-        raise TruthFileError(f"{path}: no such file") from None
+        raise error(f"{path}: no such file") from None
     except (OSError, UnicodeDecodeError, csv.Error) as e:
-        raise TruthFileError(f"{path}: cannot read as CSV ({e})") from None
+        raise error(f"{path}: cannot read as CSV ({e})") from None
     return rows
 
 
 def read_truth(path: str | Path) -> list[dict[str, str]]:
     """Rows of a truth CSV: ``filename,FaceOcclusion,gender`` (more columns are kept)."""
-    rows = _read_csv(Path(path))
+    rows = read_csv_rows(Path(path))
     if not rows:
         raise TruthFileError(f"{path}: no rows")
     need = {"filename", "FaceOcclusion", "gender"}
@@ -124,7 +126,7 @@ def read_truth(path: str | Path) -> list[dict[str, str]]:
 
 def read_predictions(path: str | Path, column: str = "FaceOcclusion") -> dict[str, str]:
     """filename -> raw prediction text of ``column`` (may be empty for a failed row)."""
-    rows = _read_csv(Path(path))
+    rows = read_csv_rows(Path(path))
     if rows and ("filename" not in rows[0] or column not in rows[0]):
         raise TruthFileError(f"{path}: predictions need columns filename,{column}")
     out: dict[str, str] = {}

@@ -66,20 +66,21 @@ class ParserSpec:
         return ParserSpec(int(d["input_size"]), tuple(d["mean"]), tuple(d["std"]), class_map, d.get("name", Path(path).stem))
 
 
-def preprocess(crops: np.ndarray | list[np.ndarray], spec: ParserSpec) -> np.ndarray:
-    """uint8 RGB crops (N x H x W x 3 or a list) -> float32 N x 3 x S x S, normalised.
-
-    Shared by training and inference: change it and the shipped model no longer matches.
-    """
-    s = spec.input_size
-    batch = np.empty((len(crops), 3, s, s), np.float32)
-    mean = np.array(spec.mean, np.float32).reshape(3, 1, 1)
-    std = np.array(spec.std, np.float32).reshape(3, 1, 1)
+def normalize_crops(crops, size: int, mean, std) -> np.ndarray:
+    """uint8 RGB crops (N x H x W x 3 or a list) -> float32 N x 3 x size x size, (x/255 - mean) / std."""
+    batch = np.empty((len(crops), 3, size, size), np.float32)
+    m = np.array(mean, np.float32).reshape(3, 1, 1)
+    s = np.array(std, np.float32).reshape(3, 1, 1)
     for i, c in enumerate(crops):
-        if c.shape[0] != s or c.shape[1] != s:
-            c = cv2.resize(c, (s, s), interpolation=cv2.INTER_AREA if c.shape[0] > s else cv2.INTER_LINEAR)
-        batch[i] = (c.transpose(2, 0, 1).astype(np.float32) / 255.0 - mean) / std
+        if c.shape[0] != size or c.shape[1] != size:
+            c = cv2.resize(c, (size, size), interpolation=cv2.INTER_AREA if c.shape[0] > size else cv2.INTER_LINEAR)
+        batch[i] = (c.transpose(2, 0, 1).astype(np.float32) / 255.0 - m) / s
     return batch
+
+
+def preprocess(crops: np.ndarray | list[np.ndarray], spec: ParserSpec) -> np.ndarray:
+    """The parser's input. Shared by training and inference: change it and the shipped model no longer matches."""
+    return normalize_crops(crops, spec.input_size, spec.mean, spec.std)
 
 
 def softmax(logits: np.ndarray, axis: int = 1) -> np.ndarray:

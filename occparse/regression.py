@@ -10,11 +10,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-import cv2
 import numpy as np
 
 from .io import is_gray_rgb
-from .parsing import make_session
+from .parsing import make_session, normalize_crops
 
 KINDS = ("color", "gray")
 
@@ -28,15 +27,7 @@ class RegressorSpec:
 
 def preprocess(crops: list[np.ndarray], spec: RegressorSpec) -> np.ndarray:
     """uint8 RGB crops -> float32 N x 3 x S x S with ImageNet normalisation (so ImageNet weights fit)."""
-    s = spec.input_size
-    batch = np.empty((len(crops), 3, s, s), np.float32)
-    mean = np.array(spec.mean, np.float32).reshape(3, 1, 1)
-    std = np.array(spec.std, np.float32).reshape(3, 1, 1)
-    for i, c in enumerate(crops):
-        if c.shape[0] != s or c.shape[1] != s:
-            c = cv2.resize(c, (s, s), interpolation=cv2.INTER_AREA if c.shape[0] > s else cv2.INTER_LINEAR)
-        batch[i] = (c.transpose(2, 0, 1).astype(np.float32) / 255.0 - mean) / std
-    return batch
+    return normalize_crops(crops, spec.input_size, spec.mean, spec.std)
 
 
 class Regressors:

@@ -146,7 +146,8 @@ def train_parser(cfg: ParserTrainConfig) -> dict:
 
 
 def export_best(cfg: ParserTrainConfig, spec: ParserSpec) -> dict:
-    from .export import export_onnx, max_abs_diff, sha256
+    from ..weights import file_sha256
+    from .export import export_onnx, max_abs_diff
 
     work = Path(cfg.work)
     ck = torch.load(work / "parser_best.pt", map_location="cpu", weights_only=False)
@@ -155,7 +156,7 @@ def export_best(cfg: ParserTrainConfig, spec: ParserSpec) -> dict:
     out = export_onnx(model, Path(cfg.out) / "parser.onnx", spec.input_size)
     x = np.random.default_rng(0).normal(0, 1, (4, 3, spec.input_size, spec.input_size)).astype(np.float32)
     diff = max_abs_diff(model, out, x)
-    info = {"onnx": str(out), "sha256": sha256(out), "bytes": out.stat().st_size, "max_abs_diff": diff}
+    info = {"onnx": str(out), "sha256": file_sha256(out), "bytes": out.stat().st_size, "max_abs_diff": diff}
     (work / "export.json").write_text(json.dumps(info, indent=2))
     print(json.dumps(info, indent=2))
     return info

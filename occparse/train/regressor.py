@@ -181,12 +181,13 @@ def train_regressor(cfg: RegressorTrainConfig) -> dict:
 
 
 def export_regressor(ckpt: Path, out: Path, spec: RegressorSpec) -> dict:
-    from .export import export_onnx, max_abs_diff, sha256
+    from ..weights import file_sha256
+    from .export import export_onnx, max_abs_diff
 
     model = OcclusionRegressor()
     model.load_state_dict(torch.load(ckpt, map_location="cpu", weights_only=False)["model"])
     export_onnx(model, out, spec.input_size)
     x = np.random.default_rng(0).normal(0, 1, (4, 3, spec.input_size, spec.input_size)).astype(np.float32)
-    info = {"onnx": str(out), "sha256": sha256(out), "bytes": out.stat().st_size, "max_abs_diff": max_abs_diff(model, out, x)}
+    info = {"onnx": str(out), "sha256": file_sha256(out), "bytes": out.stat().st_size, "max_abs_diff": max_abs_diff(model, out, x)}
     print(json.dumps(info, indent=2))
     return info
