@@ -35,6 +35,7 @@ class BenchReport:
     e2e_batch1_latency_ms: float = 0.0
     e2e_batch64_img_s: float = 0.0
     mesh_only_img_s: float = 0.0
+    precision: str = "fp32"  # of the parser and regressors
 
     @property
     def fraction_of_mesh(self) -> float:
@@ -51,7 +52,7 @@ class BenchReport:
             f"occparse benchmark, {m['date']}",
             f"machine: {m['cpu']}, {m['cores']} cores, {m['memory_gb']} GB, {m['platform']}",
             f"onnxruntime {m['onnxruntime']} providers {m['providers']}; python {m['python']}",
-            f"{self.n_images} images",
+            f"{self.n_images} images, {self.precision} networks",
             "",
             f"{'stage':<28}{'ms/item':>10}{'items/s':>10}",
         ]
@@ -103,13 +104,15 @@ def _timeit(fn, items, repeat_warm: int = 2) -> tuple[float, float]:
     return statistics.median(times) * 1000, len(items) / total
 
 
-def run_benchmark(images: list[Path], batch: int = 64, providers: list[str] | None = None) -> BenchReport:
+def run_benchmark(images: list[Path], batch: int = 64, providers: list[str] | None = None,
+                  precision: str = "auto") -> BenchReport:
     from .geometry import align
     from .io import read_image
     from .pipeline import Estimator, EstimatorOptions, face_features
 
-    est = Estimator(EstimatorOptions(max_faces=1, detector_scores=False, providers=tuple(providers) if providers else None))
-    rep = BenchReport(machine_facts(), len(images))
+    est = Estimator(EstimatorOptions(max_faces=1, detector_scores=False, providers=tuple(providers) if providers else None,
+                                     precision=precision))
+    rep = BenchReport(machine_facts(), len(images), precision=est.precision)
     loaded = [read_image(p) for p in images]
 
     ms, ps = _timeit(read_image, images)
@@ -186,12 +189,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("-n", type=int, default=200, help="number of images (default 200)")
     ap.add_argument("--batch", type=int, default=64)
     ap.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
+    ap.add_argument("--precision", choices=["auto", "fp32", "int8"], default="auto",
+                    help="parser and regressors: int8, fp32, or auto (int8 on CPU when shipped; default)")
     ap.add_argument("--json", help="also write the report as JSON here")
     a = ap.parse_args(argv)
     files = sorted(p for p in Path(a.images).iterdir() if p.suffix.lower() in (".jpg", ".jpeg", ".png"))[: a.n] \
         if a.images else default_images(a.n)
     providers = ["CUDAExecutionProvider", "CPUExecutionProvider"] if a.device == "cuda" else ["CPUExecutionProvider"]
-    rep = run_benchmark(files, a.batch, providers)
+    rep = run_benchmark(files, a.batch, providers, a.precision)
     print(rep.format())
     if a.json:
         Path(a.json).write_text(json.dumps(rep.to_dict(), indent=2, default=lambda o: np.asarray(o).tolist()))

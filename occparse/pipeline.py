@@ -36,6 +36,7 @@ class EstimatorOptions:
     regressor_gray: str | None = None
     stacker: str | None = None  # stacker file; None = shipped one when present
     use_learned: bool = True  # False: geometric estimate only, even when regressors/stacker ship
+    precision: str = "auto"  # shipped networks: "int8" (CPU default when shipped), "fp32", or "auto"
 
 
 @dataclass(frozen=True)
@@ -167,11 +168,12 @@ class Estimator:
     """
 
     def __init__(self, options: EstimatorOptions | None = None):
-        from .weights import parser_model
+        from .weights import parser_model, resolve_precision
 
         self.options = options or EstimatorOptions()
         o = self.options
-        path, spec = parser_model(o.parser, o.parser_spec)
+        self.precision = resolve_precision(o.precision, o.providers)
+        path, spec = parser_model(o.parser, o.parser_spec, self.precision)
         self.parser = FaceParser(path, spec, providers=list(o.providers) if o.providers else None, threads=o.threads)
         self.mesher = FaceMesher(max_faces=o.max_faces)
         self.regressors = None
@@ -183,11 +185,12 @@ class Estimator:
         """Regressors and stacker: the user's paths, else the shipped ones when they exist."""
         from .regression import Regressors, RegressorSpec
         from .stacking import load_stacker
-        from .weights import manifest, shipped
+        from .weights import manifest, shipped, shipped_variant
 
         have = manifest()
-        color = o.regressor_color or (shipped("regressor_color").path if "regressor_color" in have else None)
-        gray = o.regressor_gray or (shipped("regressor_gray").path if "regressor_gray" in have else None)
+        prec = self.precision if f"regressor_color_{self.precision}" in have or self.precision == "fp32" else "fp32"
+        color = o.regressor_color or (shipped_variant("regressor_color", prec).path if "regressor_color" in have else None)
+        gray = o.regressor_gray or (shipped_variant("regressor_gray", prec).path if "regressor_gray" in have else None)
         if color:
             providers = list(o.providers) if o.providers else None
             size = have["regressor_color"].spec.get("input_size", 112) if "regressor_color" in have else 112

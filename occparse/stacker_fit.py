@@ -128,11 +128,12 @@ def fit(table: FeatureTable, folds: int = 5, seed: int = 0) -> tuple[StackerBund
     return bundle, report
 
 
-def run(truth: str, images_root: str, out: str, folds: int = 5, seed: int = 0) -> list[dict]:
+def run(truth: str, images_root: str, out: str, folds: int = 5, seed: int = 0, precision: str = "auto") -> list[dict]:
     from .pipeline import Estimator, EstimatorOptions
 
     # the same options as `occparse predict --assume-aligned`, so the features mean the same at fit and use
-    est = Estimator(EstimatorOptions(max_faces=1, detector_scores=False, assume_aligned=True))
+    est = Estimator(EstimatorOptions(max_faces=1, detector_scores=False, assume_aligned=True, precision=precision))
+    print(f"features from the {est.precision} networks", flush=True)
     if est.regressors is None:
         raise RuntimeError("fit-stacker needs the regressors (weights/regressor_color.onnx); train them first")
     est.stacker = None  # features must not depend on an older stacker

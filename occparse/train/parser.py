@@ -28,6 +28,7 @@ from ..parsing import ParserSpec, preprocess
 from ..synth.sources import find_data_root
 from .bisenet import BiSeNet
 from .parser_data import PoolDataset, pool_items
+from .warmstart import freeze_batchnorm, load_from_onnx
 
 
 @dataclass
@@ -46,6 +47,7 @@ class ParserTrainConfig:
     seed: int = 0
     max_minutes: float = 0.0  # 0: no limit; else stop after the epoch that crosses it
     resume: bool = True
+    init_onnx: str | None = None  # continue from a shipped parser.onnx (BatchNorm then stays frozen)
 
 
 def ohem_ce(logits: torch.Tensor, target: torch.Tensor, thresh: float = 0.7, min_frac: float = 1 / 16) -> torch.Tensor:
@@ -88,18 +90,21 @@ def train_parser(cfg: ParserTrainConfig) -> dict:
     loader = DataLoader(ds, batch_size=cfg.batch, shuffle=True, num_workers=1, drop_last=True,
                         persistent_workers=False, generator=torch.Generator().manual_seed(cfg.seed))
     model = BiSeNet(4, cfg.width)
+    if cfg.init_onnx:
+        diff = load_from_onnx(model, Path(cfg.init_onnx), cfg.input_size)
+        print(f"initialised from {cfg.init_onnx} (torch vs ONNX Runtime max abs diff {diff:.1e}); BatchNorm frozen")
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=1e-4)
     total = cfg.epochs * len(loader)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=total, pct_start=0.05)
 
     ckpt_path = work / "parser_last.pt"
-    start_epoch, history, best = 0, [], -1.0
+    start_epoch, history = 0, []
     if cfg.resume and ckpt_path.exists():
         ck = torch.load(ckpt_path, map_location="cpu", weights_only=False)
         model.load_state_dict(ck["model"])
         opt.load_state_dict(ck["opt"])
         sched.load_state_dict(ck["sched"])
-        start_epoch, history, best = ck["epoch"] + 1, ck["history"], ck["best"]
+        start_epoch, history = ck["epoch"] + 1, ck["history"]
         print(f"resumed from {ckpt_path} at epoch {start_epoch}")
 
     print("preparing validation data (LFW val, real labels) ...")
@@ -110,6 +115,8 @@ def train_parser(cfg: ParserTrainConfig) -> dict:
     t_start = time.time()
     for epoch in range(start_epoch, cfg.epochs):
         model.train()
+        if cfg.init_onnx:
+            freeze_batchnorm(model)
         ds.epoch = epoch
         bar = tqdm(loader, desc=f"parser epoch {epoch + 1}/{cfg.epochs}", unit="batch")
         running = None
@@ -127,30 +134,28 @@ def train_parser(cfg: ParserTrainConfig) -> dict:
         if bench_x is not None:
             rec["bench"] = iou_report(predict_labels(model, bench_x, spec), bench_y, 4)
         history.append(rec)
-        score = lfw["mean"] + (rec["bench"]["occluder"] if "bench" in rec else 0.0)
         msg = f"epoch {epoch + 1}: LFW val mIoU {lfw['mean']:.3f} face {lfw['face']:.3f} hair {lfw['hair']:.3f}"
         if "bench" in rec:
             msg += f" | bench occluder IoU {rec['bench']['occluder']:.3f}"
         print(msg, flush=True)
-        if score > best:
-            best = score
-            torch.save({"model": model.state_dict(), "width": cfg.width, "spec": asdict(spec)}, work / "parser_best.pt")
+        torch.save({"model": model.state_dict(), "width": cfg.width, "spec": asdict(spec)}, work / "parser_final.pt")
         torch.save({"model": model.state_dict(), "opt": opt.state_dict(), "sched": sched.state_dict(), "epoch": epoch,
-                    "history": history, "best": best, "config": asdict(cfg)}, work / "parser_last.tmp")
+                    "history": history, "config": asdict(cfg)}, work / "parser_last.tmp")
         (work / "parser_last.tmp").replace(ckpt_path)
         (work / "history.json").write_text(json.dumps(history, indent=2))
         if cfg.max_minutes and (time.time() - t_start) / 60 > cfg.max_minutes:
             print(f"stopping after epoch {epoch + 1}: --max-minutes {cfg.max_minutes} reached")
             break
-    return export_best(cfg, spec)
+    return export_final(cfg, spec)
 
 
-def export_best(cfg: ParserTrainConfig, spec: ParserSpec) -> dict:
+def export_final(cfg: ParserTrainConfig, spec: ParserSpec) -> dict:
+    """Export the last epoch's weights: LFW val and the benchmark are reported each epoch, never used to pick one."""
     from ..weights import file_sha256
     from .export import export_onnx, max_abs_diff
 
     work = Path(cfg.work)
-    ck = torch.load(work / "parser_best.pt", map_location="cpu", weights_only=False)
+    ck = torch.load(work / "parser_final.pt", map_location="cpu", weights_only=False)
     model = BiSeNet(4, ck["width"])
     model.load_state_dict(ck["model"])
     out = export_onnx(model, Path(cfg.out) / "parser.onnx", spec.input_size)

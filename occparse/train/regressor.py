@@ -27,6 +27,7 @@ from ..synth.sources import HOLDOUT_BUCKETS, stable_bucket
 from ..synth.writer import read_truth_rows
 from .losses import sample_weights
 from .resnet import OcclusionRegressor
+from .warmstart import freeze_batchnorm, load_from_onnx
 
 
 @dataclass
@@ -49,6 +50,7 @@ class RegressorTrainConfig:
     max_minutes: float = 0.0
     max_train: int = 0  # use at most this many training samples (0 = all)
     resume: bool = True
+    init_onnx: str | None = None  # continue from a shipped regressor ONNX (BatchNorm then stays frozen)
 
 
 @dataclass(frozen=True)
@@ -133,6 +135,9 @@ def train_regressor(cfg: RegressorTrainConfig) -> dict:
         ck = torch.load(cfg.init_from, map_location="cpu", weights_only=False)
         model.load_state_dict(ck["model"])
         print(f"initialised from {cfg.init_from}")
+    if cfg.init_onnx:
+        diff = load_from_onnx(model, Path(cfg.init_onnx), cfg.input_size)
+        print(f"initialised from {cfg.init_onnx} (torch vs ONNX Runtime max abs diff {diff:.1e}); BatchNorm frozen")
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=1e-4)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=cfg.epochs * len(loader), pct_start=0.1)
     ckpt = work / "last.pt"
@@ -146,9 +151,16 @@ def train_regressor(cfg: RegressorTrainConfig) -> dict:
         print(f"resumed from {ckpt} at epoch {start + 1}")
     vgt = np.array([it.gt for it in val_items])
     vmale = np.array([it.male for it in val_items])
+    if start == 0 and (cfg.init_onnx or cfg.init_from):  # the starting point is a candidate too
+        score, ef, em = challenge_score(predict(model, vds), vgt, vmale)
+        print(f"before training: held-out Score {score:.5f} (Err_F {ef:.5f}, Err_M {em:.5f})", flush=True)
+        best = score
+        torch.save({"model": model.state_dict(), "spec": asdict(spec), "config": asdict(cfg)}, work / "best.pt")
     t0 = time.time()
     for epoch in range(start, cfg.epochs):
         model.train()
+        if cfg.init_onnx:
+            freeze_batchnorm(model)
         ds.epoch = epoch
         running = None
         bar = tqdm(loader, desc=f"{cfg.kind} epoch {epoch + 1}/{cfg.epochs}", unit="batch")

@@ -1,0 +1,86 @@
+"""Continuing training from an ONNX export, int8 quantization, and the precision switch."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch", reason="needs the [train] extra (torch) to build test models")
+pytest.importorskip("onnx", reason="needs the [train] extra (onnx)")
+
+from occparse.train.bisenet import BiSeNet  # noqa: E402
+from occparse.train.export import export_onnx  # noqa: E402
+from occparse.train.resnet import OcclusionRegressor  # noqa: E402
+from occparse.train.warmstart import freeze_batchnorm, load_from_onnx  # noqa: E402
+from occparse.weights import WeightsError, resolve_precision  # noqa: E402
+
+
+def _randomise_batchnorm(model: torch.nn.Module, seed: int = 0) -> None:
+    """Non-trivial BatchNorm statistics, so folding them into the convs actually changes the weights."""
+    g = torch.Generator().manual_seed(seed)
+    for m in model.modules():
+        if isinstance(m, torch.nn.BatchNorm2d):
+            m.running_mean.copy_(torch.randn(m.num_features, generator=g) * 0.1)
+            m.running_var.copy_(torch.rand(m.num_features, generator=g) + 0.5)
+            m.weight.data.copy_(torch.rand(m.num_features, generator=g) + 0.5)
+            m.bias.data.copy_(torch.randn(m.num_features, generator=g) * 0.1)
+
+
+@pytest.mark.parametrize("make,size", [(lambda: BiSeNet(4, 0.25), 64), (lambda: OcclusionRegressor(), 64)])
+def test_onnx_export_loads_back_into_torch(tmp_path: Path, make, size: int):
+    torch.manual_seed(0)
+    src = make().eval()
+    _randomise_batchnorm(src)
+    onnx_path = export_onnx(src, tmp_path / "m.onnx", size)
+    fresh = make()
+    diff = load_from_onnx(fresh, onnx_path, size)
+    assert diff < 1e-4
+    x = torch.randn(2, 3, size, size)
+    with torch.no_grad():
+        assert torch.allclose(src(x), fresh.eval()(x), atol=1e-4)
+
+
+def test_wrong_architecture_is_refused(tmp_path: Path):
+    onnx_path = export_onnx(BiSeNet(4, 0.25).eval(), tmp_path / "narrow.onnx", 64)
+    with pytest.raises(ValueError):
+        load_from_onnx(BiSeNet(4, 0.5), onnx_path, 64)
+
+
+def test_frozen_batchnorm_keeps_statistics_while_training(tmp_path: Path):
+    model = OcclusionRegressor()
+    load_from_onnx(model, export_onnx(OcclusionRegressor().eval(), tmp_path / "r.onnx", 64), 64)
+    bn = model.net.bn1
+    before = bn.running_mean.clone()
+    model.train()
+    freeze_batchnorm(model)
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    loss = ((model(torch.randn(4, 3, 64, 64) * 3 + 1) - 0.5) ** 2).mean()
+    loss.backward()
+    opt.step()
+    assert torch.equal(bn.running_mean, before)
+    assert model.training and not bn.training
+
+
+def test_int8_model_tracks_fp32(tmp_path: Path):
+    from occparse.quantize import output_drift, quantize_model
+
+    torch.manual_seed(0)
+    model = OcclusionRegressor().eval()
+    src = export_onnx(model, tmp_path / "r.onnx", 64)
+    rng = np.random.default_rng(0)
+    calib = rng.normal(0, 1, (32, 3, 64, 64)).astype(np.float32)
+    dst = quantize_model(src, tmp_path / "r.int8.onnx", calib)
+    assert dst.exists() and dst.stat().st_size < src.stat().st_size / 2
+    # a sigmoid output in [0, 1]: int8 may move it a little, never across the range
+    assert output_drift(src, dst, calib[:8]) < 0.1
+
+
+def test_precision_resolution():
+    assert resolve_precision("fp32") == "fp32"
+    assert resolve_precision("int8", ["CPUExecutionProvider"]) == "int8"
+    assert resolve_precision("auto", ["CUDAExecutionProvider", "CPUExecutionProvider"]) == "fp32"
+    assert resolve_precision("auto", ["CPUExecutionProvider"]) in ("fp32", "int8")
+    with pytest.raises(WeightsError):
+        resolve_precision("fp16")
