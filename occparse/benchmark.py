@@ -36,14 +36,22 @@ class BenchReport:
     e2e_batch64_img_s: float = 0.0
     mesh_only_img_s: float = 0.0
     precision: str = "fp32"  # of the parser and regressors
+    workers: int = 0  # pool size for the batch-pipeline rows (0: not measured)
+    pool_mesh_only_img_s: float = 0.0  # decode + mesh in the worker pool, nothing else
+    pool_e2e_img_s: float = 0.0  # the `predict` pipeline: pool for decode + mesh, networks batched in this process
 
     @property
     def fraction_of_mesh(self) -> float:
         return self.e2e_batch64_img_s / self.mesh_only_img_s if self.mesh_only_img_s else float("nan")
 
+    @property
+    def pool_fraction_of_mesh(self) -> float:
+        return self.pool_e2e_img_s / self.pool_mesh_only_img_s if self.pool_mesh_only_img_s else float("nan")
+
     def to_dict(self) -> dict:
         d = asdict(self)
         d["fraction_of_mesh_only"] = self.fraction_of_mesh
+        d["pool_fraction_of_mesh_only"] = self.pool_fraction_of_mesh
         return d
 
     def format(self) -> str:
@@ -66,6 +74,14 @@ class BenchReport:
             f"end-to-end, batch 64:             {self.e2e_batch64_img_s:8.1f} images/s "
             f"({self.fraction_of_mesh:.2f} x mesh-only)",
         ]
+        if self.workers:
+            lines += [
+                "",
+                f"batch pipeline, {self.workers} worker processes for decode + mesh, networks batched (as in predict):",
+                f"mesh only:                        {self.pool_mesh_only_img_s:8.1f} images/s",
+                f"end-to-end:                       {self.pool_e2e_img_s:8.1f} images/s "
+                f"({self.pool_fraction_of_mesh:.2f} x mesh-only)",
+            ]
         return "\n".join(lines)
 
 
@@ -104,8 +120,16 @@ def _timeit(fn, items, repeat_warm: int = 2) -> tuple[float, float]:
     return statistics.median(times) * 1000, len(items) / total
 
 
+def _steady_rate(results, skip: int) -> float:
+    """Items per second once the pipeline is full: worker start-up and the first batch are not counted."""
+    stamps = [time.perf_counter() for _ in results]
+    if len(stamps) <= skip + 1:
+        raise ValueError(f"too few images for a steady-state rate (need more than {skip + 1})")
+    return (len(stamps) - 1 - skip) / (stamps[-1] - stamps[skip])
+
+
 def run_benchmark(images: list[Path], batch: int = 64, providers: list[str] | None = None,
-                  precision: str = "auto") -> BenchReport:
+                  precision: str = "auto", workers: int = 0) -> BenchReport:
     from .geometry import align
     from .io import read_image
     from .pipeline import Estimator, EstimatorOptions, face_features
@@ -168,6 +192,13 @@ def run_benchmark(images: list[Path], batch: int = 64, providers: list[str] | No
     for i in range(0, len(images), batch):
         est.finish([est.prepare(read_image(p)) for p in images[i : i + batch]])
     rep.e2e_batch64_img_s = len(images) / (time.perf_counter() - t)
+    if workers > 1:
+        from .batch import analyses, prepared
+
+        skip = min(batch, len(images) // 4)
+        rep.workers = workers
+        rep.pool_mesh_only_img_s = _steady_rate(prepared(est, images, workers), skip)
+        rep.pool_e2e_img_s = _steady_rate(analyses(est, images, workers, batch), skip)
     return rep
 
 
@@ -191,12 +222,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
     ap.add_argument("--precision", choices=["auto", "fp32", "int8"], default="auto",
                     help="parser and regressors: int8, fp32, or auto (int8 on CPU when shipped; default)")
+    ap.add_argument("--workers", type=int, default=os.cpu_count() or 1,
+                    help="worker processes for the batch-pipeline rows (default: one per core; 0 or 1 skips them)")
     ap.add_argument("--json", help="also write the report as JSON here")
     a = ap.parse_args(argv)
     files = sorted(p for p in Path(a.images).iterdir() if p.suffix.lower() in (".jpg", ".jpeg", ".png"))[: a.n] \
         if a.images else default_images(a.n)
     providers = ["CUDAExecutionProvider", "CPUExecutionProvider"] if a.device == "cuda" else ["CPUExecutionProvider"]
-    rep = run_benchmark(files, a.batch, providers, a.precision)
+    rep = run_benchmark(files, a.batch, providers, a.precision, a.workers)
     print(rep.format())
     if a.json:
         Path(a.json).write_text(json.dumps(rep.to_dict(), indent=2, default=lambda o: np.asarray(o).tolist()))

@@ -215,6 +215,13 @@ def cmd_parse(a: argparse.Namespace) -> int:
     return 1 if failures else 0
 
 
+def _workers(requested: int, n_items: int) -> int:
+    """--workers 0 (the default): one mesh process per core once the job is big enough to repay their start-up."""
+    if requested > 0:
+        return requested
+    return (os.cpu_count() or 1) if n_items >= 100 else 1
+
+
 def _estimator(a: argparse.Namespace, **kw):
     from .pipeline import Estimator, EstimatorOptions
     from .weights import WeightsError
@@ -274,15 +281,16 @@ def _estimate_folder(a: argparse.Namespace) -> int:
         return _fail(str(e))
     if done:
         print(f"resuming: {done} of {len(paths)} images already in {writer.partial}", file=sys.stderr)
+    todo = paths[done:]
+    workers = _workers(a.workers, len(todo))
     app, err = _estimator(a, max_faces=1 if not a.all_faces else a.max_faces, detector_scores=False,
-                          assume_aligned=a.assume_aligned)
+                          assume_aligned=a.assume_aligned, spin=workers <= 1)
     if app is None:
         return err
-    todo = paths[done:]
     counts: dict[str, int] = {}
     bar = tqdm(total=len(paths), initial=done, desc="estimate", unit="img", smoothing=0.1)
     try:
-        for p, an in zip(todo, analyses(app, todo, workers=a.workers, batch_size=a.batch), strict=True):
+        for p, an in zip(todo, analyses(app, todo, workers=workers, batch_size=a.batch), strict=True):
             res = an.result
             row = {k: "" for k in columns}
             row.update(filename=str(p), status=str(res.status), message=res.message, n_faces=str(len(res.faces)))
@@ -384,14 +392,15 @@ def cmd_predict(a: argparse.Namespace) -> int:
         return _fail(str(e))
     if done:
         print(f"resuming: {done} of {len(rows)} rows already in {writer.partial}", file=sys.stderr)
-    app, err = _estimator(a, max_faces=1, detector_scores=False, assume_aligned=a.assume_aligned)
+    todo = rows[done:]
+    workers = _workers(a.workers, len(todo))
+    app, err = _estimator(a, max_faces=1, detector_scores=False, assume_aligned=a.assume_aligned, spin=workers <= 1)
     if app is None:
         return err
     counts: dict[str, int] = {}
-    todo = rows[done:]
     bar = tqdm(total=len(rows), initial=done, desc="predict", unit="img", smoothing=0.1)
     try:
-        for r, an in zip(todo, analyses(app, [r.path for r in todo], workers=a.workers, batch_size=a.batch), strict=True):
+        for r, an in zip(todo, analyses(app, [r.path for r in todo], workers=workers, batch_size=a.batch), strict=True):
             res = an.result
             row = {"filename": r.filename, "FaceOcclusion": "", "status": str(res.status), "geometric": "", "regressor": ""}
             if res.ok:
@@ -550,7 +559,8 @@ each failure is one line on stderr (with --json, a JSON object with its status o
     )
     es.add_argument("images", nargs="+", help="image files (JPEG, PNG, WebP, BMP, TIFF), or folders with --out")
     es.add_argument("--out", help="folder mode: write one row per image to this .csv or .parquet (resumable)")
-    es.add_argument("--workers", type=int, default=1, help="folder mode: processes for decoding and the mesh")
+    es.add_argument("--workers", type=int, default=0,
+                    help="folder mode: processes for decoding and the mesh (default 0: one per core for 100+ files)")
     es.add_argument("--batch", type=int, default=64, help="folder mode: crops per network batch")
     es.add_argument("--visualize", nargs="?", const="auto", metavar="PATH",
                     help="write the picture: PATH, or NAME_occlusion.png beside the input when PATH is left out")
@@ -580,7 +590,8 @@ example:
     pr.add_argument("--images-root", required=True, help="folder the filenames are relative to")
     pr.add_argument("--out", required=True, help="output CSV")
     pr.add_argument("--assume-aligned", action="store_true", help=ALIGNED_HELP)
-    pr.add_argument("--workers", type=int, default=1, help="processes for decoding and the mesh (default 1)")
+    pr.add_argument("--workers", type=int, default=0,
+                    help="processes for decoding and the mesh (default 0: one per core for 100+ rows, else 1)")
     pr.add_argument("--batch", type=int, default=64, help="crops per network batch (default 64)")
     _add_parser_args(pr)
     pr.set_defaults(func=cmd_predict)

@@ -112,11 +112,17 @@ def pick_providers(prefer_gpu: bool = True) -> list[str]:
     return ["CPUExecutionProvider"]
 
 
-def make_session(path: str | Path, providers: list[str] | None = None, threads: int = 0):
-    """An ONNX Runtime session with sane thread settings (0 = let ONNX Runtime decide)."""
+def make_session(path: str | Path, providers: list[str] | None = None, threads: int = 0, spin: bool = True):
+    """An ONNX Runtime session with sane thread settings (0 = let ONNX Runtime decide).
+
+    ``spin=False`` stops idle ONNX Runtime threads from busy-waiting, which would take CPU from
+    the mesh worker processes that share the cores in batch mode."""
     import onnxruntime as ort
 
     so = ort.SessionOptions()
+    if not spin:
+        so.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        so.add_session_config_entry("session.inter_op.allow_spinning", "0")
     if threads:
         so.intra_op_num_threads = threads
         so.inter_op_num_threads = 1
@@ -133,12 +139,13 @@ class FaceParser:
     providers: list[str] | None = None
     threads: int = 0
     batch_size: int = 32
+    spin: bool = True  # see make_session
 
     def __post_init__(self):
         self.model_path = Path(self.model_path)
         if not self.model_path.is_file():
             raise FileNotFoundError(f"parser model not found: {self.model_path}")
-        self.session = make_session(self.model_path, self.providers, self.threads)
+        self.session = make_session(self.model_path, self.providers, self.threads, self.spin)
         self.input_name = self.session.get_inputs()[0].name
         out_shape = self.session.get_outputs()[0].shape
         n_out = out_shape[1] if len(out_shape) == 4 and isinstance(out_shape[1], int) else None

@@ -29,6 +29,7 @@ class EstimatorOptions:
     max_faces: int = 4
     providers: tuple[str, ...] | None = None
     threads: int = 0  # ONNX Runtime intra-op threads (0 = its default)
+    spin: bool = True  # False when worker processes share the cores (batch mode): idle ORT threads then sleep
     crop_size: int = CANONICAL_SIZE
     detector_scores: bool = True  # run MediaPipe's face detector for a per-face confidence
     assume_aligned: bool = False  # inputs are aligned face crops: if the mesh finds no face, use the canonical layout
@@ -174,7 +175,8 @@ class Estimator:
         o = self.options
         self.precision = resolve_precision(o.precision, o.providers)
         path, spec = parser_model(o.parser, o.parser_spec, self.precision)
-        self.parser = FaceParser(path, spec, providers=list(o.providers) if o.providers else None, threads=o.threads)
+        self.parser = FaceParser(path, spec, providers=list(o.providers) if o.providers else None, threads=o.threads,
+                                 spin=o.spin)
         self.mesher = FaceMesher(max_faces=o.max_faces)
         self.regressors = None
         self.stacker = None
@@ -194,7 +196,8 @@ class Estimator:
         if color:
             providers = list(o.providers) if o.providers else None
             size = have["regressor_color"].spec.get("input_size", 112) if "regressor_color" in have else 112
-            self.regressors = Regressors(color, gray, RegressorSpec(input_size=size), providers=providers, threads=o.threads)
+            self.regressors = Regressors(color, gray, RegressorSpec(input_size=size), providers=providers, threads=o.threads,
+                                         spin=o.spin)
         stacker = o.stacker or (shipped("stacker").path if "stacker" in have else None)
         if stacker and self.regressors is not None:
             self.stacker = load_stacker(stacker)

@@ -34,13 +34,13 @@ class Regressors:
     """The colour and gray ONNX models; ``predict`` routes each crop by channel equality."""
 
     def __init__(self, color: str | Path, gray: str | Path | None = None, spec: RegressorSpec | None = None,
-                 providers: list[str] | None = None, threads: int = 0, batch_size: int = 64):
+                 providers: list[str] | None = None, threads: int = 0, batch_size: int = 64, spin: bool = True):
         self.spec = spec or RegressorSpec()
         self.batch_size = batch_size
         self.paths = {"color": Path(color)}
         if gray is not None:
             self.paths["gray"] = Path(gray)
-        self.sessions = {k: make_session(p, providers, threads) for k, p in self.paths.items()}
+        self.sessions = {k: make_session(p, providers, threads, spin) for k, p in self.paths.items()}
 
     def route(self, crop: np.ndarray) -> str:
         return "gray" if "gray" in self.sessions and is_gray_rgb(crop) else "color"
