@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+from pathlib import Path
 
 import pytest
 
@@ -61,3 +62,20 @@ def test_input_csv_needs_filename(tmp_path):
     p.write_text("filename,FaceOcclusion,gender\nimg/a.jpg,0.1,F\n")
     rows = read_input_csv(p, tmp_path / "root")
     assert rows[0].path == tmp_path / "root" / "img" / "a.jpg"
+
+
+def test_worker_pool_keeps_order_with_a_small_window(tmp_path):
+    """prepared() refills a bounded window: every input comes back once, in input order."""
+    from types import SimpleNamespace
+
+    from occparse.batch import prepared
+    from occparse.pipeline import EstimatorOptions
+
+    face = Path(__file__).resolve().parents[1] / "examples" / "astronaut.png"
+    junk = tmp_path / "junk.jpg"
+    junk.write_text("not an image")
+    paths = [face, junk, face, junk, junk, face, junk]
+    est = SimpleNamespace(options=EstimatorOptions(max_faces=1, detector_scores=False))
+    out = list(prepared(est, paths, workers=2, max_inflight=2))
+    assert [Path(p.path).name for p in out] == [p.name for p in paths]
+    assert [bool(p.faces) for p in out] == [p == face for p in paths]
