@@ -109,7 +109,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--src", type=Path, help="ONNX to quantize (default: the shipped one)")
     ap.add_argument("--calib", type=Path, nargs="+", required=True, help="folders of aligned training crops (synth pools)")
     ap.add_argument("--count", type=int, default=256, help="calibration crops (default 256)")
-    ap.add_argument("--out", type=Path, required=True)
+    ap.add_argument("--out", type=Path, required=True, help="where the int8 ONNX goes")
     a = ap.parse_args(argv)
     try:
         src = a.src or shipped(a.model).path
@@ -118,7 +118,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"occparse quantize: {e}")
         return 1
     x = parser_pre(crops, ParserSpec()) if a.model == "parser" else regressor_pre(crops, RegressorSpec())
-    quantize_model(src, a.out, x)
+    try:
+        quantize_model(src, a.out, x)
+    except ImportError as e:
+        print(f"occparse quantize: {e.name or e} is missing; install the build tools with: pip install -e \".[train]\"")
+        return 1
     print(f"{a.out}: {a.out.stat().st_size / 1e6:.1f} MB, max output drift on the calibration crops "
           f"{output_drift(src, a.out, x[:64]):.4f}")
     return 0
