@@ -143,39 +143,46 @@ def _prepare_in_worker(path: str):
         return failed(path, Status.ERROR, f"{type(e).__name__}: {e}")
 
 
-def prepared(est, paths: list[Path], workers: int = 1, max_inflight: int = 256) -> Iterator:
+def worker_pool(options, workers: int):
+    """A pool of ``workers`` processes, each with its own FaceMesher (MediaPipe is not fork-safe: spawn)."""
+    return mp.get_context("spawn").Pool(workers, initializer=_init_worker, initargs=(options,))
+
+
+def prepared(est, paths: list[Path], workers: int = 1, max_inflight: int = 256, pool=None) -> Iterator:
     """The CPU stages (decode, mesh, align) for each path, in order, in ``workers`` processes (or here).
 
     At most ``max_inflight`` images are queued or finished-but-unread at once, so memory stays
     flat even when the networks downstream are slower than the workers (``Pool.imap`` would
-    buffer every finished result)."""
+    buffer every finished result). ``pool``: an open :func:`worker_pool` to reuse."""
     from .pipeline import Status, failed, prepare_path
 
-    if workers <= 1:
+    if pool is None and workers <= 1:
         for p in paths:
             try:
                 yield prepare_path(est.mesher, p, est.options).lite()
             except Exception as e:
                 yield failed(str(p), Status.ERROR, f"{type(e).__name__}: {e}")
         return
-    ctx = mp.get_context("spawn")  # MediaPipe is not fork-safe
-    with ctx.Pool(workers, initializer=_init_worker, initargs=(est.options,)) as pool:
-        todo = iter(paths)
-        pending = deque(pool.apply_async(_prepare_in_worker, (str(p),)) for p in islice(todo, max_inflight))
-        while pending:
-            result = pending.popleft().get()
-            nxt = next(todo, None)
-            if nxt is not None:
-                pending.append(pool.apply_async(_prepare_in_worker, (str(nxt),)))
-            yield result
+    if pool is None:
+        with worker_pool(est.options, workers) as own:
+            yield from prepared(est, paths, workers, max_inflight, own)
+        return
+    todo = iter(paths)
+    pending = deque(pool.apply_async(_prepare_in_worker, (str(p),)) for p in islice(todo, max_inflight))
+    while pending:
+        result = pending.popleft().get()
+        nxt = next(todo, None)
+        if nxt is not None:
+            pending.append(pool.apply_async(_prepare_in_worker, (str(nxt),)))
+        yield result
 
 
-def analyses(est, paths: list[Path], workers: int = 1, batch_size: int = 64) -> Iterator:
+def analyses(est, paths: list[Path], workers: int = 1, batch_size: int = 64, pool=None) -> Iterator:
     """ImageAnalysis for each path, in order. Decoding and the mesh run in ``workers`` processes;
     the networks run here on batches of ``batch_size`` crops. Memory stays flat: a bounded number
     of images is in flight (see :func:`prepared`)."""
     buf = []
-    for prep in prepared(est, paths, workers):
+    for prep in prepared(est, paths, workers, pool=pool):
         buf.append(prep)
         if len(buf) >= batch_size:
             yield from est.finish(buf)

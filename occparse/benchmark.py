@@ -13,7 +13,7 @@ import os
 import platform
 import statistics
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -120,14 +120,6 @@ def _timeit(fn, items, repeat_warm: int = 2) -> tuple[float, float]:
     return statistics.median(times) * 1000, len(items) / total
 
 
-def _steady_rate(results, skip: int) -> float:
-    """Items per second once the pipeline is full: worker start-up and the first batch are not counted."""
-    stamps = [time.perf_counter() for _ in results]
-    if len(stamps) <= skip + 1:
-        raise ValueError(f"too few images for a steady-state rate (need more than {skip + 1})")
-    return (len(stamps) - 1 - skip) / (stamps[-1] - stamps[skip])
-
-
 def run_benchmark(images: list[Path], batch: int = 64, providers: list[str] | None = None,
                   precision: str = "auto", workers: int = 0) -> BenchReport:
     from .geometry import align
@@ -169,7 +161,7 @@ def run_benchmark(images: list[Path], batch: int = 64, providers: list[str] | No
     an = est.analyze_loaded(loaded[0])
     if est.stacker is not None and an.faces:
         fa = an.faces[0]
-        v = face_features(fa.geometry, fa.result.regressor or 0.0, fa.result.is_gray, False, fa.result.face_size).vector()
+        v = face_features(fa.geometry, fa.result.regressor or 0.0, fa.result.is_gray, False).vector()
         ms, ps = _timeit(lambda _: est.stacker.predict(v), list(range(50)))
         rep.stages.append(StageTiming("stacker", ms, ps))
 
@@ -193,12 +185,24 @@ def run_benchmark(images: list[Path], batch: int = 64, providers: list[str] | No
         est.finish([est.prepare(read_image(p)) for p in images[i : i + batch]])
     rep.e2e_batch64_img_s = len(images) / (time.perf_counter() - t)
     if workers > 1:
-        from .batch import analyses, prepared
+        from .batch import analyses, prepared, worker_pool
 
-        skip = min(batch, len(images) // 4)
+        # one warm pool for both rows, so neither pays the workers' start-up; all work is timed,
+        # from the first image submitted to the last result read
         rep.workers = workers
-        rep.pool_mesh_only_img_s = _steady_rate(prepared(est, images, workers), skip)
-        rep.pool_e2e_img_s = _steady_rate(analyses(est, images, workers, batch), skip)
+        # as `predict --workers N` sets it up: idle ONNX Runtime threads sleep instead of spinning
+        est = Estimator(replace(est.options, spin=False))
+        with worker_pool(est.options, workers) as pool:
+            for _ in prepared(est, images[: workers * 4], workers, pool=pool):
+                pass
+            t = time.perf_counter()
+            for _ in prepared(est, images, workers, pool=pool):
+                pass
+            rep.pool_mesh_only_img_s = len(images) / (time.perf_counter() - t)
+            t = time.perf_counter()
+            for _ in analyses(est, images, workers, batch, pool=pool):
+                pass
+            rep.pool_e2e_img_s = len(images) / (time.perf_counter() - t)
     return rep
 
 

@@ -601,7 +601,8 @@ example:
         help="fuse geometry and regression into one estimate (scikit-learn)",
         formatter_class=argparse.RawDescriptionHelpFormatter,
         description="Compute the features of every face (cached beside the truth file, keyed by the models' "
-        "checksums), report K-fold out-of-fold Score for geometric-only, regressor-only and stacked, then fit "
+        "checksums), report K-fold out-of-fold Score (folds grouped by the truth's `base` face column when "
+        "present) for geometric-only, regressor-only and stacked, then fit "
         "a HistGradientBoosting model on all rows with the challenge weights 1/30 + GT.",
         epilog="""Fit on faces the regressors never trained on, never on the benchmark split:
   occparse synth --preset holdout --count 4000 --seed 31 --out holdout/

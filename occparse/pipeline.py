@@ -37,6 +37,7 @@ class EstimatorOptions:
     regressor_gray: str | None = None
     stacker: str | None = None  # stacker file; None = shipped one when present
     use_learned: bool = True  # False: geometric estimate only, even when regressors/stacker ship
+    use_stacker: bool = True  # False: regressors without the stacker (fit-stacker computes its features so)
     precision: str = "auto"  # shipped networks: "int8" (CPU default when shipped), "fp32", or "auto"
 
 
@@ -143,14 +144,12 @@ def prepare_path(mesher: FaceMesher, path: str | Path, options: EstimatorOptions
     return prepare_image(mesher, image, options)
 
 
-def face_features(g: GeometricOcclusion, regressor: float, is_gray: bool, mesh_fallback: bool,
-                  face_size: float) -> FaceFeatures:
+def face_features(g: GeometricOcclusion, regressor: float, is_gray: bool, mesh_fallback: bool) -> FaceFeatures:
     """The stacker's inputs, from what the pipeline computed for one face."""
     return FaceFeatures(
         geometric=g.overall, geometric_soft=g.soft, regions=tuple(r.fraction for r in g.regions),
         share_hair=g.occluded_by.hair, share_occluder=g.occluded_by.occluder, share_background=g.occluded_by.background,
-        regressor=regressor, is_gray=is_gray, mesh_fallback=mesh_fallback, face_size=face_size,
-        parser_confidence=g.parser_confidence,
+        regressor=regressor, is_gray=is_gray, mesh_fallback=mesh_fallback, parser_confidence=g.parser_confidence,
     )
 
 
@@ -198,6 +197,8 @@ class Estimator:
             size = have["regressor_color"].spec.get("input_size", 112) if "regressor_color" in have else 112
             self.regressors = Regressors(color, gray, RegressorSpec(input_size=size), providers=providers, threads=o.threads,
                                          spin=o.spin)
+        if not o.use_stacker:
+            return
         stacker = o.stacker or (shipped("stacker").path if "stacker" in have else None)
         if stacker and self.regressors is not None:
             self.stacker = load_stacker(stacker)
@@ -216,7 +217,7 @@ class Estimator:
         finals = [g.overall for g in geos]
         if reg is not None and self.stacker is not None and items:
             X = np.stack([
-                face_features(g, float(r), prep.is_gray, prep.fallback, float(f.box[3] - f.box[1])).vector()
+                face_features(g, float(r), prep.is_gray, prep.fallback).vector()
                 for (prep, f, _, _), g, r in zip(items, geos, reg, strict=True)
             ])
             finals = [float(v) for v in self.stacker.predict(X)]

@@ -26,13 +26,14 @@ class FeatureTable:
     male: np.ndarray
     names: list[str]
     n_failed: int
+    groups: np.ndarray  # base face of each row (truth column `base`, else the file): folds never split a face
 
 
 def _model_key(est) -> str:
     """Features depend on the models that made them: the cache is keyed by their checksums."""
     from .weights import file_sha256
 
-    h = hashlib.sha256()
+    h = hashlib.sha256(",".join(FEATURES).encode())
     paths = [est.parser.model_path, *est.regressors.paths.values()]
     for p in paths:
         h.update(file_sha256(Path(p)).encode())
@@ -49,10 +50,10 @@ def compute_features(est, truth: str | Path, images_root: str | Path, cache_dir:
         z = np.load(cache, allow_pickle=False)
         cached = [str(n) for n in z["names"]]
         known = set(cached)
-        if cached and cached == [r["filename"] for r in rows if r["filename"] in known]:
+        if cached and cached == [r["filename"] for r in rows if r["filename"] in known] and "groups" in z:
             print(f"features from cache: {cache}")
-            return FeatureTable(z["X"], z["gt"], z["male"], list(z["names"]), int(z["n_failed"]))
-    X, gt, male, names = [], [], [], []
+            return FeatureTable(z["X"], z["gt"], z["male"], list(z["names"]), int(z["n_failed"]), z["groups"])
+    X, gt, male, names, groups = [], [], [], [], []
     failed = 0
     root = Path(images_root)
     for r in tqdm(rows, desc="features", unit="img"):
@@ -62,12 +63,14 @@ def compute_features(est, truth: str | Path, images_root: str | Path, cache_dir:
             continue
         fa = an.faces[0]
         res = fa.result
-        X.append(face_features(fa.geometry, res.regressor, res.is_gray, an.fallback, res.face_size).vector())
+        X.append(face_features(fa.geometry, res.regressor, res.is_gray, an.fallback).vector())
         gt.append(float(r["FaceOcclusion"]))
         male.append(parse_gender(r["gender"]) > 0.5)
         names.append(r["filename"])
-    table = FeatureTable(np.array(X), np.array(gt), np.array(male, bool), names, failed)
-    np.savez(cache, X=table.X, gt=table.gt, male=table.male, names=np.array(names), n_failed=failed)
+        groups.append(r.get("base") or r["filename"])
+    table = FeatureTable(np.array(X), np.array(gt), np.array(male, bool), names, failed, np.array(groups))
+    np.savez(cache, X=table.X, gt=table.gt, male=table.male, names=np.array(names), n_failed=failed,
+             groups=table.groups)
     return table
 
 
@@ -104,10 +107,11 @@ def _weight_arg(kind: str, w: np.ndarray) -> dict:
 
 def fit(table: FeatureTable, folds: int = 5, seed: int = 0) -> tuple[StackerBundle, list[dict]]:
     import sklearn
-    from sklearn.model_selection import KFold
+    from sklearn.model_selection import GroupKFold
 
     w = challenge_weights(table.gt)
-    splits = list(KFold(folds, shuffle=True, random_state=seed).split(table.X))
+    # grouped by base face: several synthetic variants of one face never sit on both sides of a fold
+    splits = list(GroupKFold(folds, shuffle=True, random_state=seed).split(table.X, groups=table.groups))
     oofs = {}
     for kind in CANDIDATES:
         oof = np.zeros(len(table.gt))
@@ -132,11 +136,11 @@ def run(truth: str, images_root: str, out: str, folds: int = 5, seed: int = 0, p
     from .pipeline import Estimator, EstimatorOptions
 
     # the same options as `occparse predict --assume-aligned`, so the features mean the same at fit and use
-    est = Estimator(EstimatorOptions(max_faces=1, detector_scores=False, assume_aligned=True, precision=precision))
+    est = Estimator(EstimatorOptions(max_faces=1, detector_scores=False, assume_aligned=True, precision=precision,
+                                     use_stacker=False))  # features never depend on an older stacker
     print(f"features from the {est.precision} networks", flush=True)
     if est.regressors is None:
         raise RuntimeError("fit-stacker needs the regressors (weights/regressor_color.onnx); train them first")
-    est.stacker = None  # features must not depend on an older stacker
     table = compute_features(est, truth, images_root)
     bundle, report = fit(table, folds, seed)
     save_stacker(bundle, out)

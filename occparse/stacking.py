@@ -17,10 +17,12 @@ import numpy as np
 
 from .geometry import REGION_NAMES
 
+#: No face size: the fit set is aligned crops, whose face size hardly varies, so the model could
+#: not learn its effect and would extrapolate arbitrarily on real photos (it did, on LFW val).
 FEATURES: tuple[str, ...] = (
     "geometric", "geometric_soft", *(f"region_{n}" for n in REGION_NAMES),
     "share_hair", "share_occluder", "share_background", "regressor", "is_gray", "mesh_fallback",
-    "log_face_size", "parser_confidence",
+    "parser_confidence",
 )
 
 
@@ -41,7 +43,6 @@ class FaceFeatures:
     regressor: float
     is_gray: bool
     mesh_fallback: bool  # canonical layout used because the mesh found nothing (--assume-aligned)
-    face_size: float
     parser_confidence: float
 
     def vector(self) -> np.ndarray:
@@ -49,8 +50,7 @@ class FaceFeatures:
         return np.array([
             self.geometric, self.geometric_soft, *regions, self.share_hair, self.share_occluder,
             self.share_background, self.regressor, float(self.is_gray),
-            float(self.mesh_fallback),
-            math.log(max(self.face_size, 1.0)), self.parser_confidence,
+            float(self.mesh_fallback), self.parser_confidence,
         ], np.float64)
 
 

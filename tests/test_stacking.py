@@ -18,7 +18,7 @@ def _table(n=400, seed=0):
     X = np.zeros((n, len(FEATURES)))
     X[:, FEATURES.index("geometric")] = np.clip(gt + rng.normal(0, 0.05, n), 0, 1)
     X[:, FEATURES.index("regressor")] = np.clip(gt + rng.normal(0, 0.05, n), 0, 1)
-    return FeatureTable(X, gt, rng.random(n) < 0.5, [f"{i}.jpg" for i in range(n)], 0)
+    return FeatureTable(X, gt, rng.random(n) < 0.5, [f"{i}.jpg" for i in range(n)], 0, np.arange(n) // 3)
 
 
 def test_fit_beats_each_component_out_of_fold():
