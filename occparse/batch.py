@@ -133,14 +133,18 @@ def _init_worker(options) -> None:
     _WORKER = (FaceMesher(max_faces=options.max_faces), options)
 
 
-def _prepare_in_worker(path: str):
+def _prepare_safely(mesher, options, path: str):
+    """prepare_path, with any exception turned into an error row: one image never takes the batch down."""
     from .pipeline import Status, failed, prepare_path
 
-    mesher, options = _WORKER
     try:
         return prepare_path(mesher, path, options).lite()
-    except Exception as e:  # a worker must never take the batch down
+    except Exception as e:
         return failed(path, Status.ERROR, f"{type(e).__name__}: {e}")
+
+
+def _prepare_in_worker(path: str):
+    return _prepare_safely(*_WORKER, path)
 
 
 def worker_pool(options, workers: int):
@@ -154,14 +158,9 @@ def prepared(est, paths: list[Path], workers: int = 1, max_inflight: int = 256, 
     At most ``max_inflight`` images are queued or finished-but-unread at once, so memory stays
     flat even when the networks downstream are slower than the workers (``Pool.imap`` would
     buffer every finished result). ``pool``: an open :func:`worker_pool` to reuse."""
-    from .pipeline import Status, failed, prepare_path
-
     if pool is None and workers <= 1:
         for p in paths:
-            try:
-                yield prepare_path(est.mesher, p, est.options).lite()
-            except Exception as e:
-                yield failed(str(p), Status.ERROR, f"{type(e).__name__}: {e}")
+            yield _prepare_safely(est.mesher, est.options, str(p))
         return
     if pool is None:
         with worker_pool(est.options, workers) as own:

@@ -219,12 +219,14 @@ def default_images(n: int) -> list[Path]:
 def main(argv: list[str] | None = None) -> int:
     import argparse
 
+    from .weights import PRECISIONS
+
     ap = argparse.ArgumentParser(prog="occparse benchmark", description=__doc__)
     ap.add_argument("--images", help="folder of images (default: bench/images, else the example photo)")
     ap.add_argument("-n", type=int, default=200, help="number of images (default 200)")
     ap.add_argument("--batch", type=int, default=64)
     ap.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
-    ap.add_argument("--precision", choices=["auto", "fp32", "int8"], default="auto",
+    ap.add_argument("--precision", choices=PRECISIONS, default="auto",
                     help="parser and regressors: int8, fp32, or auto (int8 on CPU when shipped; default)")
     ap.add_argument("--workers", type=int, default=os.cpu_count() or 1,
                     help="worker processes for the batch-pipeline rows (default: one per core; 0 or 1 skips them)")

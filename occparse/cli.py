@@ -434,6 +434,9 @@ def cmd_fit_stacker(a: argparse.Namespace) -> int:
     return 0
 
 
+#: --precision values (the same as occparse.weights.PRECISIONS, kept here so building the CLI stays import-light)
+PRECISION_CHOICES = ("auto", "fp32", "int8")
+
 #: predict's output: the challenge's two columns, the status, and the two components of the estimate
 PREDICT_COLUMNS = ("filename", "FaceOcclusion", "status", "geometric", "regressor")
 
@@ -441,7 +444,7 @@ def _add_parser_args(p: argparse.ArgumentParser) -> None:
     """--parser/--parser-spec: a user's own parser model, for every command that parses faces."""
     p.add_argument("--parser", help="a parser ONNX file (default: the shipped weights/parser.onnx)")
     p.add_argument("--parser-spec", help="celebamask19 or a JSON spec (input_size, mean, std, class_map) for --parser")
-    p.add_argument("--precision", choices=["auto", "fp32", "int8"], default="auto",
+    p.add_argument("--precision", choices=PRECISION_CHOICES, default="auto",
                    help="shipped networks: int8 (about 2-3x faster on a CPU), fp32, or auto (default: int8 on CPU, "
                    "fp32 on CUDA)")
 
@@ -613,7 +616,7 @@ example:
     fs.add_argument("--out", default="weights/stacker.pkl", help="stacker file (default weights/stacker.pkl)")
     fs.add_argument("--folds", type=int, default=5)
     fs.add_argument("--seed", type=int, default=0)
-    fs.add_argument("--precision", choices=["auto", "fp32", "int8"], default="auto",
+    fs.add_argument("--precision", choices=PRECISION_CHOICES, default="auto",
                     help="networks whose outputs become the features; fit with the precision users will run (default auto)")
     fs.set_defaults(func=cmd_fit_stacker)
 

@@ -189,7 +189,7 @@ class Estimator:
         from .weights import manifest, shipped, shipped_variant
 
         have = manifest()
-        prec = self.precision if f"regressor_color_{self.precision}" in have or self.precision == "fp32" else "fp32"
+        prec = "int8" if self.precision == "int8" and "regressor_color_int8" in have else "fp32"
         color = o.regressor_color or (shipped_variant("regressor_color", prec).path if "regressor_color" in have else None)
         gray = o.regressor_gray or (shipped_variant("regressor_gray", prec).path if "regressor_gray" in have else None)
         if color:

@@ -78,6 +78,10 @@ def test_int8_model_tracks_fp32(tmp_path: Path):
 
 
 def test_precision_resolution():
+    from occparse.cli import PRECISION_CHOICES
+    from occparse.weights import PRECISIONS
+
+    assert PRECISION_CHOICES == PRECISIONS  # the CLI's copy cannot drift from the registry's
     assert resolve_precision("fp32") == "fp32"
     assert resolve_precision("int8", ["CPUExecutionProvider"]) == "int8"
     assert resolve_precision("auto", ["CUDAExecutionProvider", "CPUExecutionProvider"]) == "fp32"

@@ -138,7 +138,6 @@ def train_parser(cfg: ParserTrainConfig) -> dict:
         if "bench" in rec:
             msg += f" | bench occluder IoU {rec['bench']['occluder']:.3f}"
         print(msg, flush=True)
-        torch.save({"model": model.state_dict(), "width": cfg.width, "spec": asdict(spec)}, work / "parser_final.pt")
         torch.save({"model": model.state_dict(), "opt": opt.state_dict(), "sched": sched.state_dict(), "epoch": epoch,
                     "history": history, "config": asdict(cfg)}, work / "parser_last.tmp")
         (work / "parser_last.tmp").replace(ckpt_path)
@@ -155,8 +154,8 @@ def export_final(cfg: ParserTrainConfig, spec: ParserSpec) -> dict:
     from .export import export_onnx, max_abs_diff
 
     work = Path(cfg.work)
-    ck = torch.load(work / "parser_final.pt", map_location="cpu", weights_only=False)
-    model = BiSeNet(4, ck["width"])
+    ck = torch.load(work / "parser_last.pt", map_location="cpu", weights_only=False)
+    model = BiSeNet(4, ck["config"]["width"])
     model.load_state_dict(ck["model"])
     out = export_onnx(model, Path(cfg.out) / "parser.onnx", spec.input_size)
     x = np.random.default_rng(0).normal(0, 1, (4, 3, spec.input_size, spec.input_size)).astype(np.float32)

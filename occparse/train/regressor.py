@@ -151,11 +151,14 @@ def train_regressor(cfg: RegressorTrainConfig) -> dict:
         print(f"resumed from {ckpt} at epoch {start + 1}")
     vgt = np.array([it.gt for it in val_items])
     vmale = np.array([it.male for it in val_items])
+    def save_best() -> None:
+        torch.save({"model": model.state_dict(), "spec": asdict(spec), "config": asdict(cfg)}, work / "best.pt")
+
     if start == 0 and (cfg.init_onnx or cfg.init_from):  # the starting point is a candidate too
         score, ef, em = challenge_score(predict(model, vds), vgt, vmale)
         print(f"before training: held-out Score {score:.5f} (Err_F {ef:.5f}, Err_M {em:.5f})", flush=True)
         best = score
-        torch.save({"model": model.state_dict(), "spec": asdict(spec), "config": asdict(cfg)}, work / "best.pt")
+        save_best()
     t0 = time.time()
     for epoch in range(start, cfg.epochs):
         model.train()
@@ -181,7 +184,7 @@ def train_regressor(cfg: RegressorTrainConfig) -> dict:
         print(f"epoch {epoch + 1}: held-out Score {score:.5f} (Err_F {ef:.5f}, Err_M {em:.5f}, MAE {rec['val_mae']:.4f})", flush=True)
         if score < best:
             best = score
-            torch.save({"model": model.state_dict(), "spec": asdict(spec), "config": asdict(cfg)}, work / "best.pt")
+            save_best()
         torch.save({"model": model.state_dict(), "opt": opt.state_dict(), "sched": sched.state_dict(), "epoch": epoch,
                     "history": history, "best": best}, work / "last.tmp")
         (work / "last.tmp").replace(ckpt)
