@@ -161,7 +161,7 @@ def evaluate(
     """
     if missing_policy not in ("worst", "zero", "skip"):
         raise ValueError("missing_policy must be worst, zero or skip")
-    gts, preds, males, grays, kinds = [], [], [], [], []
+    gts, preds, males, grays, kinds, sources = [], [], [], [], [], []
     n_missing = n_invalid = 0
     missing_examples: list[str] = []
     for row in truth_rows:
@@ -190,6 +190,7 @@ def evaluate(
         males.append(male)
         grays.append(str(row.get("is_gray", "")).strip() in ("1", "true", "True"))
         kinds.append(row.get("occluder", ""))
+        sources.append(row.get("source", ""))
     gt_a = np.array(gts)
     p_a = np.array(preds)
     m_a = np.array(males, dtype=bool)
@@ -217,10 +218,12 @@ def evaluate(
     for lo, hi in zip(OCCLUSION_BINS[:-1], OCCLUSION_BINS[1:], strict=True):
         last = hi >= 1.0
         add(f"gt [{lo:.3f}, {hi:.3f}{']' if last else ')'}", (gt_a >= lo) & ((gt_a <= hi) if last else (gt_a < hi)))
-    if truth_rows and "occluder" in truth_rows[0]:
-        k_a = np.array(kinds)
-        for k in sorted(set(kinds)):
-            add(f"occluder={k or 'none'}", k_a == k)
+    # base-face source (lfw / utkface, from occparse synth): the two follow different V conventions
+    for column, values in (("source", sources), ("occluder", kinds)):
+        if truth_rows and column in truth_rows[0]:
+            v_a = np.array(values)
+            for k in sorted(set(values)):
+                add(f"{column}={k or 'none'}", v_a == k)
     gap = abs(err_f - err_m) if not (math.isnan(err_f) or math.isnan(err_m)) else math.nan
     return Evaluation(
         n_truth=len(truth_rows), n_scored=int(gt_a.size), n_missing=n_missing, n_invalid=n_invalid,

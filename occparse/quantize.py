@@ -104,7 +104,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(
         prog="occparse quantize", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog="example:\n  occparse quantize parser --calib pools/lfw2 pools/utk3 --out weights/parser.int8.onnx\n"
-               "  python -m occparse.weights parser_int8 weights/parser.int8.onnx weights/parser.md '<spec json>'")
+               "  python -m occparse.weights parser_int8 parser.int8.onnx parser.md   # pin it (keeps the listed spec)")
     ap.add_argument("model", choices=["parser", "regressor_color", "regressor_gray"], help="which shipped network")
     ap.add_argument("--src", type=Path, help="ONNX to quantize (default: the shipped one)")
     ap.add_argument("--calib", type=Path, nargs="+", required=True, help="folders of aligned training crops (synth pools)")

@@ -70,7 +70,10 @@ def shipped(name: str, folder: Path | None = None, verify: bool = True) -> Model
     if verify and key not in _VERIFIED:
         got = file_sha256(e.path)
         if got != e.sha256:
-            raise WeightsError(f"{e.path} fails its checksum (sha256 {got[:12]}..., pinned {e.sha256[:12]}...)")
+            raise WeightsError(
+                f"{e.path} fails its checksum (sha256 {got[:12]}..., pinned {e.sha256[:12]}...); if you replaced "
+                f"it with a model you trained, pin it: python -m occparse.weights {e.name} {e.path.name} {e.card.name}"
+            )
         _VERIFIED.add(key)
     return e
 
@@ -132,14 +135,22 @@ def register(name: str, file: str | Path, card: str | Path, spec: dict | None = 
 
 
 def main(argv: list[str] | None = None) -> int:
-    """python -m occparse.weights NAME FILE CARD [SPEC_JSON]: pin a file in weights/manifest.json."""
+    """python -m occparse.weights NAME FILE CARD [SPEC_JSON]: pin a file in weights/manifest.json.
+
+    Without SPEC_JSON an entry that is already listed keeps its spec (the usual case: a retrained
+    model of the same shape); a new entry gets an empty one."""
     import sys
 
     args = sys.argv[1:] if argv is None else argv
     if len(args) not in (3, 4):
         print(main.__doc__)
         return 2
-    spec = json.loads(args[3]) if len(args) == 4 else {}
+    if len(args) == 4:
+        spec = json.loads(args[3])
+    else:
+        mpath = weights_dir() / "manifest.json"
+        listed = json.loads(mpath.read_text()) if mpath.exists() else {}
+        spec = listed.get(args[0], {}).get("spec", {})
     e = register(args[0], args[1], args[2], spec)
     print(f"{e.name}: {e.path.name} sha256 {e.sha256}")
     return 0

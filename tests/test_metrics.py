@@ -60,6 +60,18 @@ def test_hand_worked_example():
     assert groups["male"].n == 2 and groups["male"].err == pytest.approx(ERR_M)
 
 
+def test_groups_by_source_and_occluder():
+    """Rows a and b come from one source, c and d from another: each group's Err is its own rows' Err."""
+    truth = [dict(r, source=s, occluder=k) for r, s, k in zip(TRUTH, ["lfw", "lfw", "utkface", "utkface"],
+                                                               ["hand", "", "hand", "mask"], strict=True)]
+    groups = {g.name: g for g in evaluate(PRED, truth).groups}
+    assert groups["source=lfw"].n == 2 and groups["source=lfw"].err == pytest.approx(ERR_F)
+    assert groups["source=utkface"].n == 2 and groups["source=utkface"].err == pytest.approx(ERR_M)
+    # hand: a (w 1/30, 0.01) and c (w 7/30, 0) -> (0.01/30) / (8/30) = 0.00125
+    assert groups["occluder=hand"].n == 2 and groups["occluder=hand"].err == pytest.approx(0.01 / 8)
+    assert groups["occluder=none"].n == 1 and groups["occluder=mask"].n == 1
+
+
 def test_challenge_score_direct():
     import numpy as np
 
