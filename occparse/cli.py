@@ -506,7 +506,8 @@ examples:
         formatter_class=argparse.RawDescriptionHelpFormatter,
         description="Err = sum w(p-GT)^2 / sum w with w = 1/30 + GT, per gender; "
         "Score = (Err_F + Err_M)/2 + |Err_F - Err_M| (lower is better). Also MAE, Pearson r and "
-        "errors per group (gender, colour/gray, occlusion bin, occluder kind when the truth has those columns).",
+        "errors per group (gender, colour/gray, occlusion bin, and base-face source and occluder kind when the truth "
+        "has those columns).",
         epilog="""A prediction that is missing or not a number in [0, 1] is counted and reported, and by default
 scored as the worst possible value (--missing worst); --missing zero scores it as 0, --missing skip
 leaves it out of the error (still reported).
