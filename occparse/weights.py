@@ -145,12 +145,8 @@ def main(argv: list[str] | None = None) -> int:
     if len(args) not in (3, 4):
         print(main.__doc__)
         return 2
-    if len(args) == 4:
-        spec = json.loads(args[3])
-    else:
-        mpath = weights_dir() / "manifest.json"
-        listed = json.loads(mpath.read_text()) if mpath.exists() else {}
-        spec = listed.get(args[0], {}).get("spec", {})
+    listed = manifest().get(args[0])
+    spec = json.loads(args[3]) if len(args) == 4 else (listed.spec if listed else {})
     e = register(args[0], args[1], args[2], spec)
     print(f"{e.name}: {e.path.name} sha256 {e.sha256}")
     return 0
