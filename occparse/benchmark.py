@@ -39,6 +39,7 @@ class BenchReport:
     workers: int = 0  # pool size for the batch-pipeline rows (0: not measured)
     pool_mesh_only_img_s: float = 0.0  # decode + mesh in the worker pool, nothing else
     pool_e2e_img_s: float = 0.0  # the `predict` pipeline: pool for decode + mesh, networks batched in this process
+    flip_tta: bool = False  # parser test-time augmentation (--flip-tta) on
 
     @property
     def fraction_of_mesh(self) -> float:
@@ -60,7 +61,7 @@ class BenchReport:
             f"occparse benchmark, {m['date']}",
             f"machine: {m['cpu']}, {m['cores']} cores, {m['memory_gb']} GB, {m['platform']}",
             f"onnxruntime {m['onnxruntime']} providers {m['providers']}; python {m['python']}",
-            f"{self.n_images} images, {self.precision} networks",
+            f"{self.n_images} images, {self.precision} networks" + (", parser flip TTA" if self.flip_tta else ""),
             "",
             f"{'stage':<28}{'ms/item':>10}{'items/s':>10}",
         ]
@@ -132,14 +133,14 @@ def _time_batched(name: str, fn, items: list, batch: int) -> StageTiming:
 
 
 def run_benchmark(images: list[Path], batch: int = 64, providers: list[str] | None = None,
-                  precision: str = "auto", workers: int = 0) -> BenchReport:
+                  precision: str = "auto", workers: int = 0, flip_tta: bool = False) -> BenchReport:
     from .geometry import align
     from .io import read_image
     from .pipeline import Estimator, EstimatorOptions, face_features
 
     est = Estimator(EstimatorOptions(max_faces=1, detector_scores=False, providers=tuple(providers) if providers else None,
-                                     precision=precision))
-    rep = BenchReport(machine_facts(), len(images), precision=est.precision)
+                                     precision=precision, parser_flip=flip_tta))
+    rep = BenchReport(machine_facts(), len(images), precision=est.precision, flip_tta=flip_tta)
     loaded = [read_image(p) for p in images]
 
     ms, ps = _timeit(read_image, images)
@@ -234,12 +235,13 @@ def main(argv: list[str] | None = None) -> int:
                     help="parser and regressors: int8, fp32, or auto (int8 on CPU when shipped; default)")
     ap.add_argument("--workers", type=int, default=os.cpu_count() or 1,
                     help="worker processes for the batch-pipeline rows (default: one per core; 0 or 1 skips them)")
+    ap.add_argument("--flip-tta", action="store_true", help="parser test-time augmentation on (as predict --flip-tta)")
     ap.add_argument("--json", help="also write the report as JSON here")
     a = ap.parse_args(argv)
     files = sorted(p for p in Path(a.images).iterdir() if p.suffix.lower() in (".jpg", ".jpeg", ".png"))[: a.n] \
         if a.images else default_images(a.n)
     providers = ["CUDAExecutionProvider", "CPUExecutionProvider"] if a.device == "cuda" else ["CPUExecutionProvider"]
-    rep = run_benchmark(files, a.batch, providers, a.precision, a.workers)
+    rep = run_benchmark(files, a.batch, providers, a.precision, a.workers, a.flip_tta)
     print(rep.format())
     if a.json:
         Path(a.json).write_text(json.dumps(rep.to_dict(), indent=2, default=lambda o: np.asarray(o).tolist()))

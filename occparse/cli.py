@@ -175,7 +175,7 @@ def _train_parser(a: argparse.Namespace) -> int:
     cfg = ParserTrainConfig(
         pools=pools, out=str(a.out), work=str(a.work), data=a.data, bench=a.bench, epochs=a.epochs, batch=a.batch,
         lr=a.lr, width=a.width, input_size=a.input_size, threads=a.threads, seed=a.seed, max_minutes=a.max_minutes,
-        resume=not a.restart, init_onnx=a.init_onnx,
+        resume=not a.restart, init_onnx=a.init_onnx, init_from=a.init_from,
     )
     try:
         train_parser(cfg)
@@ -193,7 +193,7 @@ def cmd_parse(a: argparse.Namespace) -> int:
 
     try:
         app = Estimator(EstimatorOptions(parser=a.parser, parser_spec=a.parser_spec, precision=a.precision,
-                                         max_faces=a.max_faces,
+                                         parser_flip=a.flip_tta, max_faces=a.max_faces,
                                          detector_scores=False))
     except (WeightsError, FileNotFoundError, ValueError) as e:
         return _fail(str(e))
@@ -227,7 +227,8 @@ def _estimator(a: argparse.Namespace, **kw):
     from .weights import WeightsError
 
     try:
-        return Estimator(EstimatorOptions(parser=a.parser, parser_spec=a.parser_spec, precision=a.precision, **kw)), None
+        return Estimator(EstimatorOptions(parser=a.parser, parser_spec=a.parser_spec, precision=a.precision,
+                                          parser_flip=a.flip_tta, **kw)), None
     except (WeightsError, FileNotFoundError, ValueError) as e:
         return None, _fail(str(e))
 
@@ -447,6 +448,9 @@ def _add_parser_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--precision", choices=PRECISION_CHOICES, default="auto",
                    help="shipped networks: int8 (about 2-3x faster on a CPU), fp32, or auto (default: int8 on CPU, "
                    "fp32 on CUDA)")
+    p.add_argument("--flip-tta", action="store_true",
+                   help="parser test-time augmentation: also parse the mirrored face and average (a little more "
+                   "accurate, twice the parser time; the shipped stacker was fitted without it)")
 
 
 ALIGNED_HELP = ("inputs are aligned face crops (like the challenge's 224x224 ones): when a heavy occluder defeats "
@@ -642,7 +646,8 @@ the regressor (the examples above are the shipped recipe).
     t.add_argument("--weighting", choices=["plain", "bins", "metric", "bins+metric"], default="bins",
                    help="regressor loss weights: inverse frequency over occlusion bins (default), the metric's 1/30+GT, ...")
     t.add_argument("--balance-gender", action="store_true", help="regressor: equal total weight for F and M")
-    t.add_argument("--init-from", help="regressor: checkpoint to start from (e.g. the colour model for the gray one)")
+    t.add_argument("--init-from", help="checkpoint whose weights start a new run (regressor: e.g. the colour model for the gray one; "
+                   "parser: a previous stage's WORK/parser_last.pt, auxiliary heads included)")
     t.add_argument("--init-onnx", help="continue training from an occparse ONNX export, e.g. weights/parser.onnx "
                    "(the shipped weights survive where checkpoints do not; BatchNorm is then frozen)")
     t.add_argument("--pretrained", action="store_true", help="regressor: torchvision ImageNet weights (if you have them)")

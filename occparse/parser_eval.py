@@ -65,10 +65,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--data", help="data folder (default ../shared/data)")
     ap.add_argument("--bench", help="benchmark split folder written by occparse synth --preset bench")
     ap.add_argument("--precision", choices=["fp32", "int8"], default="fp32", help="which shipped parser (default fp32)")
+    ap.add_argument("--flip-tta", action="store_true", help="also parse each mirrored crop and average")
     a = ap.parse_args(argv)
     path, spec = parser_model(a.parser, a.parser_spec, a.precision)
-    fp = FaceParser(path, spec)
-    out = {"parser": str(path)}
+    fp = FaceParser(path, spec, flip=a.flip_tta)
+    out = {"parser": str(path), "flip_tta": a.flip_tta}
     x, y = lfw_val_crops(find_data_root(a.data))
     out["lfw_val"] = iou_report(np.stack([r.labels for r in fp.parse(list(x))]), y, 3)
     out["lfw_val"]["n"] = len(x)

@@ -140,6 +140,9 @@ class FaceParser:
     threads: int = 0
     batch_size: int = 32
     spin: bool = True  # see make_session
+    #: also parse the mirrored crop and average the two (test-time augmentation): about +0.004 mean
+    #: IoU on LFW val for twice the parser time. Valid because occparse's classes have no left/right.
+    flip: bool = False
 
     def __post_init__(self):
         self.model_path = Path(self.model_path)
@@ -169,8 +172,14 @@ class FaceParser:
         results: list[ParseResult] = []
         for start in range(0, len(crops), self.batch_size):
             chunk = crops[start : start + self.batch_size]
-            logits = self.session.run(None, {self.input_name: preprocess(chunk, self.spec)})[0]
+            x = preprocess(chunk, self.spec)
+            if self.flip:
+                x = np.concatenate([x, x[..., ::-1]])
+            logits = self.session.run(None, {self.input_name: np.ascontiguousarray(x)})[0]
             probs = self._map_probs(softmax(logits.astype(np.float32)))
+            if self.flip:  # mapped to occparse's classes first, so a model with left/right classes is fine too
+                n = len(chunk)
+                probs = 0.5 * (probs[:n] + probs[n:, :, :, ::-1])
             for c, p in zip(chunk, probs, strict=True):
                 h, w = c.shape[:2]
                 if p.shape[1:] != (h, w):

@@ -39,6 +39,7 @@ class EstimatorOptions:
     use_learned: bool = True  # False: geometric estimate only, even when regressors/stacker ship
     use_stacker: bool = True  # False: regressors without the stacker (fit-stacker computes its features so)
     precision: str = "auto"  # shipped networks: "int8" (CPU default when shipped), "fp32", or "auto"
+    parser_flip: bool = False  # parse the mirrored crop too and average (see FaceParser.flip)
 
 
 @dataclass(frozen=True)
@@ -175,7 +176,7 @@ class Estimator:
         self.precision = resolve_precision(o.precision, o.providers)
         path, spec = parser_model(o.parser, o.parser_spec, self.precision)
         self.parser = FaceParser(path, spec, providers=list(o.providers) if o.providers else None, threads=o.threads,
-                                 spin=o.spin)
+                                 spin=o.spin, flip=o.parser_flip)
         self.mesher = FaceMesher(max_faces=o.max_faces)
         self.regressors = None
         self.stacker = None

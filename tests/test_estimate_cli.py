@@ -130,3 +130,16 @@ def test_folder_mode_with_workers_scores_every_file_once(tmp_path, tiny_parser, 
     status = {Path(r["filename"]).name: r["status"] for r in rows}
     assert status["broken.jpg"] == "not_an_image" and status["grey.png"] == "no_face"
     assert all(status[f"f{i}.png"] == "ok" for i in range(3))
+
+
+def test_flip_tta_reaches_the_parser_and_estimate_runs(tmp_path, tiny_parser, spec64, capsys):
+    from occparse.pipeline import Estimator, EstimatorOptions
+
+    est = Estimator(EstimatorOptions(parser=str(tiny_parser), parser_spec=str(spec64), parser_flip=True, use_learned=False))
+    assert est.parser.flip and not Estimator(EstimatorOptions(parser=str(tiny_parser), parser_spec=str(spec64),
+                                                              use_learned=False)).parser.flip
+    face = _inputs(tmp_path)
+    rc = main(["estimate", str(face), "--json", "--flip-tta", "--parser", str(tiny_parser), "--parser-spec", str(spec64)])
+    assert rc == 0
+    d = json.loads(capsys.readouterr().out.strip().splitlines()[0])
+    assert d["status"] == "ok" and 0.0 <= d["faces"][0]["geometric"] <= 1.0

@@ -121,3 +121,25 @@ def test_iou_counts():
     inter, union = iou_per_class(pred, truth)
     assert inter.tolist() == [1, 1, 0, 0]
     assert union.tolist() == [1, 2, 1, 0]  # the ignored pixel counts nowhere
+
+
+def test_flip_tta_averages_the_mirrored_parse(tmp_path):
+    """flip=True must equal the mean of the crop's parse and the mirrored crop's parse, mirrored back."""
+    from occparse.train.export import export_onnx
+
+    torch.manual_seed(1)
+    model = torch.nn.Conv2d(3, 4, 5, padding=2)  # random, so left and right disagree
+    path = export_onnx(model, tmp_path / "tiny4.onnx", 64)
+    spec = ParserSpec(input_size=64)
+    plain = FaceParser(path, spec, providers=["CPUExecutionProvider"], batch_size=2)
+    flip = FaceParser(path, spec, providers=["CPUExecutionProvider"], batch_size=2, flip=True)
+    rng = np.random.default_rng(0)
+    crops = [rng.integers(0, 256, (64, 64, 3), dtype=np.uint8) for _ in range(3)]  # 3: a partial last batch
+    got = flip.parse(crops)
+    a = plain.parse(crops)
+    b = plain.parse([np.ascontiguousarray(c[:, ::-1]) for c in crops])
+    for g, x, y in zip(got, a, b, strict=True):
+        want = 0.5 * (x.probs + y.probs[:, :, ::-1])
+        assert np.allclose(g.probs, want, atol=1e-5)
+        assert np.array_equal(g.labels, want.argmax(0))
+    assert not np.allclose(got[0].probs, a[0].probs, atol=1e-3)  # the mirror really changed something

@@ -48,6 +48,7 @@ class ParserTrainConfig:
     max_minutes: float = 0.0  # 0: no limit; else stop after the epoch that crosses it
     resume: bool = True
     init_onnx: str | None = None  # continue from a shipped parser.onnx (BatchNorm then stays frozen)
+    init_from: str | None = None  # continue from a checkpoint's weights (auxiliary heads included), fresh schedule
 
 
 def ohem_ce(logits: torch.Tensor, target: torch.Tensor, thresh: float = 0.7, min_frac: float = 1 / 16) -> torch.Tensor:
@@ -77,6 +78,16 @@ def predict_labels(model: torch.nn.Module, crops: np.ndarray, spec: ParserSpec, 
     return np.concatenate(out)
 
 
+def init_from_checkpoint(model: torch.nn.Module, path: Path) -> bool:
+    """Load a parser checkpoint's weights (not its optimiser or schedule); True if its BatchNorm was frozen.
+
+    Why: a checkpoint keeps the trained auxiliary heads, which a restart from the ONNX loses (the
+    exporter drops them), so a new stage starts without the dip that retraining them costs."""
+    ck = torch.load(path, map_location="cpu", weights_only=False)
+    model.load_state_dict(ck["model"])
+    return bool(ck.get("frozen_bn", ck.get("config", {}).get("init_onnx")))
+
+
 def train_parser(cfg: ParserTrainConfig) -> dict:
     torch.set_num_threads(cfg.threads)
     torch.manual_seed(cfg.seed)
@@ -90,9 +101,13 @@ def train_parser(cfg: ParserTrainConfig) -> dict:
     loader = DataLoader(ds, batch_size=cfg.batch, shuffle=True, num_workers=1, drop_last=True,
                         persistent_workers=False, generator=torch.Generator().manual_seed(cfg.seed))
     model = BiSeNet(4, cfg.width)
+    frozen_bn = bool(cfg.init_onnx)
     if cfg.init_onnx:
         diff = load_from_onnx(model, Path(cfg.init_onnx), cfg.input_size)
         print(f"initialised from {cfg.init_onnx} (torch vs ONNX Runtime max abs diff {diff:.1e}); BatchNorm frozen")
+    elif cfg.init_from:
+        frozen_bn = init_from_checkpoint(model, Path(cfg.init_from))
+        print(f"initialised from {cfg.init_from}" + ("; BatchNorm stays frozen, as it was there" if frozen_bn else ""))
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=1e-4)
     total = cfg.epochs * len(loader)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=total, pct_start=0.05)
@@ -115,7 +130,7 @@ def train_parser(cfg: ParserTrainConfig) -> dict:
     t_start = time.time()
     for epoch in range(start_epoch, cfg.epochs):
         model.train()
-        if cfg.init_onnx:
+        if frozen_bn:
             freeze_batchnorm(model)
         ds.epoch = epoch
         bar = tqdm(loader, desc=f"parser epoch {epoch + 1}/{cfg.epochs}", unit="batch")
@@ -139,7 +154,7 @@ def train_parser(cfg: ParserTrainConfig) -> dict:
             msg += f" | bench occluder IoU {rec['bench']['occluder']:.3f}"
         print(msg, flush=True)
         torch.save({"model": model.state_dict(), "opt": opt.state_dict(), "sched": sched.state_dict(), "epoch": epoch,
-                    "history": history, "config": asdict(cfg)}, work / "parser_last.tmp")
+                    "history": history, "config": asdict(cfg), "frozen_bn": frozen_bn}, work / "parser_last.tmp")
         (work / "parser_last.tmp").replace(ckpt_path)
         (work / "history.json").write_text(json.dumps(history, indent=2))
         if cfg.max_minutes and (time.time() - t_start) / 60 > cfg.max_minutes:
