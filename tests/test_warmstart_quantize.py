@@ -88,3 +88,21 @@ def test_precision_resolution():
     assert resolve_precision("auto", ["CPUExecutionProvider"]) in ("fp32", "int8")
     with pytest.raises(WeightsError):
         resolve_precision("fp16")
+
+
+def test_parser_init_from_checkpoint_keeps_weights_and_frozen_flag(tmp_path):
+    """--init-from: a previous stage's checkpoint starts a new one, aux heads included, BatchNorm as it was."""
+    from occparse.train.bisenet import BiSeNet
+    from occparse.train.parser import init_from_checkpoint
+
+    torch.manual_seed(3)
+    src = BiSeNet(4, width=0.25)
+    for flag, conf, want in ((True, {}, True), (None, {"init_onnx": "weights/parser.onnx"}, True), (None, {}, False)):
+        ck = {"model": src.state_dict(), "config": conf}
+        if flag is not None:
+            ck["frozen_bn"] = flag
+        torch.save(ck, tmp_path / "last.pt")
+        dst = BiSeNet(4, width=0.25)
+        assert init_from_checkpoint(dst, tmp_path / "last.pt") is want
+        for (name, a), (_, b) in zip(src.state_dict().items(), dst.state_dict().items(), strict=True):
+            assert torch.equal(a, b), name
