@@ -610,10 +610,11 @@ example:
         formatter_class=argparse.RawDescriptionHelpFormatter,
         description="Compute the features of every face (cached beside the truth file, keyed by the models' "
         "checksums), report K-fold out-of-fold Score (folds grouped by the truth's `base` face column when "
-        "present) for geometric-only, regressor-only and stacked, then fit "
-        "a HistGradientBoosting model on all rows with the challenge weights 1/30 + GT.",
+        "present) for geometric-only, regressor-only and two stackers (a standardised ridge and a monotone "
+        "HistGradientBoosting model), then fit the one with the better out-of-fold Score on all rows, with the "
+        "challenge weights 1/30 + GT.",
         epilog="""Fit on faces the regressors never trained on, never on the benchmark split:
-  occparse synth --preset holdout --count 4000 --seed 31 --out holdout/
+  occparse synth --preset holdout --count 8000 --seed 31 --out holdout/
   occparse fit-stacker --truth holdout/truth.csv --images-root holdout/images --out weights/stacker.pkl""",
     )
     fs.add_argument("--truth", required=True, help="truth CSV (filename,FaceOcclusion,gender)")
