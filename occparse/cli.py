@@ -172,6 +172,8 @@ def _train_parser(a: argparse.Namespace) -> int:
     missing = [p for p in pools if not (Path(p) / "truth.csv").exists()]
     if missing:
         return _fail(f"not a synth output folder (no truth.csv): {', '.join(missing)}")
+    if a.init_onnx and a.init_from:
+        return _fail("give --init-onnx (a shipped ONNX) or --init-from (a checkpoint), not both")
     cfg = ParserTrainConfig(
         pools=pools, out=str(a.out), work=str(a.work), data=a.data, bench=a.bench, epochs=a.epochs, batch=a.batch,
         lr=a.lr, width=a.width, input_size=a.input_size, threads=a.threads, seed=a.seed, max_minutes=a.max_minutes,

@@ -15,6 +15,7 @@ on the region (see the README's Results).
 from __future__ import annotations
 
 import argparse
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -111,7 +112,7 @@ def main(argv: list[str] | None = None) -> int:
     a = ap.parse_args(argv)
     folder = Path(a.bench)
     if not (folder / "truth.csv").exists() or not (folder / "labels").is_dir():
-        print(f"error: {folder} is not a synth output folder with label maps (truth.csv, labels/)")
+        print(f"error: {folder} is not a synth output folder with label maps (truth.csv, labels/)", file=sys.stderr)
         return 2
     print(run(folder, a.n, a.precision).format())
     return 0

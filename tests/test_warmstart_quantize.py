@@ -106,3 +106,11 @@ def test_parser_init_from_checkpoint_keeps_weights_and_frozen_flag(tmp_path):
         assert init_from_checkpoint(dst, tmp_path / "last.pt") is want
         for (name, a), (_, b) in zip(src.state_dict().items(), dst.state_dict().items(), strict=True):
             assert torch.equal(a, b), name
+
+
+def test_parser_refuses_both_starting_points(tmp_path, capsys):
+    from occparse.cli import main
+
+    (tmp_path / "truth.csv").write_text("filename,FaceOcclusion,gender\n")
+    rc = main(["train", "parser", "--pool", str(tmp_path), "--init-onnx", "a.onnx", "--init-from", "b.pt"])
+    assert rc == 2 and "not both" in capsys.readouterr().err
