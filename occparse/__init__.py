@@ -1,0 +1,76 @@
+"""occparse: how much of a face is occluded (0 fully visible .. 1 fully hidden), overall and per region.
+
+The public API::
+
+    import occparse
+
+    est = occparse.Estimator(occparse.EstimatorOptions(max_faces=1))
+    res = est.analyze("photo.jpg").result            # path, numpy array (RGB uint8) or PIL image
+    if res.status == occparse.Status.OK:
+        print(res.faces[0].occlusion)
+
+Names are imported on first use (PEP 562), so ``import occparse`` stays cheap: it loads neither
+MediaPipe nor ONNX Runtime, and nothing in the runtime ever imports torch.
+"""
+
+from __future__ import annotations
+
+from importlib import import_module
+from typing import TYPE_CHECKING
+
+#: public name -> module that defines it
+_EXPORTS = {
+    "Estimator": "pipeline",
+    "EstimatorOptions": "pipeline",
+    "ImageAnalysis": "pipeline",
+    "FaceDetail": "pipeline",
+    "ImageResult": "results",
+    "FaceResult": "results",
+    "RegionOcclusion": "results",
+    "OccluderShare": "results",
+    "Status": "results",
+    "read_image": "io",
+    "LoadedImage": "io",
+    "OccparseError": "errors",
+    "InputError": "errors",
+    "ModelError": "errors",
+    "VersionError": "errors",
+    "DataError": "errors",
+}
+
+__all__ = [  # the same names as _EXPORTS, spelled out for linters
+    "Estimator", "EstimatorOptions", "ImageAnalysis", "FaceDetail", "ImageResult", "FaceResult", "RegionOcclusion",
+    "OccluderShare", "Status", "read_image", "LoadedImage", "OccparseError", "InputError", "ModelError",
+    "VersionError", "DataError", "__version__",
+]
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("occparse")
+    except PackageNotFoundError:  # a bare checkout on PYTHONPATH, not installed
+        return "0+unknown"
+
+
+__version__ = _version()
+
+
+def __getattr__(name: str):
+    if name in _EXPORTS:
+        value = getattr(import_module(f".{_EXPORTS[name]}", __name__), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'occparse' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))
+
+
+if TYPE_CHECKING:  # for type checkers and IDEs; at run time the names above load lazily
+    from .errors import DataError, InputError, ModelError, OccparseError, VersionError
+    from .io import LoadedImage, read_image
+    from .pipeline import Estimator, EstimatorOptions, FaceDetail, ImageAnalysis
+    from .results import FaceResult, ImageResult, OccluderShare, RegionOcclusion, Status

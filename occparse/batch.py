@@ -17,10 +17,12 @@ from dataclasses import dataclass
 from itertools import islice
 from pathlib import Path
 
+from .errors import DataError
+
 PRED_COLUMNS = ("filename", "FaceOcclusion", "status")
 
 
-class BatchInputError(ValueError):
+class BatchInputError(DataError, ValueError):
     """The input CSV cannot be used."""
 
 
@@ -36,6 +38,13 @@ def read_input_csv(csv_path: str | Path, images_root: str | Path) -> list[BatchR
 
     p = Path(csv_path)
     rows = read_csv_rows(p, BatchInputError)
+    if not rows:  # header only, or an empty file: the header alone decides
+        with open(p, newline="", encoding="utf-8-sig") as f:
+            header = next(csv.reader(f), [])
+        if "filename" not in header:
+            raise BatchInputError(
+                f"{p}: {'file is empty; it ' if not header else ''}needs a 'filename' column "
+                "(the challenge contract is filename,FaceOcclusion,gender)")
     if rows and "filename" not in rows[0]:
         raise BatchInputError(f"{p}: needs a 'filename' column (the challenge contract is filename,FaceOcclusion,gender)")
     root = Path(images_root)
@@ -184,7 +193,7 @@ def analyses(est, paths: list[Path], workers: int = 1, batch_size: int = 64, poo
     for prep in prepared(est, paths, workers, pool=pool):
         buf.append(prep)
         if len(buf) >= batch_size:
-            yield from est.finish(buf)
+            yield from est.batch_finish(buf)
             buf = []
     if buf:
-        yield from est.finish(buf)
+        yield from est.batch_finish(buf)

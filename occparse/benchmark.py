@@ -8,15 +8,19 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-import json
 import os
 import platform
 import statistics
+import sys
 import time
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
-import numpy as np
+from .strictjson import dumps as strict_dumps
+
+
+class BenchmarkInputError(ValueError):
+    """The benchmark images cannot be used (none readable, or no face in any of them)."""
 
 
 @dataclass
@@ -40,6 +44,10 @@ class BenchReport:
     pool_mesh_only_img_s: float = 0.0  # decode + mesh in the worker pool, nothing else
     pool_e2e_img_s: float = 0.0  # the `predict` pipeline: pool for decode + mesh, networks batched in this process
     flip_tta: bool = False  # parser test-time augmentation (--flip-tta) on
+    n_skipped: int = 0  # files that could not be read as images (left out of every row)
+    #: wall seconds of a fresh `occparse estimate IMAGE` process, start to exit (median of the runs); 0: not measured
+    first_result_s: float = 0.0
+    first_result_runs: list[float] = field(default_factory=list)
 
     @property
     def fraction_of_mesh(self) -> float:
@@ -60,8 +68,10 @@ class BenchReport:
         lines = [
             f"occparse benchmark, {m['date']}",
             f"machine: {m['cpu']}, {m['cores']} cores, {m['memory_gb']} GB, {m['platform']}",
-            f"onnxruntime {m['onnxruntime']} providers {m['providers']}; python {m['python']}",
-            f"{self.n_images} images, {self.precision} networks" + (", parser flip TTA" if self.flip_tta else ""),
+            f"onnxruntime {m['onnxruntime']} providers {m['providers']}; python {m['python']}"
+            + (f"; GPU {m['gpu']}" if m.get("gpu") else ""),
+            f"{self.n_images} images, {self.precision} networks" + (", parser flip TTA" if self.flip_tta else "")
+            + (f"; {self.n_skipped} unreadable file(s) skipped" if self.n_skipped else ""),
             "",
             f"{'stage':<28}{'ms/item':>10}{'items/s':>10}",
         ]
@@ -75,6 +85,10 @@ class BenchReport:
             f"end-to-end, batch 64:             {self.e2e_batch64_img_s:8.1f} images/s "
             f"({self.fraction_of_mesh:.2f} x mesh-only)",
         ]
+        if self.first_result_s:
+            lines.append(f"time to first result, one image: {self.first_result_s:8.2f} s (a fresh `occparse estimate` "
+                         f"process, median of {len(self.first_result_runs)}: "
+                         + ", ".join(f"{v:.2f}" for v in self.first_result_runs) + ")")
         if self.workers:
             lines += [
                 "",
@@ -133,15 +147,31 @@ def _time_batched(name: str, fn, items: list, batch: int) -> StageTiming:
 
 
 def run_benchmark(images: list[Path], batch: int = 64, providers: list[str] | None = None,
-                  precision: str = "auto", workers: int = 0, flip_tta: bool = False) -> BenchReport:
+                  precision: str = "auto", workers: int = 0, flip_tta: bool = False,
+                  weights: str | None = None) -> BenchReport:
     from .geometry import align
-    from .io import read_image
+    from .io import ImageInputError, read_image
     from .pipeline import Estimator, EstimatorOptions, face_features
 
+    # unreadable files (empty, not an image, too small) are left out and counted
+    readable, loaded = [], []
+    for p in images:
+        try:
+            loaded.append(read_image(p))
+            readable.append(p)
+        except ImageInputError:
+            pass
+    n_skipped = len(images) - len(readable)
+    if not readable:
+        raise BenchmarkInputError(f"none of the {len(images)} benchmark files could be read as an image")
+    images = readable
     est = Estimator(EstimatorOptions(max_faces=1, detector_scores=False, providers=tuple(providers) if providers else None,
-                                     precision=precision, parser_flip=flip_tta))
-    rep = BenchReport(machine_facts(), len(images), precision=est.precision, flip_tta=flip_tta)
-    loaded = [read_image(p) for p in images]
+                                     precision=precision, parser_flip=flip_tta, weights=weights))
+    rep = BenchReport(machine_facts(), len(images), precision=est.precision, flip_tta=flip_tta, n_skipped=n_skipped)
+    if "CUDAExecutionProvider" in est.parser.session.get_providers():
+        from .providers import gpu_name
+
+        rep.machine["gpu"] = gpu_name() or "unknown"
 
     ms, ps = _timeit(read_image, images)
     rep.stages.append(StageTiming("decode", ms, ps))
@@ -149,11 +179,12 @@ def run_benchmark(images: list[Path], batch: int = 64, providers: list[str] | No
     rep.stages.append(StageTiming("mesh", ms, ps))
     faces = [est.mesher.detect(im.rgb) for im in loaded]
     pairs = [(im, f[0]) for im, f in zip(loaded, faces, strict=True) if f]
+    if not pairs:
+        raise BenchmarkInputError(f"no face found in any of the {len(images)} benchmark images; the network stages "
+                                  "need faces (use photos or `occparse synth` crops)")
     ms, ps = _timeit(lambda p: align(p[0].rgb, p[1]), pairs)
     rep.stages.append(StageTiming("align", ms, ps))
     crops = [align(im.rgb, f).image for im, f in pairs]
-    if not crops:
-        raise RuntimeError("no face found in the benchmark images")
     ms, ps = _timeit(lambda c: est.parser.parse([c]), crops)
     rep.stages.append(StageTiming("parser, batch 1", ms, ps))
     # batch 32 is the parser's own batch size (FaceParser.batch_size); --batch is what the pipeline groups
@@ -166,7 +197,7 @@ def run_benchmark(images: list[Path], batch: int = 64, providers: list[str] | No
     an = est.analyze_loaded(loaded[0])
     if est.stacker is not None and an.faces:
         fa = an.faces[0]
-        v = face_features(fa.geometry, fa.result.regressor or 0.0, fa.result.is_gray, False).vector()
+        v = face_features(fa.geometry, fa.result.regressor or 0.0, fa.result.is_gray, False).vector(est.stacker.features)
         ms, ps = _timeit(lambda _: est.stacker.predict(v), list(range(50)))
         rep.stages.append(StageTiming("stacker", ms, ps))
 
@@ -211,6 +242,25 @@ def run_benchmark(images: list[Path], batch: int = 64, providers: list[str] | No
     return rep
 
 
+def time_to_first_result(image: Path, runs: int = 3, device: str = "cpu", weights: str | None = None) -> list[float]:
+    """Wall seconds of ``occparse estimate IMAGE`` in a fresh Python process, ``runs`` times: imports, model
+    loading, the mesh graph and one image, as a user waits for them (the file cache is warm after the first)."""
+    import subprocess
+
+    cmd = [sys.executable, "-m", "occparse.cli", "estimate", str(image), "--json", "--device", device]
+    if weights:
+        cmd += ["--weights", weights]
+    out = []
+    for _ in range(runs):
+        t = time.perf_counter()
+        subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False)
+        out.append(time.perf_counter() - t)
+    return out
+
+
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff")
+
+
 def default_images(n: int) -> list[Path]:
     """Benchmark inputs: 224x224 synthetic crops if a split is lying around, else the example photo."""
     for d in (Path("bench/images"), Path("/tmp/bench/images")):
@@ -221,28 +271,73 @@ def default_images(n: int) -> list[Path]:
     return [ex] * n
 
 
-def main(argv: list[str] | None = None) -> int:
-    import argparse
-
+def add_arguments(ap) -> None:
+    """``occparse benchmark``'s options, on an ``argparse`` (sub-)parser."""
     from .weights import PRECISIONS
 
-    ap = argparse.ArgumentParser(prog="occparse benchmark", description=__doc__)
     ap.add_argument("--images", help="folder of images (default: bench/images, else the example photo)")
     ap.add_argument("-n", type=int, default=200, help="number of images (default 200)")
     ap.add_argument("--batch", type=int, default=64)
-    ap.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
+    ap.add_argument("--device", choices=["cpu", "cuda", "auto"], default="cpu",
+                    help="where the networks run (default cpu); cuda is an error when ONNX Runtime has no CUDA provider")
     ap.add_argument("--precision", choices=PRECISIONS, default="auto",
                     help="parser and regressors: int8, fp32, or auto (int8 on CPU when shipped; default)")
     ap.add_argument("--workers", type=int, default=os.cpu_count() or 1,
                     help="worker processes for the batch-pipeline rows (default: one per core; 0 or 1 skips them)")
     ap.add_argument("--flip-tta", action="store_true", help="parser test-time augmentation on (as predict --flip-tta)")
     ap.add_argument("--json", help="also write the report as JSON here")
-    a = ap.parse_args(argv)
-    files = sorted(p for p in Path(a.images).iterdir() if p.suffix.lower() in (".jpg", ".jpeg", ".png"))[: a.n] \
-        if a.images else default_images(a.n)
-    providers = ["CUDAExecutionProvider", "CPUExecutionProvider"] if a.device == "cuda" else ["CPUExecutionProvider"]
-    rep = run_benchmark(files, a.batch, providers, a.precision, a.workers, a.flip_tta)
+    ap.add_argument("--startup-runs", type=int, default=3,
+                    help="fresh `occparse estimate` processes timed for the time to the first result (0 skips)")
+    ap.add_argument("--weights", metavar="DIR", help="weights folder (default $OCCPARSE_WEIGHTS, else the installed one)")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python benchmarks/bench_pipeline.py``: the same as ``occparse benchmark``."""
+    import argparse
+
+    ap = argparse.ArgumentParser(prog="occparse benchmark", description=__doc__)
+    add_arguments(ap)
+    return run(ap.parse_args(argv))
+
+
+def run(a) -> int:
+    """Run ``occparse benchmark`` with parsed arguments (see :func:`add_arguments`)."""
+
+    def fail(msg: str, code: int) -> int:
+        print(f"occparse benchmark: error: {msg}", file=sys.stderr)
+        return code
+
+    if a.n < 1:
+        return fail("-n must be at least 1", 2)
+    if a.images:
+        folder = Path(a.images)
+        if not folder.is_dir():
+            return fail(f"--images {folder}: no such folder", 2)
+        files = sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)[: a.n]
+        if not files:
+            return fail(f"--images {folder}: no image files ({', '.join(IMAGE_SUFFIXES)})", 2)
+    else:
+        files = default_images(a.n)
+    from .providers import DeviceError, gpu_name, select_providers
+
+    try:
+        providers = select_providers(a.device)
+    except DeviceError as e:
+        return fail(str(e), 2)
+    if providers[0] == "CUDAExecutionProvider":
+        print(f"GPU: {gpu_name() or 'unknown (nvidia-smi not found)'}")
+    try:
+        rep = run_benchmark(files, a.batch, providers, a.precision, a.workers, a.flip_tta, weights=a.weights)
+        if a.startup_runs > 0:
+            runs = time_to_first_result(files[0], a.startup_runs, "cuda" if providers[0].startswith("CUDA") else "cpu",
+                                        a.weights)
+            rep.first_result_runs = runs
+            rep.first_result_s = statistics.median(runs)
+    except BenchmarkInputError as e:
+        return fail(str(e), 1)
+    if rep.n_skipped:
+        print(f"skipped {rep.n_skipped} unreadable file(s) of {len(files)}", file=sys.stderr)
     print(rep.format())
     if a.json:
-        Path(a.json).write_text(json.dumps(rep.to_dict(), indent=2, default=lambda o: np.asarray(o).tolist()))
+        Path(a.json).write_text(strict_dumps(rep.to_dict(), indent=2))
     return 0

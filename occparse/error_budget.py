@@ -1,6 +1,6 @@
 """How much of the geometric estimate's error is the parser's, and how much the face region's.
 
-``python -m occparse.error_budget --bench DIR`` scores every face of a folder written by
+``occparse error-budget --bench DIR`` scores every face of a folder written by
 ``occparse synth`` (label maps beside the images) twice, with the same inference-time face region
 R (the mesh run on the occluded image, as ``predict`` does):
 
@@ -77,7 +77,7 @@ class Budget:
         return "\n".join(lines)
 
 
-def run(folder: Path, limit: int | None = None, precision: str = "auto", show_progress: bool = True) -> Budget:
+def measure(folder: Path, limit: int | None = None, precision: str = "auto", show_progress: bool = True) -> Budget:
     from tqdm import tqdm
 
     from .pipeline import Estimator, EstimatorOptions
@@ -103,18 +103,28 @@ def run(folder: Path, limit: int | None = None, precision: str = "auto", show_pr
     return b
 
 
-def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m occparse.error_budget", description=__doc__,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+def add_arguments(ap: argparse.ArgumentParser) -> None:
+    """``occparse error-budget``'s options, on an ``argparse`` (sub-)parser."""
     ap.add_argument("--bench", required=True, help="folder written by occparse synth (images/, labels/, truth.csv)")
     ap.add_argument("-n", type=int, default=None, help="only the first N rows")
     ap.add_argument("--precision", choices=["auto", "fp32", "int8"], default="auto")
-    a = ap.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m occparse.error_budget``: the same as ``occparse error-budget``."""
+    ap = argparse.ArgumentParser(prog="occparse error-budget", description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_arguments(ap)
+    return run(ap.parse_args(argv))
+
+
+def run(a: argparse.Namespace) -> int:
+    """Run ``occparse error-budget`` with parsed arguments (see :func:`add_arguments`)."""
     folder = Path(a.bench)
     if not (folder / "truth.csv").exists() or not (folder / "labels").is_dir():
         print(f"error: {folder} is not a synth output folder with label maps (truth.csv, labels/)", file=sys.stderr)
         return 2
-    print(run(folder, a.n, a.precision).format())
+    print(measure(folder, a.n, a.precision).format())
     return 0
 
 

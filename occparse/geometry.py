@@ -20,13 +20,16 @@ Sub-regions (all clipped to R; they need not tile R exactly):
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 import sys
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import cv2
 import numpy as np
+
+from .results import HeadPose
 
 REGION_NAMES: tuple[str, ...] = (
     "forehead", "left_eye", "right_eye", "nose", "mouth", "left_cheek", "right_cheek", "chin",
@@ -71,6 +74,19 @@ class Face:
     landmarks: np.ndarray  # (478, 2) float32, x then y, in pixels
     image_size: tuple[int, int]  # (height, width) of the image the landmarks refer to
     depth: np.ndarray | None = None  # (478,) relative z, MediaPipe's units (scaled like x)
+    score: float | None = None  # face detector score behind this face (None: unknown)
+    #: the face's orientation as a quarter turn: the clockwise turn (0/90/180/270 degrees) that
+    #: stands it upright, from its roll (set by FaceMesher.detect)
+    rotation: int = 0
+    source: str = "mesh"  # "mesh", or "keypoints": the mean mesh fitted to the detector's key points
+    #: mean distance between the detector's eye, nose and mouth key points and the mesh's, in
+    #: inter-ocular distances: a mesh fitted to an upside-down face disagrees with its detector
+    keypoint_error: float | None = None
+
+    @property
+    def centre(self) -> np.ndarray:
+        """(x, y) mean of the face-oval points, pixels."""
+        return self.oval.mean(0)
 
     @property
     def oval(self) -> np.ndarray:
@@ -110,7 +126,7 @@ class Face:
         pts = self.landmarks @ matrix[:, :2].T + matrix[:, 2]
         scale = float(np.sqrt(abs(np.linalg.det(matrix[:, :2]))))
         depth = None if self.depth is None else self.depth * scale
-        return Face(pts.astype(np.float32), size, depth)
+        return replace(self, landmarks=pts.astype(np.float32), image_size=size, depth=depth)
 
 
 def _fill(shape: tuple[int, int], pts: np.ndarray) -> np.ndarray:
@@ -227,7 +243,12 @@ def _box_iou(a, b) -> float:
 
 @contextlib.contextmanager
 def _quiet_stderr():
-    """Silence C++ start-up chatter (TFLite, absl) written straight to file descriptor 2."""
+    """Silence C++ start-up chatter (TFLite, absl) written straight to file descriptor 2.
+
+    OCCPARSE_VERBOSE=1 (or the CLI's --verbose) keeps it."""
+    if os.environ.get("OCCPARSE_VERBOSE", "") not in ("", "0"):
+        yield
+        return
     try:
         fd = sys.stderr.fileno()
     except (AttributeError, OSError, ValueError):
@@ -244,41 +265,146 @@ def _quiet_stderr():
         os.close(saved)
 
 
+#: Face-oval points at the two sides of the face (picture left / right on a frontal face) and
+#: the mouth's centre points, used by :func:`head_pose` and the key-point fit.
+OVAL_RIGHT_SIDE, OVAL_LEFT_SIDE = 234, 454
+UPPER_LIP_INNER, LOWER_LIP_INNER = 13, 14
+#: Tilt of the chin-to-forehead-top line out of the picture plane on a frontal face: the mean over
+#: 300 UTKFace chips (mostly frontal) is -8.5 degrees (MediaPipe's depth puts the chin further
+#: back); added back so that a frontal face reads pitch ~0.
+PITCH_OFFSET_DEG = -8.5
+
+
+def head_pose(face: Face) -> HeadPose:
+    """Yaw, pitch and roll of ``face`` from its landmarks (and depth, when the mesh gave one).
+
+    The angles are those of two 3-D vectors of the mesh (cheek edge to cheek edge for yaw,
+    forehead top to chin for pitch) against the picture plane, so they do not depend on roll.
+    Accurate to a few degrees near frontal, coarser past 45 degrees, where MediaPipe's depth is
+    itself a guess.
+    """
+    kp = face.key_points()
+    eye = kp[1] - kp[0]
+    roll = -math.degrees(math.atan2(float(eye[1]), float(eye[0])))  # image y points down
+    if roll <= -180:
+        roll += 360
+    if face.depth is None:
+        return HeadPose(None, None, roll)
+    lm, z = face.landmarks, face.depth
+
+    def tilt(a: int, b: int) -> float:
+        d = float(np.linalg.norm(lm[b] - lm[a]))
+        return math.degrees(math.atan2(float(z[b] - z[a]), d))
+
+    yaw = tilt(OVAL_RIGHT_SIDE, OVAL_LEFT_SIDE)
+    pitch = tilt(CHIN_BOTTOM, FOREHEAD_TOP) - PITCH_OFFSET_DEG  # chin up: the forehead top recedes
+    return HeadPose(yaw, pitch, roll)
+
+
+def _rot90_matrix(k: int, h: int, w: int) -> np.ndarray:
+    """2x3 affine from pixel (x, y) of an h x w image to the same pixel after ``np.rot90(img, k)``."""
+    k %= 4
+    if k == 0:
+        return np.array([[1, 0, 0], [0, 1, 0]], np.float64)
+    if k == 1:  # counter-clockwise: (x, y) -> (y, w-1-x)
+        return np.array([[0, 1, 0], [-1, 0, w - 1]], np.float64)
+    if k == 2:
+        return np.array([[-1, 0, w - 1], [0, -1, h - 1]], np.float64)
+    return np.array([[0, -1, h - 1], [1, 0, 0]], np.float64)  # clockwise: (x, y) -> (h-1-y, x)
+
+
+def _mesh_graph(num_faces: int, refine_landmarks: bool, min_detection_confidence: float):
+    """MediaPipe Face Mesh that also hands out its own face detector's detections (score, key points),
+    which the stock ``FaceMesh`` solution computes but drops: a confidence per face at no extra cost."""
+    from mediapipe.python.solution_base import SolutionBase
+    from mediapipe.python.solutions import face_mesh
+
+    class _Mesh(SolutionBase):
+        def __init__(self):
+            super().__init__(
+                binary_graph_path=face_mesh._BINARYPB_FILE_PATH,
+                side_inputs={"num_faces": num_faces, "with_attention": refine_landmarks, "use_prev_landmarks": False},
+                calculator_params={
+                    "facedetectionshortrangecpu__facedetectionshortrange__facedetection__"
+                    "TensorsToDetectionsCalculator.min_score_thresh": min_detection_confidence,
+                    "facelandmarkcpu__ThresholdingCalculator.threshold": 0.5,
+                },
+                outputs=["multi_face_landmarks", "face_detections"],
+            )
+
+        def process(self, image: np.ndarray):
+            return super().process(input_data={"image": image})
+
+    return _Mesh()
+
+
+@dataclass(frozen=True)
+class Detection:
+    """A face detector box with its score and key points (right eye, left eye, nose tip, mouth
+    centre, right ear, left ear: MediaPipe's order, subject's sides), in original pixels."""
+
+    box: tuple[float, float, float, float]
+    score: float
+    keypoints: np.ndarray  # (6, 2) float32
+
+
 class FaceMesher:
     """MediaPipe Face Mesh in static-image mode, from the models bundled in the wheel.
 
     One instance holds MediaPipe graphs (not thread-safe, not picklable): make one per process.
-    ``detect`` returns every face found, largest first; an empty list means no face.
+    ``detect`` returns every face found, the subject first (the face whose face-oval centre is
+    nearest the image centre), then the others largest first; an empty list means no face.
 
-    The mesh's own detector only sees faces that are large in the picture. When fewer faces than
-    ``max_faces`` were found, MediaPipe's full-range face detector looks for more, and the mesh
-    runs again on an enlarged crop around each new box: small faces in group photos and scenes.
-    A face that fills the whole picture (tight crops like the challenge's) is retried with a
-    mirrored border.
+    Fast path: the mesh once on the (downscaled) picture; when its own detector is confident
+    (score >= ``SURE``) that is all. Otherwise the first pass is "unsure" and the search widens:
+
+    1. the mesh on the picture turned by 180, 90 and 270 degrees (upside-down and sideways
+       photos without an EXIF tag); the orientation whose best face scores highest wins;
+    2. a picture-filling face (tight crops) is retried with a mirrored border;
+    3. MediaPipe's full-range face detector on tiles at several scales (small faces in large
+       photos, panoramas, scenes), each new box refined by the mesh on an enlarged crop turned
+       upright by the detector's eye key points; when the mesh still fails (masks, profiles),
+       the mean face mesh is fitted to the detector's key points (``Face.source == "keypoints"``).
+
+    ``exhaustive=True`` (``--all-faces``) runs step 3 even after a confident first pass.
     """
 
     #: Longer side above which the image is downscaled before the mesh runs (landmarks are
     #: returned in the original pixel coordinates either way).
     MAX_SIDE = 1280
     CROP_SIDE = 320
+    #: Mesh-detector score from which the first pass is trusted (upright, clear faces score
+    #: 0.85-0.95; upside-down ones ~0.65; masked and turned faces lower).
+    SURE = 0.8
+    #: Faces the mesh graph looks for in one picture (more are found by the tile search).
+    GRAPH_FACES = 16
+    #: Most full-range detector tiles per picture over all scales (bounds the slow path).
+    TILE_BUDGET = 128
+    #: A face needs ~6.5% of the detector's input side (192 px) to be found, so finer tiles find
+    #: smaller faces; tiles this small are upscaled (thumbnails of crowds).
+    MIN_TILE = 96
+    #: Pictures up to this side are searched whole, not tiled (aligned face crops).
+    TILE_FROM = 240
+    #: Smallest detector box (px) that gets a key-point fit when the mesh fails there.
+    MIN_FIT = 16
 
-    def __init__(self, max_faces: int = 4, refine_landmarks: bool = True, min_detection_confidence: float = 0.5,
-                 search_small_faces: bool = True):
-        import mediapipe as mp  # heavy import, deferred until a mesher is needed
-
+    def __init__(self, max_faces: int | None = None, refine_landmarks: bool = True,
+                 min_detection_confidence: float = 0.5, search_small_faces: bool = True,
+                 search_rotations: bool = True):
         with _quiet_stderr():
-            self._mesh = mp.solutions.face_mesh.FaceMesh(
-                static_image_mode=True,
-                max_num_faces=max_faces,
-                refine_landmarks=refine_landmarks,
-                min_detection_confidence=min_detection_confidence,
-            )
-        self.max_faces = max_faces
+            self._mesh = _mesh_graph(self.GRAPH_FACES, refine_landmarks, min_detection_confidence)
+            # the graph's threads log their start-up (TFLite delegate, feedback manager) only after
+            # construction returns: one run on a blank picture, still silenced, gets that over with
+            self._mesh.process(np.zeros((64, 64, 3), np.uint8))
+        self.max_faces = max_faces  # kept for callers; detect() returns every face, the caller truncates
         self.search_small_faces = search_small_faces
+        self.search_rotations = search_rotations
         self._lock = threading.Lock()
         self._detector = None
-        self._warm: set[int] = set()
+        self._short = None
+        self._warm: set[int] = {id(self._mesh)}
         self._boxes_cache: tuple[np.ndarray, list] | None = None
+        self._small_cache: tuple[np.ndarray, np.ndarray] | None = None
 
     def _process(self, graph, img: np.ndarray):
         with self._lock:
@@ -302,95 +428,223 @@ class FaceMesher:
         The synthetic data's base faces were found this way; keep it so the benchmark stays fixed."""
         return self._mesh_faces(rgb)
 
-    def _mesh_faces(self, rgb: np.ndarray) -> list[Face]:
-        h, w = rgb.shape[:2]
+    def _small(self, rgb: np.ndarray) -> np.ndarray:
+        """``rgb`` downscaled to ``MAX_SIDE``, cached for the image object: every search step reuses
+        it (resizing a 100-Mpx photo costs seconds; rotating the small copy costs nothing)."""
+        if self._small_cache is not None and self._small_cache[0] is rgb:
+            return self._small_cache[1]
+        small, _ = self._fit(rgb, self.MAX_SIDE)
+        self._small_cache = (rgb, small)
+        return small
+
+    def _mesh_faces(self, rgb: np.ndarray, size: tuple[int, int] | None = None) -> list[Face]:
+        """The mesh on ``rgb``; landmarks in pixels of an image of ``size`` (h, w) of which ``rgb``
+        is a resized copy (default: ``rgb``'s own size)."""
+        h, w = size or rgb.shape[:2]
         img, _ = self._fit(rgb, self.MAX_SIDE)
         res = self._process(self._mesh, img)
+        dets = [(float(d.score[0]), np.array([(k.x * w, k.y * h) for k in d.location_data.relative_keypoints[:4]],
+                                              np.float32)) for d in res.face_detections or []]
         faces: list[Face] = []
         for fl in res.multi_face_landmarks or []:
             arr = np.array([(p.x, p.y, p.z) for p in fl.landmark], dtype=np.float32)
             xy = arr[:, :2] * np.array([w, h], dtype=np.float32)
-            faces.append(Face(landmarks=xy, image_size=(h, w), depth=arr[:, 2] * w))
+            f = Face(landmarks=xy, image_size=(h, w), depth=arr[:, 2] * w)
+            faces.append(_with_detection(f, dets))
         return faces
 
-    def detector_boxes(self, rgb: np.ndarray) -> list[tuple[tuple[float, float, float, float], float]]:
-        """(box, score) from MediaPipe's full-range face detector, in original pixels (cached per image)."""
-        # cached for the image object itself (holding it, so that a later image cannot reuse its id)
-        if self._boxes_cache is not None and self._boxes_cache[0] is rgb:
-            return self._boxes_cache[1]
+    def _mesh_turned(self, small: np.ndarray, k: int, size: tuple[int, int]) -> list[Face]:
+        """The mesh on ``np.rot90(small, k)``, landmarks mapped back to the unturned image of ``size``
+        (h, w), of which ``small`` is a resized copy."""
+        h, w = size
+        back = cv2.invertAffineTransform(_rot90_matrix(k, h, w))
+        rotation = (90 * k) % 360  # rot90 turns counter-clockwise; report the clockwise turn that uprights
+        return [replace(f.transformed(back, (h, w)), rotation=(360 - rotation) % 360)
+                for f in self._mesh_faces(np.rot90(small, k), (w, h) if k % 2 else (h, w))]
+
+    def _probe(self, rgb: np.ndarray, k: int) -> float:
+        """Best short-range detector score on ``np.rot90(rgb, k)`` (-1 when it finds nothing)."""
+        if self._short is None:
+            import mediapipe as mp
+
+            with _quiet_stderr():
+                self._short = mp.solutions.face_detection.FaceDetection(model_selection=0, min_detection_confidence=0.5)
+        img, _ = self._fit(np.rot90(rgb, k), self.MAX_SIDE)
+        res = self._process(self._short, img)
+        return max((float(d.score[0]) for d in res.detections or []), default=-1.0)
+
+    # -- full-range detector ------------------------------------------------------------------
+
+    def _full_range(self):
         if self._detector is None:
             import mediapipe as mp
 
             with _quiet_stderr():
                 self._detector = mp.solutions.face_detection.FaceDetection(model_selection=1, min_detection_confidence=0.4)
-        h, w = rgb.shape[:2]
-        img, _ = self._fit(rgb, self.MAX_SIDE)
-        res = self._process(self._detector, img)
-        boxes = []
+        return self._detector
+
+    def _detect_in(self, tile: np.ndarray, x0: float, y0: float, scale: float = 1.0) -> list[Detection]:
+        """Detections in ``tile``, a piece of the picture resized by ``scale`` whose top-left corner
+        is (x0, y0) in original pixels; boxes and key points come back in original pixels."""
+        img, _ = self._fit(tile, 640)  # the detector's input is 192 px: more is only resize work
+        tw, th = tile.shape[1] / scale, tile.shape[0] / scale  # the tile's extent in original pixels
+        res = self._process(self._full_range(), img)
+        out = []
         for d in res.detections or []:
             b = d.location_data.relative_bounding_box
-            boxes.append(((b.xmin * w, b.ymin * h, (b.xmin + b.width) * w, (b.ymin + b.height) * h), float(d.score[0])))
+            kp = np.array([(p.x * tw + x0, p.y * th + y0) for p in d.location_data.relative_keypoints], np.float32)
+            box = (b.xmin * tw + x0, b.ymin * th + y0, (b.xmin + b.width) * tw + x0, (b.ymin + b.height) * th + y0)
+            out.append(Detection(box, float(d.score[0]), kp))
+        return out
+
+    def detections(self, rgb: np.ndarray, tiles: bool = False) -> list[Detection]:
+        """Full-range detector boxes in original pixels: the whole picture, and with ``tiles`` also
+        overlapping square tiles at halving sizes (coarse to fine, at most ``TILE_BUDGET`` tiles).
+        Each level is resized once so that a tile is at most 384 px (the detector sees 192)."""
+        h, w = rgb.shape[:2]
+        small = self._small(rgb)
+        found = self._detect_in(small, 0, 0, small.shape[1] / w)
+        levels = []
+        if tiles and max(h, w) > self.TILE_FROM:
+            used = 0
+            side = max(h, w) // 2
+            while side >= self.MIN_TILE:
+                step = side // 2
+                xs = list(range(0, max(1, w - side) + 1, step)) or [0]
+                ys = list(range(0, max(1, h - side) + 1, step)) or [0]
+                if xs[-1] + side < w:
+                    xs.append(w - side)
+                if ys[-1] + side < h:
+                    ys.append(h - side)
+                if used + len(xs) * len(ys) > self.TILE_BUDGET:
+                    break
+                levels.append((side, xs, ys))
+                used += len(xs) * len(ys)
+                side //= 2
+        if levels:
+            # one resize of the full picture, to the finest level's scale; coarser levels come from it
+            fine = min(1.0, 384 / levels[-1][0])
+            base = rgb if fine == 1.0 else cv2.resize(
+                rgb, (max(1, round(w * fine)), max(1, round(h * fine))), interpolation=cv2.INTER_AREA)
+        for side, xs, ys in levels:
+            scale = min(1.0, 384 / side)
+            level = base if scale == fine else cv2.resize(
+                base, (max(1, round(w * scale)), max(1, round(h * scale))), interpolation=cv2.INTER_AREA)
+            sx_, sy_ = level.shape[1] / w, level.shape[0] / h
+            n = round(side * scale)
+            for y in ys:
+                for x in xs:
+                    x0, y0 = max(0, x), max(0, y)
+                    tx, ty = round(x0 * sx_), round(y0 * sy_)
+                    found += self._detect_in(level[ty : ty + n, tx : tx + n], tx / sx_, ty / sy_, sx_)
+        return _nms(found)
+
+    def detector_boxes(self, rgb: np.ndarray) -> list[tuple[tuple[float, float, float, float], float]]:
+        """(box, score) from MediaPipe's full-range face detector on the whole picture (cached per image)."""
+        # cached for the image object itself (holding it, so that a later image cannot reuse its id)
+        if self._boxes_cache is not None and self._boxes_cache[0] is rgb:
+            return self._boxes_cache[1]
+        boxes = [(d.box, d.score) for d in self.detections(rgb)]
         self._boxes_cache = (rgb, boxes)
         return boxes
 
-    def _mesh_in_box(self, rgb: np.ndarray, box) -> Face | None:
-        """Run the mesh on an enlarged, upscaled crop around a detector box; landmarks back in image pixels."""
+    def face_from_detection(self, rgb: np.ndarray, det: Detection) -> Face | None:
+        """The mesh on an enlarged crop around ``det``, turned so the detector's eye line is level;
+        when the mesh finds nothing there, the mean mesh fitted to the key points."""
         h, w = rgb.shape[:2]
-        cx, cy = (box[0] + box[2]) / 2, (box[1] + box[3]) / 2
-        side = 2.2 * max(box[2] - box[0], box[3] - box[1])
-        x0, y0 = int(round(cx - side / 2)), int(round(cy - side / 2))
-        x1, y1 = x0 + int(round(side)), y0 + int(round(side))
-        crop = rgb[max(0, y0) : min(h, y1), max(0, x0) : min(w, x1)]
-        if crop.size == 0:
-            return None
-        crop = cv2.copyMakeBorder(crop, max(0, -y0), max(0, y1 - h), max(0, -x0), max(0, x1 - w), cv2.BORDER_CONSTANT)
-        s = self.CROP_SIDE / crop.shape[0]
-        crop = cv2.resize(crop, (self.CROP_SIDE, self.CROP_SIDE), interpolation=cv2.INTER_CUBIC if s > 1 else cv2.INTER_AREA)
-        found = self._mesh_faces(crop)
-        if not found:
-            return None
-        c = np.array([self.CROP_SIDE / 2, self.CROP_SIDE / 2])
-        f = min(found, key=lambda f: float(np.linalg.norm(f.oval.mean(0) - c)))
-        lm = f.landmarks / s + np.array([x0, y0], np.float32)
-        return Face(lm.astype(np.float32), (h, w), None if f.depth is None else f.depth / s)
+        kp = det.keypoints
+        eye = kp[1] - kp[0]
+        angle = math.degrees(math.atan2(float(eye[1]), float(eye[0])))
+        if np.linalg.norm(eye) < 1e-3:
+            angle = 0.0
+        cx, cy = (det.box[0] + det.box[2]) / 2, (det.box[1] + det.box[3]) / 2
+        crops = []
+        for grow in (2.2, 1.6):
+            side = grow * max(det.box[2] - det.box[0], det.box[3] - det.box[1], 1.0)
+            s = self.CROP_SIDE / side
+            m = cv2.getRotationMatrix2D((cx, cy), angle, s)
+            m[:, 2] += (self.CROP_SIDE / 2 - cx, self.CROP_SIDE / 2 - cy)
+            crop = cv2.warpAffine(rgb, m, (self.CROP_SIDE, self.CROP_SIDE), flags=cv2.INTER_LINEAR,
+                                  borderMode=cv2.BORDER_CONSTANT)
+            crops.append(crop)
+            found = self._mesh_faces(crop)
+            if found:
+                c = np.array([self.CROP_SIDE / 2, self.CROP_SIDE / 2])
+                f = min(found, key=lambda f: float(np.linalg.norm(f.centre - c)))
+                back = cv2.invertAffineTransform(m)
+                return replace(f.transformed(back, (h, w)), score=det.score, rotation=_snap(angle))
+        if min(det.box[2] - det.box[0], det.box[3] - det.box[1]) < self.MIN_FIT or det.score < 0.5:
+            return None  # too small or too doubtful to place a face on key points alone
+        if max((self._probe(c, 0) for c in crops), default=-1.0) < 0.5:
+            return None  # the short-range detector, on the upright enlarged crop, sees no face either
+        return fit_keypoints(det, (h, w), rotation=_snap(angle))
 
-    def detect(self, rgb: np.ndarray) -> list[Face]:
-        faces = self._mesh_faces(rgb)
-        if self.search_small_faces and len(faces) < self.max_faces:
-            for box, _ in sorted(self.detector_boxes(rgb), key=lambda b: -b[1]):
-                if len(faces) >= self.max_faces:
-                    break
-                if any(_box_iou(f.box, box) > 0.2 for f in faces):
+    # -- the search ----------------------------------------------------------------------------
+
+    def detect(self, rgb: np.ndarray, exhaustive: bool = False) -> list[Face]:
+        """Every face found, subject first (see the class docstring); landmarks in ``rgb``'s pixels."""
+        h, w = rgb.shape[:2]
+        small = self._small(rgb)
+        faces = self._mesh_faces(small, (h, w))
+        sure = any(_sure(f) for f in faces)
+        if sure and not exhaustive:
+            return order_faces(faces, rgb.shape[:2])
+        if not sure and self.search_rotations:
+            # a quick look first: the mesh's own short-range detector (a quarter of a mesh run) on
+            # the turned picture; the mesh runs there only when that looks clearly better. With a
+            # face found, only 180 degrees is tried (the sideways turns cost too much on the fast path).
+            # A turn must be convincing: on real masked photos a mask turned upside down can score
+            # higher than the upright face, so only a confident face (score >= SURE) there counts.
+            base = _strength(faces)
+            for k in (2, 1, 3) if not faces else (2,):
+                if self._probe(small, k) < max(base + 0.15, 0.7):
                     continue
-                f = self._mesh_in_box(rgb, box)
+                turned = self._mesh_turned(small, k, (h, w))
+                if _strength(turned) >= max(self.SURE, base + 0.15):
+                    faces = turned
+                    break
+        if not faces:
+            faces = self._padded_retry(small, (h, w))
+        # small or missed faces in a larger scene; an unsure face that fills an (aligned) crop is left alone
+        small = not faces or max(f.box[3] - f.box[1] for f in faces) < min(h, w) / 4
+        if self.search_small_faces and (exhaustive or (not any(_sure(f) for f in faces) and small)):
+            for det in sorted(self.detections(rgb, tiles=True), key=lambda d: -d.score):
+                if any(_box_iou(f.box, det.box) > 0.2 or _inside(det.keypoints[2], f.box) for f in faces):
+                    continue
+                f = self.face_from_detection(rgb, det)
                 if f is not None and not any(_box_iou(f.box, g.box) > 0.3 for g in faces):
                     faces.append(f)
-        if not faces:
-            faces = self._padded_retry(rgb)
-        faces.sort(key=lambda f: f.area, reverse=True)
-        return faces
+        return order_faces(faces, rgb.shape[:2])
 
-    def _padded_retry(self, rgb: np.ndarray) -> list[Face]:
-        h, w = rgb.shape[:2]
-        p = max(h, w) // 4
-        padded = cv2.copyMakeBorder(rgb, p, p, p, p, cv2.BORDER_REFLECT_101 if min(h, w) > p else cv2.BORDER_REPLICATE)
+    def _padded_retry(self, small: np.ndarray, size: tuple[int, int]) -> list[Face]:
+        """The mesh on ``small`` with a mirrored border (a face filling the picture); landmarks in
+        the pixels of the image of ``size`` (h, w) that ``small`` is a resized copy of."""
+        sh, sw = small.shape[:2]
+        h, w = size
+        p = max(sh, sw) // 4
+        padded = cv2.copyMakeBorder(small, p, p, p, p, cv2.BORDER_REFLECT_101 if min(sh, sw) > p else cv2.BORDER_REPLICATE)
+        sx, sy = w / sw, h / sh
         out = []
         for f in self._mesh_faces(padded):
-            lm = f.landmarks - np.float32(p)
+            lm = ((f.landmarks - np.float32(p)) * np.array([sx, sy], np.float32)).astype(np.float32)
             centre = lm[list(FACE_OVAL)].mean(0)
             if 0 <= centre[0] < w and 0 <= centre[1] < h:  # drop mirror images of the face
-                out.append(Face(lm, (h, w), f.depth))
+                depth = None if f.depth is None else f.depth * sx
+                out.append(replace(f, landmarks=lm, image_size=(h, w), depth=depth))
         return out[:1]
 
     def scores(self, rgb: np.ndarray, faces: list[Face]) -> list[float | None]:
-        """A confidence per face: the score of the detector box that overlaps it best (None if none does)."""
+        """A confidence per face: its own detector score, else the score of the full-range detector
+        box that overlaps it best (None if none does)."""
         if not faces:
             return []
-        boxes = self.detector_boxes(rgb)
         out: list[float | None] = []
         for f in faces:
+            if f.score is not None:
+                out.append(f.score)
+                continue
             best, best_iou = None, 0.2
-            for box, score in boxes:
+            for box, score in self.detector_boxes(rgb):
                 iou = _box_iou(f.box, box)
                 if iou > best_iou:
                     best, best_iou = score, iou
@@ -399,11 +653,115 @@ class FaceMesher:
 
     def close(self) -> None:
         self._mesh.close()
-        if self._detector is not None:
-            self._detector.close()
+        for g in (self._detector, self._short):
+            if g is not None:
+                g.close()
 
     def __enter__(self) -> FaceMesher:
         return self
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+def _inside(p: np.ndarray, box) -> bool:
+    return box[0] <= p[0] <= box[2] and box[1] <= p[1] <= box[3]
+
+
+def _snap(angle: float) -> int:
+    """An eye-line angle (degrees, image coordinates) as the clockwise quarter turn that uprights the face."""
+    return int((-round(angle / 90.0) * 90) % 360)
+
+
+def _sure(f: Face) -> bool:
+    """Whether a first-pass face is trusted without searching further: a confident detector, or a
+    fair one whose key points agree with the mesh. Measured on 200 UTKFace chips and 100 synthetic
+    benchmark crops: 8% and 15% of upright faces are not trusted (they get a cheap 180-degree
+    probe), every face turned by 180 degrees and nearly all turned by 90 are not."""
+    if f.score is None:
+        return False
+    return f.score >= FaceMesher.SURE or (f.score >= 0.6 and f.keypoint_error is not None and f.keypoint_error < 0.15)
+
+
+def _strength(faces: list[Face]) -> float:
+    """How sure a pass is: its best face's detector score (-1 with no face, 0 for an unscored one)."""
+    return max((f.score if f.score is not None else 0.0 for f in faces), default=-1.0)
+
+
+def _keypoint_average() -> np.ndarray:
+    w = np.zeros((4, 478), np.float32)
+    w[0, list(RIGHT_EYE)] = 1 / len(RIGHT_EYE)
+    w[1, list(LEFT_EYE)] = 1 / len(LEFT_EYE)
+    w[2, NOSE_TIP] = 1
+    w[3, [UPPER_LIP_INNER, LOWER_LIP_INNER]] = 0.5
+    return w
+
+
+_KEYPOINT_AVERAGE = _keypoint_average()
+
+
+def _with_detection(face: Face, dets: list[tuple[float, np.ndarray]]) -> Face:
+    """``face`` with the score and key-point error of the mesh-detector detection whose (eyes,
+    nose tip, mouth centre) key points lie nearest the mesh's; unchanged when none lies within
+    one inter-ocular distance."""
+    if not dets:
+        return face
+    mine = _KEYPOINT_AVERAGE @ face.landmarks  # (4, 2): eyes, nose tip, mouth centre in one product
+    iod = float(np.hypot(*(mine[1] - mine[0]))) + 1e-6
+    kps = np.stack([kp for _, kp in dets])  # (n, 4, 2)
+    errs = np.sqrt(((kps - mine) ** 2).sum(-1)).mean(-1) / iod
+    i = int(errs.argmin())
+    return face if errs[i] >= 1.0 else replace(face, score=dets[i][0], keypoint_error=float(errs[i]))
+
+
+def _nms(dets: list[Detection], iou: float = 0.3) -> list[Detection]:
+    keep: list[Detection] = []
+    for d in sorted(dets, key=lambda d: -d.score):
+        if all(_box_iou(d.box, k.box) <= iou and not _inside(d.keypoints[2], k.box) for k in keep):
+            keep.append(d)
+    return keep
+
+
+SUBJECT_MIN_SHARE = 0.5
+
+
+def order_faces(faces: list[Face], size: tuple[int, int]) -> list[Face]:
+    """Duplicates dropped (box IoU > 0.3: the better-scored one stays), each face's ``rotation``
+    set from its roll, then the subject first, then the rest largest first. The subject is the
+    face whose face-oval centre is nearest the image centre among the faces at least
+    ``SUBJECT_MIN_SHARE`` as tall as the tallest (a background face or a stray detection in a
+    crowd is not the subject)."""
+    kept: list[Face] = []
+    for f in sorted(faces, key=lambda f: -(f.score if f.score is not None else 0.0)):
+        if all(_box_iou(f.box, g.box) <= 0.3 for g in kept):
+            kept.append(f)
+    if not kept:
+        return []
+    kept = [replace(f, rotation=int(round(head_pose(f).roll / 90.0) * 90) % 360) for f in kept]
+    h, w = size
+    centre = np.array([w / 2, h / 2], np.float32)
+    tallest = max(f.box[3] - f.box[1] for f in kept)
+    candidates = [f for f in kept if f.box[3] - f.box[1] >= SUBJECT_MIN_SHARE * tallest]
+    subject = min(candidates, key=lambda f: float(np.linalg.norm(f.centre - centre)))
+    return [subject] + sorted((f for f in kept if f is not subject), key=lambda f: f.area, reverse=True)
+
+
+def _canonical_mesh() -> np.ndarray:
+    from importlib import resources
+
+    with resources.files("occparse.assets").joinpath("canonical_face_224.npy").open("rb") as f:
+        return np.load(f).astype(np.float32)
+
+
+def fit_keypoints(det: Detection, size: tuple[int, int], rotation: int = 0) -> Face | None:
+    """The mean mesh of aligned crops (occparse/assets) placed on a detector's key points by a
+    similarity transform (eyes, nose tip, mouth centre): a face the mesh could not fit (masks,
+    strong occluders) still gets a face region. Depth is unknown (None); None when degenerate."""
+    mean = _canonical_mesh()
+    src = np.stack([mean[list(RIGHT_EYE)].mean(0), mean[list(LEFT_EYE)].mean(0), mean[NOSE_TIP],
+                    mean[[UPPER_LIP_INNER, LOWER_LIP_INNER]].mean(0)]).astype(np.float32)
+    m, _ = cv2.estimateAffinePartial2D(src, det.keypoints[:4].astype(np.float32), method=cv2.LMEDS)
+    if m is None or not np.isfinite(m).all() or abs(np.linalg.det(m[:, :2])) < 1e-6:
+        return None
+    lm = (mean @ m[:, :2].T + m[:, 2]).astype(np.float32)
+    return Face(lm, size, None, score=det.score, rotation=rotation, source="keypoints")

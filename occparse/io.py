@@ -15,6 +15,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from .errors import InputError
+
 #: Below this side length no face can be measured meaningfully.
 MIN_SIDE = 32
 #: Mean absolute channel difference (in 8-bit levels) under which a colour file is
@@ -25,7 +27,7 @@ GRAY_TOLERANCE = 1.5
 Image.MAX_IMAGE_PIXELS = 200_000_000  # well above any photo, still refuses decompression bombs
 
 
-class ImageInputError(Exception):
+class ImageInputError(InputError):
     """Base class of every input problem; ``status`` is the code used in batch output."""
 
     status = "input_error"
@@ -82,17 +84,83 @@ def is_gray_rgb(rgb: np.ndarray, tolerance: float = GRAY_TOLERANCE) -> bool:
     return float(diff) / 2.0 < tolerance
 
 
-def _to_rgb8(im: Image.Image) -> np.ndarray:
+def significant_bits(values: np.ndarray, declared: int | None = None) -> int:
+    """Bits actually used by integer samples stored wider than 8 bits (12-bit camera data in a 16-bit PNG).
+
+    ``declared``: the PNG sBIT value when the file has one. Otherwise the bit length of the largest
+    value (max 4080 -> 12 bits), never below 8: such data was most likely 8-bit to begin with.
+    """
+    if declared and 8 <= declared <= 16:
+        return declared
+    top = int(values.max()) if values.size else 0
+    return max(8, top.bit_length())
+
+
+def _scale_wide(arr: np.ndarray, declared_bits: int | None = None) -> np.ndarray:
+    """uint16 (or wider int) samples -> uint8, full scale = 2**significant_bits - 1."""
+    bits = significant_bits(arr, declared_bits)
+    scaled = arr.astype(np.float64) * (255.0 / (2**bits - 1))
+    return np.clip(np.rint(scaled), 0, 255).astype(np.uint8)
+
+
+def _png_header(path: Path) -> tuple[int, int, int | None] | None:
+    """(bit depth, colour type, sBIT bits or None) of a PNG file, from the chunks before the image data."""
+    import struct
+
+    try:
+        with open(path, "rb") as f:
+            if f.read(8) != b"\x89PNG\r\n\x1a\n":
+                return None
+            depth = ctype = None
+            sbit = None
+            for _ in range(64):  # the header chunks come first; stop at the image data
+                head = f.read(8)
+                if len(head) < 8:
+                    break
+                n, kind = struct.unpack(">I4s", head)
+                if kind == b"IDAT":
+                    break
+                if kind not in (b"IHDR", b"sBIT"):
+                    f.seek(n + 4, 1)  # skip the data and its CRC
+                    continue
+                data = f.read(n)
+                f.seek(4, 1)
+                if kind == b"IHDR" and len(data) >= 10:
+                    depth, ctype = data[8], data[9]
+                elif kind == b"sBIT" and data:
+                    sbit = max(data[:3]) if ctype in (2, 6) else data[0]
+    except OSError:
+        return None
+    return None if depth is None else (depth, ctype, sbit)
+
+
+def _binary_to_gray(g: np.ndarray) -> np.ndarray:
+    """A dithered black-and-white picture -> smooth gray (uint8), so that faces can be found in it.
+
+    The face detector and the parser see local pixel noise, not the shading a viewer sees from a
+    distance; a Gaussian blur of the 0/255 pattern gives that shading back. The width grows with
+    the picture so the dither's pattern is averaged out at any size."""
+    import cv2
+
+    sigma = max(1.0, min(g.shape[:2]) / 256.0)
+    return cv2.GaussianBlur(g.astype(np.uint8), (0, 0), sigmaX=sigma)
+
+
+def _to_rgb8(im: Image.Image, png_sbit: int | None = None) -> np.ndarray:
     """Convert any PIL mode to 8-bit RGB; 16-bit and float data are rescaled, alpha is put on white."""
     mode = im.mode
     if mode in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F"):
-        arr = np.asarray(im).astype(np.float64)
-        if mode.startswith("I;16"):
-            arr = arr / 257.0
+        arr = np.asarray(im)
+        if mode.startswith("I;16") or (mode == "I" and arr.min() >= 0 and arr.max() < 65536):
+            g = _scale_wide(arr, png_sbit)
         else:  # 32-bit int or float: stretch what is there
+            arr = arr.astype(np.float64)
             lo, hi = float(np.nanmin(arr)), float(np.nanmax(arr))
             arr = (arr - lo) * (255.0 / (hi - lo)) if hi > lo else np.zeros_like(arr)
-        g = np.clip(np.rint(arr), 0, 255).astype(np.uint8)
+            g = np.clip(np.rint(arr), 0, 255).astype(np.uint8)
+        return np.repeat(g[..., None], 3, axis=2)
+    if mode == "1":  # dithered black and white
+        g = _binary_to_gray(np.asarray(im.convert("L")))
         return np.repeat(g[..., None], 3, axis=2)
     if mode == "P":
         im = im.convert("RGBA")
@@ -105,8 +173,33 @@ def _to_rgb8(im: Image.Image) -> np.ndarray:
         im = im.convert("RGB")
     arr = np.asarray(im)
     if arr.dtype != np.uint8:  # 16-bit-per-channel RGB that PIL kept wide
-        arr = np.clip(arr.astype(np.float64) / 257.0, 0, 255).astype(np.uint8)
+        arr = _scale_wide(arr, png_sbit)
     return np.ascontiguousarray(arr)
+
+
+def _read_png16_colour(path: Path, sbit: int | None) -> np.ndarray | None:
+    """16-bit colour PNGs: Pillow keeps only the high byte (12-bit data turns dark), so read them with OpenCV."""
+    import cv2
+
+    arr = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    if arr is None or arr.dtype != np.uint16 or arr.ndim != 3:
+        return None
+    colour = arr[..., :3]
+    rgb = _scale_wide(colour, sbit)[..., ::-1].astype(np.float64)
+    if arr.shape[2] == 4:  # alpha on white, as for 8-bit files
+        a = arr[..., 3:4].astype(np.float64) / 65535.0
+        rgb = rgb * a + 255.0 * (1.0 - a)
+    return np.ascontiguousarray(np.clip(np.rint(rgb), 0, 255).astype(np.uint8))
+
+
+def _looks_binary(rgb: np.ndarray) -> bool:
+    """Only pure black and white pixels (a 1-bit picture saved as 8-bit), with both present."""
+    g = rgb[..., 0]
+    if not ((rgb[..., 1] == g).all() and (rgb[..., 2] == g).all()):
+        return False
+    black = g == 0
+    white = g == 255
+    return bool((black | white).all() and black.any() and white.any())
 
 
 def read_image(path: str | Path, min_side: int = MIN_SIDE) -> LoadedImage:
@@ -122,12 +215,21 @@ def read_image(path: str | Path, min_side: int = MIN_SIDE) -> LoadedImage:
         raise UnreadableFileError(p, "is a directory, not an image file")
     if size == 0:
         raise EmptyFileError(p, "file is empty (0 bytes)")
+    png = _png_header(p)
+    sbit = png[2] if png else None
     try:
         with Image.open(p) as im:
             im.load()
             source_mode = im.mode
             im = ImageOps.exif_transpose(im) or im
-            rgb = _to_rgb8(im)
+            rgb = None
+            if png and png[0] == 16 and png[1] in (2, 6):
+                rgb = _read_png16_colour(p, sbit)
+                source_mode = "RGB;16" if png[1] == 2 else "RGBA;16"
+            if rgb is None:
+                rgb = _to_rgb8(im, sbit)
+            if source_mode != "1" and _looks_binary(rgb):  # a 1-bit picture stored as 8-bit
+                rgb = np.repeat(_binary_to_gray(rgb[..., 0])[..., None], 3, axis=2)
     except PermissionError:
         raise UnreadableFileError(p, "permission denied") from None
     except UnidentifiedImageError:

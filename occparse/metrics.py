@@ -14,10 +14,16 @@ from pathlib import Path
 
 import numpy as np
 
-OCCLUSION_BINS = (0.0, 0.025, 0.05, 0.1, 0.2, 0.35, 1.0)
+from .errors import DataError
+
+#: true-occlusion bins of the report: a model that shrinks towards the mean shows a positive bias
+#: in the first bins and a negative one in the last (judge heavy cases by these, not the mean alone)
+OCCLUSION_BINS = (0.0, 0.02, 0.05, 0.1, 0.2, 0.3, 1.0)
+#: facial-hair groups for LFW-based truth (column ``facial_hair``: share of R that is facial hair)
+FACIAL_HAIR_GROUPS = (("no facial hair", 0.0, 0.01), ("some facial hair", 0.01, 0.1), ("full beard", 0.1, 1.01))
 
 
-class TruthFileError(ValueError):
+class TruthFileError(DataError, ValueError):
     """The truth or prediction CSV does not follow the data contract."""
 
 
@@ -71,10 +77,14 @@ def challenge_score(pred: np.ndarray, gt: np.ndarray, male: np.ndarray) -> tuple
 
 @dataclass
 class GroupError:
+    """Errors of one group of rows: Err (the challenge's weighted squared error), mean absolute error,
+    and bias, the mean signed error (prediction - truth; negative = under-read)."""
+
     name: str
     n: int
     err: float
     mae: float
+    bias: float = math.nan
 
 
 @dataclass
@@ -94,6 +104,8 @@ class Evaluation:
     missing_policy: str
     groups: list[GroupError] = field(default_factory=list)
     missing_examples: list[str] = field(default_factory=list)
+    n_unknown: int = 0  # prediction rows whose filename is not in the truth (not scored)
+    unknown_examples: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -124,15 +136,53 @@ def read_truth(path: str | Path) -> list[dict[str, str]]:
     return rows
 
 
-def read_predictions(path: str | Path, column: str = "FaceOcclusion") -> dict[str, str]:
-    """filename -> raw prediction text of ``column`` (may be empty for a failed row)."""
+def read_predictions(path: str | Path, column: str = "FaceOcclusion", notes: list[str] | None = None) -> dict[str, str]:
+    """filename -> raw prediction text of ``column`` (may be empty for a failed row).
+
+    A filename given twice with different values raises :class:`TruthFileError` (which one would
+    count?); repeated identical rows are collapsed, and ``notes`` (when given) receives a line
+    saying so.
+    """
     rows = read_csv_rows(Path(path))
     if rows and ("filename" not in rows[0] or column not in rows[0]):
         raise TruthFileError(f"{path}: predictions need columns filename,{column}")
     out: dict[str, str] = {}
+    conflicts: list[str] = []
+    repeated = 0
     for r in rows:
-        out[r["filename"]] = (r.get(column) or "").strip()
+        name, value = r["filename"], (r.get(column) or "").strip()
+        if name in out:
+            if out[name] != value:
+                if name not in conflicts:
+                    conflicts.append(name)
+                continue
+            repeated += 1
+        out[name] = value
+    if conflicts:
+        raise TruthFileError(f"{path}: {len(conflicts)} filename(s) predicted twice with different values, e.g. "
+                             + ", ".join(conflicts[:5]))
+    if repeated and notes is not None:
+        notes.append(f"{path}: {repeated} repeated identical prediction row(s) counted once")
     return out
+
+
+def _truth_problems(truth_rows: list[dict[str, str]]) -> list[str]:
+    """Every truth row that breaks the contract (GT a number in [0, 1], gender F/M or in [0, 1]), described."""
+    bad = []
+    for i, row in enumerate(truth_rows):
+        where = f"line {i + 2} ({row.get('filename')})"  # line 1 is the header
+        raw = row.get("FaceOcclusion")
+        try:
+            gt = float(raw)  # type: ignore[arg-type]
+            if not 0.0 <= gt <= 1.0:  # also false for NaN
+                bad.append(f"{where}: FaceOcclusion {raw.strip()} is not in [0, 1]")
+        except (TypeError, ValueError):  # TypeError: a short row leaves the field None
+            bad.append(f"{where}: FaceOcclusion {raw!r} is not a number")
+        try:
+            parse_gender(row.get("gender"))
+        except TruthFileError as e:
+            bad.append(f"{where}: {e}")
+    return bad
 
 
 def _as_valid_prediction(text: str | None) -> float | None:
@@ -161,7 +211,10 @@ def evaluate(
     """
     if missing_policy not in ("worst", "zero", "skip"):
         raise ValueError("missing_policy must be worst, zero or skip")
-    gts, preds, males, grays, kinds, sources = [], [], [], [], [], []
+    if problems := _truth_problems(truth_rows):
+        raise TruthFileError(f"{len(problems)} invalid truth value(s): " + "; ".join(problems[:5])
+                             + ("; ..." if len(problems) > 5 else ""))
+    gts, preds, males, grays, kinds, sources, beards = [], [], [], [], [], [], []
     n_missing = n_invalid = 0
     missing_examples: list[str] = []
     for row in truth_rows:
@@ -191,6 +244,7 @@ def evaluate(
         grays.append(str(row.get("is_gray", "")).strip() in ("1", "true", "True"))
         kinds.append(row.get("occluder", ""))
         sources.append(row.get("source", ""))
+        beards.append(_as_valid_prediction(row.get("facial_hair")))
     gt_a = np.array(gts)
     p_a = np.array(preds)
     m_a = np.array(males, dtype=bool)
@@ -206,7 +260,7 @@ def evaluate(
         if mask.any():
             groups.append(
                 GroupError(name, int(mask.sum()), weighted_error(p_a[mask], gt_a[mask]),
-                           float(np.mean(np.abs(p_a[mask] - gt_a[mask]))))
+                           float(np.mean(np.abs(p_a[mask] - gt_a[mask]))), float(np.mean(p_a[mask] - gt_a[mask])))
             )
 
     add("female", ~m_a)
@@ -218,6 +272,10 @@ def evaluate(
     for lo, hi in zip(OCCLUSION_BINS[:-1], OCCLUSION_BINS[1:], strict=True):
         last = hi >= 1.0
         add(f"gt [{lo:.3f}, {hi:.3f}{']' if last else ')'}", (gt_a >= lo) & ((gt_a <= hi) if last else (gt_a < hi)))
+    if any(b is not None for b in beards):  # LFW-based truth with its facial-hair share
+        b_a = np.array([np.nan if b is None else b for b in beards], np.float64)
+        for name, lo, hi in FACIAL_HAIR_GROUPS:
+            add(name, (b_a >= lo) & (b_a < hi))
     # base-face source (lfw / utkface, from occparse synth): the two follow different V conventions
     for column, values in (("source", sources), ("occluder", kinds)):
         if truth_rows and column in truth_rows[0]:
@@ -225,29 +283,41 @@ def evaluate(
             for k in sorted(set(values)):
                 add(f"{column}={k or 'none'}", v_a == k)
     gap = abs(err_f - err_m) if not (math.isnan(err_f) or math.isnan(err_m)) else math.nan
+    known = {row["filename"] for row in truth_rows}
+    unknown = [name for name in pred if name not in known]
     return Evaluation(
         n_truth=len(truth_rows), n_scored=int(gt_a.size), n_missing=n_missing, n_invalid=n_invalid,
         score=score, err_f=err_f, err_m=err_m, gap=gap, mae=mae, pearson_r=r,
         missing_policy=missing_policy, groups=groups, missing_examples=missing_examples,
+        n_unknown=len(unknown), unknown_examples=unknown[:10],
     )
+
+
+def _fmt(v: float, spec: str) -> str:
+    """A number for the report; one that has no value (NaN: an empty group, a constant column) says n/a."""
+    return format(v, spec) if math.isfinite(v) else "n/a"
 
 
 def format_evaluation(ev: Evaluation) -> str:
     """A human-readable report."""
     lines = [
-        f"Score   {ev.score:.6f}   (= (Err_F + Err_M)/2 + |Err_F - Err_M|, lower is better)",
-        f"Err_F   {ev.err_f:.6f}",
-        f"Err_M   {ev.err_m:.6f}",
-        f"|gap|   {ev.gap:.6f}",
-        f"MAE     {ev.mae:.4f}",
-        f"Pearson {ev.pearson_r:.4f}",
+        f"Score   {_fmt(ev.score, '.6f')}   (= (Err_F + Err_M)/2 + |Err_F - Err_M|, lower is better)",
+        f"Err_F   {_fmt(ev.err_f, '.6f')}",
+        f"Err_M   {_fmt(ev.err_m, '.6f')}",
+        f"|gap|   {_fmt(ev.gap, '.6f')}",
+        f"MAE     {_fmt(ev.mae, '.4f')}",
+        f"Pearson {_fmt(ev.pearson_r, '.4f')}",
         f"rows    {ev.n_truth} in truth, {ev.n_scored} scored, {ev.n_missing} missing, "
         f"{ev.n_invalid} invalid (policy: {ev.missing_policy})",
     ]
     if ev.missing_examples:
         lines.append("        e.g. " + ", ".join(ev.missing_examples[:5]))
+    if ev.n_unknown:
+        lines.append(f"        {ev.n_unknown} prediction(s) for files not in the truth (not scored), e.g. "
+                     + ", ".join(ev.unknown_examples[:5]))
     lines.append("")
-    lines.append(f"{'group':<28}{'n':>7}{'Err':>12}{'MAE':>9}")
+    lines.append(f"{'group':<28}{'n':>7}{'Err':>12}{'MAE':>9}{'bias':>9}")
     for g in ev.groups:
-        lines.append(f"{g.name:<28}{g.n:>7}{g.err:>12.6f}{g.mae:>9.4f}")
+        lines.append(f"{g.name:<28}{g.n:>7}{_fmt(g.err, '.6f'):>12}{_fmt(g.mae, '.4f'):>9}{_fmt(g.bias, '+.4f'):>9}")
+    lines.append("(bias: mean signed error, prediction - truth; negative = occlusion under-read)")
     return "\n".join(lines)

@@ -1,8 +1,8 @@
 """The geometric occlusion feature: expected face region minus visible face.
 
-Computed in the aligned crop (where the parser ran), with R restricted to the part of the crop
-that comes from inside the original photo: R is defined at the photo's own resolution, so a
-face cut by the photo's border only counts its visible part, exactly like the ground truth.
+Computed in the aligned crop (where the parser ran). :func:`geometric_occlusion` measures the
+part of R inside the original photo; :func:`out_of_frame` measures the part the photo's border
+cuts off, which counts as hidden: the pipeline reports oof + (1 - oof) * (occlusion inside).
 """
 
 from __future__ import annotations
@@ -13,8 +13,12 @@ import cv2
 import numpy as np
 
 from .geometry import REGION_NAMES, AlignedCrop, face_regions
-from .parsing import FACE, HAIR, OCCLUDER, ParseResult
+from .labels import FACE, FACIAL_HAIR, HAIR, OCCLUDER
+from .parsing import ParseResult
 from .results import OccluderShare, RegionOcclusion
+
+#: what facial hair counts as: "occluding" (the data definition, default) or "visible" (face)
+FACIAL_HAIR_CHOICES = ("occluding", "visible")
 
 
 @dataclass(frozen=True)
@@ -35,31 +39,75 @@ def crop_footprint(crop: AlignedCrop, original_size: tuple[int, int]) -> np.ndar
     return cv2.warpAffine(ones, crop.matrix, size, flags=cv2.INTER_NEAREST, borderValue=0).astype(bool)
 
 
+@dataclass(frozen=True)
+class OutOfFrame:
+    """How much of R (and of each sub-region) lies outside the original image."""
+
+    overall: float  # |R outside the image| / |R|, in [0, 1]
+    regions: dict[str, float]  # the same per sub-region (0.0 for an empty region)
+
+
+def out_of_frame(crop: AlignedCrop, original_size: tuple[int, int], shape: tuple[int, int] | None = None) -> OutOfFrame:
+    """The part of the face region the image border cuts off, measured in the aligned crop, where
+    the whole face-oval polygon is rasterised (also past the frame; the crop's own margin holds it)."""
+    h, w = original_size
+    oval = crop.face.oval @ crop.inverse[:, :2].T + crop.inverse[:, 2]  # back in the photo's pixels
+    if oval[:, 0].min() >= 0 and oval[:, 1].min() >= 0 and oval[:, 0].max() <= w - 1 and oval[:, 1].max() <= h - 1:
+        # the usual case, and the fast path: R (and every sub-region, all inside R) lies in the frame
+        return OutOfFrame(0.0, dict.fromkeys(REGION_NAMES, 0.0))
+    shape = shape or crop.image.shape[:2]
+    valid = crop_footprint(crop, original_size)
+    regions = face_regions(crop.face, shape)
+
+    def frac(m: np.ndarray) -> float:
+        n = int(m.sum())
+        return float((m & ~valid).sum()) / n if n else 0.0
+
+    return OutOfFrame(frac(regions.face), {name: frac(regions.parts[name]) for name in REGION_NAMES})
+
+
+def with_out_of_frame(inside: float, oof: float) -> float:
+    """Occlusion of the whole face region when the part outside the frame counts as hidden:
+    oof + (1 - oof) * (occlusion of the part inside). NaN inside (nothing in frame) reads 1."""
+    if oof >= 1.0 or inside != inside:
+        return 1.0
+    return float(oof + (1.0 - oof) * inside)
+
+
 def _frac_hidden(part: np.ndarray, visible: np.ndarray) -> float:
     n = int(part.sum())
     return 1.0 - float((visible & part).sum()) / n if n else float("nan")
 
 
-def geometric_occlusion(crop: AlignedCrop, parse: ParseResult, original_size: tuple[int, int]) -> GeometricOcclusion:
+def geometric_occlusion(crop: AlignedCrop, parse: ParseResult, original_size: tuple[int, int],
+                        facial_hair: str = "occluding") -> GeometricOcclusion:
+    """R minus the visible face, overall and per sub-region, from one parse of the aligned crop.
+
+    ``facial_hair``: "occluding" (default, as the data definition) or "visible" (beards count as face)."""
+    if facial_hair not in FACIAL_HAIR_CHOICES:
+        raise ValueError(f"facial_hair must be one of {FACIAL_HAIR_CHOICES}, not {facial_hair!r}")
     shape = parse.labels.shape
     valid = crop_footprint(crop, original_size)
     regions = face_regions(crop.face, shape)
     r = regions.face & valid
     labels = parse.labels
-    visible = labels == FACE
+    beard_is_face = facial_hair == "visible"
+    visible = (labels == FACE) | (labels == FACIAL_HAIR) if beard_is_face else labels == FACE
     overall = _frac_hidden(r, visible)
     if np.isnan(overall):
         overall = 1.0
     n = max(1, int(r.sum()))
-    soft = 1.0 - float(parse.probs[FACE][r].sum()) / n
+    p_visible = parse.probs[FACE] + parse.probs[FACIAL_HAIR] if beard_is_face else parse.probs[FACE]
+    soft = 1.0 - float(p_visible[r].sum()) / n
     per_region = [RegionOcclusion(name, _frac_hidden(regions.parts[name] & valid, visible)) for name in REGION_NAMES]
     hidden = r & ~visible
     nh = int(hidden.sum())
     if nh:
         hair = float((hidden & (labels == HAIR)).sum()) / nh
         occ = float((hidden & (labels == OCCLUDER)).sum()) / nh
-        share = OccluderShare(hair=hair, occluder=occ, background=max(0.0, 1.0 - hair - occ))
+        beard = float((hidden & (labels == FACIAL_HAIR)).sum()) / nh
+        share = OccluderShare(hair=hair, occluder=occ, background=max(0.0, 1.0 - hair - occ - beard), facial_hair=beard)
     else:
-        share = OccluderShare(0.0, 0.0, 0.0)
+        share = OccluderShare(0.0, 0.0, 0.0, 0.0)
     conf = float(parse.confidence[r].mean()) if r.any() else 0.0
     return GeometricOcclusion(overall, soft, per_region, share, conf, r)

@@ -1,7 +1,8 @@
 """The face parser on ONNX Runtime: preprocessing, batching, label maps, class mappings.
 
-The parser labels every pixel of an aligned face crop: 0 background, 1 visible face (skin and
-features), 2 hair, 3 occluder. occparse ships its own BiSeNet (``weights/parser.onnx``), and
+The parser labels every pixel of an aligned face crop with occparse's classes
+(:mod:`occparse.labels`): 0 background, 1 visible face (skin and features), 2 hair, 3 occluder,
+4 facial hair. occparse ships its own BiSeNet (``weights/parser.onnx``), and
 also accepts a user's 19-class CelebAMask-HQ BiSeNet export through a label mapping.
 
 :func:`preprocess` is the single definition of the network input that training uses too, so
@@ -17,12 +18,14 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-CLASSES = ("background", "face", "hair", "occluder")
-BACKGROUND, FACE, HAIR, OCCLUDER = 0, 1, 2, 3
+from .labels import BACKGROUND, CLASSES, FACE, FACIAL_HAIR, HAIR, N_CLASSES, OCCLUDER, colorize
 
-#: CelebAMask-HQ's 19 classes (face-parsing.PyTorch order) mapped onto occparse's four.
+__all__ = ["BACKGROUND", "CLASSES", "FACE", "FACIAL_HAIR", "HAIR", "N_CLASSES", "OCCLUDER", "colorize"]
+
+#: CelebAMask-HQ's 19 classes (face-parsing.PyTorch order) mapped onto occparse's classes.
 #: Eyeglasses count as occluder, hats as occluder, ears/neck/cloth as background
-#: (they are outside the face region anyway).
+#: (they are outside the face region anyway). CelebAMask-HQ has no beard class: its parsers
+#: label beards as skin or hair, so facial hair reads as face or hair with such a model.
 CELEBAMASK_19_TO_4 = (
     BACKGROUND,  # 0 background
     FACE,  # 1 skin
@@ -45,8 +48,9 @@ class ParserSpec:
     input_size: int = 128
     mean: tuple[float, float, float] = (0.5, 0.5, 0.5)  # on 0..1 RGB
     std: tuple[float, float, float] = (0.5, 0.5, 0.5)
-    #: output class index -> occparse class (0..3); identity for occparse's own model
-    class_map: tuple[int, ...] = (0, 1, 2, 3)
+    #: output class index -> occparse class (0..4); identity for occparse's own model. A four-class
+    #: map (0, 1, 2, 3) is a model without the facial-hair class (occparse's before it had one).
+    class_map: tuple[int, ...] = (0, 1, 2, 3, 4)
     name: str = "occparse-bisenet"
 
     @staticmethod
@@ -61,8 +65,8 @@ class ParserSpec:
         if d.get("preset") == "celebamask19":
             return ParserSpec.celebamask19()
         class_map = tuple(int(c) for c in d["class_map"])
-        if any(c not in (0, 1, 2, 3) for c in class_map):
-            raise ValueError(f"{path}: class_map entries must be occparse classes 0..3")
+        if any(c not in range(N_CLASSES) for c in class_map):
+            raise ValueError(f"{path}: class_map entries must be occparse classes 0..{N_CLASSES - 1}")
         return ParserSpec(int(d["input_size"]), tuple(d["mean"]), tuple(d["std"]), class_map, d.get("name", Path(path).stem))
 
 
@@ -93,8 +97,8 @@ def softmax(logits: np.ndarray, axis: int = 1) -> np.ndarray:
 class ParseResult:
     """Parser output for one crop, at the crop's own resolution."""
 
-    labels: np.ndarray  # H x W uint8, occparse classes 0..3
-    probs: np.ndarray  # 4 x H x W float32, occparse class probabilities
+    labels: np.ndarray  # H x W uint8, occparse classes 0..4 (occparse.labels)
+    probs: np.ndarray  # 5 x H x W float32, occparse class probabilities (facial hair 0 for a model without it)
 
     @property
     def confidence(self) -> np.ndarray:
@@ -127,7 +131,11 @@ def make_session(path: str | Path, providers: list[str] | None = None, threads: 
         so.intra_op_num_threads = threads
         so.inter_op_num_threads = 1
     so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    return ort.InferenceSession(str(path), sess_options=so, providers=providers or pick_providers())
+    sess = ort.InferenceSession(str(path), sess_options=so, providers=providers or pick_providers())
+    from .providers import check_session
+
+    check_session(sess, providers)  # CUDA asked for but not started: an error, never a silent CPU run
+    return sess
 
 
 @dataclass
@@ -159,10 +167,10 @@ class FaceParser:
             )
 
     def _map_probs(self, probs: np.ndarray) -> np.ndarray:
-        """N x C x H x W model probabilities -> N x 4 x H x W occparse probabilities."""
-        if self.spec.class_map == (0, 1, 2, 3):
+        """N x C x H x W model probabilities -> N x 5 x H x W occparse probabilities."""
+        if self.spec.class_map == tuple(range(N_CLASSES)):
             return probs
-        out = np.zeros((probs.shape[0], 4) + probs.shape[2:], np.float32)
+        out = np.zeros((probs.shape[0], N_CLASSES) + probs.shape[2:], np.float32)
         for src, dst in enumerate(self.spec.class_map):
             out[:, dst] += probs[:, src]
         return out
@@ -183,19 +191,17 @@ class FaceParser:
             for c, p in zip(chunk, probs, strict=True):
                 h, w = c.shape[:2]
                 if p.shape[1:] != (h, w):
-                    p = cv2.resize(p.transpose(1, 2, 0), (w, h), interpolation=cv2.INTER_LINEAR).transpose(2, 0, 1)
+                    hwc = cv2.resize(p.transpose(1, 2, 0), (w, h), interpolation=cv2.INTER_LINEAR)
+                    labels = hwc.argmax(2)  # along the contiguous axis: the same labels, faster
+                    p = hwc.transpose(2, 0, 1)
+                else:
+                    labels = p.argmax(0)
                 p = np.ascontiguousarray(p, dtype=np.float32)
-                results.append(ParseResult(labels=p.argmax(0).astype(np.uint8), probs=p))
+                results.append(ParseResult(labels=labels.astype(np.uint8), probs=p))
         return results
 
 
-def colorize(labels: np.ndarray) -> np.ndarray:
-    """Label map -> RGB picture (black background, blue face, yellow hair, red occluder)."""
-    palette = np.array([[0, 0, 0], [60, 120, 255], [240, 200, 40], [230, 40, 40]], np.uint8)
-    return palette[np.clip(labels, 0, 3)]
-
-
-def iou_per_class(pred: np.ndarray, truth: np.ndarray, classes: int = 4, ignore: int = 255) -> tuple[np.ndarray, np.ndarray]:
+def iou_per_class(pred: np.ndarray, truth: np.ndarray, classes: int = N_CLASSES, ignore: int = 255) -> tuple[np.ndarray, np.ndarray]:
     """Intersection and union counts per class (sum them over a dataset before dividing)."""
     valid = truth != ignore
     inter = np.zeros(classes, np.int64)

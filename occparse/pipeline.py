@@ -2,31 +2,44 @@
 
 Stages: read -> mesh -> aligned crop -> parser -> geometric occlusion (-> regressors -> stacker,
 when their weights are present). Each stage runs once per image; the crop and the parse are
-kept in :class:`FaceAnalysis` so that drawing never runs a model again.
+kept in :class:`FaceDetail` so that drawing never runs a model again.
+
+One entry point, :meth:`Estimator.analyze`, takes a path, a numpy array or a PIL image. Batch
+code (``occparse predict``, folder mode) runs the two halves separately:
+:meth:`Estimator.batch_prepare` (per image, CPU: mesh and crops; in worker processes) and
+:meth:`Estimator.batch_finish` (the networks, batched over many images).
 """
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
-from .geometry import CANONICAL_SIZE, AlignedCrop, Face, FaceMesher, align
+from .geometry import CANONICAL_SIZE, AlignedCrop, Face, FaceMesher, align, head_pose
 from .io import ImageInputError, LoadedImage, read_image
-from .occlusion import GeometricOcclusion, geometric_occlusion
+from .occlusion import GeometricOcclusion, OutOfFrame, geometric_occlusion, out_of_frame, with_out_of_frame
 from .parsing import FaceParser, ParseResult
-from .results import FaceResult, ImageResult, Status
+from .results import FaceResult, ImageResult, RegionOcclusion, Status
 from .stacking import FaceFeatures
+
+_log = logging.getLogger("occparse")
 
 
 @dataclass(frozen=True)
 class EstimatorOptions:
-    """How the :class:`Estimator` is set up. Defaults use the shipped weights on the best provider."""
+    """How the :class:`Estimator` is set up. Defaults use the shipped weights on the best provider.
 
-    parser: str | None = None  # ONNX path; None = shipped weights/parser.onnx
+    Paths are files; ``None`` means the shipped model from the weights folder (``weights``, else
+    ``$OCCPARSE_WEIGHTS``, else the installed one). ``crop_size`` is in pixels."""
+
+    parser: str | None = None  # ONNX path; None = the shipped parser (int8 or fp32 by ``precision``)
     parser_spec: str | None = None  # "celebamask19" or a JSON spec file, for a user's parser
-    max_faces: int = 4
+    max_faces: int | None = None  # faces reported per image, subject first (None: every face found)
+    exhaustive: bool = False  # search for every face (tiles, full-range detector) even after a confident first pass
     providers: tuple[str, ...] | None = None
     threads: int = 0  # ONNX Runtime intra-op threads (0 = its default)
     spin: bool = True  # False when worker processes share the cores (batch mode): idle ORT threads then sleep
@@ -40,11 +53,18 @@ class EstimatorOptions:
     use_stacker: bool = True  # False: regressors without the stacker (fit-stacker computes its features so)
     precision: str = "auto"  # shipped networks: "int8" (CPU default when shipped), "fp32", or "auto"
     parser_flip: bool = False  # parse the mirrored crop too and average (see FaceParser.flip)
+    #: "occluding" (default, the data definition) or "visible": what facial hair counts as in the
+    #: geometric estimate, the per-region fractions and (through the stacker) the final estimate;
+    #: the regressors learned the default and do not follow it
+    facial_hair: str = "occluding"
+    weights: str | None = None  # folder of shipped-style weights (manifest.json); None = $OCCPARSE_WEIGHTS, else installed
 
 
 @dataclass(frozen=True)
-class FaceAnalysis:
-    """Everything computed for one face, in crop and original geometry."""
+class FaceDetail:
+    """Everything computed for one face, in crop and original geometry: the mesh (``face``), the
+    aligned crop, the parser's label map on the crop (uint8, 0 background, 1 visible face, 2 hair,
+    3 occluder), the geometric occlusion and the final :class:`FaceResult`."""
 
     face: Face
     crop: AlignedCrop
@@ -53,18 +73,26 @@ class FaceAnalysis:
     result: FaceResult
 
     def labels_original(self, size: tuple[int, int]) -> np.ndarray:
+        """The crop's labels warped back to an image of ``size`` = (height, width): uint8, 0 outside the crop."""
         return self.crop.to_original(self.parse.labels, size)
+
+
+#: The old name of :class:`FaceDetail` (it collided with insightface's app object ``FaceAnalysis``).
+FaceAnalysis = FaceDetail
 
 
 @dataclass(frozen=True)
 class ImageAnalysis:
+    """What :meth:`Estimator.analyze` returns: the numbers (``result``, an :class:`ImageResult`), the
+    image as read (``None`` when it could not be) and each face's :class:`FaceDetail`, largest first."""
+
     image: LoadedImage | None
     result: ImageResult
-    faces: list[FaceAnalysis] = field(default_factory=list)
+    faces: list[FaceDetail] = field(default_factory=list)
     fallback: bool = False  # the canonical face layout was assumed (see EstimatorOptions.assume_aligned)
 
     def label_map(self) -> np.ndarray:
-        """All faces' labels in the original geometry; where crops overlap, the larger face wins."""
+        """All faces' labels in the original geometry (H x W uint8, 0..3); where crops overlap, the larger face wins."""
         assert self.image is not None
         size = (self.image.height, self.image.width)
         out = np.zeros(size, np.uint8)
@@ -106,18 +134,42 @@ def failed(path: str, status: Status, message: str) -> Prepared:
 
 def prepare_image(mesher: FaceMesher, image: LoadedImage, options: EstimatorOptions) -> Prepared:
     """Mesh, detector scores and aligned crops of one image: the CPU stages, no network."""
-    faces = mesher.detect(image.rgb)
+    faces = mesher.detect(image.rgb, exhaustive=options.exhaustive)
+    if options.max_faces is not None:
+        faces = faces[: max(1, options.max_faces)]
     size = (image.height, image.width)
     if not faces and options.assume_aligned:
-        face = canonical_face(size)
+        face = replace(canonical_face(size), source="canonical")
         crop = align(image.rgb, face, options.crop_size)
         return Prepared(image.path, size, image.is_gray, [face], [None], [crop], image, Status.OK,
                         "no face found by the mesh; the canonical aligned-crop layout was assumed", fallback=True)
     if not faces:
         return Prepared(image.path, size, image.is_gray, [], [], [], image, Status.NO_FACE, "no face found")
-    scores = mesher.scores(image.rgb, faces) if options.detector_scores else [None] * len(faces)
+    scores = mesher.scores(image.rgb, faces) if options.detector_scores else [f.score for f in faces]
     crops = [align(image.rgb, f, options.crop_size) for f in faces]
     return Prepared(image.path, size, image.is_gray, faces, scores, crops, image)
+
+
+#: Out-of-frame share of R from which a face is flagged, and the pose limits of "extreme".
+OUT_OF_FRAME_WARN = 0.02
+EXTREME_YAW, EXTREME_PITCH = 45.0, 30.0
+
+
+def face_warnings(face: Face, oof: float, pose) -> list[str]:
+    """Short, stable warning strings for one face (empty when the reading needs no caveat)."""
+    out = []
+    if oof > OUT_OF_FRAME_WARN:
+        out.append(f"out_of_frame: {oof:.0%} of the face region lies outside the image and counts as hidden")
+    if pose is not None and ((pose.yaw is not None and abs(pose.yaw) > EXTREME_YAW)
+                             or (pose.pitch is not None and abs(pose.pitch) > EXTREME_PITCH)):
+        out.append("extreme_pose: the face is turned far from frontal; the face region is less reliable")
+    if face.rotation:
+        out.append(f"rotated: the face is turned; it was read upright (picture turned {face.rotation} degrees clockwise)")
+    if face.source == "keypoints":
+        out.append("keypoint_fit: the mesh failed; the mean face was fitted to the detector's key points")
+    if face.source == "canonical":
+        out.append("canonical: no face found; the canonical aligned-crop layout was assumed")
+    return out
 
 
 def canonical_face(size: tuple[int, int]) -> Face:
@@ -150,7 +202,7 @@ def face_features(g: GeometricOcclusion, regressor: float, is_gray: bool, mesh_f
     return FaceFeatures(
         geometric=g.overall, geometric_soft=g.soft, regions=tuple(r.fraction for r in g.regions),
         share_hair=g.occluded_by.hair, share_occluder=g.occluded_by.occluder, share_background=g.occluded_by.background,
-        regressor=regressor, is_gray=is_gray, mesh_fallback=mesh_fallback, parser_confidence=g.parser_confidence,
+        share_facial_hair=g.occluded_by.facial_hair, regressor=regressor, is_gray=is_gray, mesh_fallback=mesh_fallback, parser_confidence=g.parser_confidence,
     )
 
 
@@ -162,10 +214,19 @@ def _status_of(e: ImageInputError) -> Status:
 
 
 class Estimator:
-    """Loads the mesh and the parser once; ``estimate(path)`` -> :class:`ImageResult`.
+    """Loads the face mesh and the models once; :meth:`analyze` measures one image.
 
-    Like insightface's ``FaceAnalysis``: one object, ``analyze`` for everything (including what
-    the picture needs), ``estimate`` for just the numbers.
+    Like insightface's app object: one object, one call for everything, including what the picture
+    needs. ``Estimator(EstimatorOptions(...))`` raises :class:`occparse.errors.ModelError` when a
+    model is missing or fails its pinned sha256, and :class:`occparse.errors.VersionError` when the
+    stacker was saved under another scikit-learn version.
+
+    Example::
+
+        est = Estimator()
+        res = est.analyze("photo.jpg").result     # an ImageResult
+        if res.ok:
+            print(res.faces[0].occlusion)         # 0 (fully visible) .. 1 (fully hidden)
     """
 
     def __init__(self, options: EstimatorOptions | None = None):
@@ -173,8 +234,8 @@ class Estimator:
 
         self.options = options or EstimatorOptions()
         o = self.options
-        self.precision = resolve_precision(o.precision, o.providers)
-        path, spec = parser_model(o.parser, o.parser_spec, self.precision)
+        self.precision = resolve_precision(o.precision, o.providers, o.weights)
+        path, spec = parser_model(o.parser, o.parser_spec, self.precision, o.weights)
         self.parser = FaceParser(path, spec, providers=list(o.providers) if o.providers else None, threads=o.threads,
                                  spin=o.spin, flip=o.parser_flip)
         self.mesher = FaceMesher(max_faces=o.max_faces)
@@ -187,12 +248,19 @@ class Estimator:
         """Regressors and stacker: the user's paths, else the shipped ones when they exist."""
         from .regression import Regressors, RegressorSpec
         from .stacking import load_stacker
-        from .weights import manifest, shipped, shipped_variant
+        from .weights import manifest, not_shipped, shipped, shipped_variant
 
-        have = manifest()
+        have = manifest(o.weights)
         prec = "int8" if self.precision == "int8" and "regressor_color_int8" in have else "fp32"
-        color = o.regressor_color or (shipped_variant("regressor_color", prec).path if "regressor_color" in have else None)
-        gray = o.regressor_gray or (shipped_variant("regressor_gray", prec).path if "regressor_gray" in have else None)
+        if prec == "fp32" and "regressor_color" in have and not_shipped(have["regressor_color"], have) \
+                and not (o.regressor_color and o.regressor_gray):
+            # the fp32 regressors are left out of the repository (README, Models); their int8 copies stand in
+            _log.warning("occparse: note: the fp32 regressors are not installed; using the int8 ones (README, Models)")
+            prec = "int8"
+        color = o.regressor_color or (shipped_variant("regressor_color", prec, o.weights).path
+                                      if "regressor_color" in have else None)
+        gray = o.regressor_gray or (shipped_variant("regressor_gray", prec, o.weights).path
+                                    if "regressor_gray" in have else None)
         if color:
             providers = list(o.providers) if o.providers else None
             size = have["regressor_color"].spec.get("input_size", 112) if "regressor_color" in have else 112
@@ -200,30 +268,35 @@ class Estimator:
                                          spin=o.spin)
         if not o.use_stacker:
             return
-        stacker = o.stacker or (shipped("stacker").path if "stacker" in have else None)
+        stacker = o.stacker or (shipped("stacker", o.weights).path if "stacker" in have else None)
         if stacker and self.regressors is not None:
             self.stacker = load_stacker(stacker)
 
-    def prepare(self, image: LoadedImage) -> Prepared:
-        """The per-image CPU stages: mesh, detector scores, aligned crops (what batch workers run)."""
+    def batch_prepare(self, image: LoadedImage) -> Prepared:
+        """Batch stage 1, per image on the CPU: mesh, detector scores, aligned crops (what batch workers run)."""
         return prepare_image(self.mesher, image, self.options)
 
-    def finish(self, batch: list[Prepared]) -> list[ImageAnalysis]:
-        """The network stages for many images at once: one parser, one regressor and one stacker call per batch."""
+    def batch_finish(self, batch: list[Prepared]) -> list[ImageAnalysis]:
+        """Batch stage 2: the networks for many prepared images at once (one parser, one regressor and one
+        stacker call per batch), in input order."""
         items = [(prep, f, c, sc) for prep in batch for f, c, sc in zip(prep.faces, prep.crops, prep.scores, strict=True)]
         crops = [c.image for _, _, c, _ in items]
         parses = self.parser.parse(crops) if crops else []
         reg = self.regressors.predict(crops)[0] if self.regressors is not None and crops else None
-        geos = [geometric_occlusion(c, p, prep.size) for (prep, _, c, _), p in zip(items, parses, strict=True)]
+        geos = [geometric_occlusion(c, p, prep.size, self.options.facial_hair)
+                for (prep, _, c, _), p in zip(items, parses, strict=True)]
+        oofs = [out_of_frame(c, prep.size, p.labels.shape) for (prep, _, c, _), p in zip(items, parses, strict=True)]
         finals = [g.overall for g in geos]
         if reg is not None and self.stacker is not None and items:
             X = np.stack([
-                face_features(g, float(r), prep.is_gray, prep.fallback).vector()
+                face_features(g, float(r), prep.is_gray, prep.fallback).vector(self.stacker.features)
                 for (prep, f, _, _), g, r in zip(items, geos, reg, strict=True)
             ])
             finals = [float(v) for v in self.stacker.predict(X)]
+        # the stacker and the regressors saw the part inside the frame; the part outside is hidden
+        finals = [with_out_of_frame(float(np.clip(v, 0, 1)), o.overall) for v, o in zip(finals, oofs, strict=True)]
         faces = iter(
-            self._face(prep, f, c, p, sc, g, finals[k], None if reg is None else float(reg[k]))
+            self._face(prep, f, c, p, sc, g, finals[k], None if reg is None else float(reg[k]), oofs[k])
             for k, ((prep, f, c, sc), p, g) in enumerate(zip(items, parses, geos, strict=True))
         )
         out = []
@@ -236,27 +309,93 @@ class Estimator:
 
     @staticmethod
     def _face(prep: Prepared, f: Face, c: AlignedCrop, p: ParseResult, sc: float | None, g: GeometricOcclusion,
-              final: float, r: float | None) -> FaceAnalysis:
+              final: float, r: float | None, oof: OutOfFrame) -> FaceAnalysis:
         x0, y0, x1, y1 = f.box
-        unc = None if r is None else float(max(final, g.overall, r) - min(final, g.overall, r))
+        geometric = with_out_of_frame(g.overall, oof.overall)
+        regions = [RegionOcclusion(q.name, with_out_of_frame(q.fraction, oof.regions[q.name])) for q in g.regions]
+        r_all = None if r is None else with_out_of_frame(float(np.clip(r, 0, 1)), oof.overall)
+        unc = None if r_all is None else float(max(final, geometric, r_all) - min(final, geometric, r_all))
+        pose = head_pose(f)
         res = FaceResult(
-            occlusion=float(np.clip(final, 0, 1)), geometric=g.overall, regions=g.regions,
+            occlusion=float(np.clip(final, 0, 1)), geometric=geometric, regions=regions,
             occluded_by=g.occluded_by, box=(x0, y0, x1, y1), landmark_confidence=sc,
             parser_confidence=g.parser_confidence, is_gray=prep.is_gray, face_size=float(y1 - y0),
-            regressor=r, uncertainty=unc,
+            regressor=r, uncertainty=unc, subject=f is prep.faces[0], rotation=f.rotation,
+            out_of_frame=oof.overall, pose=pose, source=f.source, warnings=face_warnings(f, oof.overall, pose),
         )
-        return FaceAnalysis(f, c, p, g, res)
+        return FaceDetail(f, c, p, g, res)
 
-    def analyze_loaded(self, image: LoadedImage) -> ImageAnalysis:
-        return self.finish([self.prepare(image)])[0]
+    def analyze(self, image: str | Path | np.ndarray | Any) -> ImageAnalysis:
+        """Measure one image: a file path, a numpy array (H x W x 3 uint8 RGB, or H x W uint8 gray), a
+        PIL image, or a :class:`LoadedImage`.
 
-    def analyze(self, path: str | Path) -> ImageAnalysis:
-        """Never raises for bad input: the status says what went wrong."""
+        Returns an :class:`ImageAnalysis`; its ``result`` (an :class:`ImageResult`) holds one
+        :class:`FaceResult` per face, largest first, with ``occlusion`` in 0..1 (the stacker's fusion of
+        the geometric estimate, 1 - |V ∩ R| / |R| from the parser's labels inside the face-mesh oval R,
+        and the ResNet-18 regressor). Never raises for bad input: ``result.status`` says what went
+        wrong (missing file, not an image, too small, wrong array shape or dtype, no face)."""
+        if isinstance(image, LoadedImage):
+            loaded = image
+        else:
+            try:
+                loaded = load_any(image)
+            except ImageInputError as e:
+                return ImageAnalysis(None, ImageResult(e.path, _status_of(e), e.detail))
+        return self.batch_finish([self.batch_prepare(loaded)])[0]
+
+    # Old names, kept because they cost nothing: prepare/finish are the batch stages, analyze_loaded and
+    # estimate are analyze (estimate returns only the ImageResult).
+    prepare = batch_prepare
+    finish = batch_finish
+    analyze_loaded = analyze
+
+    def estimate(self, image: str | Path | np.ndarray | Any) -> ImageResult:
+        """``analyze(image).result``: just the numbers."""
+        return self.analyze(image).result
+
+
+def load_any(image: str | Path | np.ndarray | Any, name: str | None = None) -> LoadedImage:
+    """A path, a numpy array or a PIL image as a :class:`LoadedImage` (upright H x W x 3 uint8 RGB).
+
+    Arrays must be uint8, H x W (gray) or H x W x 3 (RGB order, as PIL and ``read_image`` give; not
+    OpenCV's BGR); H x W x 4 RGBA is put on white like RGBA files. Raises an
+    :class:`~occparse.io.ImageInputError` (an ``occparse.errors.InputError``) for anything else."""
+    from .io import MIN_SIDE, ImageTooSmallError, NotAnImageError, is_gray_rgb
+
+    if isinstance(image, str | Path):
+        return read_image(image)
+    if isinstance(image, np.ndarray):
+        label = name or f"<array {'x'.join(map(str, image.shape))} {image.dtype}>"
+        if image.dtype != np.uint8:
+            raise NotAnImageError(label, f"array dtype must be uint8 (0..255), not {image.dtype}")
+        if image.ndim == 3 and image.shape[2] == 1:
+            image = image[..., 0]
+        if not (image.ndim == 2 or (image.ndim == 3 and image.shape[2] in (3, 4))):
+            raise NotAnImageError(label, f"array shape must be HxW or HxWx3 (RGB), not {image.shape}")
+        mode = "L" if image.ndim == 2 else ("RGBA" if image.shape[2] == 4 else "RGB")
+        if mode == "RGB":
+            rgb = np.ascontiguousarray(image)
+        else:
+            from PIL import Image
+
+            from .io import _to_rgb8
+
+            rgb = _to_rgb8(Image.fromarray(image, mode))
+    else:
         try:
-            image = read_image(path)
-        except ImageInputError as e:
-            return ImageAnalysis(None, ImageResult(str(path), _status_of(e), e.detail))
-        return self.analyze_loaded(image)
+            from PIL import Image, ImageOps
+        except ImportError:  # pragma: no cover (PIL is a dependency)
+            Image = None
+        if Image is None or not isinstance(image, Image.Image):
+            raise NotAnImageError(name or f"<{type(image).__name__}>",
+                                  "expected a path, a numpy array or a PIL image")
+        from .io import _to_rgb8
 
-    def estimate(self, path: str | Path) -> ImageResult:
-        return self.analyze(path).result
+        label = name or getattr(image, "filename", "") or f"<PIL {image.mode} {image.width}x{image.height}>"
+        mode = image.mode
+        rgb = _to_rgb8(ImageOps.exif_transpose(image) or image)
+    h, w = rgb.shape[:2]
+    if min(h, w) < MIN_SIDE:
+        raise ImageTooSmallError(label, f"image is {w}x{h} pixels; at least {MIN_SIDE}x{MIN_SIDE} is needed")
+    gray = mode in ("L", "LA", "I;16", "I;16B", "I;16L", "I;16N", "I", "F", "1") or is_gray_rgb(rgb)
+    return LoadedImage(rgb=rgb, path=str(label), source_mode=mode, is_gray=gray)

@@ -94,23 +94,35 @@ def output_drift(fp32: Path, int8: Path, inputs: np.ndarray) -> float:
     return float(np.abs(outs[0] - outs[1]).max())
 
 
+EPILOG = ("example:\n  occparse quantize parser --calib pools/lfw2 pools/utk3 --out weights/parser.int8.onnx\n"
+          "  occparse models pin parser_int8 parser.int8.onnx parser.md   # pin it (keeps the listed spec)")
+
+
+def add_arguments(ap: argparse.ArgumentParser) -> None:
+    """``occparse quantize``'s options, on an ``argparse`` (sub-)parser."""
+    ap.add_argument("model", choices=["parser", "regressor_color", "regressor_gray"], help="which shipped network")
+    ap.add_argument("--src", type=Path, help="ONNX to quantize (default: the shipped one)")
+    ap.add_argument("--calib", type=Path, nargs="+", required=True, help="folders of aligned training crops (synth pools)")
+    ap.add_argument("--count", type=int, default=256, help="calibration crops (default 256)")
+    ap.add_argument("--out", type=Path, required=True, help="where the int8 ONNX goes")
+
+
 def main(argv: list[str] | None = None) -> int:
+    """``python -m occparse.quantize``: the same as ``occparse quantize``."""
+    ap = argparse.ArgumentParser(prog="occparse quantize", description=__doc__, epilog=EPILOG,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_arguments(ap)
+    return run(ap.parse_args(argv))
+
+
+def run(a: argparse.Namespace) -> int:
+    """Run ``occparse quantize`` with parsed arguments (see :func:`add_arguments`)."""
     from .parsing import ParserSpec
     from .parsing import preprocess as parser_pre
     from .regression import RegressorSpec
     from .regression import preprocess as regressor_pre
     from .weights import shipped
 
-    ap = argparse.ArgumentParser(
-        prog="occparse quantize", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog="example:\n  occparse quantize parser --calib pools/lfw2 pools/utk3 --out weights/parser.int8.onnx\n"
-               "  python -m occparse.weights parser_int8 parser.int8.onnx parser.md   # pin it (keeps the listed spec)")
-    ap.add_argument("model", choices=["parser", "regressor_color", "regressor_gray"], help="which shipped network")
-    ap.add_argument("--src", type=Path, help="ONNX to quantize (default: the shipped one)")
-    ap.add_argument("--calib", type=Path, nargs="+", required=True, help="folders of aligned training crops (synth pools)")
-    ap.add_argument("--count", type=int, default=256, help="calibration crops (default 256)")
-    ap.add_argument("--out", type=Path, required=True, help="where the int8 ONNX goes")
-    a = ap.parse_args(argv)
     try:
         src = a.src or shipped(a.model).path
         crops = CalibrationSet(tuple(a.calib), a.count, gray=a.model == "regressor_gray").crops()

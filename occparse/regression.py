@@ -40,13 +40,25 @@ class Regressors:
         self.paths = {"color": Path(color)}
         if gray is not None:
             self.paths["gray"] = Path(gray)
-        self.sessions = {k: make_session(p, providers, threads, spin) for k, p in self.paths.items()}
+        for p in self.paths.values():  # a missing file fails now, not at the first gray face
+            if not p.is_file():
+                raise FileNotFoundError(f"regressor model not found: {p}")
+        self._session_args = (providers, threads, spin)
+        #: ONNX Runtime sessions, made on first use: a run without gray faces never pays for the gray model
+        self.sessions: dict = {}
+        self.session("color")  # the model every colour face needs: a broken file fails here
+
+    def session(self, kind: str):
+        """The ONNX Runtime session of the ``kind`` model ("color" or "gray"), created on first use."""
+        if kind not in self.sessions:
+            self.sessions[kind] = make_session(self.paths[kind], *self._session_args)
+        return self.sessions[kind]
 
     def route(self, crop: np.ndarray) -> str:
-        return "gray" if "gray" in self.sessions and is_gray_rgb(crop) else "color"
+        return "gray" if "gray" in self.paths and is_gray_rgb(crop) else "color"
 
     def _run(self, kind: str, crops: list[np.ndarray]) -> np.ndarray:
-        sess = self.sessions[kind]
+        sess = self.session(kind)
         name = sess.get_inputs()[0].name
         out = []
         for i in range(0, len(crops), self.batch_size):

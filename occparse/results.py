@@ -11,6 +11,8 @@ from enum import StrEnum
 
 
 class Status(StrEnum):
+    """Why an image has (or has no) faces; the string value is what CSV and JSON output write."""
+
     OK = "ok"
     NO_FACE = "no_face"
     UNREADABLE = "unreadable"
@@ -32,16 +34,46 @@ class RegionOcclusion:
 
 @dataclass(frozen=True)
 class OccluderShare:
-    """What covers the occluded part of R: hair, other occluders, or pixels the parser calls background."""
+    """What covers the occluded part of R, as shares that add up to 1 (all 0 when nothing is occluded):
+    head hair, other occluders, pixels the parser calls background, and facial hair (0 when facial
+    hair counts as visible face, ``facial_hair="visible"``)."""
 
     hair: float
     occluder: float
     background: float
+    facial_hair: float = 0.0
+
+
+@dataclass(frozen=True)
+class HeadPose:
+    """Head pose in degrees (see geometry.head_pose). yaw > 0: the subject turns to their own left
+    (towards the picture's right); pitch > 0: chin up; roll: the eye line's angle in the picture,
+    counter-clockwise positive, in (-180, 180]. yaw and pitch are None for a face fitted from
+    detector key points (no depth)."""
+
+    yaw: float | None
+    pitch: float | None
+    roll: float
 
 
 @dataclass(frozen=True)
 class FaceResult:
-    """One face. ``occlusion`` is the final estimate; the components are kept beside it."""
+    """One face. ``occlusion`` is the final estimate; the components are kept beside it.
+
+    All fractions are floats in 0..1 (0 fully visible, 1 fully hidden) of the face region R, the
+    filled MediaPipe face-oval polygon at the image's resolution:
+
+    * ``occlusion``: the scikit-learn stacker's fusion of ``geometric`` and ``regressor`` (the
+      geometric estimate alone when no regressor or stacker is loaded);
+    * ``geometric``: 1 - |V ∩ R| / |R| with V the parser's visible-face pixels mapped back to the image;
+    * ``regressor``: the ResNet-18 regressor's output on the aligned crop (colour or gray model), or None;
+    * ``uncertainty``: the spread (max - min) of the three estimates, or None without a regressor;
+    * ``regions``: the geometric fraction per sub-region (``occparse.geometry.REGION_NAMES``; NaN
+      where a region is empty);
+    * ``occluded_by``: what covers the occluded part of R (shares summing to 1, or all 0 when nothing does);
+    * ``box``, ``face_size``: pixels of the original image; ``landmark_confidence`` (0..1) from
+      MediaPipe's face detector, ``parser_confidence`` (0..1) the parser's mean top-class probability in R.
+    """
 
     occlusion: float
     geometric: float
@@ -55,6 +87,12 @@ class FaceResult:
     regressor: float | None = None
     uncertainty: float | None = None
     status: Status = Status.OK
+    subject: bool = False  # the face of interest: face-oval centre nearest the image centre
+    rotation: int = 0  # degrees the picture was turned clockwise to find this face upright
+    out_of_frame: float = 0.0  # fraction of R outside the image (counted as hidden in occlusion)
+    pose: HeadPose | None = None
+    source: str = "mesh"  # "mesh", or "keypoints" (mean mesh fitted to the detector's key points)
+    warnings: list[str] = field(default_factory=list)
 
     def region(self, name: str) -> float:
         for r in self.regions:
@@ -65,7 +103,11 @@ class FaceResult:
 
 @dataclass
 class ImageResult:
-    """Every face of one image, largest first; ``faces`` is empty unless ``status`` is ok."""
+    """Every face of one image, the subject first (nearest the image centre), then largest first;
+    ``faces`` is empty unless ``status`` is ok.
+
+    ``width`` and ``height`` are the image's pixels as read (upright, after EXIF rotation), 0 when it
+    could not be read; ``message`` says what went wrong (or what was assumed) in one line."""
 
     path: str
     status: Status
@@ -92,6 +134,9 @@ class ImageResult:
                     f[k] = round(float(f[k]), 4)
             f["occluded_by"] = {k: round(v, 4) for k, v in f["occluded_by"].items()}
             f["box"] = [round(v, 1) for v in f["box"]]
+            f["out_of_frame"] = round(float(f["out_of_frame"]), 4)
+            if f["pose"] is not None:
+                f["pose"] = {k: None if v is None else round(float(v), 1) for k, v in f["pose"].items()}
         d["faces"] = faces
         d["n_faces"] = len(self.faces)
         return d

@@ -8,15 +8,15 @@ estimates only because no face in the fit set was used to train the regressors.
 from __future__ import annotations
 
 import hashlib
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 from tqdm import tqdm
 
-from .metrics import challenge_score, challenge_weights, parse_gender, read_truth
+from .metrics import OCCLUSION_BINS, challenge_score, parse_gender, read_truth
 from .stacking import FEATURES, StackerBundle, save_stacker
+from .strictjson import dumps as strict_dumps
 
 
 @dataclass(frozen=True)
@@ -82,7 +82,7 @@ def make_model(kind: str = "hgb", seed: int = 0):
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
-    if kind == "ridge":
+    if kind.startswith("ridge"):
         return make_pipeline(StandardScaler(), Ridge(alpha=1.0))
     # monotone: more geometric occlusion or a higher regressor output never lowers the estimate
     mono = [1 if f in ("geometric", "geometric_soft", "regressor") else 0 for f in FEATURES]
@@ -92,57 +92,98 @@ def make_model(kind: str = "hgb", seed: int = 0):
     )
 
 
-CANDIDATES = ("ridge", "hgb")
+#: model families tried; "_bal" weights each true-occlusion bin equally (times the challenge weight), so
+#: that the many light faces cannot pull the heavy ones towards the mean (the shrinkage the bins show)
+CANDIDATES = ("ridge", "hgb", "ridge_bal", "hgb_bal")
+#: the largest |mean signed error| a shipped stacker may have in any true-occlusion bin ...
+MAX_BIN_BIAS = 0.05
+#: ... among bins with at least this many out-of-fold rows (smaller bins are reported, not judged)
+MIN_BIN_ROWS = 20
+
+
+def bin_index(gt: np.ndarray) -> np.ndarray:
+    """Index of each truth value's bin in metrics.OCCLUSION_BINS (the last bin includes 1.0)."""
+    return np.clip(np.searchsorted(np.asarray(OCCLUSION_BINS), gt, side="right") - 1, 0, len(OCCLUSION_BINS) - 2)
+
+
+def bin_bias(pred: np.ndarray, gt: np.ndarray) -> list[tuple[str, int, float]]:
+    """(bin name, rows, mean signed error) per true-occlusion bin."""
+    idx = bin_index(gt)
+    out = []
+    for b, (lo, hi) in enumerate(zip(OCCLUSION_BINS[:-1], OCCLUSION_BINS[1:], strict=True)):
+        m = idx == b
+        out.append((f"[{lo:.2f},{hi:.2f})", int(m.sum()), float(np.mean(pred[m] - gt[m])) if m.any() else float("nan")))
+    return out
+
+
+def sample_weights(kind: str, gt: np.ndarray) -> np.ndarray:
+    """The challenge weight, and for ``*_bal`` candidates times 1 / (occlusion-bin frequency); mean 1."""
+    from .train.losses import sample_weights as loss_weights  # numpy only, no torch
+
+    return loss_weights(gt, np.zeros(len(gt), bool), "bins+metric" if kind.endswith("_bal") else "metric")
 
 
 def _row(name: str, pred: np.ndarray, t: FeatureTable) -> dict:
     score, ef, em = challenge_score(pred, t.gt, t.male)
     return {"name": name, "score": score, "err_f": ef, "err_m": em, "gap": abs(ef - em),
-            "mae": float(np.abs(pred - t.gt).mean())}
+            "mae": float(np.abs(pred - t.gt).mean()),
+            "bias_per_bin": {n: [rows, round(b, 4)] for n, rows, b in bin_bias(pred, t.gt)}}
+
+
+def worst_bin_bias(pred: np.ndarray, gt: np.ndarray) -> float:
+    """Largest |mean signed error| over the bins with at least MIN_BIN_ROWS rows."""
+    return max((abs(b) for _, n, b in bin_bias(pred, gt) if n >= MIN_BIN_ROWS), default=0.0)
 
 
 def _weight_arg(kind: str, w: np.ndarray) -> dict:
-    return {"ridge__sample_weight": w} if kind == "ridge" else {"sample_weight": w}
+    return {"ridge__sample_weight": w} if kind.startswith("ridge") else {"sample_weight": w}
 
 
 def fit(table: FeatureTable, folds: int = 5, seed: int = 0) -> tuple[StackerBundle, list[dict]]:
     import sklearn
     from sklearn.model_selection import GroupKFold
 
-    w = challenge_weights(table.gt)
     # grouped by base face: several synthetic variants of one face never sit on both sides of a fold
     splits = list(GroupKFold(folds, shuffle=True, random_state=seed).split(table.X, groups=table.groups))
     oofs = {}
     for kind in CANDIDATES:
         oof = np.zeros(len(table.gt))
         for tr, te in splits:
-            m = make_model(kind, seed).fit(table.X[tr], table.gt[tr], **_weight_arg(kind, w[tr]))
+            w = sample_weights(kind, table.gt[tr])
+            m = make_model(kind, seed).fit(table.X[tr], table.gt[tr], **_weight_arg(kind, w))
             oof[te] = m.predict(table.X[te])
         oofs[kind] = np.clip(oof, 0, 1)
-    best = min(CANDIDATES, key=lambda k: challenge_score(oofs[k], table.gt, table.male)[0])
+    # the best out-of-fold Score among candidates that do not shrink (every judged bin's bias within
+    # MAX_BIN_BIAS); if none qualifies, the one whose worst bin is least biased
+    fair = [k for k in CANDIDATES if worst_bin_bias(oofs[k], table.gt) <= MAX_BIN_BIAS]
+    if fair:
+        best = min(fair, key=lambda k: challenge_score(oofs[k], table.gt, table.male)[0])
+    else:
+        best = min(CANDIDATES, key=lambda k: worst_bin_bias(oofs[k], table.gt))
     report = [
         _row("geometric only", np.clip(table.X[:, FEATURES.index("geometric")], 0, 1), table),
         _row("regressor only", np.clip(table.X[:, FEATURES.index("regressor")], 0, 1), table),
         *[_row(f"stacked, {k} ({folds}-fold out-of-fold){' <- shipped' if k == best else ''}", oofs[k], table)
           for k in CANDIDATES],
     ]
-    final = make_model(best, seed).fit(table.X, table.gt, **_weight_arg(best, w))
+    final = make_model(best, seed).fit(table.X, table.gt, **_weight_arg(best, sample_weights(best, table.gt)))
     bundle = StackerBundle(final, sklearn.__version__, FEATURES, {"oof": report, "model": best, "n": int(len(table.gt)),
                                                                       "n_failed": table.n_failed, "folds": folds})
     return bundle, report
 
 
-def run(truth: str, images_root: str, out: str, folds: int = 5, seed: int = 0, precision: str = "auto") -> list[dict]:
+def run(truth: str, images_root: str, out: str, folds: int = 5, seed: int = 0, precision: str = "auto",
+        weights: str | None = None) -> list[dict]:
     from .pipeline import Estimator, EstimatorOptions
 
     # the same options as `occparse predict --assume-aligned`, so the features mean the same at fit and use
     est = Estimator(EstimatorOptions(max_faces=1, detector_scores=False, assume_aligned=True, precision=precision,
-                                     use_stacker=False))  # features never depend on an older stacker
+                                     use_stacker=False, weights=weights))  # features never depend on an older stacker
     print(f"features from the {est.precision} networks", flush=True)
     if est.regressors is None:
         raise RuntimeError("fit-stacker needs the regressors (weights/regressor_color.onnx); train them first")
     table = compute_features(est, truth, images_root)
     bundle, report = fit(table, folds, seed)
     save_stacker(bundle, out)
-    print(json.dumps({"n": len(table.gt), "n_failed": table.n_failed, "report": report}, indent=2))
+    print(strict_dumps({"n": len(table.gt), "n_failed": table.n_failed, "report": report}, indent=2))
     return report

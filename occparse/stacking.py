@@ -15,18 +15,19 @@ from pathlib import Path
 
 import numpy as np
 
+from .errors import VersionError
 from .geometry import REGION_NAMES
 
 #: No face size: the fit set is aligned crops, whose face size hardly varies, so the model could
 #: not learn its effect and would extrapolate arbitrarily on real photos (it did, on LFW val).
 FEATURES: tuple[str, ...] = (
     "geometric", "geometric_soft", *(f"region_{n}" for n in REGION_NAMES),
-    "share_hair", "share_occluder", "share_background", "regressor", "is_gray", "mesh_fallback",
-    "parser_confidence",
+    "share_hair", "share_occluder", "share_background", "share_facial_hair", "regressor", "is_gray",
+    "mesh_fallback", "parser_confidence",
 )
 
 
-class StackerVersionError(RuntimeError):
+class StackerVersionError(VersionError, RuntimeError):
     """The stacker file was written by another scikit-learn version."""
 
 
@@ -40,18 +41,23 @@ class FaceFeatures:
     share_hair: float
     share_occluder: float
     share_background: float
+    share_facial_hair: float
     regressor: float
     is_gray: bool
     mesh_fallback: bool  # canonical layout used because the mesh found nothing (--assume-aligned)
     parser_confidence: float
 
-    def vector(self) -> np.ndarray:
+    def vector(self, names: tuple[str, ...] = FEATURES) -> np.ndarray:
+        """float64 vector of the named features (default: all of :data:`FEATURES`, in that order).
+
+        A stacker fitted on fewer features (an older file) passes its own list."""
         regions = [0.0 if math.isnan(r) else r for r in self.regions]
-        return np.array([
+        values = dict(zip(FEATURES, [
             self.geometric, self.geometric_soft, *regions, self.share_hair, self.share_occluder,
-            self.share_background, self.regressor, float(self.is_gray),
+            self.share_background, self.share_facial_hair, self.regressor, float(self.is_gray),
             float(self.mesh_fallback), self.parser_confidence,
-        ], np.float64)
+        ], strict=True))
+        return np.array([values[n] for n in names], np.float64)
 
 
 @dataclass
@@ -91,7 +97,8 @@ def load_stacker(path: str | Path) -> StackerBundle:
                 f"{path} was fitted with scikit-learn {header['sklearn_version']}, this is {sklearn.__version__}: "
                 f"install scikit-learn=={header['sklearn_version']} or refit with `occparse fit-stacker`"
             )
-        if tuple(header["features"]) != FEATURES:
-            raise StackerVersionError(f"{path} expects other features; refit with `occparse fit-stacker`")
+        if unknown := set(header["features"]) - set(FEATURES):
+            raise StackerVersionError(f"{path} expects features this occparse does not compute ({sorted(unknown)}); "
+                                      "refit with `occparse fit-stacker`")
         bundle = pickle.load(f)  # noqa: S301
     return bundle

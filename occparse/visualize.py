@@ -1,12 +1,70 @@
-"""Pictures that show why: label overlays with the face region outlined."""
+"""Pictures that show why: label overlays with the face region outlined, and the `--visualize` picture.
+
+The `estimate --visualize` picture (:func:`draw_estimate`) is laid out as
+
+* a header: the whole photo, small, with each reported face boxed and numbered, and how to read
+  the colours;
+* one row per reported face: the face zoomed (at least :data:`MIN_FACE_PX` tall, whatever its size in
+  the photo) with R outlined, its sub-regions outlined and named, and every pixel of R tinted by
+  what the parser sees there; beside it a panel with the numbers: the final estimate, its
+  components, what R consists of (shares that add up to 100%), and the occluded share per region.
+
+Everything is drawn with OpenCV; no model runs again.
+"""
 
 from __future__ import annotations
+
+import dataclasses
+import math
 
 import cv2
 import numpy as np
 
-from .geometry import Face
-from .parsing import colorize
+from .geometry import REGION_NAMES, Face, face_regions
+from .labels import CLASSES as LABEL_NAMES
+from .labels import PALETTE
+from .parsing import CLASSES, colorize
+
+# Layout (pixels). The picture is HEADER_H + ROW_H * faces tall and TILE + PANEL_W wide.
+TILE = 520  # side of the zoomed face view
+PANEL_W = 420
+ROW_H = TILE
+HEADER_H = 170
+#: The face box's longer side takes 1 / ZOOM_MARGIN of the tile: 520 / 1.6 = 325 px.
+ZOOM_MARGIN = 1.6
+MIN_FACE_PX = int(TILE / ZOOM_MARGIN)
+
+FONT = cv2.FONT_HERSHEY_SIMPLEX
+INK = (25, 25, 25)
+MUTED = (95, 95, 95)
+PAPER = (250, 250, 250)
+R_GREEN = (0, 200, 0)
+
+#: Colour of each parser class (RGB), by name: occparse.labels.PALETTE, except a gray background
+#: (black there, for label pictures), so the legend can show it. A user's parser with other class
+#: names gets the fallback colour.
+CLASS_COLOURS: dict[str, tuple[int, int, int]] = {
+    **{name: tuple(int(v) for v in PALETTE[i]) for i, name in enumerate(LABEL_NAMES)},
+    "background": (150, 150, 150),
+}
+FALLBACK_COLOUR = (0, 190, 190)
+#: Short names drawn on the zoomed face; "L"/"R" are the subject's own left and right.
+REGION_TAGS = {"forehead": "forehead", "left_eye": "L eye", "right_eye": "R eye", "nose": "nose", "mouth": "mouth",
+               "left_cheek": "L cheek", "right_cheek": "R cheek", "chin": "chin"}
+
+
+def _key(name: str) -> str:
+    return name.strip().lower().replace(" ", "_")
+
+
+def class_colour(name: str) -> tuple[int, int, int]:
+    """RGB colour of a parser class name ("face", "hair", "facial hair", ...)."""
+    return CLASS_COLOURS.get(_key(name), FALLBACK_COLOUR)
+
+
+def _palette() -> np.ndarray:
+    """(n_classes, 3) uint8 RGB, indexed by label value (parsing.CLASSES order)."""
+    return np.array([class_colour(c) for c in CLASSES], np.uint8)
 
 
 def label_overlay(rgb: np.ndarray, labels: np.ndarray, faces: list[Face], alpha: float = 0.45) -> np.ndarray:
@@ -27,84 +85,308 @@ def _legend(img: np.ndarray) -> None:
     scale = max(0.35, img.shape[1] / 900)
     y = int(18 * scale / 0.5)
     x = 6
-    for name, colour in (("face", (60, 120, 255)), ("hair", (240, 200, 40)), ("occluder", (230, 40, 40)),
-                         ("face region R", (0, 220, 0))):
-        cv2.putText(img, name, (x, y), cv2.FONT_HERSHEY_SIMPLEX, scale, (0, 0, 0), 3, cv2.LINE_AA)
-        cv2.putText(img, name, (x, y), cv2.FONT_HERSHEY_SIMPLEX, scale, colour, 1, cv2.LINE_AA)
-        x += int(cv2.getTextSize(name, cv2.FONT_HERSHEY_SIMPLEX, scale, 1)[0][0] + 12 * scale / 0.5)
+    entries = [(c, class_colour(c)) for c in CLASSES[1:]] + [("face region R", (0, 220, 0))]
+    for name, colour in entries:
+        cv2.putText(img, name, (x, y), FONT, scale, (0, 0, 0), 3, cv2.LINE_AA)
+        cv2.putText(img, name, (x, y), FONT, scale, colour, 1, cv2.LINE_AA)
+        x += int(cv2.getTextSize(name, FONT, scale, 1)[0][0] + 12 * scale / 0.5)
 
 
-def _region_tint(rgb: np.ndarray, analysis_faces, size) -> np.ndarray:
-    """Visible face tinted blue, occluded part of R tinted red, R outlined."""
-    from .parsing import FACE
-
-    out = rgb.astype(np.float32)
-    for fa in analysis_faces:
-        inside = fa.crop.to_original(fa.geometry.region_mask.astype(np.uint8), size).astype(bool)
-        vis = fa.crop.to_original((fa.parse.labels == FACE).astype(np.uint8), size).astype(bool)
-        blue = inside & vis
-        red = inside & ~vis
-        out[blue] = out[blue] * 0.6 + np.array([40, 110, 255]) * 0.4
-        out[red] = out[red] * 0.45 + np.array([255, 30, 30]) * 0.55
-    return np.clip(out, 0, 255).astype(np.uint8)
+# ---------------------------------------------------------------------------------------------
+# drawing helpers
 
 
-def draw_estimate(analysis, max_side: int = 640) -> np.ndarray:
-    """The picture `occparse estimate --visualize` writes: photo with the face region outlined, the
-    visible face blue and the occluded part red, and a side panel with the numbers and per-region bars."""
-    from .geometry import REGION_NAMES
+def _text(img, s, x, y, size=0.45, colour=INK, bold=1):
+    cv2.putText(img, s, (int(x), int(y)), FONT, size, colour, bold, cv2.LINE_AA)
 
-    img = analysis.image.rgb
+
+def _wrap(s: str, width_px: int, size: float) -> list[str]:
+    lines, cur = [], ""
+    for word in s.split():
+        trial = f"{cur} {word}".strip()
+        if cur and cv2.getTextSize(trial, FONT, size, 1)[0][0] > width_px:
+            lines.append(cur)
+            cur = word
+        else:
+            cur = trial
+    return lines + ([cur] if cur else [])
+
+
+def _tag(img, s, cx, cy, size=0.42, bg=(20, 20, 20), fg=(255, 255, 255), taken: list | None = None):
+    """A label on a small filled box centred at (cx, cy), kept inside the image: readable on any background.
+
+    ``taken`` collects the boxes already drawn; a box that would overlap one moves down (then up) until free."""
+    (tw, th), base = cv2.getTextSize(s, FONT, size, 1)
+    pad = 3
     h, w = img.shape[:2]
-    pic = _region_tint(img, analysis.faces, (h, w))
-    scale = max_side / max(h, w)
-    pic = cv2.resize(pic, (max(1, round(w * scale)), max(1, round(h * scale))),
-                     interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_CUBIC)
-    thick = 2
-    for i, fa in enumerate(analysis.faces):
-        pts = np.round(fa.face.oval * scale * 16).astype(np.int32)
-        cv2.polylines(pic, [pts], True, (0, 230, 0), thick, cv2.LINE_AA, 4)
-        x0, y0 = fa.face.box[0] * scale, fa.face.box[1] * scale
-        label = f"#{i + 1} {fa.result.occlusion:.0%}"
-        cv2.putText(pic, label, (int(x0), max(14, int(y0) - 6)), cv2.FONT_HERSHEY_SIMPLEX, 0.6, (0, 0, 0), 4, cv2.LINE_AA)
-        cv2.putText(pic, label, (int(x0), max(14, int(y0) - 6)), cv2.FONT_HERSHEY_SIMPLEX, 0.6, (255, 255, 255), 1, cv2.LINE_AA)
-    ph = max(pic.shape[0], 420)
-    panel = np.full((ph, 300, 3), 250, np.uint8)
-    f = analysis.faces[0].result
+    bw, bh = tw + 2 * pad, th + base + 2 * pad
+    x0 = int(np.clip(cx - bw / 2, 0, max(0, w - bw - 1)))
+    y_centre = int(np.clip(cy - bh / 2, 0, max(0, h - bh - 1)))
+    y0 = y_centre
+    if taken is not None:
+        for k in range(12):
+            step = (k + 1) // 2 * (bh + 2) * (1 if k % 2 else -1)
+            y0 = int(np.clip(y_centre + step, 0, max(0, h - bh - 1)))
+            if not any(x0 < a1 and a0 < x0 + bw and y0 < b1 and b0 < y0 + bh for a0, b0, a1, b1 in taken):
+                break
+        taken.append((x0, y0, x0 + bw, y0 + bh))
+    x1, y1 = x0 + bw, y0 + bh
+    roi = img[y0:y1, x0:x1]
+    roi[:] = (roi.astype(np.float32) * 0.2 + np.array(bg, np.float32) * 0.8).astype(np.uint8)
+    _text(img, s, x0 + pad, y1 - pad - base + 1, size, fg)
 
-    def text(s, y, size=0.5, colour=(20, 20, 20), bold=1, x=12):
-        cv2.putText(panel, s, (x, y), cv2.FONT_HERSHEY_SIMPLEX, size, colour, bold, cv2.LINE_AA)
 
-    text("face #1 (largest)" if len(analysis.faces) > 1 else "face", 24, 0.5, (90, 90, 90))
-    text(f"occluded {f.occlusion:.1%}", 56, 0.8, (200, 20, 20), 2)
-    y = 82
-    text(f"geometric (R minus visible) {f.geometric:.1%}", y, 0.42)
-    if f.regressor is not None:
-        y += 18
-        text(f"regressor {f.regressor:.1%}", y, 0.42)
-    y += 18
-    text(f"hidden by: hair {f.occluded_by.hair:.0%}, other {f.occluded_by.occluder:.0%}", y, 0.42)
-    y += 30
-    text("occluded share per region", y, 0.45, (90, 90, 90))
-    y += 10
+def _swatch(img, x, y, colour):
+    cv2.rectangle(img, (x, y - 11), (x + 12, y + 1), colour, -1)
+    cv2.rectangle(img, (x, y - 11), (x + 12, y + 1), (60, 60, 60), 1)
+
+
+def shares_of_r(result) -> list[tuple[str, float]]:
+    """What R consists of, as (class name, fraction of R) that add up to 1: the visible face, then each
+    field of ``result.occluded_by`` (hair, occluder, background, and any class added later) scaled by
+    the geometric occluded fraction."""
+    g = float(result.geometric)
+    out = [("face", 1.0 - g)]
+    for f in dataclasses.fields(result.occluded_by):
+        out.append((f.name, g * float(getattr(result.occluded_by, f.name))))
+    total = sum(v for _, v in out)
+    if total > 0 and abs(total - 1.0) > 1e-6:  # nothing hidden gives all-zero shares; keep the sum at 1
+        out = [(n, v / total) for n, v in out]
+    return out
+
+
+def percent_labels(values: list[float], decimals: int = 1) -> list[str]:
+    """Percentages rounded so that they still add up to exactly 100 (largest remainder)."""
+    unit = 10 ** decimals
+    raw = [max(0.0, v) * 100 * unit for v in values]
+    floors = [math.floor(r) for r in raw]
+    short = round(sum(raw)) - sum(floors)
+    for i in sorted(range(len(raw)), key=lambda i: floors[i] - raw[i])[: max(0, short)]:
+        floors[i] += 1
+    return [f"{v / unit:.{decimals}f}%" for v in floors]
+
+
+def explain_final(result) -> str | None:
+    """One sentence when the final estimate lies outside both of its components, else None."""
+    reg = result.regressor
+    if reg is None:
+        return None
+    lo, hi = min(result.geometric, reg), max(result.geometric, reg)
+    fin = result.occlusion
+    tol = 0.0005  # below what the picture's one decimal shows
+    if fin > hi + tol:
+        where = "above"
+    elif fin < lo - tol:
+        where = "below"
+    else:
+        return None
+    clipped = " (then clipped to 0-100%)" if fin <= 0.0 or fin >= 1.0 else ""
+    return (f"Why {where} both? The stacker, a small model fitted on synthetic faces with known occlusion, "
+            f"combines both estimates with the per-region and share figures and learned a correction "
+            f"that can take it outside them{clipped}.")
+
+
+# ---------------------------------------------------------------------------------------------
+# the zoomed face
+
+
+def zoom_matrix(box: tuple[float, float, float, float], tile: int = TILE) -> np.ndarray:
+    """2x3 affine (photo pixels -> tile pixels) centring ``box`` (x0, y0, x1, y1) with its longer side
+    1 / ZOOM_MARGIN of the tile; faces smaller than that are enlarged, larger ones reduced."""
+    x0, y0, x1, y1 = box
+    side = max(x1 - x0, y1 - y0, 1.0) * ZOOM_MARGIN
+    s = tile / side
+    cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
+    return np.array([[s, 0, tile / 2 - s * cx], [0, s, tile / 2 - s * cy]], np.float32)
+
+
+def _compose(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """2x3 affine a∘b (apply b, then a)."""
+    return (np.vstack([a, [0, 0, 1]]) @ np.vstack([b, [0, 0, 1]]))[:2].astype(np.float32)
+
+
+def draw_face_tile(rgb: np.ndarray, fa) -> np.ndarray:
+    """TILE x TILE RGB view of one face: R tinted by parser class and outlined, sub-regions outlined and named."""
+    h, w = rgb.shape[:2]
+    m = zoom_matrix(fa.face.box)
+    s = float(m[0, 0])
+    interp = cv2.INTER_CUBIC if s > 1 else cv2.INTER_AREA if s < 0.5 else cv2.INTER_LINEAR
+    if interp == cv2.INTER_AREA:  # warpAffine has no area filter: pre-shrink, then warp the rest
+        k = max(1, int(1 / s))
+        small = cv2.resize(rgb, (max(1, w // k), max(1, h // k)), interpolation=cv2.INTER_AREA)
+        m_small = _compose(m, np.array([[k, 0, 0], [0, k, 0]], np.float32))
+        tile = cv2.warpAffine(small, m_small, (TILE, TILE), flags=cv2.INTER_LINEAR, borderValue=(70, 70, 70))
+    else:
+        tile = cv2.warpAffine(rgb, m, (TILE, TILE), flags=interp, borderValue=(70, 70, 70))
+    inside_photo = cv2.warpAffine(np.ones((h, w), np.uint8), m, (TILE, TILE), flags=cv2.INTER_NEAREST).astype(bool)
+
+    # The parser's labels and R live in the aligned crop; map them straight into the tile.
+    crop_to_tile = _compose(m, fa.crop.inverse.astype(np.float32))
+    labels = cv2.warpAffine(fa.parse.labels, crop_to_tile, (TILE, TILE), flags=cv2.INTER_NEAREST, borderValue=0)
+    face_t = fa.face.transformed(m, (TILE, TILE))
+    regions = face_regions(face_t)
+    r = regions.face & inside_photo  # R counts only inside the photo, as in the numbers
+
+    palette = _palette().astype(np.float32)
+    lab = np.minimum(labels, len(palette) - 1)
+    # Inside R: tint by class (the visible face lightly); outside R: dim, as it enters no number.
+    alpha = np.where(r, np.where(lab == 1, np.float32(0.35), np.float32(0.6)), np.float32(0.0))[..., None]
+    keep = np.where(r, np.float32(1.0), np.float32(0.55))[..., None] * (1 - alpha)
+    out = np.clip(tile * keep + palette[lab] * alpha, 0, 255).astype(np.uint8)
+
+    # Sub-region outlines: a thin white line on a dark one reads on light and dark pixels alike.
+    tags = []
     for name in REGION_NAMES:
-        v = f.region(name)
-        y += 24
-        cv2.putText(panel, name.replace("_", " "), (12, y), cv2.FONT_HERSHEY_SIMPLEX, 0.42, (20, 20, 20), 1, cv2.LINE_AA)
-        x0, x1 = 112, 250
-        cv2.rectangle(panel, (x0, y - 11), (x1, y + 1), (215, 225, 245), -1)
-        if not np.isnan(v):
-            cv2.rectangle(panel, (x0, y - 11), (x0 + int((x1 - x0) * v), y + 1), (220, 40, 40), -1)
-            cv2.putText(panel, f"{v:.0%}", (x1 + 6, y), cv2.FONT_HERSHEY_SIMPLEX, 0.38, (20, 20, 20), 1, cv2.LINE_AA)
-    y += 34
-    cv2.rectangle(panel, (12, y - 10), (24, y + 2), (255, 110, 40)[::-1], -1)
-    text("visible face", y + 1, 0.42, x=32)
+        part = (regions.parts[name] & inside_photo).astype(np.uint8)
+        if not part.any():
+            continue
+        contours, _ = cv2.findContours(part, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
+        cv2.drawContours(out, contours, -1, (0, 0, 0), 2, cv2.LINE_AA)
+        cv2.drawContours(out, contours, -1, (255, 255, 255), 1, cv2.LINE_AA)
+        mo = cv2.moments(max(contours, key=cv2.contourArea))  # the label goes on the largest piece
+        if mo["m00"] > 30:
+            tags.append((REGION_TAGS.get(name, name), mo["m10"] / mo["m00"], mo["m01"] / mo["m00"]))
+    oval = np.round(face_t.oval * 16).astype(np.int32)
+    cv2.polylines(out, [oval], True, R_GREEN, 2, cv2.LINE_AA, 4)
+    taken: list = []
+    for s_, x, y in tags:
+        _tag(out, s_, x, y, 0.4, taken=taken)
+    if not inside_photo.all():
+        _tag(out, "grey: outside the photo (not counted)", TILE / 2, TILE - 14, 0.4)
+    _tag(out, "L / R = the subject's own left / right", TILE / 2, 14, 0.4)
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# the panel
+
+
+def draw_panel(res, index: int, n_faces: int, height: int = ROW_H) -> np.ndarray:
+    """PANEL_W x ``height`` RGB panel with one face's numbers (``res`` is a FaceResult)."""
+    p = np.full((height, PANEL_W, 3), PAPER, np.uint8)
+    x = 14
+    y = 26
+    head = f"face #{index + 1} of {n_faces}" if n_faces > 1 else "face"
+    _text(p, f"{head}  ({res.face_size:.0f} px tall in the photo)", x, y, 0.45, MUTED)
+    y += 36
+    _text(p, f"occluded {res.occlusion:.1%}", x, y, 0.85, (200, 20, 20), 2)
+    _text(p, "final estimate: share of R hidden", x + 230, y - 6, 0.38, MUTED)
+    y += 24
+    comps = f"components: geometric {res.geometric:.1%} (R minus visible face)"
+    _text(p, comps, x, y, 0.42)
+    if res.regressor is not None:
+        y += 18
+        _text(p, f"regressor {res.regressor:.1%} (a network reading the crop)", x + 88, y, 0.42)
+    why = explain_final(res)
+    if why:
+        for line in _wrap(why, PANEL_W - 2 * x, 0.38):
+            y += 16
+            _text(p, line, x, y, 0.38, (150, 60, 0))
+    y += 28
+    _text(p, "what the parser sees inside R (sums to 100%)", x, y, 0.45, MUTED)
+    shares = shares_of_r(res)
+    labels = percent_labels([v for _, v in shares])
+    col = 0
+    for k, ((name, _), lab) in enumerate(zip(shares, labels, strict=True)):
+        if k % 2 == 0:
+            y += 20
+            col = 0
+        cx = x + col * 200
+        _swatch(p, cx, y, class_colour(name))
+        shown = "visible face" if name == "face" else name.replace("_", " ")
+        _text(p, f"{shown} {lab}", cx + 18, y, 0.42)
+        col += 1
+    y += 30
+    _text(p, "occluded share of each region", x, y, 0.45, MUTED)
+    y += 16
+    _text(p, "left / right: the subject's own (L eye appears on the right)", x, y, 0.36, MUTED)
+    bx0, bx1 = x + 140, PANEL_W - 64
+    for name in REGION_NAMES:
+        y += 22
+        v = res.region(name)
+        _text(p, name.replace("_", " "), x, y, 0.42)
+        cv2.rectangle(p, (bx0, y - 11), (bx1, y + 1), (220, 228, 242), -1)
+        if math.isnan(v):
+            _text(p, "outside the photo", bx0 + 6, y - 1, 0.36, MUTED)
+            _text(p, "n/a", bx1 + 6, y, 0.4, MUTED)
+            continue
+        fill = int(round((bx1 - bx0) * min(max(v, 0.0), 1.0)))
+        if fill >= 1:  # a 0% bar stays empty: no tick
+            cv2.rectangle(p, (bx0, y - 11), (bx0 + fill - 1, y + 1), (220, 40, 40), -1)
+        _text(p, f"{v:.0%}", bx1 + 6, y, 0.4)
+    return p
+
+
+def draw_header(rgb: np.ndarray | None, boxes: list[tuple[float, float, float, float]], title: str,
+                width: int) -> np.ndarray:
+    """The strip above the faces: the whole photo small, faces boxed and numbered, and how to read the rest."""
+    hd = np.full((HEADER_H, width, 3), (235, 235, 235), np.uint8)
+    x = 10
+    if rgb is not None:
+        h, w = rgb.shape[:2]
+        s = min((HEADER_H - 20) / h, 260 / w)
+        tw, th = max(1, round(w * s)), max(1, round(h * s))
+        thumb = cv2.resize(rgb, (tw, th), interpolation=cv2.INTER_AREA if s < 1 else cv2.INTER_LINEAR)
+        for i, (x0, y0, x1, y1) in enumerate(boxes):
+            p0 = (int(x0 * s) - 2, int(y0 * s) - 2)
+            p1 = (int(x1 * s) + 2, int(y1 * s) + 2)
+            cv2.rectangle(thumb, p0, p1, (0, 0, 0), 3)
+            cv2.rectangle(thumb, p0, p1, (255, 255, 0), 1)
+            if len(boxes) > 1:
+                _tag(thumb, f"#{i + 1}", p0[0] + 8, p0[1] - 2, 0.38)
+        y0 = (HEADER_H - th) // 2
+        hd[y0 : y0 + th, x : x + tw] = thumb
+        x += tw + 16
+    lines = [
+        ("The green line is the face region R (MediaPipe face-mesh oval); every percentage is a share of R.", INK),
+        ("Inside R each pixel is tinted by what the face parser sees there:", INK),
+    ]
+    y = 28
+    _text(hd, title, x, y, 0.5, INK, 1)
+    for s_, c in lines:
+        for line in _wrap(s_, width - x - 10, 0.4):
+            y += 18
+            _text(hd, line, x, y, 0.4, c)
+    y += 22
+    cx = x
+    for name in CLASSES:
+        shown = "visible face" if name == "face" else name
+        _swatch(hd, cx, y, class_colour(name))
+        _text(hd, shown, cx + 18, y, 0.4)
+        cx += 30 + cv2.getTextSize(shown, FONT, 0.4, 1)[0][0]
     y += 20
-    cv2.rectangle(panel, (12, y - 10), (24, y + 2), (255, 30, 30), -1)
-    text("occluded part of the face", y + 1, 0.42, x=32)
-    y += 20
-    cv2.rectangle(panel, (12, y - 10), (24, y + 2), (0, 230, 0), -1)
-    text("face region R (MediaPipe oval)", y + 1, 0.42, x=32)
-    if pic.shape[0] < ph:
-        pic = cv2.copyMakeBorder(pic, 0, ph - pic.shape[0], 0, 0, cv2.BORDER_CONSTANT, value=(250, 250, 250))
-    return np.hstack([pic, panel])
+    for line in _wrap("White lines and dark labels mark the sub-regions; outside R the photo is dimmed.",
+                      width - x - 10, 0.4):
+        _text(hd, line, x, y, 0.4, MUTED)
+        y += 18
+    return hd
+
+
+def draw_estimate(analysis, max_faces: int | None = None) -> np.ndarray:
+    """The picture `occparse estimate --visualize` writes, as an RGB uint8 array.
+
+    ``analysis`` is a pipeline.ImageAnalysis; ``max_faces`` limits the rows to the largest faces
+    (None: every face in the analysis). Shape: (HEADER_H + ROW_H * n, TILE + PANEL_W, 3) with
+    n = the faces drawn; an analysis without faces (or without its image) gives the header alone,
+    with the status in the title, and never raises.
+    """
+    faces = list(analysis.faces)[: max_faces if max_faces is not None else None]
+    width = TILE + PANEL_W
+    img = analysis.image.rgb if analysis.image is not None else None
+    name = str(analysis.result.path).replace("\\", "/").rsplit("/", 1)[-1]
+    if faces:
+        title = f"{name}: {len(faces)} face{'s' if len(faces) > 1 else ''} shown"
+        if len(analysis.faces) > len(faces):
+            title += f" of {len(analysis.faces)} (--all-faces for the rest)"
+    else:
+        title = f"{name}: {analysis.result.status} {analysis.result.message}".strip()
+    if getattr(analysis, "fallback", False):
+        title += " (no mesh: canonical layout assumed)"
+    rows = [draw_header(img, [fa.face.box for fa in faces], title, width)]
+    for i, fa in enumerate(faces):
+        tile = draw_face_tile(img, fa)
+        panel = draw_panel(fa.result, i, len(faces))
+        row = np.hstack([tile, panel])
+        cv2.line(row, (0, 0), (width - 1, 0), (200, 200, 200), 1)
+        rows.append(row)
+    return np.vstack(rows)

@@ -7,7 +7,7 @@ import csv
 import cv2
 import numpy as np
 
-from occparse.error_budget import oracle_parse, run
+from occparse.error_budget import measure, oracle_parse
 from occparse.synth.engine import Synthesizer
 
 
@@ -40,7 +40,7 @@ def test_true_labels_through_the_inference_region_give_the_truth(tmp_path, data_
         w = csv.DictWriter(f, fieldnames=["filename", "FaceOcclusion", "gender"])
         w.writeheader()
         w.writerows(rows)
-    b = run(tmp_path, show_progress=False)
+    b = measure(tmp_path, show_progress=False)
     assert b.n == 4 and b.skipped == 0
     # the same labels through a region from the mesh on the occluded crop: close to the truth, not exact
     assert np.abs(np.array(b.oracle) - np.array(b.gt)).max() < 0.05

@@ -73,7 +73,7 @@ class _Tiny19(torch.nn.Module):
         return self.conv(x)
 
 
-def test_celebamask19_model_maps_onto_four_classes(tmp_path):
+def test_celebamask19_model_maps_onto_occparse_classes(tmp_path):
     from occparse.train.export import export_onnx
 
     torch.manual_seed(0)
@@ -89,7 +89,8 @@ def test_celebamask19_model_maps_onto_four_classes(tmp_path):
     bright = np.full((224, 224, 3), 250, np.uint8)
     dark = np.full((224, 224, 3), 5, np.uint8)
     res = fp.parse([bright, dark])
-    assert res[0].probs.shape == (4, 224, 224)
+    assert res[0].probs.shape == (5, 224, 224)  # occparse classes; no facial hair in CelebAMask-HQ
+    assert float(res[0].probs[4].max()) == 0.0
     assert (res[0].labels == 2).mean() > 0.99  # hair
     assert (res[1].labels == 3).mean() > 0.99  # eyeglasses -> occluder
     # probabilities of all 19 classes are summed into the four, none lost
@@ -116,11 +117,11 @@ def test_spec_from_json(tmp_path):
 
 
 def test_iou_counts():
-    pred = np.array([[0, 1], [1, 3]])
-    truth = np.array([[0, 1], [2, 255]])
+    pred = np.array([[0, 1], [1, 3], [4, 2]])
+    truth = np.array([[0, 1], [2, 255], [4, 4]])
     inter, union = iou_per_class(pred, truth)
-    assert inter.tolist() == [1, 1, 0, 0]
-    assert union.tolist() == [1, 2, 1, 0]  # the ignored pixel counts nowhere
+    assert inter.tolist() == [1, 1, 0, 0, 1]
+    assert union.tolist() == [1, 2, 2, 0, 2]  # the ignored pixel counts nowhere
 
 
 def test_flip_tta_averages_the_mirrored_parse(tmp_path):
@@ -130,7 +131,7 @@ def test_flip_tta_averages_the_mirrored_parse(tmp_path):
     torch.manual_seed(1)
     model = torch.nn.Conv2d(3, 4, 5, padding=2)  # random, so left and right disagree
     path = export_onnx(model, tmp_path / "tiny4.onnx", 64)
-    spec = ParserSpec(input_size=64)
+    spec = ParserSpec(input_size=64, class_map=(0, 1, 2, 3))  # a four-class model (no facial hair)
     plain = FaceParser(path, spec, providers=["CPUExecutionProvider"], batch_size=2)
     flip = FaceParser(path, spec, providers=["CPUExecutionProvider"], batch_size=2, flip=True)
     rng = np.random.default_rng(0)

@@ -11,10 +11,10 @@ import pytest
 from occparse.cli import main
 from occparse.geometry import Face
 from occparse.synth import sources
-from occparse.synth.engine import IGNORE, KINDS, Synthesizer, bench_tasks, occlusion_of
+from occparse.synth.engine import IGNORE, KINDS, NEGATIVE_KINDS, Synthesizer, bench_tasks, occlusion_of
 from occparse.synth.writer import TRUTH_COLUMNS
 
-LABEL_VALUES = {0, 1, 2, 3, 255}
+LABEL_VALUES = {0, 1, 2, 3, 4, 255}
 
 
 @pytest.fixture(scope="module")
@@ -84,7 +84,7 @@ def test_ground_truth_is_the_pixel_ratio(synth, kind):
         assert set(np.unique(s.labels).tolist()) <= LABEL_VALUES
         assert s.labels.shape == s.image.shape[:2] == (synth.config.size, synth.config.size)
         if s.occlusion > clean.occlusion + 0.01:
-            assert (s.labels == (2 if kind == "hair" else 3)).any()
+            assert (s.labels == {"hair": 2, "beard": 4}.get(kind, 3)).any()
 
 
 def test_region_occlusion_matches_masks(synth):
@@ -184,7 +184,7 @@ def test_cli_synth_train(data_root, tmp_path, capsys):
         reader = csv.DictReader(f)
         rows = list(reader)
     assert tuple(reader.fieldnames) == TRUTH_COLUMNS == (
-        "filename", "FaceOcclusion", "gender", "is_gray", "occluder", "source", "base")
+        "filename", "FaceOcclusion", "gender", "is_gray", "occluder", "source", "base", "facial_hair")
     assert sorted(r["filename"] for r in rows) == images
     bench_utk = set(sources.bench_utkface_names())
     with open(data_root / "faces/lfw_parts/index.csv", newline="") as f:
@@ -192,7 +192,7 @@ def test_cli_synth_train(data_root, tmp_path, capsys):
     for r in rows:
         assert 0.0 <= float(r["FaceOcclusion"]) <= 1.0
         assert r["gender"] in ("F", "M") and r["is_gray"] in ("0", "1") and r["source"] in ("lfw", "utkface")
-        assert r["occluder"] == "none" or set(r["occluder"].split("+")) <= set(KINDS)
+        assert r["occluder"] == "none" or set(r["occluder"].split("+")) <= set(KINDS + NEGATIVE_KINDS)
         assert r["base"] not in bench_utk and r["base"] not in lfw_val  # training never sees benchmark faces
         lab = cv2.imread(str(out / "labels" / (r["filename"][:-4] + ".png")), cv2.IMREAD_UNCHANGED)
         assert lab.shape == (224, 224) and set(np.unique(lab).tolist()) <= LABEL_VALUES

@@ -29,7 +29,7 @@ def harmonise_layer(layer: Layer, base_rgb: np.ndarray, region: np.ndarray, rng:
     rgb = cv2.cvtColor(lab.astype(np.uint8), cv2.COLOR_LAB2RGB).astype(np.float32)
     sigma = rng.uniform(0.3, 1.0)
     rgb = cv2.GaussianBlur(rgb, (0, 0), sigma)
-    return Layer(layer.kind, rgb, layer.alpha, layer.label)
+    return Layer(layer.kind, rgb, layer.alpha, layer.label, layer.occludes)
 
 
 def composite(base_rgb: np.ndarray, layers: list[Layer], rng: np.random.Generator) -> np.ndarray:

@@ -6,9 +6,17 @@ no pixel labels) minus every pixel a pasted occluder covers (alpha >= 0.5), and
 occlusion = 1 - |V ∩ R| / |R|, all at the base image's own resolution. The picture and the
 label map are then warped to the canonical 224 x 224 crop.
 
-Label maps (for parser training): 0 background, 1 visible face, 2 hair, 3 occluder, and 255
-"unknown" where the truth is not known (UTKFace pixels outside R; pixels mirrored in from
-outside the base image).
+Label maps (for parser training, values in :mod:`occparse.labels`): 0 background, 1 visible
+face, 2 hair, 3 occluder, 4 facial hair, and 255 "unknown" where the truth is not known
+(UTKFace pixels outside R, and a UTKFace man's facial-hair zone, since UTKFace has no pixel
+labels to say whether he has a beard; pixels mirrored in from outside the base image).
+LFW's hair label becomes facial hair by :func:`occparse.labels.split_facial_hair`. Truth is
+unchanged by that split: facial hair occludes, like all hair.
+
+Two occlusion distributions: ``SynthConfig.first_engine()`` (the default; the benchmark split
+keeps it, so its numbers stay comparable across sessions) and ``SynthConfig.real()``, which
+adds the occluders of real photos (beards, hands aimed at the mouth and eyes, hair of every
+colour; see :mod:`occparse.synth.real_occluders`) and look-alikes that must stay face.
 """
 
 from __future__ import annotations
@@ -22,12 +30,24 @@ import numpy as np
 
 from ..geometry import CANONICAL_SIZE, Face, align, face_region, face_regions
 from ..io import to_gray3
+from ..labels import IGNORE, facial_hair_zone, split_facial_hair
 from . import occluders as occ
 from .compose import camera_finish, composite, harmonise_layer
+from .real_occluders import (
+    BeardDonors,
+    beard_layer,
+    goggles_layer,
+    hat_layer,
+    held_object_layer,
+    paint_layer,
+    shadow_layer,
+)
 from .sources import BaseFace, FaceSource, OccluderLibrary, find_data_root, read_rgb
 
-IGNORE = 255
-KINDS = ("hand", "object", "hair", "glasses", "sunglasses", "cap", "mask", "scarf")
+KINDS = ("hand", "object", "hair", "glasses", "sunglasses", "cap", "mask", "scarf", "beard", "goggles", "hat",
+         "held_object")
+#: look-alikes that change the picture but not the truth (``SynthConfig.negative_rate``)
+NEGATIVE_KINDS = ("paint", "shadow")
 
 
 @dataclass(frozen=True)
@@ -46,6 +66,25 @@ class SynthConfig:
     )
     gray_rate: float = 0.15
     size: int = CANONICAL_SIZE
+    #: the real-occluder engine's options: hands aimed at mouth/eyes, recoloured hair, beards
+    real_occluders: bool = False
+    negative_rate: float = 0.0  # share of samples that also get a look-alike (paint or a shadow)
+
+    @staticmethod
+    def first_engine(**kw) -> SynthConfig:
+        """The first engine's distribution (the benchmark split's; byte-identical samples)."""
+        return SynthConfig(**kw)
+
+    @staticmethod
+    def real(**kw) -> SynthConfig:
+        """The real-photo distribution: more beards, hands over mouth and eyes, hair of every colour,
+        and look-alikes (paint, tattoos, make-up, hard shadows) in a fifth of the samples."""
+        weights = (
+            ("hand", 0.18), ("object", 0.1), ("hair", 0.17), ("glasses", 0.06), ("sunglasses", 0.06),
+            ("cap", 0.05), ("mask", 0.06), ("scarf", 0.05), ("beard", 0.12), ("goggles", 0.04), ("hat", 0.05),
+            ("held_object", 0.06),
+        )
+        return SynthConfig(**{"weights": weights, "real_occluders": True, "negative_rate": 0.2, **kw})
 
     def kind_probabilities(self) -> tuple[list[str], np.ndarray]:
         names = [k for k, _ in self.weights]
@@ -81,10 +120,14 @@ def base_visible(base: BaseFace, region: np.ndarray) -> np.ndarray:
 
 
 def base_labels(base: BaseFace, region: np.ndarray) -> np.ndarray:
+    """Label map of the unoccluded base image (values of :mod:`occparse.labels`)."""
     if base.label_path is not None:
-        return cv2.imread(str(base.label_path), cv2.IMREAD_GRAYSCALE).astype(np.uint8)
+        lab = cv2.imread(str(base.label_path), cv2.IMREAD_GRAYSCALE).astype(np.uint8)
+        return split_facial_hair(lab, base.face, base.gender)
     lab = np.full(region.shape, IGNORE, np.uint8)
     lab[region] = 1
+    if base.gender.upper().startswith("M"):  # a beard or not: UTKFace cannot say
+        lab[region & facial_hair_zone(base.face, region.shape)] = IGNORE
     return lab
 
 
@@ -107,16 +150,28 @@ class Synthesizer:
         self.donors = donor_src.of("lfw")
         self.texture_pool = self.faces.of("utkface") or self.faces.faces
         self.lib = OccluderLibrary(root, split)
+        self.beards = BeardDonors(self.donors)
         if not self.faces.faces:
             raise ValueError(f"no usable base faces for split {split!r} in {root}")
 
     def _layer(self, kind: str, base: BaseFace, shape, rng: np.random.Generator, mask_template: str | None = None) -> occ.Layer:
+        real = self.config.real_occluders
         if kind == "hand":
-            return occ.hand_layer(base, shape, self.lib, rng)
+            return occ.hand_layer(base, shape, self.lib, rng, aim=real)
         if kind == "object":
             return occ.object_layer(base, shape, self.lib, self.texture_pool, rng)
         if kind == "hair":
-            return occ.hair_layer(base, shape, self.donors, rng)
+            return occ.hair_layer(base, shape, self.donors, rng, real=real)
+        if kind == "beard":
+            return beard_layer(base, shape, self.beards, rng)
+        if kind == "paint":
+            return paint_layer(base, shape, rng)
+        if kind == "goggles":
+            return goggles_layer(base, shape, rng)
+        if kind == "hat":
+            return hat_layer(base, shape, rng)
+        if kind == "held_object":
+            return held_object_layer(base, shape, self.lib, rng)
         if kind in ("glasses", "sunglasses"):
             return occ.glasses_layer(base, shape, self.lib, rng, sun=kind == "sunglasses")
         if kind == "cap":
@@ -125,7 +180,7 @@ class Synthesizer:
             return occ.mask_layer(base, shape, self.lib, rng, mask_template)
         if kind == "scarf":
             return occ.scarf_layer(base, shape, self.lib, self.texture_pool, rng)
-        raise ValueError(f"unknown occluder kind {kind!r}; choose from {KINDS}")
+        raise ValueError(f"unknown occluder kind {kind!r}; choose from {KINDS + NEGATIVE_KINDS}")
 
     def choose_kinds(self, rng: np.random.Generator) -> tuple[str, ...]:
         if rng.random() < self.config.none_rate:
@@ -138,8 +193,14 @@ class Synthesizer:
              gray: bool | None = None, mask_template: str | None = None) -> Sample:
         """One sample on ``base``; ``kinds`` and ``gray`` are drawn from the config unless given;
         ``mask_template`` forces the template of a "mask" occluder (for tests)."""
+        drawn = kinds is None
         kinds = self.choose_kinds(rng) if kinds is None else kinds
         gray = bool(rng.random() < self.config.gray_rate) if gray is None else gray
+        if drawn and self.config.real_occluders:
+            if not base.gender.upper().startswith("M"):  # beards on men only
+                kinds = tuple("hair" if k == "beard" else k for k in kinds)
+            if rng.random() < self.config.negative_rate:  # a look-alike goes under the occluders
+                kinds = (NEGATIVE_KINDS[int(rng.integers(len(NEGATIVE_KINDS)))],) + kinds
         rgb = read_rgb(base.image_path)
         shape = rgb.shape[:2]
         region = face_region(base.face, shape)
@@ -147,10 +208,15 @@ class Synthesizer:
         labels = base_labels(base, region)
         layers = []
         for k in kinds:
+            if k == "shadow":
+                layers.append(shadow_layer(base, rgb, rng))
+                continue
             layer = self._layer(k, base, shape, rng, mask_template)
-            layers.append(harmonise_layer(layer, rgb, region & visible, rng))
+            layers.append(harmonise_layer(layer, rgb, region & visible, rng) if layer.occludes else layer)
         picture = camera_finish(composite(rgb, layers, rng), rng)
         for layer in layers:
+            if not layer.occludes:
+                continue
             covered = layer.alpha >= 0.5
             visible &= ~covered
             labels[covered] = layer.label

@@ -26,10 +26,8 @@ from ..geometry import (
     alignment_matrix,
     face_region,
 )
+from ..labels import HAIR, OCCLUDER
 from .sources import BaseFace, OccluderLibrary, read_rgb
-
-HAIR = 2
-OCCLUDER = 3
 
 
 @dataclass
@@ -39,7 +37,9 @@ class Layer:
     kind: str
     rgb: np.ndarray  # H x W x 3 float32 in 0..255
     alpha: np.ndarray  # H x W float32 in 0..1
-    label: int  # HAIR or OCCLUDER
+    label: int  # HAIR, OCCLUDER or FACIAL_HAIR (occparse.labels)
+    #: False for look-alikes (paint, shadows): they change the picture but neither the truth nor the labels
+    occludes: bool = True
 
 
 def _warp_rgba(rgba: np.ndarray, m: np.ndarray, shape: tuple[int, int], perspective: bool = False) -> tuple[np.ndarray, np.ndarray]:
@@ -201,8 +201,11 @@ def cap_layer(base: BaseFace, shape, lib: OccluderLibrary, rng: np.random.Genera
     return Layer("cap", rgb, a, OCCLUDER)
 
 
-def hand_layer(base: BaseFace, shape, lib: OccluderLibrary, rng: np.random.Generator) -> Layer:
-    """A hand reaching in: wrist pointing away from the face, fingers over part of it."""
+def hand_layer(base: BaseFace, shape, lib: OccluderLibrary, rng: np.random.Generator, aim: bool = False) -> Layer:
+    """A hand reaching in: wrist pointing away from the face, fingers over part of it.
+
+    ``aim``: most hands go over the mouth or an eye, as in real photos (a hand in front of the
+    mouth, rubbing an eye); without it the first engine's spread around the face centre."""
     rgba = lib.hand(int(rng.integers(1 << 30)))
     if rng.random() < 0.5:
         rgba = rgba[:, ::-1].copy()
@@ -216,6 +219,10 @@ def hand_layer(base: BaseFace, shape, lib: OccluderLibrary, rng: np.random.Gener
     # target point for the hand's centre: somewhere over or near the face
     offset = rng.normal(0, 1, 2) * np.array([0.3 * fw, 0.3 * fh])
     target = centre + offset[0] * across + offset[1] * down
+    if aim and rng.random() < 0.7:
+        kp = base.face.key_points()  # right eye, left eye, nose tip, mouth corners
+        spot = [kp[3:].mean(0), kp[0], kp[1]][int(rng.choice(3, p=[0.6, 0.2, 0.2]))]
+        target = spot + rng.normal(0, 0.08, 2) * np.array([fw, fh])
     # direction the wrist points to: away from the face centre, mostly downwards or sideways
     out_dir = target - centre
     if np.linalg.norm(out_dir) < 1e-3 or rng.random() < 0.35:
@@ -230,8 +237,12 @@ def hand_layer(base: BaseFace, shape, lib: OccluderLibrary, rng: np.random.Gener
     return Layer("hand", rgb, a, OCCLUDER)
 
 
-def hair_layer(base: BaseFace, shape, donors: list[BaseFace], rng: np.random.Generator) -> Layer:
-    """Hair (and beard) from another person's LFW hair label, moved onto this face by a similarity."""
+def hair_layer(base: BaseFace, shape, donors: list[BaseFace], rng: np.random.Generator, real: bool = False) -> Layer:
+    """Head hair from another person's LFW hair label, moved onto this face by a similarity.
+
+    ``real`` (the real-occluder engine): a donor's facial hair is never moved as head hair (beards
+    are their own kind and class), and half the time the hair gets another hair colour (blond,
+    gray, red, black), so that strands of every colour are seen over an eye."""
     # prefer donors whose hair reaches into their own face region (fringes): a few draws, best kept
     best = None
     for _ in range(4):
@@ -253,6 +264,10 @@ def hair_layer(base: BaseFace, shape, donors: list[BaseFace], rng: np.random.Gen
         ys, xs = np.mgrid[0 : hair.shape[0], 0 : hair.shape[1]]
         along = xs * ddown[0] + ys * ddown[1]
         hair[along > float(lm[NOSE_TIP] @ ddown)] = 0
+    if real and donor.gender == "M":
+        from ..labels import facial_hair_zone
+
+        hair[facial_hair_zone(donor.face, hair.shape)] = 0
     # donor -> base similarity through the canonical frame, with a little extra drop of the fringe
     m_d = np.vstack([alignment_matrix(donor.face), [0, 0, 1]])
     m_b = np.vstack([alignment_matrix(base.face), [0, 0, 1]])
@@ -263,6 +278,10 @@ def hair_layer(base: BaseFace, shape, donors: list[BaseFace], rng: np.random.Gen
     rgb = cv2.warpAffine(drgb, m, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
     a = cv2.warpAffine(hair, m, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
     a = cv2.GaussianBlur(a, (0, 0), 0.7)
+    if real and rng.random() < 0.5:
+        from .real_occluders import recolour_hair
+
+        rgb = recolour_hair(rgb, rng)
     return Layer("hair", rgb, np.clip(a, 0, 1), HAIR)
 
 

@@ -26,10 +26,11 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
+from ..errors import DataError
 from ..geometry import Face, FaceMesher
 
 
-class DataNotFoundError(FileNotFoundError):
+class DataNotFoundError(DataError, FileNotFoundError):
     """The shared data folder is not where it was looked for."""
 
 

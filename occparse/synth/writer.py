@@ -15,7 +15,8 @@ from tqdm import tqdm
 
 from .engine import Sample, SynthConfig, Synthesizer, Task, bench_tasks, run_task
 
-TRUTH_COLUMNS = ("filename", "FaceOcclusion", "gender", "is_gray", "occluder", "source", "base")
+#: facial_hair: share of R that is facial hair (LFW val truth only; empty where unknown)
+TRUTH_COLUMNS = ("filename", "FaceOcclusion", "gender", "is_gray", "occluder", "source", "base", "facial_hair")
 
 
 @dataclass(frozen=True)
@@ -118,24 +119,28 @@ def tasks_for(synth: Synthesizer, preset: str, count: int) -> list[Task]:
 
 def write_lfw_val_truth(synth: Synthesizer, out: Path) -> Path:
     """Truth for the 500 real LFW val photos themselves (no synthetic occluder): GT from their skin
-    labels inside R. Filenames are relative to the data folder's ``faces/lfw_parts/images``."""
+    labels inside R, and the share of R that is facial hair (:func:`occparse.labels.split_facial_hair`), so
+    that ``occparse evaluate`` can report faces with and without facial hair. Filenames are relative to
+    the data folder's ``faces/lfw_parts/images``."""
     from ..geometry import face_region
-    from .engine import base_visible, occlusion_of
+    from ..labels import FACIAL_HAIR
+    from .engine import base_labels, base_visible, occlusion_of
 
     rows = []
     for f in synth.faces.of("lfw"):
         lab_shape = cv2.imread(str(f.label_path), cv2.IMREAD_GRAYSCALE).shape
         region = face_region(f.face, lab_shape)
         gt = occlusion_of(region, base_visible(f, region))
+        beard = float((base_labels(f, region)[region] == FACIAL_HAIR).mean()) if region.any() else 0.0
         rows.append({"filename": f.name, "FaceOcclusion": f"{gt:.6f}", "gender": f.gender, "is_gray": "0",
-                     "occluder": "none", "source": "lfw", "base": f.name})
+                     "occluder": "none", "source": "lfw", "base": f.name, "facial_hair": f"{beard:.6f}"})
     out.mkdir(parents=True, exist_ok=True)
     write_truth(out / "truth.csv", rows)
     return out / "truth.csv"
 
 
 def contact_sheet(samples: list[Sample], columns: int = 8) -> np.ndarray:
-    """A grid of samples with R outlined in green, occluders tinted red, pasted hair tinted yellow."""
+    """A grid of samples with R outlined in green, occluders tinted red, facial hair brown."""
     size = samples[0].image.shape[0]
     rows = (len(samples) + columns - 1) // columns
     sheet = np.full((rows * size, columns * size, 3), 255, np.uint8)
@@ -143,6 +148,8 @@ def contact_sheet(samples: list[Sample], columns: int = 8) -> np.ndarray:
         im = s.image.astype(np.float32)
         occ = s.labels == 3
         im[occ] = im[occ] * 0.55 + np.array([255, 40, 40]) * 0.45
+        fh = s.labels == 4  # facial hair: brown
+        im[fh] = im[fh] * 0.55 + np.array([150, 90, 40]) * 0.45
         im = np.clip(im, 0, 255).astype(np.uint8)
         cv2.polylines(im, [np.round(s.face.oval * 16).astype(np.int32)], True, (0, 230, 0), 1, cv2.LINE_AA, 4)
         text = f"{s.occlusion:.2f} {'+'.join(s.kinds) or 'none'}{' gray' if s.is_gray else ''}"
@@ -160,3 +167,62 @@ def preview(synth: Synthesizer, tasks: list[Task], seed: int, path: Path, n: int
     sheet = contact_sheet(samples)
     path.parent.mkdir(parents=True, exist_ok=True)
     cv2.imwrite(str(path), sheet[..., ::-1])
+
+
+def facial_hair_rule_sheet(synth: Synthesizer, n: int = 24) -> np.ndarray:
+    """LFW men with the most hair in the lower face: photo | zone (green) and facial hair (brown) | labels."""
+    from ..geometry import face_region
+    from ..labels import FACIAL_HAIR, HAIR, colorize, facial_hair_zone, split_facial_hair
+    from .sources import read_rgb
+
+    men = [f for f in synth.faces.of("lfw") if f.gender == "M"] or synth.faces.of("lfw")
+    scored = []
+    for f in men:
+        lab = cv2.imread(str(f.label_path), cv2.IMREAD_GRAYSCALE)
+        zone = facial_hair_zone(f.face, lab.shape)
+        scored.append((float(((lab == HAIR) & zone).sum()), f, lab, zone))
+    scored.sort(key=lambda t: -t[0])
+    tiles = []
+    for _, f, lab, zone in scored[:n]:
+        rgb = read_rgb(f.image_path).astype(np.float32)
+        split = split_facial_hair(lab, f.face, f.gender)
+        over = rgb.copy()
+        over[zone] = 0.7 * over[zone] + 0.3 * np.array([0, 255, 0])
+        over[split == FACIAL_HAIR] = 0.4 * over[split == FACIAL_HAIR] + 0.6 * np.array([150, 90, 40])
+        edge = face_region(f.face, lab.shape).astype(np.uint8)
+        cnt, _ = cv2.findContours(edge, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE)
+        over = np.clip(over, 0, 255).astype(np.uint8)
+        cv2.drawContours(over, cnt, -1, (255, 255, 255), 1)
+        tiles.append(np.hstack([rgb.astype(np.uint8), over, colorize(split)]))
+    if not tiles:
+        return np.zeros((8, 8, 3), np.uint8)
+    h, w = tiles[0].shape[:2]
+    tiles = [cv2.resize(t, (w, h)) for t in tiles]
+    rows = [np.hstack(tiles[i : i + 2]) if len(tiles[i : i + 2]) == 2 else np.hstack([tiles[i], np.zeros_like(tiles[i])])
+            for i in range(0, len(tiles), 2)]
+    return np.vstack(rows)
+
+
+def preview_per_kind(synth: Synthesizer, seed: int, path: Path, n: int = 16) -> list[Path]:
+    """One contact sheet per occluder kind and look-alike (``PATH_KIND.png``) and the facial-hair rule sheet."""
+    from .engine import KINDS, NEGATIVE_KINDS
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    out = []
+    faces = synth.faces.faces
+    for kind in KINDS + NEGATIVE_KINDS:
+        samples = []
+        for i in tqdm(range(n), desc=f"preview {kind}", unit="img"):
+            rng = np.random.default_rng([seed, i, len(kind)])
+            base = faces[int(rng.integers(len(faces)))]
+            if kind == "beard":
+                men = [f for f in faces if f.gender == "M"] or faces
+                base = men[int(rng.integers(len(men)))]
+            samples.append(synth.make(base, rng, kinds=(kind,)))
+        p = path.with_name(f"{path.stem}_{kind}{path.suffix}")
+        cv2.imwrite(str(p), contact_sheet(samples)[..., ::-1])
+        out.append(p)
+    p = path.with_name(f"{path.stem}_facial_hair_rule{path.suffix}")
+    cv2.imwrite(str(p), facial_hair_rule_sheet(synth)[..., ::-1])
+    out.append(p)
+    return out

@@ -23,12 +23,13 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
-from ..parser_eval import folder_crops, iou_report, lfw_val_crops
+from ..labels import HAIR, N_CLASSES
+from ..parser_eval import LFW_CLASSES, folder_crops, iou_report, lfw_val_crops
 from ..parsing import ParserSpec, preprocess
 from ..synth.sources import find_data_root
 from .bisenet import BiSeNet
 from .parser_data import PoolDataset, pool_items
-from .warmstart import freeze_batchnorm, load_from_onnx
+from .warmstart import expand_classes, freeze_batchnorm, load_from_onnx
 
 
 @dataclass
@@ -78,6 +79,23 @@ def predict_labels(model: torch.nn.Module, crops: np.ndarray, spec: ParserSpec, 
     return np.concatenate(out)
 
 
+def warm_start_onnx(path: Path, width: float, input_size: int) -> torch.nn.Module:
+    """A BiSeNet with occparse's classes from a shipped parser ONNX; a four-class parser (before facial
+    hair) gets a facial-hair output that starts as a copy of its hair output."""
+    import onnxruntime as ort
+
+    sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    probe = np.zeros((1, 3, input_size, input_size), np.float32)
+    n_out = sess.run(None, {sess.get_inputs()[0].name: probe})[0].shape[1]
+    model = BiSeNet(int(n_out), width)
+    diff = load_from_onnx(model, path, input_size)
+    print(f"initialised from {path} (torch vs ONNX Runtime max abs diff {diff:.1e}); BatchNorm frozen")
+    if n_out < N_CLASSES:
+        expand_classes(model, N_CLASSES, copy_from=HAIR)
+        print(f"output classes {n_out} -> {N_CLASSES}: the new ones start from the hair output")
+    return model
+
+
 def init_from_checkpoint(model: torch.nn.Module, path: Path) -> bool:
     """Load a parser checkpoint's weights (not its optimiser or schedule); True if its BatchNorm was frozen.
 
@@ -100,11 +118,10 @@ def train_parser(cfg: ParserTrainConfig) -> dict:
     ds = PoolDataset(items, spec, seed=cfg.seed)
     loader = DataLoader(ds, batch_size=cfg.batch, shuffle=True, num_workers=1, drop_last=True,
                         persistent_workers=False, generator=torch.Generator().manual_seed(cfg.seed))
-    model = BiSeNet(4, cfg.width)
+    model = BiSeNet(N_CLASSES, cfg.width)
     frozen_bn = bool(cfg.init_onnx)
     if cfg.init_onnx:
-        diff = load_from_onnx(model, Path(cfg.init_onnx), cfg.input_size)
-        print(f"initialised from {cfg.init_onnx} (torch vs ONNX Runtime max abs diff {diff:.1e}); BatchNorm frozen")
+        model = warm_start_onnx(Path(cfg.init_onnx), cfg.width, cfg.input_size)
     elif cfg.init_from:
         frozen_bn = init_from_checkpoint(model, Path(cfg.init_from))
         print(f"initialised from {cfg.init_from}" + ("; BatchNorm stays frozen, as it was there" if frozen_bn else ""))
@@ -144,12 +161,13 @@ def train_parser(cfg: ParserTrainConfig) -> dict:
             sched.step()
             running = loss.item() if running is None else 0.98 * running + 0.02 * loss.item()
             bar.set_postfix(loss=f"{running:.3f}", lr=f"{sched.get_last_lr()[0]:.1e}")
-        lfw = iou_report(predict_labels(model, val_x, spec), val_y, 3)
+        lfw = iou_report(predict_labels(model, val_x, spec), val_y, LFW_CLASSES)
         rec = {"epoch": epoch + 1, "loss": running, "lfw_val": lfw, "minutes": (time.time() - t_start) / 60}
         if bench_x is not None:
-            rec["bench"] = iou_report(predict_labels(model, bench_x, spec), bench_y, 4)
+            rec["bench"] = iou_report(predict_labels(model, bench_x, spec), bench_y)
         history.append(rec)
-        msg = f"epoch {epoch + 1}: LFW val mIoU {lfw['mean']:.3f} face {lfw['face']:.3f} hair {lfw['hair']:.3f}"
+        msg = (f"epoch {epoch + 1}: LFW val mIoU {lfw['mean_merged']:.3f} (bg/face/hair) face {lfw['face']:.3f} "
+               f"hair {lfw['hair']:.3f} facial hair {lfw['facial_hair']:.3f}")
         if "bench" in rec:
             msg += f" | bench occluder IoU {rec['bench']['occluder']:.3f}"
         print(msg, flush=True)
@@ -170,7 +188,7 @@ def export_final(cfg: ParserTrainConfig, spec: ParserSpec) -> dict:
 
     work = Path(cfg.work)
     ck = torch.load(work / "parser_last.pt", map_location="cpu", weights_only=False)
-    model = BiSeNet(4, ck["config"]["width"])
+    model = BiSeNet(N_CLASSES, ck["config"]["width"])
     model.load_state_dict(ck["model"])
     out = export_onnx(model, Path(cfg.out) / "parser.onnx", spec.input_size)
     x = np.random.default_rng(0).normal(0, 1, (4, 3, spec.input_size, spec.input_size)).astype(np.float32)

@@ -109,3 +109,19 @@ def freeze_batchnorm(model: nn.Module) -> None:
     for m in model.modules():
         if isinstance(m, nn.modules.batchnorm._BatchNorm):
             m.eval()
+
+
+def expand_classes(model: nn.Module, classes: int, copy_from: int) -> None:
+    """Give every output head of a BiSeNet ``classes`` outputs; each new one starts as a copy of output
+    ``copy_from`` (e.g. facial hair from hair), with its bias lowered by 1 so the old class wins at first."""
+    for head in (model.head, model.aux8, model.aux16):
+        old = head.out
+        new = nn.Conv2d(old.in_channels, classes, 1)
+        with torch.no_grad():
+            new.weight[: old.out_channels] = old.weight
+            new.bias[: old.out_channels] = old.bias
+            for c in range(old.out_channels, classes):
+                new.weight[c] = old.weight[copy_from]
+                new.bias[c] = old.bias[copy_from] - 1.0
+        head.out = new
+    model.classes = classes

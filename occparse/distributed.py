@@ -1,0 +1,466 @@
+"""The Ray Data engine of ``occparse predict`` and folder mode (``--engine ray``).
+
+The input rows (a CSV or Parquet file with a ``filename`` column, or the files under folders;
+local paths or any URI that pyarrow's file systems understand, e.g. ``s3://``, ``gs://``,
+``hdfs://``) are cut into shards of ``shard_size`` consecutive rows. Ray Data sends the shards
+to a pool of actors (``map_batches`` with a callable class): each actor loads the models once,
+then for each shard decodes its images, runs the mesh, runs the networks batched, and writes the
+shard's rows to ``OUT.parts/part-NNNNNN.parquet`` (written under a temporary name, then moved).
+When every shard is there, the driver streams the parts, in input order, into ``OUT`` (again
+via a temporary name) and removes ``OUT.parts``.
+
+Resuming: a rerun of the same command skips shards whose part file exists, so a killed run
+loses at most the shards in flight. Each part holds its rows' filenames, which a rerun checks
+against the input: parts of another input are refused, not mixed in (``OUT.parts/_job.json``
+records the job kind and shard size).
+
+The rows are those of the local engine (:mod:`occparse.rows`), with the same per-row status.
+Ray is imported only here, only when this engine is asked for.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from .errors import OccparseError
+from .rows import FOLDER_COLUMNS, PREDICT_COLUMNS, column_type, folder_row, predict_row, typed
+
+RAY_MISSING = 'the Ray engine needs Ray: pip install "occparse[ray]" (or "ray[data]==2.60.0")'
+SHARD_SIZE = 256  # rows per shard: what a killed run can lose per actor, and the unit of work
+PARTS_SUFFIX = ".parts"
+
+
+class EngineError(OccparseError, RuntimeError):
+    """The Ray engine cannot run this job (Ray missing, bad input or output, another run's parts)."""
+
+
+def require_ray():
+    """``import ray`` (with Ray Data), or :class:`EngineError` with the one-line install hint."""
+    try:
+        import ray
+        import ray.data  # noqa: F401
+    except ImportError:
+        raise EngineError(RAY_MISSING) from None
+    return ray
+
+
+# ---------------------------------------------------------------- file systems
+
+
+def is_uri(s: str) -> bool:
+    return "://" in s
+
+
+def filesystem(location: str):
+    """(pyarrow FileSystem, path on it) for a local path or a URI."""
+    import pyarrow.fs as pafs
+
+    if not is_uri(location):
+        return pafs.LocalFileSystem(), os.path.abspath(location)
+    try:
+        return pafs.FileSystem.from_uri(location)
+    except (ValueError, OSError) as e:  # pyarrow's ArrowInvalid is a ValueError
+        raise EngineError(f"{location}: not a file system pyarrow can open ({e})") from None
+
+
+def join(root: str, name: str) -> str:
+    """``name`` under ``root``: a local path (as the local engine builds it) or a URI."""
+    if is_uri(root):
+        return root.rstrip("/") + "/" + name.lstrip("/")
+    return str(Path(root) / name)
+
+
+def read_filenames(table_uri: str) -> list[str]:
+    """The non-empty ``filename`` values of a CSV or Parquet file (local or URI), in order."""
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+    import pyarrow.parquet as pq
+
+    fs, path = filesystem(table_uri)
+    try:
+        if path.lower().endswith(".parquet"):
+            table = pq.read_table(path, filesystem=fs, columns=["filename"])
+        else:
+            with fs.open_input_stream(path) as f:
+                table = pacsv.read_csv(f, convert_options=pacsv.ConvertOptions(
+                    include_columns=["filename"], column_types={"filename": pa.string()},
+                    strings_can_be_null=False))
+    except FileNotFoundError:
+        raise EngineError(f"{table_uri}: no such file") from None
+    except (pa.ArrowInvalid, KeyError, OSError) as e:
+        if "filename" in str(e):
+            raise EngineError(f"{table_uri}: needs a 'filename' column (the challenge contract is "
+                              "filename,FaceOcclusion,gender)") from None
+        raise EngineError(f"{table_uri}: cannot read it ({str(e).splitlines()[0]})") from None
+    return [v for v in table.column("filename").to_pylist() if v]
+
+
+def list_folder(location: str) -> list[str]:
+    """Every file under a folder (local or URI), sorted: the URIs as given, local paths as the local engine lists them."""
+    import pyarrow.fs as pafs
+
+    if not is_uri(location):
+        return [str(q) for q in sorted(q for q in Path(location).rglob("*") if q.is_file())]
+    fs, path = filesystem(location)
+    infos = fs.get_file_info(pafs.FileSelector(path, recursive=True, allow_not_found=True))
+    scheme = location.split("://", 1)[0]
+    return sorted(f"{scheme}://{i.path}" for i in infos if i.type == pafs.FileType.File)
+
+
+# ---------------------------------------------------------------- the actor
+
+
+def _prepare_uri(mesher, options, uri: str):
+    """prepare_path for a URI: the file is copied to a local temporary file and read exactly as a local one."""
+    import tempfile
+
+    import pyarrow.fs as pafs
+
+    from .pipeline import Status, failed, prepare_path
+
+    fs, path = filesystem(uri)
+    info = fs.get_file_info(path)
+    if info.type == pafs.FileType.NotFound:
+        return failed(uri, Status.MISSING, "no such file")
+    with tempfile.TemporaryDirectory() as tmp:
+        local = os.path.join(tmp, "image" + Path(path).suffix)
+        try:
+            with fs.open_input_file(path) as src, open(local, "wb") as dst:
+                dst.write(src.read())
+        except OSError as e:
+            return failed(uri, Status.UNREADABLE, f"cannot read it ({e})")
+        prep = prepare_path(mesher, local, options).lite()
+    return replace(prep, path=uri)
+
+
+def prepare_sources(mesher, options, sources: list[str]) -> list:
+    """The CPU stages (decode, mesh, aligned crops) for each path or URI, in order; never raises per image."""
+    from .batch import _prepare_safely
+    from .pipeline import Status, failed
+
+    out = []
+    for src in sources:
+        if not is_uri(src):
+            out.append(_prepare_safely(mesher, options, src))
+            continue
+        try:
+            out.append(_prepare_uri(mesher, options, src))
+        except Exception as e:  # one image never takes the shard down
+            out.append(failed(src, Status.ERROR, f"{type(e).__name__}: {e}"))
+    return out
+
+
+class MeshStage:
+    """Stage 1 of the two-stage pipeline (``--device cuda``): CPU actors that decode, run the mesh and
+    cut the aligned crops of a shard, so that the GPU actors only run networks."""
+
+    def __init__(self, options):
+        import cv2
+
+        from .geometry import FaceMesher
+
+        cv2.setNumThreads(1)  # one core per actor
+        self.options = options
+        self.mesher = FaceMesher(max_faces=options.max_faces)
+
+    def __call__(self, batch: dict) -> dict:
+        import pickle
+
+        import numpy as np
+
+        preps = [pickle.dumps(prepare_sources(self.mesher, self.options, str(src).split("\n")), protocol=5)
+                 for src in batch["sources"]]
+        return {"shard": np.asarray(batch["shard"]), "names": np.asarray(batch["names"], dtype=object),
+                "prepared": np.asarray(preps, dtype=object)}
+
+
+class ShardScorer:
+    """A Ray actor's work: models loaded once in ``__init__``, then one shard per call.
+
+    A shard arrives as its sources (one stage: this actor decodes and runs the mesh too) or as the
+    :class:`MeshStage`'s prepared crops (two stages). ``kind``: "predict" or "folder" (which rows
+    to write). ``device``: "cpu" or "cuda"; the providers are chosen on the actor's own machine."""
+
+    def __init__(self, options, kind: str, parts: str, batch: int = 64, device: str = "cpu", threads: int = 1):
+        t = time.perf_counter()
+        from .pipeline import Estimator
+        from .providers import select_providers
+
+        providers = tuple(select_providers(device))
+        # one actor per CPU: one ONNX Runtime thread each, idle threads sleeping (the mesh shares the core)
+        self.est = Estimator(replace(options, providers=providers, threads=threads if device == "cpu" else 0,
+                                     spin=device != "cpu"))
+        self.kind, self.parts, self.batch = kind, parts, batch
+        self.load_s = time.perf_counter() - t
+
+    def __call__(self, batch: dict) -> dict:
+        import pickle
+
+        import numpy as np
+
+        out: dict[str, list] = {"shard": [], "rows": [], "failed": [], "seconds": [], "load_s": [], "rss_mb": [],
+                                "pid": []}
+        for i, shard in enumerate(batch["shard"]):
+            t = time.perf_counter()
+            names = str(batch["names"][i]).split("\n")
+            if "prepared" in batch:
+                preps = pickle.loads(batch["prepared"][i])  # noqa: S301 (written by this job's MeshStage)
+            else:
+                preps = prepare_sources(self.est.mesher, self.est.options, str(batch["sources"][i]).split("\n"))
+            rows = self.finish(names, preps)
+            self.write(int(shard), rows)
+            out["shard"].append(int(shard))
+            out["rows"].append(len(rows))
+            out["failed"].append(sum(r["status"] != "ok" for r in rows))
+            out["seconds"].append(time.perf_counter() - t)
+            out["load_s"].append(self.load_s)
+            out["rss_mb"].append(_peak_rss_mb())
+            out["pid"].append(os.getpid())
+        return {k: np.asarray(v) for k, v in out.items()}
+
+    def score(self, names: list[str], sources: list[str]) -> list[dict[str, str]]:
+        """Rows for one shard, all stages in this process."""
+        return self.finish(names, prepare_sources(self.est.mesher, self.est.options, sources))
+
+    def finish(self, names: list[str], preps: list) -> list[dict[str, str]]:
+        """The networks on prepared images, ``batch`` at a time, as rows."""
+        make = predict_row if self.kind == "predict" else folder_row
+        rows: list[dict[str, str]] = []
+        for i in range(0, len(preps), self.batch):
+            chunk = preps[i:i + self.batch]
+            for name, an in zip(names[i:i + len(chunk)], self.est.batch_finish(chunk), strict=True):
+                rows.append(make(name, an.result))
+        return rows
+
+    def write(self, shard: int, rows: list[dict[str, str]]) -> None:
+        import pyarrow.parquet as pq
+
+        columns = PREDICT_COLUMNS if self.kind == "predict" else FOLDER_COLUMNS
+        fs, parts = filesystem(self.parts)
+        final = f"{parts}/{part_name(shard)}"
+        tmp = f"{final}.tmp-{os.getpid()}"
+        pq.write_table(arrow_table(rows, columns), tmp, filesystem=fs)
+        fs.move(tmp, final)  # a part is there whole or not at all
+
+
+def _peak_rss_mb() -> float:
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
+
+
+def part_name(shard: int) -> str:
+    return f"part-{shard:06d}.parquet"
+
+
+def arrow_schema(columns: tuple[str, ...]):
+    import pyarrow as pa
+
+    kinds = {"string": pa.string(), "int64": pa.int64(), "float64": pa.float64()}
+    return pa.schema([(c, kinds[column_type(c)]) for c in columns])
+
+
+def arrow_table(rows: list[dict[str, str]], columns: tuple[str, ...]):
+    import pyarrow as pa
+
+    return pa.table(typed(rows, columns), schema=arrow_schema(columns))
+
+
+# ---------------------------------------------------------------- the driver
+
+
+@dataclass
+class RayRun:
+    """What a Ray run did: rows written, rows failed, time and memory figures."""
+
+    out: str
+    rows: int
+    failed: int
+    skipped_shards: int
+    shards: int
+    startup_s: float  # ray.init until the cluster answers
+    wall_s: float  # ray.init to the final file
+    actors: int
+    actor_load_s: list[float]
+    actor_rss_mb: list[float]
+
+
+@dataclass
+class Plan:
+    """Where a job's parts go and which shards are still to do."""
+
+    out: str
+    parts: str  # OUT.parts, a local path or a URI
+    kind: str
+    shard_size: int
+    n_shards: int
+    todo: list[int]
+
+    def shard(self, seq: list[str], k: int) -> list[str]:
+        return seq[k * self.shard_size:(k + 1) * self.shard_size]
+
+
+def plan(names: list[str], out: str, kind: str = "predict", shard_size: int = SHARD_SIZE) -> Plan:
+    """Check ``out``, make ``OUT.parts`` and find the shards still to do.
+
+    A part already there is kept when it holds exactly its shard's filenames; a part holding the
+    first rows of its shard (an earlier run on fewer rows) is done again; any other part means
+    another input, and :class:`EngineError` says to delete the parts folder."""
+    import pyarrow.fs as pafs
+    import pyarrow.parquet as pq
+
+    if not out.lower().endswith(".parquet"):
+        raise EngineError(f"--out {out}: the Ray engine writes Parquet; give a name ending in .parquet")
+    parts = out + PARTS_SUFFIX if is_uri(out) else os.path.abspath(out) + PARTS_SUFFIX
+    fs, parts_path = filesystem(parts)
+    record = {"kind": kind, "shard_size": shard_size}
+    n_shards = (len(names) + shard_size - 1) // shard_size
+    p = Plan(out, parts, kind, shard_size, n_shards, [])
+    try:
+        fs.create_dir(parts_path, recursive=True)
+        rec = f"{parts_path}/_job.json"
+        if fs.get_file_info(rec).type == pafs.FileType.File:
+            with fs.open_input_stream(rec) as f:
+                old = json.loads(f.read().decode())
+            if old != record:
+                raise EngineError(f"{parts} was written by another kind of job or shard size ({old}); delete it to "
+                                  "start over")
+        else:
+            with fs.open_output_stream(rec) as f:
+                f.write(json.dumps(record).encode())
+        existing = fs.get_file_info(pafs.FileSelector(parts_path))
+        done = set()
+        for info in existing:
+            if ".parquet.tmp-" in info.base_name:  # a killed run's half-written part
+                fs.delete_file(info.path)
+                continue
+            if not (info.base_name.startswith("part-") and info.base_name.endswith(".parquet")):
+                continue
+            k = int(info.base_name[5:-8])
+            got = pq.read_table(info.path, filesystem=fs, columns=["filename"]).column("filename").to_pylist()
+            want = p.shard(names, k)
+            if got == want:
+                done.add(k)
+            elif got and len(got) < len(want) and want[:len(got)] == got:
+                fs.delete_file(info.path)  # the input grew: this shard gets its new rows
+            else:
+                raise EngineError(f"{info.path} holds other files than this input's shard {k}; delete {parts} to "
+                                  "start over")
+    except OSError as e:
+        raise EngineError(f"--out {out}: cannot write beside it ({e})") from None
+    p.todo = [k for k in range(n_shards) if k not in done]
+    return p
+
+
+def run(names: list[str], sources: list[str], out: str, options, kind: str = "predict", *,
+        address: str | None = None, actors: int = 0, device: str = "cpu", batch: int = 64,
+        shard_size: int = SHARD_SIZE, num_cpus: int | None = None, progress: bool = True,
+        two_stage: bool | None = None) -> RayRun:
+    """Score ``sources`` (paths or URIs; ``names`` are the filenames written) with Ray; see the module docstring.
+
+    ``address``: a Ray cluster to join (None: ``$RAY_ADDRESS``, else a local Ray with ``num_cpus``).
+    ``actors``: pool size (0: one per CPU of the cluster, or one per GPU with ``device="cuda"``).
+    ``two_stage`` (default: with ``device="cuda"``): decoding and the mesh run in a separate pool of
+    CPU actors (:class:`MeshStage`) that feeds the network actors, so a GPU actor is not held back
+    by one core's mesh; on the CPU alone one stage is faster (no crops between processes).
+    Raises :class:`EngineError` for an output that cannot be written or parts of another input."""
+    if len(names) != len(sources):
+        raise ValueError("names and sources differ in length")
+    pl = plan(names, out, kind, shard_size)
+    todo, n_shards, parts_uri = pl.todo, pl.n_shards, pl.parts
+    if len(todo) < n_shards:
+        print(f"resuming: {n_shards - len(todo)} of {n_shards} shards already in {parts_uri}", file=sys.stderr)
+
+    t0 = time.perf_counter()
+    loads: list[float] = []
+    rss: dict[int, float] = {}
+    n_actors = 0
+    startup = 0.0
+    if todo:
+        ray = require_ray()
+        if not ray.is_initialized():
+            addr = address or os.environ.get("RAY_ADDRESS") or None
+            ray.init(address=addr, num_cpus=None if addr else num_cpus, include_dashboard=False,
+                     log_to_driver=False, configure_logging=False)
+        startup = time.perf_counter() - t0
+        res = ray.cluster_resources()
+        per = "GPU" if device == "cuda" else "CPU"
+        if device == "cuda" and not res.get("GPU"):
+            raise EngineError("--device cuda: the Ray cluster has no GPUs")
+        n_actors = max(1, min(actors or int(res.get(per, 1)), len(todo)))
+        if os.environ.get("OCCPARSE_VERBOSE", "") in ("", "0"):  # Ray Data's per-run INFO lines are noise here
+            import logging
+
+            logging.getLogger("ray.data").setLevel(logging.WARNING)
+        ctx = ray.data.DataContext.get_current()
+        ctx.enable_progress_bars = False
+        items = [{"shard": k, "names": "\n".join(pl.shard(names, k)), "sources": "\n".join(pl.shard(sources, k))}
+                 for k in todo]
+        ds = ray.data.from_items(items, override_num_blocks=len(items))
+        if two_stage is None:
+            two_stage = device == "cuda"
+        if two_stage:
+            # decode + mesh on CPU actors (one per CPU left over), networks on the GPU actors: each side scales alone
+            n_mesh = max(1, min(int(res.get("CPU", 1)) - (n_actors if device == "cpu" else 0) or 1, len(todo)))
+            ds = ds.map_batches(MeshStage, batch_size=1, concurrency=n_mesh, num_cpus=1,
+                                fn_constructor_kwargs={"options": options})
+        ds = ds.map_batches(
+            ShardScorer, batch_size=1, concurrency=n_actors,
+            num_cpus=1 if device == "cpu" else 0, num_gpus=1 if device == "cuda" else 0,
+            fn_constructor_kwargs={"options": options, "kind": kind, "parts": parts_uri, "batch": batch,
+                                   "device": device},
+        )
+        bar = None
+        if progress:
+            from tqdm import tqdm
+
+            bar = tqdm(total=len(names), initial=len(names) - sum(len(pl.shard(names, k)) for k in todo),
+                       desc=f"{kind} (ray)", unit="img")
+        try:
+            for r in ds.iter_rows():
+                loads.append(float(r["load_s"]))
+                rss[int(r["pid"])] = max(rss.get(int(r["pid"]), 0.0), float(r["rss_mb"]))
+                if bar is not None:
+                    bar.update(int(r["rows"]))
+        except ray.exceptions.RayError as e:  # an actor that could not start or died: one line, parts kept
+            lines = [x.strip() for x in str(e).strip().splitlines() if x.strip()]
+            raise EngineError(f"the Ray job failed ({lines[-1] if lines else type(e).__name__}); finished shards are "
+                              f"kept in {parts_uri}: rerun the same command to resume") from None
+        finally:
+            if bar is not None:
+                bar.close()
+    rows, failed = merge_parts(parts_uri, out, n_shards, kind)
+    return RayRun(out, rows, failed, n_shards - len(todo), n_shards, startup, time.perf_counter() - t0, n_actors,
+                  sorted(set(loads)), sorted(rss.values()))
+
+
+def merge_parts(parts_uri: str, out: str, n_shards: int, kind: str) -> tuple[int, int]:
+    """Stream the parts, in shard order, into ``out`` (via a temporary name), then remove the parts folder.
+
+    Returns (rows, rows whose status is not ok)."""
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    columns = PREDICT_COLUMNS if kind == "predict" else FOLDER_COLUMNS
+    fs, parts = filesystem(parts_uri)
+    _, out_path = filesystem(out)
+    tmp = out_path + ".tmp"
+    rows = failed = 0
+    with pq.ParquetWriter(tmp, arrow_schema(columns), filesystem=fs) as w:
+        for k in range(n_shards):
+            p = f"{parts}/{part_name(k)}"
+            try:
+                t = pq.read_table(p, filesystem=fs, schema=arrow_schema(columns))
+            except FileNotFoundError:
+                raise EngineError(f"{p} is missing; rerun the same command to finish") from None
+            rows += t.num_rows
+            failed += int(pc.sum(pc.not_equal(t.column("status"), "ok")).as_py() or 0)
+            w.write_table(t)
+    fs.move(tmp, out_path)
+    fs.delete_dir(parts)
+    return rows, failed

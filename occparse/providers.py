@@ -1,0 +1,69 @@
+"""Which ONNX Runtime execution providers run the networks: ``--device cpu|cuda|auto``.
+
+One function decides, so every command behaves the same. Asking for CUDA where ONNX Runtime
+cannot use it is an error (one line, exit 2), never a silent fall back to the CPU.
+"""
+
+from __future__ import annotations
+
+from .errors import OccparseError
+
+DEVICES = ("auto", "cpu", "cuda")
+CUDA = "CUDAExecutionProvider"
+CPU = "CPUExecutionProvider"
+
+
+class DeviceError(OccparseError, RuntimeError):
+    """The requested device cannot be used here."""
+
+
+def cuda_missing_message(available: list[str]) -> str:
+    return ("--device cuda: ONNX Runtime has no CUDA provider here (available: " + ", ".join(available)
+            + "); install occparse[gpu] (onnxruntime-gpu, not onnxruntime) on a machine with an NVIDIA GPU, "
+            "or use --device cpu")
+
+
+def select_providers(device: str = "auto", available: list[str] | None = None) -> list[str]:
+    """Providers for ``device``: "cpu" -> CPU only; "cuda" -> CUDA then CPU (for the few operators
+    CUDA lacks), or :class:`DeviceError` when ONNX Runtime has no CUDA provider; "auto" -> CUDA when
+    available, else CPU. ``available`` defaults to ``onnxruntime.get_available_providers()``."""
+    if device not in DEVICES:
+        raise DeviceError(f"--device must be one of {', '.join(DEVICES)}, not {device!r}")
+    if device == "cpu":
+        return [CPU]
+    if available is None:
+        import onnxruntime as ort
+
+        available = list(ort.get_available_providers())
+    if CUDA in available:
+        return [CUDA, CPU]
+    if device == "cuda":
+        raise DeviceError(cuda_missing_message(available))
+    return [CPU]
+
+
+def check_session(session, requested: list[str] | tuple[str, ...] | None) -> None:
+    """Raise :class:`DeviceError` when CUDA was requested first but the session did not get it.
+
+    ONNX Runtime falls back to the CPU when the CUDA provider fails to load (missing CUDA or cuDNN
+    libraries) and only logs it; a user who asked for the GPU must hear about it."""
+    if requested and requested[0] == CUDA and CUDA not in session.get_providers():
+        raise DeviceError("--device cuda: ONNX Runtime could not start its CUDA provider (check the CUDA and cuDNN "
+                          "libraries that onnxruntime-gpu needs; `python -c \"import onnxruntime as o; "
+                          "o.preload_dlls()\"` shows what is missing), or use --device cpu")
+
+
+def gpu_name() -> str | None:
+    """The first GPU's name from ``nvidia-smi``, or None when there is none."""
+    import shutil
+    import subprocess
+
+    exe = shutil.which("nvidia-smi")
+    if not exe:
+        return None
+    try:
+        out = subprocess.run([exe, "--query-gpu=name,memory.total", "--format=csv,noheader"], capture_output=True,
+                             text=True, timeout=10, check=True).stdout.strip().splitlines()
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out[0].strip() if out else None

@@ -1,0 +1,86 @@
+"""Output rows of the batch commands, shared by every engine (local processes, Ray).
+
+One definition of the columns, the number formats and the Parquet column types, so that
+``--engine local`` and ``--engine ray`` cannot write different values for the same image.
+Imports nothing heavy (the CLI imports it while building its options).
+"""
+
+from __future__ import annotations
+
+#: predict's output: the challenge's two columns, the status, and the two components of the estimate
+PREDICT_COLUMNS = ("filename", "FaceOcclusion", "status", "geometric", "regressor")
+
+#: the region names of occparse.geometry.REGION_NAMES (repeated so this module stays import-light;
+#: tests/test_distributed.py checks they agree)
+REGIONS = ("forehead", "left_eye", "right_eye", "nose", "mouth", "left_cheek", "right_cheek", "chin")
+
+#: folder mode's output (``occparse estimate DIR --out X``)
+FOLDER_COLUMNS = ("filename", "status", "message", "n_faces", "occlusion", "geometric", "regressor", "uncertainty",
+                  *(f"region_{n}" for n in REGIONS), "hidden_by_hair", "hidden_by_occluder",
+                  "x0", "y0", "x1", "y1", "is_gray")
+#: folder mode's face-finding facts (README, JSON schema), after FOLDER_COLUMNS' first part
+FACE_EXTRA_COLUMNS = ("subject", "rotation", "out_of_frame", "yaw", "pitch", "roll", "source", "warnings")
+FOLDER_COLUMNS = FOLDER_COLUMNS + FACE_EXTRA_COLUMNS
+
+_TEXT = {"filename", "status", "message", "source", "warnings"}
+_INT = {"n_faces", "is_gray"}
+
+
+def column_type(column: str) -> str:
+    """The Parquet type of an output column: "string", "int64" or "float64" (empty text = null)."""
+    return "string" if column in _TEXT else "int64" if column in _INT else "float64"
+
+
+def predict_row(filename: str, res) -> dict[str, str]:
+    """One ``predict`` row (text, as written to CSV) for an :class:`~occparse.results.ImageResult`."""
+    row = {"filename": filename, "FaceOcclusion": "", "status": str(res.status), "geometric": "", "regressor": ""}
+    if res.ok:
+        f = res.faces[0]
+        row.update(FaceOcclusion=f"{f.occlusion:.6f}", geometric=f"{f.geometric:.6f}",
+                   regressor="" if f.regressor is None else f"{f.regressor:.6f}")
+    return row
+
+
+def folder_row(filename: str, res) -> dict[str, str]:
+    """One folder-mode row (text) for an :class:`~occparse.results.ImageResult`: its largest face."""
+    row = {k: "" for k in FOLDER_COLUMNS}
+    row.update(filename=filename, status=str(res.status), message=res.message, n_faces=str(len(res.faces)))
+    if res.ok:
+        f = res.faces[0]
+        row.update(occlusion=f"{f.occlusion:.6f}", geometric=f"{f.geometric:.6f}",
+                   regressor="" if f.regressor is None else f"{f.regressor:.6f}",
+                   uncertainty="" if f.uncertainty is None else f"{f.uncertainty:.6f}",
+                   hidden_by_hair=f"{f.occluded_by.hair:.4f}", hidden_by_occluder=f"{f.occluded_by.occluder:.4f}",
+                   x0=f"{f.box[0]:.1f}", y0=f"{f.box[1]:.1f}", x1=f"{f.box[2]:.1f}", y1=f"{f.box[3]:.1f}",
+                   is_gray=str(int(f.is_gray)))
+        for r in f.regions:
+            row[f"region_{r.name}"] = "" if r.fraction != r.fraction else f"{r.fraction:.4f}"
+        row.update(face_extra(f))
+    return row
+
+
+def face_extra(f) -> dict[str, str]:
+    """Folder-mode columns for the face-finding facts of a :class:`~occparse.results.FaceResult` (README, JSON schema)."""
+    p = f.pose
+
+    def num(v):
+        return "" if v is None else f"{v:.1f}"
+
+    return {"subject": str(int(f.subject)), "rotation": str(f.rotation), "out_of_frame": f"{f.out_of_frame:.4f}",
+            "yaw": num(p.yaw if p else None), "pitch": num(p.pitch if p else None), "roll": num(p.roll if p else None),
+            "source": f.source, "warnings": "; ".join(f.warnings)}
+
+
+def typed(rows: list[dict[str, str]], columns: tuple[str, ...]) -> dict[str, list]:
+    """Text rows -> typed columns (what the Parquet file holds): numbers parsed, empty numbers None.
+
+    Parsing the same text that the CSV holds keeps Parquet and CSV values identical."""
+    out: dict[str, list] = {}
+    for c in columns:
+        kind = column_type(c)
+        if kind == "string":
+            out[c] = [r[c] for r in rows]
+        else:
+            conv = int if kind == "int64" else float
+            out[c] = [conv(r[c]) if r[c] != "" else None for r in rows]
+    return out

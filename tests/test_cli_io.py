@@ -1,0 +1,410 @@
+"""Output and input of the command line: every bad input of issue 14 ("Output and input") as a test.
+
+Strict JSON, picture paths, Parquet, output names, benchmark and evaluate inputs, exit codes,
+wide and 1-bit images, quiet logs, and the same numbers from estimate, predict and folder mode.
+Inputs are made in tmp_path from examples/astronaut.png; the handed cases in ../shared/cases are
+read where present (never copied).
+"""
+
+from __future__ import annotations
+
+import csv
+import importlib.util
+import json
+import math
+import os
+import struct
+import subprocess
+import sys
+import zlib
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from PIL import Image
+
+from occparse.cli import main
+from occparse.io import read_image, to_gray3
+from occparse.strictjson import dumps
+
+REPO = Path(__file__).resolve().parents[1]
+EXAMPLE = REPO / "examples" / "astronaut.png"
+CASES = Path(os.environ.get("OCCPARSE_CASES", REPO.parent / "shared" / "cases"))
+if not CASES.is_dir():
+    CASES = Path("/work/shared/cases")
+
+
+def _case(name: str) -> Path:
+    p = CASES / name
+    if not p.exists():
+        pytest.skip(f"handed case {name} not found in {CASES}")
+    return p
+
+
+def _astronaut() -> np.ndarray:
+    return np.asarray(Image.open(EXAMPLE).convert("RGB"))
+
+
+def _strict_json(line: str):
+    """json.loads that refuses NaN/Infinity, as strict readers (jq, JavaScript) do."""
+    def refuse(c):
+        raise ValueError(f"not JSON: {c}")
+    return json.loads(line, parse_constant=refuse)
+
+
+def _one_error_line(err: str) -> str:
+    lines = [ln for ln in err.strip().splitlines() if ln.strip()]
+    assert "Traceback" not in err
+    assert len(lines) == 1, lines
+    return lines[0]
+
+
+# ---------------------------------------------------------------- strict JSON
+
+
+def test_strict_dumps_turns_every_non_finite_number_into_null():
+    text = dumps({"a": math.nan, "b": [np.float32(0.5), np.array([np.inf, 2.0])], "c": (-math.inf, 1), "d": np.int64(3)})
+    assert _strict_json(text) == {"a": None, "b": [0.5, [None, 2.0]], "c": [None, 1], "d": 3}
+
+
+def test_region_outside_the_frame_is_valid_json_and_counts_as_hidden(tmp_path, capsys):
+    """A region the border cuts off is hidden by the frame: it reads 1.0 (never NaN), the face reports its
+    out_of_frame share, and both outputs stay valid (strict JSON, no "nan" in the text)."""
+    half = tmp_path / "half.png"
+    Image.fromarray(np.ascontiguousarray(_astronaut()[:, 225:])).save(half)  # the border cuts the face's left side
+    assert main(["estimate", str(half), "--json"]) == 0
+    d = _strict_json(capsys.readouterr().out.strip().splitlines()[0])
+    face = d["faces"][0]
+    assert face["out_of_frame"] > 0.05
+    assert max(face["regions"].values()) == pytest.approx(1.0)  # a region wholly outside the picture
+    assert main(["estimate", str(half)]) == 0
+    out = capsys.readouterr().out
+    assert "nan" not in out.lower() and "out of frame" in out.lower()
+
+
+# ---------------------------------------------------------------- --visualize path
+
+
+@pytest.mark.parametrize("name", ["out.txt", "noext", "afile.png/x.png", "folder"])
+def test_bad_picture_path_fails_before_any_work(tmp_path, capsys, name):
+    (tmp_path / "afile.png").write_bytes(b"x")
+    (tmp_path / "folder").mkdir()
+    rc = main(["estimate", str(EXAMPLE), "--visualize", str(tmp_path / name)])
+    cap = capsys.readouterr()
+    assert rc == 2
+    assert _one_error_line(cap.err).startswith("occparse: error: --visualize")
+    assert cap.out == ""  # refused before the image was measured
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["afile.png", "folder"]
+
+
+@pytest.mark.skipif(os.geteuid() == 0 if hasattr(os, "geteuid") else True, reason="root may write anywhere")
+def test_picture_in_an_unwritable_folder_fails_first(tmp_path, capsys):
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    locked.chmod(0o500)
+    try:
+        assert main(["estimate", str(EXAMPLE), "--visualize", str(locked / "x.png")]) == 2
+        assert "not writable" in capsys.readouterr().err
+    finally:
+        locked.chmod(0o700)
+
+
+def test_auto_pictures_of_same_stem_do_not_overwrite_each_other(tmp_path, capsys):
+    rgb = _astronaut()
+    Image.fromarray(rgb).save(tmp_path / "a.png")
+    Image.fromarray(rgb).save(tmp_path / "a.jpg", quality=95)
+    assert main(["estimate", str(tmp_path / "a.png"), str(tmp_path / "a.jpg"), "--visualize"]) == 0
+    assert (tmp_path / "a.png_occlusion.png").exists() and (tmp_path / "a.jpg_occlusion.png").exists()
+
+
+# ---------------------------------------------------------------- folder mode output
+
+
+@pytest.fixture
+def small_folder(tmp_path):
+    """The issue's mixed folder: the photo, a mirrored copy, a gray copy and a file that is not an image."""
+    d = tmp_path / "in"
+    d.mkdir()
+    rgb = _astronaut()
+    Image.fromarray(rgb).save(d / "orig.png")
+    Image.fromarray(np.ascontiguousarray(rgb[:, ::-1])).save(d / "flipped.png")
+    Image.fromarray(to_gray3(rgb)).save(d / "gray.png")
+    (d / "notes.txt").write_text("not an image")
+    return d
+
+
+def test_parquet_out_of_the_box_and_no_side_csv(tmp_path, small_folder, capsys):
+    pq = pytest.importorskip("pyarrow.parquet")
+    keep = tmp_path / "r.csv"
+    keep.write_text("an earlier result the user wants to keep\n")
+    out = tmp_path / "r.parquet"
+    rc = main(["estimate", str(small_folder), "--out", str(out)])
+    assert rc == 1  # notes.txt failed
+    assert keep.read_text() == "an earlier result the user wants to keep\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in", "r.csv", "r.parquet"]
+    rows = {Path(r["filename"]).name: r for r in pq.read_table(out).to_pylist()}
+    assert set(rows) == {"orig.png", "flipped.png", "gray.png", "notes.txt"}
+    assert rows["notes.txt"]["status"] == "not_an_image" and rows["notes.txt"]["occlusion"] is None
+    assert all(0.0 <= rows[n]["occlusion"] <= 1.0 for n in ("orig.png", "flipped.png", "gray.png"))
+    assert rows["gray.png"]["is_gray"] == 1
+
+
+def test_unknown_out_type_or_missing_writer_refused_before_work(tmp_path, small_folder, capsys, monkeypatch):
+    assert main(["estimate", str(small_folder), "--out", str(tmp_path / "r.xlsx")]) == 2
+    assert "unknown file type" in _one_error_line(capsys.readouterr().err)
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "pyarrow" else real(name, *a))
+    assert main(["estimate", str(small_folder), "--out", str(tmp_path / "r.parquet")]) == 2
+    assert "pyarrow" in _one_error_line(capsys.readouterr().err)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in"]  # nothing computed, nothing written
+
+
+def test_parse_same_stems_get_distinct_outputs(tmp_path, capsys):
+    rgb = _astronaut()
+    Image.fromarray(rgb).save(tmp_path / "a.png")
+    Image.fromarray(rgb).save(tmp_path / "a.jpg", quality=95)
+    out = tmp_path / "D"
+    assert main(["parse", str(tmp_path / "a.jpg"), str(tmp_path / "a.png"), "--out-dir", str(out)]) == 0
+    assert sorted(p.name for p in out.iterdir()) == ["a.jpg_labels.png", "a.jpg_overlay.png",
+                                                     "a.png_labels.png", "a.png_overlay.png"]
+    # a rerun replaces its own earlier outputs, and says so
+    capsys.readouterr()
+    assert main(["parse", str(tmp_path / "a.jpg"), str(tmp_path / "a.png"), "--out-dir", str(out)]) == 0
+    assert capsys.readouterr().err.count("replacing") == 4
+
+
+# ---------------------------------------------------------------- benchmark inputs
+
+
+@pytest.mark.parametrize("kind", ["empty", "no_face", "zero_byte", "missing"])
+def test_benchmark_bad_image_folder_is_one_line(tmp_path, capsys, kind):
+    d = tmp_path / "imgs"
+    if kind != "missing":
+        d.mkdir()
+    if kind == "no_face":
+        Image.fromarray(np.full((120, 120, 3), 128, np.uint8)).save(d / "grey.png")
+    if kind == "zero_byte":
+        (d / "empty.jpg").write_bytes(b"")
+    rc = main(["benchmark", "--images", str(d), "-n", "2", "--workers", "0"])
+    cap = capsys.readouterr()
+    assert rc != 0
+    assert "error" in _one_error_line(cap.err)
+
+
+def test_benchmark_skips_unreadable_files_with_a_count(tmp_path, capsys):
+    d = tmp_path / "imgs"
+    d.mkdir()
+    Image.fromarray(_astronaut()).save(d / "a.png")
+    (d / "b.jpg").write_bytes(b"")
+    assert main(["benchmark", "--images", str(d), "-n", "2", "--workers", "0", "--batch", "1"]) == 0
+    cap = capsys.readouterr()
+    assert "skipped 1 unreadable file(s) of 2" in cap.err
+    assert "1 images" in cap.out
+
+
+# ---------------------------------------------------------------- evaluate inputs
+
+
+def _csv(path: Path, text: str) -> Path:
+    path.write_text(text)
+    return path
+
+
+@pytest.mark.parametrize("gt", ["nan", "1.7", "-0.1", "inf"])
+def test_evaluate_refuses_invalid_truth_values_naming_the_row(tmp_path, capsys, gt):
+    t = _csv(tmp_path / "t.csv", f"filename,FaceOcclusion,gender\na.jpg,0.1,F\nb.jpg,{gt},M\nc.jpg,0.2,M\n")
+    p = _csv(tmp_path / "p.csv", "filename,FaceOcclusion\na.jpg,0.1\nb.jpg,0.2\nc.jpg,0.3\n")
+    for extra in ([], ["--strict"], ["--json"]):
+        assert main(["evaluate", "--pred", str(p), "--truth", str(t), *extra]) == 2
+        cap = capsys.readouterr()
+        assert cap.out == ""
+        line = _one_error_line(cap.err)
+        assert "b.jpg" in line and "line 3" in line and "a.jpg" not in line
+
+
+def test_evaluate_duplicate_predictions(tmp_path, capsys):
+    t = _csv(tmp_path / "t.csv", "filename,FaceOcclusion,gender\na.jpg,0.1,F\nb.jpg,0.3,M\n")
+    conflict = _csv(tmp_path / "p1.csv", "filename,FaceOcclusion\na.jpg,0.1\nb.jpg,0.2\na.jpg,0.5\n")
+    assert main(["evaluate", "--pred", str(conflict), "--truth", str(t)]) == 2
+    assert "a.jpg" in _one_error_line(capsys.readouterr().err)
+    same = _csv(tmp_path / "p2.csv", "filename,FaceOcclusion\na.jpg,0.1\nb.jpg,0.2\na.jpg,0.1\n")
+    assert main(["evaluate", "--pred", str(same), "--truth", str(t), "--json"]) == 0
+    cap = capsys.readouterr()
+    assert "warning" in cap.err and "repeated" in cap.err
+    d = _strict_json(cap.out)
+    assert d["n_scored"] == 2 and d["n_missing"] == 0
+
+
+def test_evaluate_reports_predictions_not_in_the_truth(tmp_path, capsys):
+    t = _csv(tmp_path / "t.csv", "filename,FaceOcclusion,gender\na.jpg,0.1,F\nb.jpg,0.3,M\n")
+    p = _csv(tmp_path / "p.csv", "filename,FaceOcclusion\na.jpg,0.1\nb.jpg,0.2\nx.jpg,0.4\ny.jpg,0.4\n")
+    assert main(["evaluate", "--pred", str(p), "--truth", str(t), "--json"]) == 0
+    cap = capsys.readouterr()
+    d = _strict_json(cap.out)
+    assert d["n_unknown"] == 2 and d["unknown_examples"] == ["x.jpg", "y.jpg"]
+    assert "2 prediction(s) for files not in the truth" in cap.err
+    assert main(["evaluate", "--pred", str(p), "--truth", str(t), "--strict"]) == 1
+    assert "x.jpg" in capsys.readouterr().err
+
+
+def test_evaluate_json_is_strict_when_a_group_is_empty(tmp_path, capsys):
+    t = _csv(tmp_path / "t.csv", "filename,FaceOcclusion,gender\na.jpg,0.1,F\n")  # no men: Err_M has no value
+    p = _csv(tmp_path / "p.csv", "filename,FaceOcclusion\na.jpg,0.1\n")
+    assert main(["evaluate", "--pred", str(p), "--truth", str(t), "--json"]) == 0
+    d = _strict_json(capsys.readouterr().out)
+    assert d["err_m"] is None and d["gap"] is None
+    assert main(["evaluate", "--pred", str(p), "--truth", str(t)]) == 0
+    assert "nan" not in capsys.readouterr().out
+
+
+# ---------------------------------------------------------------- predict inputs and exit codes
+
+
+def test_predict_refuses_missing_images_root_and_empty_csv(tmp_path, capsys):
+    good = _csv(tmp_path / "in.csv", "filename,FaceOcclusion,gender\na.png,0.1,F\n")
+    out = tmp_path / "p.csv"
+    assert main(["predict", "--csv", str(good), "--images-root", str(tmp_path / "nonexistent"), "--out", str(out)]) == 2
+    assert "--images-root" in _one_error_line(capsys.readouterr().err)
+    empty = tmp_path / "empty.csv"
+    empty.write_bytes(b"")
+    assert main(["predict", "--csv", str(empty), "--images-root", str(tmp_path), "--out", str(out)]) == 2
+    assert "filename" in _one_error_line(capsys.readouterr().err)
+    assert not out.exists() and not out.with_name(out.name + ".partial").exists()
+
+
+# ---------------------------------------------------------------- the same numbers from every entry point
+
+
+def test_estimate_predict_and_folder_mode_agree(tmp_path, small_folder, capsys):
+    names = ["orig.png", "flipped.png", "gray.png", "notes.txt"]
+    single = {}
+    for n in names:
+        rc = main(["estimate", str(small_folder / n), "--json"])
+        d = _strict_json(capsys.readouterr().out.strip().splitlines()[0])
+        assert rc == (1 if n == "notes.txt" else 0)
+        single[n] = (d["status"], d["faces"][0]["occlusion"] if d["faces"] else None,
+                     d["faces"][0]["geometric"] if d["faces"] else None)
+    csv_in = _csv(tmp_path / "in.csv", "filename,FaceOcclusion,gender\n" + "".join(f"{n},0.1,F\n" for n in names))
+    preds = tmp_path / "preds.csv"
+    assert main(["predict", "--csv", str(csv_in), "--images-root", str(small_folder), "--out", str(preds)]) == 1
+    folder_out = tmp_path / "folder.csv"
+    assert main(["estimate", str(small_folder), "--out", str(folder_out)]) == 1
+    with open(preds, newline="") as f:
+        pred_rows = {r["filename"]: r for r in csv.DictReader(f)}
+    with open(folder_out, newline="") as f:
+        folder_rows = {Path(r["filename"]).name: r for r in csv.DictReader(f)}
+    for n in names:
+        status, occ, geo = single[n]
+        assert pred_rows[n]["status"] == folder_rows[n]["status"] == status
+        if status != "ok":
+            assert occ is None and pred_rows[n]["FaceOcclusion"] == "" and folder_rows[n]["occlusion"] == ""
+            continue
+        # JSON rounds to 4 decimals, the CSVs keep 6
+        for value in (float(pred_rows[n]["FaceOcclusion"]), float(folder_rows[n]["occlusion"])):
+            assert value == pytest.approx(occ, abs=6e-5), n
+        for value in (float(pred_rows[n]["geometric"]), float(folder_rows[n]["geometric"])):
+            assert value == pytest.approx(geo, abs=6e-5), n
+    assert single["notes.txt"][0] == "not_an_image"
+
+
+# ---------------------------------------------------------------- wide and 1-bit images
+
+
+def _png_with_sbit(path: Path, gray16: np.ndarray, bits: int) -> None:
+    """A 16-bit gray PNG with an sBIT chunk saying ``bits`` significant bits (Pillow cannot write sBIT)."""
+    Image.fromarray(gray16).save(path)
+    data = path.read_bytes()
+    chunk = b"sBIT" + bytes([bits])
+    sbit = struct.pack(">I", 1) + chunk + struct.pack(">I", zlib.crc32(chunk) & 0xFFFFFFFF)
+    end_ihdr = 8 + 8 + 13 + 4  # signature, IHDR length+type, IHDR data, CRC
+    path.write_bytes(data[:end_ihdr] + sbit + data[end_ihdr:])
+
+
+def test_12bit_data_in_16bit_png_reads_like_the_8bit_photo(tmp_path):
+    gray8 = to_gray3(_astronaut())[..., 0]
+    want = gray8.astype(np.float64)
+    p = tmp_path / "g12.png"
+    Image.fromarray(gray8.astype(np.uint16) * 16).save(p)  # 0..4080, as a 12-bit camera writes
+    im = read_image(p)
+    assert im.is_gray and np.abs(im.rgb[..., 0] - want).mean() < 1.0
+    # the sBIT chunk decides over the largest value: 10-bit-looking data declared as 12 bits stays dark
+    p2 = tmp_path / "sbit.png"
+    _png_with_sbit(p2, gray8.astype(np.uint16) * 4, 12)
+    assert np.abs(read_image(p2).rgb[..., 0] - want / 4).mean() < 1.0
+    # 16-bit colour: Pillow keeps only the high byte; the reader must not
+    p3 = tmp_path / "c12.png"
+    rgb = _astronaut()
+    cv2.imwrite(str(p3), (rgb[..., ::-1].astype(np.uint16) * 16))
+    im3 = read_image(p3)
+    assert not im3.is_gray and np.abs(im3.rgb.astype(np.float64) - rgb).mean() < 1.0
+
+
+def test_handed_12bit_case_reads_like_the_example(capsys):
+    path = _case("astronaut_12bit.png")
+    a = read_image(path).rgb[..., 0].astype(np.float64)
+    assert np.abs(a - to_gray3(_astronaut())[..., 0]).mean() < 2.0
+    assert main(["estimate", str(path), "--json"]) == 0
+    f = _strict_json(capsys.readouterr().out.strip().splitlines()[0])["faces"][0]
+    assert f["is_gray"] is True and 0.05 <= f["occlusion"] <= 0.11
+
+
+def test_dithered_one_bit_picture_is_smoothed_and_its_face_found(tmp_path, mesher):
+    p = tmp_path / "onebit.png"
+    Image.fromarray(_astronaut()).convert("L").convert("1").save(p)  # Floyd-Steinberg dither
+    assert Image.open(p).mode == "1"
+    im = read_image(p)
+    assert im.is_gray and len(np.unique(im.rgb)) > 16  # shades of gray, not two levels
+    assert mesher.detect(im.rgb)
+    # the same pattern saved as 8-bit black and white
+    p8 = tmp_path / "onebit8.png"
+    Image.open(p).convert("L").save(p8)
+    assert mesher.detect(read_image(p8).rgb)
+    case = CASES / "astronaut_onebit.png"
+    if case.exists():
+        assert mesher.detect(read_image(case).rgb)
+
+
+# ---------------------------------------------------------------- quiet logs
+
+
+def _run_cli(*args: str, env_extra: dict | None = None) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONPATH": str(REPO), **(env_extra or {})}
+    for k in ("OCCPARSE_VERBOSE", "GLOG_minloglevel", "TF_CPP_MIN_LOG_LEVEL"):  # as a user's shell has it
+        if k not in (env_extra or {}):
+            env.pop(k, None)
+    return subprocess.run([sys.executable, "-m", "occparse.cli", *args], capture_output=True, text=True, env=env,
+                          cwd=REPO, timeout=300)
+
+
+def _chatter(stderr: str) -> list[str]:
+    return [ln for ln in stderr.splitlines() if ln.startswith(("INFO:", "W0000", "I0000", "WARNING: All log"))]
+
+
+def test_estimate_stderr_has_no_native_log_lines():
+    r = _run_cli("estimate", "examples/astronaut.png")
+    assert r.returncode == 0, r.stderr
+    assert _chatter(r.stderr) == [] and r.stderr.strip() == ""
+    assert "face 1" in r.stdout
+
+
+def test_library_use_is_quiet_too():
+    code = ("import numpy as np; from occparse.geometry import FaceMesher; m = FaceMesher(); "
+            "m.detector_boxes(np.zeros((64, 64, 3), np.uint8)); import time; time.sleep(0.5)")
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    for k in ("OCCPARSE_VERBOSE", "GLOG_minloglevel", "TF_CPP_MIN_LOG_LEVEL"):
+        env.pop(k, None)
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300)
+    assert r.returncode == 0, r.stderr
+    assert _chatter(r.stderr) == []
+
+
+def test_folder_mode_output_inside_the_input_folder_is_not_an_input(small_folder, capsys):
+    out = small_folder / "r.csv"
+    assert main(["estimate", str(small_folder), "--out", str(out)]) == 1
+    first = out.read_text()
+    with open(out, newline="") as f:
+        assert sorted(Path(r["filename"]).name for r in csv.DictReader(f)) == ["flipped.png", "gray.png", "notes.txt",
+                                                                             "orig.png"]
+    assert main(["estimate", str(small_folder), "--out", str(out)]) == 1  # a rerun does not read r.csv either
+    assert out.read_text() == first

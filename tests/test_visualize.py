@@ -1,0 +1,141 @@
+"""The --visualize picture: size and layout, one row per face, shares that add up, no crash on odd faces."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from PIL import Image
+
+from occparse import visualize as V
+from occparse.geometry import REGION_NAMES
+from occparse.results import FaceResult, OccluderShare, RegionOcclusion
+
+EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "astronaut.png"
+BAR_RED = np.array([220, 40, 40], np.uint8)
+
+
+@pytest.fixture(scope="module")
+def estimator():
+    from occparse.pipeline import Estimator, EstimatorOptions
+
+    return Estimator(EstimatorOptions(detector_scores=False))
+
+
+@pytest.fixture(scope="module")
+def astronaut() -> np.ndarray:
+    return np.asarray(Image.open(EXAMPLE).convert("RGB"))
+
+
+def _analyze(estimator, rgb: np.ndarray, tmp_path: Path, name: str):
+    p = tmp_path / name
+    Image.fromarray(rgb).save(p)
+    return estimator.analyze(p)
+
+
+def _face_result(regions: dict[str, float], geometric=0.2, occlusion=0.2, regressor=0.2, share=None) -> FaceResult:
+    return FaceResult(
+        occlusion=occlusion, geometric=geometric,
+        regions=[RegionOcclusion(n, regions.get(n, 0.0)) for n in REGION_NAMES],
+        occluded_by=share or OccluderShare(0.5, 0.3, 0.2), box=(0, 0, 10, 10), landmark_confidence=None,
+        parser_confidence=0.9, is_gray=False, face_size=10.0, regressor=regressor,
+    )
+
+
+def _expected_shape(n_faces: int) -> tuple[int, int, int]:
+    return V.HEADER_H + V.ROW_H * n_faces, V.TILE + V.PANEL_W, 3
+
+
+def test_one_face_picture_and_zoom(estimator, astronaut, tmp_path):
+    an = _analyze(estimator, astronaut, tmp_path, "one.png")
+    assert len(an.faces) == 1
+    pic = V.draw_estimate(an)
+    assert pic.shape == _expected_shape(1) and pic.dtype == np.uint8
+    # The face fills the zoom tile: the green R outline spans at least MIN_FACE_PX rows of the tile.
+    tile = pic[V.HEADER_H :, : V.TILE]
+    green = np.all(tile == np.array(V.R_GREEN, np.uint8), axis=-1)
+    rows = np.flatnonzero(green.any(axis=1))
+    assert rows.max() - rows.min() >= 0.9 * V.MIN_FACE_PX
+
+
+def test_one_row_per_face_and_max_faces(estimator, astronaut, tmp_path):
+    two = np.hstack([astronaut, astronaut[:, ::-1]])
+    an = _analyze(estimator, two, tmp_path, "two.png")
+    assert len(an.faces) == 2
+    assert V.draw_estimate(an).shape == _expected_shape(2)
+    assert V.draw_estimate(an, max_faces=1).shape == _expected_shape(1)
+
+
+def test_cli_all_faces_draws_every_face(estimator, astronaut, tmp_path):
+    from occparse.cli import main
+
+    src = tmp_path / "group.png"
+    Image.fromarray(np.hstack([astronaut, astronaut[:, ::-1]])).save(src)
+    for flags, n in (([], 1), (["--all-faces"], 2)):
+        out = tmp_path / f"v{n}.png"
+        assert main(["estimate", str(src), "--visualize", str(out), *flags]) == 0
+        w, h = Image.open(out).size
+        assert (h, w) == _expected_shape(n)[:2]
+
+
+def test_face_cut_by_the_border_and_tiny_face(estimator, astronaut, tmp_path):
+    cut = _analyze(estimator, np.ascontiguousarray(astronaut[110:, 120:]), tmp_path, "cut.png")
+    assert len(cut.faces) == 1 and cut.faces[0].face.box[1] < 0  # the oval runs off the top
+    assert V.draw_estimate(cut).shape == _expected_shape(1)
+
+    small = cv2.resize(astronaut, (160, 160), interpolation=cv2.INTER_AREA)
+    an = _analyze(estimator, small, tmp_path, "tiny.png")
+    assert len(an.faces) == 1 and an.faces[0].result.face_size < 40
+    assert V.zoom_matrix(an.faces[0].face.box)[0, 0] * an.faces[0].result.face_size >= V.MIN_FACE_PX - 1
+    assert V.draw_estimate(an).shape == _expected_shape(1)
+
+
+def test_no_face_gives_the_header_only(estimator, tmp_path):
+    an = _analyze(estimator, np.full((200, 200, 3), 128, np.uint8), tmp_path, "grey.png")
+    assert not an.faces
+    assert V.draw_estimate(an).shape == _expected_shape(0)
+
+
+def test_shares_of_r_add_up_and_take_extra_classes():
+    res = _face_result({}, geometric=0.086, share=OccluderShare(0.99, 0.0, 0.01))
+    shares = dict(V.shares_of_r(res))
+    assert set(shares) == {"face", "hair", "occluder", "background", "facial_hair"}
+    assert sum(shares.values()) == pytest.approx(1.0)
+    assert shares["face"] == pytest.approx(0.914)
+
+    res = dataclasses.replace(res, occluded_by=OccluderShare(0.4, 0.1, 0.1, 0.4))
+    shares = dict(V.shares_of_r(res))
+    assert shares["facial_hair"] == pytest.approx(0.086 * 0.4)
+    assert sum(shares.values()) == pytest.approx(1.0)
+    panel = V.draw_panel(res, 0, 1)  # the legend draws the extra class with its own colour
+    assert np.all(panel == np.array(V.class_colour("facial hair"), np.uint8), axis=-1).sum() > 50
+
+
+def test_nothing_hidden_still_sums_to_one():
+    shares = dict(V.shares_of_r(_face_result({}, geometric=0.0, share=OccluderShare(0.0, 0.0, 0.0))))
+    assert shares["face"] == 1.0 and sum(shares.values()) == 1.0
+
+
+@pytest.mark.parametrize("values", [[0.914, 0.0853, 0.0, 0.0007], [1 / 3, 1 / 3, 1 / 3], [1.0, 0.0, 0.0]])
+def test_percent_labels_add_up_to_100(values):
+    labels = V.percent_labels(values)
+    assert sum(float(s.rstrip("%")) for s in labels) == pytest.approx(100.0)
+    for s, v in zip(labels, values, strict=True):
+        assert abs(float(s.rstrip("%")) - 100 * v) < 0.1 + 1e-9
+
+
+def test_zero_bars_have_no_tick():
+    zero = V.draw_panel(_face_result({}), 0, 1)
+    assert not np.all(zero == BAR_RED, axis=-1).any()
+    some = V.draw_panel(_face_result({"forehead": 0.35, "chin": float("nan")}), 0, 1)
+    assert np.all(some == BAR_RED, axis=-1).sum() > 100
+
+
+def test_explanation_only_outside_both_components():
+    assert V.explain_final(_face_result({}, geometric=0.086, regressor=0.083, occlusion=0.104)).startswith("Why above")
+    assert V.explain_final(_face_result({}, geometric=0.002, regressor=0.037, occlusion=0.0)).startswith("Why below")
+    assert V.explain_final(_face_result({}, geometric=0.0, regressor=0.128, occlusion=0.037)) is None
+    assert V.explain_final(_face_result({}, geometric=0.1, regressor=None, occlusion=0.3)) is None
