@@ -343,7 +343,8 @@ def _table(res, all_faces: bool) -> str:
         lines.append(
             f"  face {i + 1}: occluded {_pct(f.occlusion)}  (geometric {_pct(f.geometric)}"
             + (f", regressor {_pct(f.regressor)}" if f.regressor is not None else "")
-            + f")  hidden by hair {f.occluded_by.hair:.0%} / other {f.occluded_by.occluder:.0%}"
+            + f")  hidden by hair {f.occluded_by.hair:.0%} / facial hair {f.occluded_by.facial_hair:.0%}"
+            + f" / occluder {f.occluded_by.occluder:.0%} / background {f.occluded_by.background:.0%}"
             + f"  box {tuple(round(v) for v in f.box)}  confidence {conf}{'  gray' if f.is_gray else ''}"
         )
         lines.append("    " + "  ".join(f"{n} {_pct(f.region(n), '.0%')}" for n in REGION_NAMES))

@@ -85,7 +85,7 @@ def _legend(img: np.ndarray) -> None:
     scale = max(0.35, img.shape[1] / 900)
     y = int(18 * scale / 0.5)
     x = 6
-    entries = [(c, class_colour(c)) for c in CLASSES[1:]] + [("face region R", (0, 220, 0))]
+    entries = [(c.replace("_", " "), class_colour(c)) for c in CLASSES[1:]] + [("face region R", (0, 220, 0))]
     for name, colour in entries:
         cv2.putText(img, name, (x, y), FONT, scale, (0, 0, 0), 3, cv2.LINE_AA)
         cv2.putText(img, name, (x, y), FONT, scale, colour, 1, cv2.LINE_AA)
@@ -350,7 +350,7 @@ def draw_header(rgb: np.ndarray | None, boxes: list[tuple[float, float, float, f
     y += 22
     cx = x
     for name in CLASSES:
-        shown = "visible face" if name == "face" else name
+        shown = "visible face" if name == "face" else name.replace("_", " ")
         _swatch(hd, cx, y, class_colour(name))
         _text(hd, shown, cx + 18, y, 0.4)
         cx += 30 + cv2.getTextSize(shown, FONT, 0.4, 1)[0][0]
