@@ -23,6 +23,15 @@ OCCLUSION_BINS = (0.0, 0.02, 0.05, 0.1, 0.2, 0.3, 1.0)
 FACIAL_HAIR_GROUPS = (("no facial hair", 0.0, 0.01), ("some facial hair", 0.01, 0.1), ("full beard", 0.1, 1.01))
 
 
+def occlusion_bins(gt: np.ndarray) -> list[tuple[float, float, np.ndarray]]:
+    """(low, high, boolean mask of ``gt``) for each bin of :data:`OCCLUSION_BINS`; the last bin includes 1.0."""
+    gt = np.asarray(gt, np.float64)
+    out = []
+    for lo, hi in zip(OCCLUSION_BINS[:-1], OCCLUSION_BINS[1:], strict=True):
+        out.append((lo, hi, (gt >= lo) & ((gt <= hi) if hi >= 1.0 else (gt < hi))))
+    return out
+
+
 class TruthFileError(DataError, ValueError):
     """The truth or prediction CSV does not follow the data contract."""
 
@@ -269,9 +278,8 @@ def evaluate(
         g_a = np.array(grays, dtype=bool)
         add("colour", ~g_a)
         add("gray", g_a)
-    for lo, hi in zip(OCCLUSION_BINS[:-1], OCCLUSION_BINS[1:], strict=True):
-        last = hi >= 1.0
-        add(f"gt [{lo:.3f}, {hi:.3f}{']' if last else ')'}", (gt_a >= lo) & ((gt_a <= hi) if last else (gt_a < hi)))
+    for lo, hi, mask in occlusion_bins(gt_a):
+        add(f"gt [{lo:.3f}, {hi:.3f}{']' if hi >= 1.0 else ')'}", mask)
     if any(b is not None for b in beards):  # LFW-based truth with its facial-hair share
         b_a = np.array([np.nan if b is None else b for b in beards], np.float64)
         for name, lo, hi in FACIAL_HAIR_GROUPS:

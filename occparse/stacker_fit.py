@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from .metrics import OCCLUSION_BINS, challenge_score, parse_gender, read_truth
+from .metrics import challenge_score, occlusion_bins, parse_gender, read_truth
 from .stacking import FEATURES, StackerBundle, save_stacker
 from .strictjson import dumps as strict_dumps
 
@@ -101,19 +101,10 @@ MAX_BIN_BIAS = 0.05
 MIN_BIN_ROWS = 20
 
 
-def bin_index(gt: np.ndarray) -> np.ndarray:
-    """Index of each truth value's bin in metrics.OCCLUSION_BINS (the last bin includes 1.0)."""
-    return np.clip(np.searchsorted(np.asarray(OCCLUSION_BINS), gt, side="right") - 1, 0, len(OCCLUSION_BINS) - 2)
-
-
 def bin_bias(pred: np.ndarray, gt: np.ndarray) -> list[tuple[str, int, float]]:
-    """(bin name, rows, mean signed error) per true-occlusion bin."""
-    idx = bin_index(gt)
-    out = []
-    for b, (lo, hi) in enumerate(zip(OCCLUSION_BINS[:-1], OCCLUSION_BINS[1:], strict=True)):
-        m = idx == b
-        out.append((f"[{lo:.2f},{hi:.2f})", int(m.sum()), float(np.mean(pred[m] - gt[m])) if m.any() else float("nan")))
-    return out
+    """(bin name, rows, mean signed error) per true-occlusion bin (the bins ``occparse evaluate`` reports)."""
+    return [(f"[{lo:.2f},{hi:.2f})", int(m.sum()), float(np.mean(pred[m] - gt[m])) if m.any() else float("nan"))
+            for lo, hi, m in occlusion_bins(gt)]
 
 
 def sample_weights(kind: str, gt: np.ndarray) -> np.ndarray:

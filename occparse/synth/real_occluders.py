@@ -25,7 +25,7 @@ import cv2
 import numpy as np
 
 from ..geometry import OUTER_LIPS, _fill, alignment_matrix, face_region
-from ..labels import FACIAL_HAIR, HAIR, OCCLUDER, facial_hair_zone
+from ..labels import FACIAL_HAIR, OCCLUDER, facial_hair_zone, split_facial_hair
 from .occluders import Layer, _face_frame
 from .sources import BaseFace, read_rgb
 
@@ -62,7 +62,7 @@ class BeardDonors:
             out = []
             for d in self.donors:
                 lab = cv2.imread(str(d.label_path), cv2.IMREAD_GRAYSCALE)
-                fh = (lab == HAIR) & facial_hair_zone(d.face, lab.shape)
+                fh = split_facial_hair(lab, d.face, d.gender) == FACIAL_HAIR
                 region = face_region(d.face, lab.shape)
                 if (fh & region).sum() >= self.min_fraction * max(1, region.sum()):
                     out.append((d, fh))

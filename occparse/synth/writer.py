@@ -13,6 +13,7 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
+from ..labels import FACIAL_HAIR, OCCLUDER, PALETTE
 from .engine import Sample, SynthConfig, Synthesizer, Task, bench_tasks, run_task
 
 #: facial_hair: share of R that is facial hair (LFW val truth only; empty where unknown)
@@ -123,7 +124,6 @@ def write_lfw_val_truth(synth: Synthesizer, out: Path) -> Path:
     that ``occparse evaluate`` can report faces with and without facial hair. Filenames are relative to
     the data folder's ``faces/lfw_parts/images``."""
     from ..geometry import face_region
-    from ..labels import FACIAL_HAIR
     from .engine import base_labels, base_visible, occlusion_of
 
     rows = []
@@ -146,10 +146,9 @@ def contact_sheet(samples: list[Sample], columns: int = 8) -> np.ndarray:
     sheet = np.full((rows * size, columns * size, 3), 255, np.uint8)
     for i, s in enumerate(samples):
         im = s.image.astype(np.float32)
-        occ = s.labels == 3
-        im[occ] = im[occ] * 0.55 + np.array([255, 40, 40]) * 0.45
-        fh = s.labels == 4  # facial hair: brown
-        im[fh] = im[fh] * 0.55 + np.array([150, 90, 40]) * 0.45
+        for cls in (OCCLUDER, FACIAL_HAIR):
+            m = s.labels == cls
+            im[m] = im[m] * 0.55 + PALETTE[cls] * 0.45
         im = np.clip(im, 0, 255).astype(np.uint8)
         cv2.polylines(im, [np.round(s.face.oval * 16).astype(np.int32)], True, (0, 230, 0), 1, cv2.LINE_AA, 4)
         text = f"{s.occlusion:.2f} {'+'.join(s.kinds) or 'none'}{' gray' if s.is_gray else ''}"
@@ -172,7 +171,7 @@ def preview(synth: Synthesizer, tasks: list[Task], seed: int, path: Path, n: int
 def facial_hair_rule_sheet(synth: Synthesizer, n: int = 24) -> np.ndarray:
     """LFW men with the most hair in the lower face: photo | zone (green) and facial hair (brown) | labels."""
     from ..geometry import face_region
-    from ..labels import FACIAL_HAIR, HAIR, colorize, facial_hair_zone, split_facial_hair
+    from ..labels import HAIR, colorize, facial_hair_zone, split_facial_hair
     from .sources import read_rgb
 
     men = [f for f in synth.faces.of("lfw") if f.gender == "M"] or synth.faces.of("lfw")
@@ -188,7 +187,7 @@ def facial_hair_rule_sheet(synth: Synthesizer, n: int = 24) -> np.ndarray:
         split = split_facial_hair(lab, f.face, f.gender)
         over = rgb.copy()
         over[zone] = 0.7 * over[zone] + 0.3 * np.array([0, 255, 0])
-        over[split == FACIAL_HAIR] = 0.4 * over[split == FACIAL_HAIR] + 0.6 * np.array([150, 90, 40])
+        over[split == FACIAL_HAIR] = 0.4 * over[split == FACIAL_HAIR] + 0.6 * PALETTE[FACIAL_HAIR]
         edge = face_region(f.face, lab.shape).astype(np.uint8)
         cnt, _ = cv2.findContours(edge, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE)
         over = np.clip(over, 0, 255).astype(np.uint8)
