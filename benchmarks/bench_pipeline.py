@@ -8,7 +8,7 @@ Same as `occparse benchmark`. Run it on an otherwise idle machine.
 
 import sys
 
-from occparse.benchmark import main
+from occparse.evaluation.benchmark import main
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -20,17 +20,17 @@ from typing import TYPE_CHECKING
 
 #: public name -> module that defines it
 _EXPORTS = {
-    "Estimator": "pipeline",
-    "EstimatorOptions": "pipeline",
-    "ImageAnalysis": "pipeline",
-    "FaceDetail": "pipeline",
-    "ImageResult": "results",
-    "FaceResult": "results",
-    "RegionOcclusion": "results",
-    "OccluderShare": "results",
-    "Status": "results",
-    "read_image": "io",
-    "LoadedImage": "io",
+    "Estimator": "runtime.pipeline",
+    "EstimatorOptions": "runtime.pipeline",
+    "ImageAnalysis": "runtime.pipeline",
+    "FaceDetail": "runtime.pipeline",
+    "ImageResult": "runtime.results",
+    "FaceResult": "runtime.results",
+    "RegionOcclusion": "runtime.results",
+    "OccluderShare": "runtime.results",
+    "Status": "runtime.results",
+    "read_image": "runtime.io",
+    "LoadedImage": "runtime.io",
     "OccparseError": "errors",
     "InputError": "errors",
     "ModelError": "errors",
@@ -71,6 +71,6 @@ def __dir__() -> list[str]:
 
 if TYPE_CHECKING:  # for type checkers and IDEs; at run time the names above load lazily
     from .errors import DataError, InputError, ModelError, OccparseError, VersionError
-    from .io import LoadedImage, read_image
-    from .pipeline import Estimator, EstimatorOptions, FaceDetail, ImageAnalysis
-    from .results import FaceResult, ImageResult, OccluderShare, RegionOcclusion, Status
+    from .runtime.io import LoadedImage, read_image
+    from .runtime.pipeline import Estimator, EstimatorOptions, FaceDetail, ImageAnalysis
+    from .runtime.results import FaceResult, ImageResult, OccluderShare, RegionOcclusion, Status

@@ -10,9 +10,9 @@ import sys
 from pathlib import Path
 
 # the batch commands' output columns and rows (import-light); the old names stay importable from here
-from .rows import FACE_EXTRA_COLUMNS, PREDICT_COLUMNS  # noqa: F401
-from .rows import face_extra as _face_extra  # noqa: F401
-from .strictjson import dumps as strict_dumps
+from .runtime.rows import FACE_EXTRA_COLUMNS, PREDICT_COLUMNS  # noqa: F401
+from .runtime.rows import face_extra as _face_extra  # noqa: F401
+from .runtime.strictjson import dumps as strict_dumps
 
 EPILOG = """examples:
   occparse synth --preset bench --out bench/            # the fixed 3,000-sample benchmark split
@@ -111,7 +111,7 @@ def cmd_synth(a: argparse.Namespace) -> int:
 def _print_distribution(truth: Path) -> None:
     import numpy as np
 
-    from .metrics import read_truth
+    from .evaluation.metrics import read_truth
 
     rows = read_truth(truth)
     gt = np.array([float(r["FaceOcclusion"]) for r in rows])
@@ -125,7 +125,7 @@ def _print_distribution(truth: Path) -> None:
 
 
 def cmd_evaluate(a: argparse.Namespace) -> int:
-    from .metrics import TruthFileError, evaluate, format_evaluation, read_predictions, read_truth
+    from .evaluation.metrics import TruthFileError, evaluate, format_evaluation, read_predictions, read_truth
 
     notes: list[str] = []
     try:
@@ -210,9 +210,9 @@ def _train_parser(a: argparse.Namespace) -> int:
 def cmd_parse(a: argparse.Namespace) -> int:
     import cv2
 
-    from .pipeline import Estimator, EstimatorOptions
-    from .visualize import label_overlay
-    from .weights import WeightsError
+    from .models.zoo import WeightsError
+    from .runtime.pipeline import Estimator, EstimatorOptions
+    from .runtime.visualize import label_overlay
 
     try:
         app = Estimator(EstimatorOptions(parser=a.parser, parser_spec=a.parser_spec, precision=a.precision,
@@ -314,8 +314,8 @@ def _workers(requested: int, n_items: int) -> int:
 
 
 def _estimator(a: argparse.Namespace, **kw):
-    from .pipeline import Estimator, EstimatorOptions
-    from .weights import WeightsError
+    from .models.zoo import WeightsError
+    from .runtime.pipeline import Estimator, EstimatorOptions
 
     try:
         return Estimator(EstimatorOptions(parser=a.parser, parser_spec=a.parser_spec, precision=a.precision,
@@ -333,7 +333,7 @@ def _pct(v: float | None, fmt: str = ".1%") -> str:
 
 
 def _table(res, all_faces: bool) -> str:
-    from .geometry import REGION_NAMES
+    from .runtime.geometry import REGION_NAMES
 
     if not res.ok:
         return f"{res.path}: {res.status}: {res.message}"
@@ -366,8 +366,8 @@ def _estimate_folder(a: argparse.Namespace) -> int:
     """Folder/batch mode: every image under the inputs, one row each, streamed to --out, resumable."""
     from tqdm import tqdm
 
-    from .batch import BatchInputError, ResumableWriter, analyses
-    from .rows import FOLDER_COLUMNS, folder_row
+    from .runtime.batch import BatchInputError, ResumableWriter, analyses
+    from .runtime.rows import FOLDER_COLUMNS, folder_row
 
     if a.engine == "ray":
         return _estimate_folder_ray(a)
@@ -447,7 +447,7 @@ def _csv_to_parquet(src: Path, dst: Path, columns: tuple[str, ...]) -> Path:
     import pyarrow.csv as pacsv
     import pyarrow.parquet as pq
 
-    from .rows import column_type
+    from .runtime.rows import column_type
 
     kinds = {"string": pa.string(), "int64": pa.int64(), "float64": pa.float64()}
     types = {c: kinds[column_type(c)] for c in columns}  # one definition for both engines (occparse/rows.py)
@@ -465,7 +465,7 @@ def _csv_to_parquet(src: Path, dst: Path, columns: tuple[str, ...]) -> Path:
 def cmd_estimate(a: argparse.Namespace) -> int:
     import cv2
 
-    from .visualize import draw_estimate
+    from .runtime.visualize import draw_estimate
 
     if a.out or any(Path(p).is_dir() for p in a.images):
         if not a.out:
@@ -525,8 +525,8 @@ def cmd_estimate(a: argparse.Namespace) -> int:
 def cmd_predict(a: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from .batch import BatchInputError, ResumableWriter, analyses, read_input_csv
-    from .rows import predict_row
+    from .runtime.batch import BatchInputError, ResumableWriter, analyses, read_input_csv
+    from .runtime.rows import predict_row
 
     if a.engine == "ray":
         return _predict_ray(a)
@@ -578,7 +578,7 @@ def _providers(a: argparse.Namespace) -> tuple[str, ...] | None:
     device = getattr(a, "device", "auto")
     if device == "auto":
         return None
-    from .providers import select_providers
+    from .runtime.session import select_providers
 
     return tuple(select_providers(device))  # DeviceError (exit 2) when cuda is asked for and absent
 
@@ -586,7 +586,7 @@ def _providers(a: argparse.Namespace) -> tuple[str, ...] | None:
 def _ray_options(a: argparse.Namespace, **kw):
     """The EstimatorOptions the Ray actors get (as the local engine's), checked here first: a missing model
     is one line now, not a traceback from every actor."""
-    from .pipeline import EstimatorOptions
+    from .runtime.pipeline import EstimatorOptions
 
     app, err = _estimator(a, **kw)
     if app is None:
@@ -597,7 +597,7 @@ def _ray_options(a: argparse.Namespace, **kw):
 
 
 def _run_ray(a: argparse.Namespace, names: list[str], sources: list[str], kind: str, options) -> int:
-    from .distributed import require_ray, run
+    from .runtime.distributed import require_ray, run
 
     require_ray()  # before any work: one line when Ray is not installed
     device = "cuda" if _providers(a) and _providers(a)[0] == "CUDAExecutionProvider" else "cpu"
@@ -618,7 +618,7 @@ def _run_ray(a: argparse.Namespace, names: list[str], sources: list[str], kind: 
 
 def _predict_ray(a: argparse.Namespace) -> int:
     """predict --engine ray: the CSV/Parquet and the images may be local or on any pyarrow file system."""
-    from .distributed import is_uri, join, read_filenames
+    from .runtime.distributed import is_uri, join, read_filenames
 
     if not is_uri(a.images_root) and not Path(a.images_root).is_dir():
         return _fail(f"--images-root {a.images_root}: no such folder")
@@ -633,7 +633,7 @@ def _predict_ray(a: argparse.Namespace) -> int:
 
 def _estimate_folder_ray(a: argparse.Namespace) -> int:
     """Folder mode with --engine ray: files under local folders or URIs (s3://bucket/prefix/)."""
-    from .distributed import PARTS_SUFFIX, is_uri, list_folder
+    from .runtime.distributed import PARTS_SUFFIX, is_uri, list_folder
 
     names: list[str] = []
     for item in a.images:
@@ -653,9 +653,9 @@ def _estimate_folder_ray(a: argparse.Namespace) -> int:
 
 
 def cmd_fit_stacker(a: argparse.Namespace) -> int:
-    from .metrics import TruthFileError
-    from .stacker_fit import run
-    from .weights import WeightsError
+    from .evaluation.metrics import TruthFileError
+    from .evaluation.stacker_fit import run
+    from .models.zoo import WeightsError
 
     if a.replace_shipped and a.out:
         return _fail("give --out PATH or --replace-shipped, not both")
@@ -663,7 +663,7 @@ def cmd_fit_stacker(a: argparse.Namespace) -> int:
         return _fail("fit-stacker needs --out PATH (a new stacker file), or --replace-shipped to overwrite the installed "
                      "one")
     if a.replace_shipped:
-        from .weights import shipped
+        from .models.zoo import shipped
 
         a.out = str(shipped("stacker", a.weights, verify=False).path)
     elif Path(a.out).resolve() == _shipped_stacker_path(a.weights):
@@ -679,7 +679,7 @@ def cmd_fit_stacker(a: argparse.Namespace) -> int:
 
 
 def _shipped_stacker_path(weights: str | None) -> Path | None:
-    from .weights import WeightsError, manifest
+    from .models.zoo import WeightsError, manifest
 
     try:
         e = manifest(weights).get("stacker")
@@ -688,7 +688,7 @@ def _shipped_stacker_path(weights: str | None) -> Path | None:
     return e.path.resolve() if e else None
 
 
-#: --precision values (the same as occparse.weights.PRECISIONS, kept here so building the CLI stays import-light)
+#: --precision values (the same as occparse.models.zoo.PRECISIONS, kept here so building the CLI stays import-light)
 PRECISION_CHOICES = ("auto", "fp32", "int8")
 
 def _add_parser_args(p: argparse.ArgumentParser) -> None:
@@ -976,15 +976,15 @@ example:
         q.add_argument("--restart", action="store_true", help="ignore an existing checkpoint")
         q.set_defaults(func=cmd_train)
 
-    _add_tool(sub, "benchmark", "benchmark", "per-stage latency and end-to-end images/s, with the machine's facts",
+    _add_tool(sub, "benchmark", "evaluation.benchmark", "per-stage latency and end-to-end images/s, with the machine's facts",
               load=command in (None, "benchmark"))
-    _add_tool(sub, "quantize", "quantize", "int8 copies of the shipped networks for the CPU (a build step)",
+    _add_tool(sub, "quantize", "models.quantize", "int8 copies of the shipped networks for the CPU (a build step)",
               load=command in (None, "quantize"))
-    _add_tool(sub, "parser-eval", "parser_eval", "the parser's IoU on LFW val and a benchmark split",
+    _add_tool(sub, "parser-eval", "evaluation.parser_eval", "the parser's IoU on LFW val and a benchmark split",
               load=command in (None, "parser-eval"))
-    _add_tool(sub, "error-budget", "error_budget", "the geometric error with the parser's labels vs the true labels",
+    _add_tool(sub, "error-budget", "evaluation.error_budget", "the geometric error with the parser's labels vs the true labels",
               load=command in (None, "error-budget"))
-    _add_tool(sub, "models", "weights", "list, verify (sha256), locate or pin the models",
+    _add_tool(sub, "models", "models.zoo", "list, verify (sha256), locate or pin the models",
               load=command in (None, "models"))
     return p
 

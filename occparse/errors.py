@@ -5,12 +5,12 @@ one class, and the ``occparse`` command turns any of them into one line on stder
 exit status. Each child also keeps the built-in base its code raised before (``RuntimeError``,
 ``ValueError``, ``FileNotFoundError``) so existing ``except`` clauses keep working.
 
-* :class:`InputError`: an image that cannot be read (``occparse.io.ImageInputError`` and its
+* :class:`InputError`: an image that cannot be read (``occparse.runtime.io.ImageInputError`` and its
   children carry the short ``status`` code written in batch output).
 * :class:`ModelError`: a model file that is missing, unlisted or fails its pinned sha256
-  (``occparse.weights.WeightsError``).
+  (``occparse.models.zoo.WeightsError``).
 * :class:`VersionError`: a stacker file written by another scikit-learn version, or for
-  other features (``occparse.stacking.StackerVersionError``).
+  other features (``occparse.runtime.stacking.StackerVersionError``).
 * :class:`DataError`: a data folder, truth CSV or input CSV that breaks its contract.
 """
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from occparse.batch import BatchInputError, ResumableWriter, read_input_csv
+from occparse.runtime.batch import BatchInputError, ResumableWriter, read_input_csv
 
 
 def _rows(path):
@@ -68,8 +68,8 @@ def test_worker_pool_keeps_order_with_a_small_window(tmp_path):
     """prepared() refills a bounded window: every input comes back once, in input order."""
     from types import SimpleNamespace
 
-    from occparse.batch import prepared
-    from occparse.pipeline import EstimatorOptions
+    from occparse.runtime.batch import prepared
+    from occparse.runtime.pipeline import EstimatorOptions
 
     face = Path(__file__).resolve().parents[1] / "examples" / "astronaut.png"
     junk = tmp_path / "junk.jpg"

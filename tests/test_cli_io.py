@@ -25,8 +25,8 @@ import pytest
 from PIL import Image
 
 from occparse.cli import main
-from occparse.io import read_image, to_gray3
-from occparse.strictjson import dumps
+from occparse.runtime.io import read_image, to_gray3
+from occparse.runtime.strictjson import dumps
 
 REPO = Path(__file__).resolve().parents[1]
 EXAMPLE = REPO / "examples" / "astronaut.png"
@@ -389,7 +389,7 @@ def test_estimate_stderr_has_no_native_log_lines():
 
 
 def test_library_use_is_quiet_too():
-    code = ("import numpy as np; from occparse.geometry import FaceMesher; m = FaceMesher(); "
+    code = ("import numpy as np; from occparse.runtime.geometry import FaceMesher; m = FaceMesher(); "
             "m.detector_boxes(np.zeros((64, 64, 3), np.uint8)); import time; time.sleep(0.5)")
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     for k in ("OCCPARSE_VERBOSE", "GLOG_minloglevel", "TF_CPP_MIN_LOG_LEVEL"):

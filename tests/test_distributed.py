@@ -10,15 +10,15 @@ import sys
 import pytest
 
 from occparse.cli import main
-from occparse.providers import CPU, CUDA, DeviceError, check_session, select_providers
+from occparse.runtime.session import CPU, CUDA, DeviceError, check_session, select_providers
 
 HAVE_RAY = importlib.util.find_spec("ray") is not None
 needs_ray = pytest.mark.skipif(not HAVE_RAY, reason='ray not installed (pip install "occparse[ray]")')
 
 
 def test_region_columns_match_geometry():
-    from occparse.geometry import REGION_NAMES
-    from occparse.rows import REGIONS
+    from occparse.runtime.geometry import REGION_NAMES
+    from occparse.runtime.rows import REGIONS
 
     assert REGIONS == REGION_NAMES
 
@@ -61,7 +61,7 @@ def test_cuda_asked_for_and_absent_is_one_line_exit_2(argv, capsys):
 
 
 def test_runtime_never_imports_ray():
-    code = ("import sys, occparse, occparse.cli, occparse.pipeline, occparse.batch, occparse.distributed; "
+    code = ("import sys, occparse, occparse.cli, occparse.runtime.pipeline, occparse.runtime.batch, occparse.runtime.distributed; "
             "occparse.cli.build_parser('predict'); assert 'ray' not in sys.modules, 'ray imported'")
     subprocess.run([sys.executable, "-c", code], check=True)
 
@@ -77,7 +77,7 @@ def test_engine_ray_without_ray_is_one_line(monkeypatch, tmp_path, capsys):
 
 
 def test_ray_engine_refuses_non_parquet_and_other_inputs_parts(tmp_path):
-    from occparse.distributed import EngineError, arrow_table, part_name, plan
+    from occparse.runtime.distributed import EngineError, arrow_table, part_name, plan
 
     with pytest.raises(EngineError, match="Parquet"):
         plan(["a"], str(tmp_path / "p.csv"))
@@ -154,8 +154,8 @@ def test_ray_resumes_a_killed_run(crops, local_ray, capsys):
     """Shards 0 and 1 written before a 'kill' (and one torn part): the rerun does only the rest."""
     import csv
 
-    from occparse.distributed import ShardScorer, plan, run
-    from occparse.pipeline import EstimatorOptions
+    from occparse.runtime.distributed import ShardScorer, plan, run
+    from occparse.runtime.pipeline import EstimatorOptions
 
     with open(crops / "set" / "truth.csv", newline="") as f:
         names = [r["filename"] for r in csv.DictReader(f)]
@@ -196,9 +196,9 @@ def test_ray_folder_mode_equals_local(crops, local_ray):
 def test_gray_regressor_loads_only_when_a_gray_face_comes():
     import numpy as np
 
-    from occparse.parsing import make_session
-    from occparse.regression import Regressors, preprocess
-    from occparse.weights import manifest, shipped_variant
+    from occparse.models.zoo import manifest, shipped_variant
+    from occparse.runtime.regression import Regressors, preprocess
+    from occparse.runtime.session import make_session
 
     have = manifest()
     if "regressor_gray" not in have:
@@ -219,7 +219,7 @@ def test_gray_regressor_loads_only_when_a_gray_face_comes():
 
 
 def test_benchmark_prints_time_to_first_result(tmp_path, capsys):
-    from occparse.benchmark import main as bench
+    from occparse.evaluation.benchmark import main as bench
 
     shutil.copy("examples/astronaut.png", tmp_path / "a.png")
     assert bench(["--images", str(tmp_path), "-n", "1", "--workers", "0", "--startup-runs", "1"]) == 0
@@ -229,8 +229,8 @@ def test_benchmark_prints_time_to_first_result(tmp_path, capsys):
 
 @needs_ray
 def test_ray_actor_failure_is_one_engine_error(crops, local_ray):
-    from occparse.distributed import EngineError, run
-    from occparse.pipeline import EstimatorOptions
+    from occparse.runtime.distributed import EngineError, run
+    from occparse.runtime.pipeline import EstimatorOptions
 
     src = sorted((crops / "set" / "images").iterdir())[:2]
     with pytest.raises(EngineError, match="Ray job failed.*rerun"):
@@ -271,8 +271,8 @@ def test_ray_two_stage_pipeline_equals_local(crops, local_ray):
 
     import pyarrow.parquet as pq
 
-    from occparse.distributed import run
-    from occparse.pipeline import EstimatorOptions
+    from occparse.runtime.distributed import run
+    from occparse.runtime.pipeline import EstimatorOptions
 
     want = list(csv.DictReader((crops / "local.csv").read_text().splitlines()))[:12]
     names = [r["filename"] for r in want]

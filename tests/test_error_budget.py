@@ -7,7 +7,7 @@ import csv
 import cv2
 import numpy as np
 
-from occparse.error_budget import measure, oracle_parse
+from occparse.evaluation.error_budget import measure, oracle_parse
 from occparse.synth.engine import Synthesizer
 
 

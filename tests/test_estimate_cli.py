@@ -134,7 +134,7 @@ def test_folder_mode_with_workers_scores_every_file_once(tmp_path, tiny_parser, 
 
 
 def test_flip_tta_reaches_the_parser_and_estimate_runs(tmp_path, tiny_parser, spec64, capsys):
-    from occparse.pipeline import Estimator, EstimatorOptions
+    from occparse.runtime.pipeline import Estimator, EstimatorOptions
 
     est = Estimator(EstimatorOptions(parser=str(tiny_parser), parser_spec=str(spec64), parser_flip=True, use_learned=False))
     assert est.parser.flip and not Estimator(EstimatorOptions(parser=str(tiny_parser), parser_spec=str(spec64),

@@ -15,10 +15,10 @@ import cv2
 import numpy as np
 import pytest
 
-from occparse.geometry import Detection, Face, FaceMesher, fit_keypoints, head_pose, order_faces
-from occparse.io import read_image
-from occparse.occlusion import with_out_of_frame
-from occparse.weights import manifest
+from occparse.models.zoo import manifest
+from occparse.runtime.geometry import Detection, Face, FaceMesher, fit_keypoints, head_pose, order_faces
+from occparse.runtime.io import read_image
+from occparse.runtime.occlusion import with_out_of_frame
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "examples" / "astronaut.png"
@@ -44,7 +44,7 @@ def _case(name: str) -> tuple[Path, dict[str, str]]:
 
 @pytest.fixture(scope="module")
 def estimator():
-    from occparse.pipeline import Estimator, EstimatorOptions
+    from occparse.runtime.pipeline import Estimator, EstimatorOptions
 
     return Estimator(EstimatorOptions())
 
@@ -159,7 +159,7 @@ def test_small_face_in_a_huge_photo(estimator, astronaut, upright, tmp_path):
     big = np.full((9000, 12000, 3), 90, np.uint8)
     # the case: a ~215-px face, off-centre, in a 12000x9000 photo
     big[5000:6100, 2000:3100] = cv2.resize(astronaut, (1100, 1100), interpolation=cv2.INTER_CUBIC)
-    from occparse.io import LoadedImage
+    from occparse.runtime.io import LoadedImage
 
     res = estimator.analyze_loaded(LoadedImage(big, "big", "RGB", False)).result  # no 100-Mpx PNG round trip
     assert res.ok, res.message
@@ -232,7 +232,7 @@ def test_keypoint_fit_lands_on_the_key_points(mesher, astronaut):
 
 
 def _iou(a: Face, b: Face) -> float:
-    from occparse.geometry import face_region
+    from occparse.runtime.geometry import face_region
 
     ra, rb = face_region(a), face_region(b)
     return float((ra & rb).sum() / (ra | rb).sum())
@@ -339,8 +339,8 @@ def test_estimate_predict_and_folder_mode_agree(astronaut, tmp_path, capsys):
 
 
 def test_face_warnings(mesher, astronaut):
-    from occparse.pipeline import face_warnings
-    from occparse.results import HeadPose
+    from occparse.runtime.pipeline import face_warnings
+    from occparse.runtime.results import HeadPose
 
     f = mesher.detect(astronaut)[0]
     assert face_warnings(f, 0.0, HeadPose(5.0, 3.0, 0.0)) == []

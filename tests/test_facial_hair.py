@@ -5,11 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from occparse.geometry import CHIN_BOTTOM, FOREHEAD_TOP, NOSE_TIP, AlignedCrop, face_region
+from occparse.evaluation.metrics import evaluate
 from occparse.labels import FACE, FACIAL_HAIR, HAIR, OCCLUDER, facial_hair_zone, split_facial_hair
-from occparse.metrics import evaluate
-from occparse.occlusion import geometric_occlusion
-from occparse.parsing import ParseResult
+from occparse.runtime.geometry import CHIN_BOTTOM, FOREHEAD_TOP, NOSE_TIP, AlignedCrop, face_region
+from occparse.runtime.occlusion import geometric_occlusion
+from occparse.runtime.parsing import ParseResult
 
 
 @pytest.fixture(scope="module")
@@ -87,7 +87,7 @@ def test_look_alikes_change_the_picture_not_the_truth(synth):
 
 
 def _crop_with_beard():
-    from occparse.geometry import CANONICAL_SIZE, Face
+    from occparse.runtime.geometry import CANONICAL_SIZE, Face
 
     rng = np.random.default_rng(0)
     # a round "face" of landmarks: only the oval matters to geometric_occlusion's R

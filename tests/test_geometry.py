@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from occparse.geometry import (
+from occparse.runtime.geometry import (
     CANONICAL_POINTS,
     CANONICAL_SIZE,
     FACE_OVAL,
@@ -15,7 +15,7 @@ from occparse.geometry import (
     face_region,
     face_regions,
 )
-from occparse.io import read_image
+from occparse.runtime.io import read_image
 
 # A benchmark UTKFace chip (200x200) whose whole mesh lies inside the frame.
 UTK_NAME = "10_0_0_20170110224500062.jpg.chip.jpg"

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from occparse.io import (
+from occparse.runtime.io import (
     EmptyFileError,
     ImageInputError,
     ImageTooSmallError,

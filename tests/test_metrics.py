@@ -8,7 +8,7 @@ import math
 import pytest
 
 from occparse.cli import main
-from occparse.metrics import (
+from occparse.evaluation.metrics import (
     TruthFileError,
     challenge_score,
     evaluate,

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 from occparse.cli import build_parser, main
-from occparse.weights import manifest, packaged_weights_dir, register
+from occparse.models.zoo import manifest, packaged_weights_dir, register
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "examples" / "astronaut.png"
@@ -48,13 +48,13 @@ def test_import_is_cheap_and_exports_the_api():
 
 
 def test_error_classes_join_the_family():
-    from occparse.batch import BatchInputError
     from occparse.errors import DataError, InputError, ModelError, VersionError
-    from occparse.io import ImageInputError
-    from occparse.metrics import TruthFileError
-    from occparse.stacking import StackerVersionError
+    from occparse.evaluation.metrics import TruthFileError
+    from occparse.models.zoo import WeightsError
+    from occparse.runtime.batch import BatchInputError
+    from occparse.runtime.io import ImageInputError
+    from occparse.runtime.stacking import StackerVersionError
     from occparse.synth.sources import DataNotFoundError
-    from occparse.weights import WeightsError
 
     assert issubclass(ImageInputError, InputError)
     assert issubclass(WeightsError, ModelError) and issubclass(WeightsError, RuntimeError)
@@ -192,7 +192,7 @@ def test_bad_checksum_is_one_line_and_nonzero(tmp_path, capsys, monkeypatch):
 
 @needs_models
 def test_stacker_from_another_sklearn_is_one_line_and_nonzero(tmp_path, capsys):
-    from occparse.stacking import FEATURES, HEADER_FORMAT
+    from occparse.runtime.stacking import FEATURES, HEADER_FORMAT
 
     w = _weights_copy(tmp_path)
     with open(w / "stacker.pkl", "wb") as f:  # a stacker file as another scikit-learn would have written it

@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 
-from occparse.parsing import CELEBAMASK_19_TO_4, FaceParser, ParserSpec, iou_per_class, preprocess
+from occparse.runtime.parsing import CELEBAMASK_19_TO_4, FaceParser, ParserSpec, iou_per_class, preprocess
 
 torch = pytest.importorskip("torch", reason="needs the [train] extra (torch) to build test models")
 

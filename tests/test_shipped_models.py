@@ -13,14 +13,14 @@ import cv2
 import numpy as np
 import pytest
 
-from occparse.weights import manifest
+from occparse.models.zoo import manifest
 
 pytestmark = pytest.mark.skipif("parser" not in manifest(), reason="no shipped parser in weights/manifest.json")
 
 
 @pytest.fixture(scope="module")
 def estimator():
-    from occparse.pipeline import Estimator, EstimatorOptions
+    from occparse.runtime.pipeline import Estimator, EstimatorOptions
 
     return Estimator(EstimatorOptions(max_faces=1, detector_scores=False))
 
@@ -47,7 +47,7 @@ def test_runtime_imports_no_torch():
 
     example = Path(__file__).resolve().parents[1] / "examples" / "astronaut.png"
     code = (
-        "import sys; from occparse.pipeline import Estimator; "
+        "import sys; from occparse.runtime.pipeline import Estimator; "
         f"r = Estimator().estimate({str(example)!r}); assert r.ok, r.message; "
         "assert 'torch' not in sys.modules, 'torch was imported'; print(r.faces[0].occlusion)"
     )
@@ -58,7 +58,7 @@ def test_runtime_imports_no_torch():
 
 def test_manifest_checksums_hold():
     """Every listed file is there and matches its pin, except fp32 networks left out on purpose (int8 copy present)."""
-    from occparse.weights import check_all, shipped
+    from occparse.models.zoo import check_all, shipped
 
     states = {st.entry.name: st.state for st in check_all()}
     assert set(states.values()) <= {"ok", "not_shipped"}, states

@@ -7,11 +7,11 @@ import pickle
 import numpy as np
 import pytest
 
-from occparse.stacking import FEATURES, StackerBundle, StackerVersionError, load_stacker, save_stacker
+from occparse.runtime.stacking import FEATURES, StackerBundle, StackerVersionError, load_stacker, save_stacker
 
 
 def _table(n=400, seed=0):
-    from occparse.stacker_fit import FeatureTable
+    from occparse.evaluation.stacker_fit import FeatureTable
 
     rng = np.random.default_rng(seed)
     gt = np.clip(rng.gamma(0.8, 0.1, n), 0, 1)
@@ -22,7 +22,7 @@ def _table(n=400, seed=0):
 
 
 def test_fit_beats_each_component_out_of_fold():
-    from occparse.stacker_fit import fit
+    from occparse.evaluation.stacker_fit import fit
 
     bundle, report = fit(_table(), folds=4)
     geo, reg = report[0]["score"], report[1]["score"]
@@ -74,7 +74,7 @@ def test_bin_rebalancing_weights():
 def test_fit_picks_a_stacker_that_does_not_shrink():
     """A view that shrinks heavy faces towards the mean: the chosen stacker's out-of-fold bias must stay
     within MAX_BIN_BIAS in every judged bin, and the report gives the bias per bin."""
-    from occparse.stacker_fit import MAX_BIN_BIAS, MIN_BIN_ROWS, FeatureTable, bin_bias, fit
+    from occparse.evaluation.stacker_fit import MAX_BIN_BIAS, MIN_BIN_ROWS, FeatureTable, bin_bias, fit
 
     rng = np.random.default_rng(3)
     n = 1200

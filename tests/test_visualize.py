@@ -11,8 +11,8 @@ import pytest
 from PIL import Image
 
 from occparse import visualize as V
-from occparse.geometry import REGION_NAMES
-from occparse.results import FaceResult, OccluderShare, RegionOcclusion
+from occparse.runtime.geometry import REGION_NAMES
+from occparse.runtime.results import FaceResult, OccluderShare, RegionOcclusion
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "astronaut.png"
 BAR_RED = np.array([220, 40, 40], np.uint8)
@@ -20,7 +20,7 @@ BAR_RED = np.array([220, 40, 40], np.uint8)
 
 @pytest.fixture(scope="module")
 def estimator():
-    from occparse.pipeline import Estimator, EstimatorOptions
+    from occparse.runtime.pipeline import Estimator, EstimatorOptions
 
     return Estimator(EstimatorOptions(detector_scores=False))
 

@@ -10,11 +10,11 @@ import pytest
 torch = pytest.importorskip("torch", reason="needs the [train] extra (torch) to build test models")
 pytest.importorskip("onnx", reason="needs the [train] extra (onnx)")
 
+from occparse.models.zoo import WeightsError, resolve_precision  # noqa: E402
 from occparse.train.bisenet import BiSeNet  # noqa: E402
 from occparse.train.export import export_onnx  # noqa: E402
 from occparse.train.resnet import OcclusionRegressor  # noqa: E402
 from occparse.train.warmstart import freeze_batchnorm, load_from_onnx  # noqa: E402
-from occparse.weights import WeightsError, resolve_precision  # noqa: E402
 
 
 def _randomise_batchnorm(model: torch.nn.Module, seed: int = 0) -> None:
@@ -64,7 +64,7 @@ def test_frozen_batchnorm_keeps_statistics_while_training(tmp_path: Path):
 
 
 def test_int8_model_tracks_fp32(tmp_path: Path):
-    from occparse.quantize import output_drift, quantize_model
+    from occparse.models.quantize import output_drift, quantize_model
 
     torch.manual_seed(0)
     model = OcclusionRegressor().eval()
@@ -79,7 +79,7 @@ def test_int8_model_tracks_fp32(tmp_path: Path):
 
 def test_precision_resolution():
     from occparse.cli import PRECISION_CHOICES
-    from occparse.weights import PRECISIONS
+    from occparse.models.zoo import PRECISIONS
 
     assert PRECISION_CHOICES == PRECISIONS  # the CLI's copy cannot drift from the registry's
     assert resolve_precision("fp32") == "fp32"

@@ -7,7 +7,7 @@ import os
 
 import pytest
 
-from occparse.weights import WeightsError, main, shipped
+from occparse.models.zoo import WeightsError, main, shipped
 
 
 def test_swapped_file_refused_then_pinned_keeping_spec(tmp_path, monkeypatch):
@@ -19,7 +19,7 @@ def test_swapped_file_refused_then_pinned_keeping_spec(tmp_path, monkeypatch):
 
     (tmp_path / "model.onnx").write_bytes(b"retrained")
     os.utime(tmp_path / "model.onnx", (1, 1))  # a new mtime, so the once-per-process check runs again
-    with pytest.raises(WeightsError, match="python -m occparse.weights mymodel model.onnx model.md"):
+    with pytest.raises(WeightsError, match="python -m occparse.models.zoo mymodel model.onnx model.md"):
         shipped("mymodel")
 
     assert main(["mymodel", "model.onnx", "model.md"]) == 0  # no spec given: the listed one is kept

@@ -28,9 +28,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from ..geometry import CANONICAL_SIZE, Face, align, face_region, face_regions
-from ..io import to_gray3
 from ..labels import IGNORE, facial_hair_zone, split_facial_hair
+from ..runtime.geometry import CANONICAL_SIZE, Face, align, face_region, face_regions
+from ..runtime.io import to_gray3
 from . import occluders as occ
 from .compose import camera_finish, composite, harmonise_layer
 from .real_occluders import (

@@ -13,7 +13,8 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from ..geometry import (
+from ..labels import HAIR, OCCLUDER
+from ..runtime.geometry import (
     BETWEEN_EYES,
     CHIN_BOTTOM,
     FOREHEAD_TOP,
@@ -26,7 +27,6 @@ from ..geometry import (
     alignment_matrix,
     face_region,
 )
-from ..labels import HAIR, OCCLUDER
 from .sources import BaseFace, OccluderLibrary, read_rgb
 
 

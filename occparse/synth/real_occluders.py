@@ -24,8 +24,8 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from ..geometry import OUTER_LIPS, _fill, alignment_matrix, face_region
 from ..labels import FACIAL_HAIR, OCCLUDER, facial_hair_zone, split_facial_hair
+from ..runtime.geometry import OUTER_LIPS, _fill, alignment_matrix, face_region
 from .occluders import Layer, _face_frame
 from .sources import BaseFace, read_rgb
 
@@ -218,7 +218,7 @@ def goggles_layer(base: BaseFace, shape, rng: np.random.Generator) -> Layer:
 def hat_layer(base: BaseFace, shape, rng: np.random.Generator) -> Layer:
     """A procedural hat, helmet or beanie: a crown over the head whose lower edge falls between the top of
     the face oval and the eyebrows, often with a brim (its shadowed edge over the forehead)."""
-    from ..geometry import FOREHEAD_TOP, LEFT_BROW, RIGHT_BROW
+    from ..runtime.geometry import FOREHEAD_TOP, LEFT_BROW, RIGHT_BROW
 
     face = base.face
     lm = face.landmarks

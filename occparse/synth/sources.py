@@ -27,7 +27,7 @@ import numpy as np
 from tqdm import tqdm
 
 from ..errors import DataError
-from ..geometry import Face, FaceMesher
+from ..runtime.geometry import Face, FaceMesher
 
 
 class DataNotFoundError(DataError, FileNotFoundError):
@@ -107,7 +107,7 @@ def _pick_central(faces: list[Face]) -> Face | None:
 
 def _mesh_cached(paths: list[Path], key: str, show_progress: bool = True) -> dict[str, Face]:
     """Mesh every image once and keep the landmarks in the cache folder (shared by every command)."""
-    from ..io import read_image
+    from ..runtime.io import read_image
 
     folder = hashlib.sha1(str(paths[0].parent.resolve()).encode()).hexdigest()[:8] if paths else "none"
     cache = cache_dir() / f"mesh_{key}_{folder}.npz"

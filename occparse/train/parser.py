@@ -23,9 +23,9 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
+from ..evaluation.parser_eval import LFW_CLASSES, folder_crops, iou_report, lfw_val_crops
 from ..labels import HAIR, N_CLASSES
-from ..parser_eval import LFW_CLASSES, folder_crops, iou_report, lfw_val_crops
-from ..parsing import ParserSpec, preprocess
+from ..runtime.parsing import ParserSpec, preprocess
 from ..synth.sources import find_data_root
 from .bisenet import BiSeNet
 from .parser_data import PoolDataset, pool_items
@@ -183,7 +183,7 @@ def train_parser(cfg: ParserTrainConfig) -> dict:
 
 def export_final(cfg: ParserTrainConfig, spec: ParserSpec) -> dict:
     """Export the last epoch's weights: LFW val and the benchmark are reported each epoch, never used to pick one."""
-    from ..weights import file_sha256
+    from ..models.zoo import file_sha256
     from .export import export_onnx, max_abs_diff
 
     work = Path(cfg.work)

@@ -9,7 +9,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from ..parsing import ParserSpec, preprocess
+from ..runtime.parsing import ParserSpec, preprocess
 from ..synth.engine import IGNORE
 from ..synth.writer import read_truth_rows
 

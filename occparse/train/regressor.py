@@ -20,9 +20,9 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
-from ..io import to_gray3
-from ..metrics import challenge_score
-from ..regression import RegressorSpec, preprocess
+from ..evaluation.metrics import challenge_score
+from ..runtime.io import to_gray3
+from ..runtime.regression import RegressorSpec, preprocess
 from ..synth.sources import HOLDOUT_BUCKETS, stable_bucket
 from ..synth.writer import read_truth_rows
 from .losses import sample_weights
@@ -196,7 +196,7 @@ def train_regressor(cfg: RegressorTrainConfig) -> dict:
 
 
 def export_regressor(ckpt: Path, out: Path, spec: RegressorSpec) -> dict:
-    from ..weights import file_sha256
+    from ..models.zoo import file_sha256
     from .export import export_onnx, max_abs_diff
 
     model = OcclusionRegressor()

@@ -15,12 +15,12 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from .geometry import align
-from .labels import CLASSES, FACIAL_HAIR, HAIR, IGNORE, N_CLASSES, split_facial_hair
-from .parsing import FaceParser, iou_per_class
-from .strictjson import dumps as strict_dumps
-from .synth.sources import FaceSource, find_data_root
-from .synth.writer import read_truth_rows
+from ..labels import CLASSES, FACIAL_HAIR, HAIR, IGNORE, N_CLASSES, split_facial_hair
+from ..runtime.geometry import align
+from ..runtime.parsing import FaceParser, iou_per_class
+from ..runtime.strictjson import dumps as strict_dumps
+from ..synth.sources import FaceSource, find_data_root
+from ..synth.writer import read_truth_rows
 
 
 def lfw_val_crops(data_root: Path, size: int = 224) -> tuple[np.ndarray, np.ndarray]:
@@ -83,7 +83,7 @@ def add_arguments(ap: argparse.ArgumentParser) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m occparse.parser_eval``: the same as ``occparse parser-eval``."""
+    """``python -m occparse.evaluation.parser_eval``: the same as ``occparse parser-eval``."""
     ap = argparse.ArgumentParser(prog="occparse parser-eval", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     add_arguments(ap)
@@ -92,7 +92,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def run(a: argparse.Namespace) -> int:
     """Run ``occparse parser-eval`` with parsed arguments (see :func:`add_arguments`)."""
-    from .weights import parser_model
+    from ..models.zoo import parser_model
 
     path, spec = parser_model(a.parser, a.parser_spec, a.precision, a.weights)
     fp = FaceParser(path, spec, flip=a.flip_tta)

@@ -68,7 +68,7 @@ class FaceResult:
     * ``geometric``: 1 - |V ∩ R| / |R| with V the parser's visible-face pixels mapped back to the image;
     * ``regressor``: the ResNet-18 regressor's output on the aligned crop (colour or gray model), or None;
     * ``uncertainty``: the spread (max - min) of the three estimates, or None without a regressor;
-    * ``regions``: the geometric fraction per sub-region (``occparse.geometry.REGION_NAMES``; NaN
+    * ``regions``: the geometric fraction per sub-region (``occparse.runtime.geometry.REGION_NAMES``; NaN
       where a region is empty);
     * ``occluded_by``: what covers the occluded part of R (shares summing to 1, or all 0 when nothing does);
     * ``box``, ``face_size``: pixels of the original image; ``landmark_confidence`` (0..1) from

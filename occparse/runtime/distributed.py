@@ -14,7 +14,7 @@ loses at most the shards in flight. Each part holds its rows' filenames, which a
 against the input: parts of another input are refused, not mixed in (``OUT.parts/_job.json``
 records the job kind and shard size).
 
-The rows are those of the local engine (:mod:`occparse.rows`), with the same per-row status.
+The rows are those of the local engine (:mod:`occparse.runtime.rows`), with the same per-row status.
 Ray is imported only here, only when this engine is asked for.
 """
 
@@ -27,7 +27,7 @@ import time
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from .errors import OccparseError
+from ..errors import OccparseError
 from .rows import FOLDER_COLUMNS, PREDICT_COLUMNS, column_type, folder_row, predict_row, typed
 
 RAY_MISSING = 'the Ray engine needs Ray: pip install "occparse[ray]" (or "ray[data]==2.60.0")'
@@ -189,7 +189,7 @@ class ShardScorer:
     def __init__(self, options, kind: str, parts: str, batch: int = 64, device: str = "cpu", threads: int = 1):
         t = time.perf_counter()
         from .pipeline import Estimator
-        from .providers import select_providers
+        from .session import select_providers
 
         providers = tuple(select_providers(device))
         # one actor per CPU: one ONNX Runtime thread each, idle threads sleeping (the mesh shares the core)

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import DataError
+from ..errors import DataError
 
 #: true-occlusion bins of the report: a model that shrinks towards the mean shows a positive bias
 #: in the first bins and a negative one in the last (judge heavy cases by these, not the mean alone)

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from itertools import islice
 from pathlib import Path
 
-from .errors import DataError
+from ..errors import DataError
 
 PRED_COLUMNS = ("filename", "FaceOcclusion", "status")
 
@@ -34,7 +34,7 @@ class BatchRow:
 
 def read_input_csv(csv_path: str | Path, images_root: str | Path) -> list[BatchRow]:
     """Rows of a challenge-style CSV (only ``filename`` is needed), resolved against ``images_root``."""
-    from .metrics import read_csv_rows
+    from ..evaluation.metrics import read_csv_rows
 
     p = Path(csv_path)
     rows = read_csv_rows(p, BatchInputError)

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import VersionError
+from ..errors import VersionError
 from .geometry import REGION_NAMES
 
 #: No face size: the fit set is aligned crops, whose face size hardly varies, so the model could

@@ -1,12 +1,15 @@
-"""Which ONNX Runtime execution providers run the networks: ``--device cpu|cuda|auto``.
+"""The one ONNX Runtime session helper: which execution providers run the networks
+(``--device cpu|cuda|auto``) and how a session is made.
 
-One function decides, so every command behaves the same. Asking for CUDA where ONNX Runtime
-cannot use it is an error (one line, exit 2), never a silent fall back to the CPU.
+One function decides the providers, so every command behaves the same. Asking for CUDA where ONNX
+Runtime cannot use it is an error (one line, exit 2), never a silent fall back to the CPU.
 """
 
 from __future__ import annotations
 
-from .errors import OccparseError
+from pathlib import Path
+
+from ..errors import OccparseError
 
 DEVICES = ("auto", "cpu", "cuda")
 CUDA = "CUDAExecutionProvider"
@@ -51,6 +54,28 @@ def check_session(session, requested: list[str] | tuple[str, ...] | None) -> Non
         raise DeviceError("--device cuda: ONNX Runtime could not start its CUDA provider (check the CUDA and cuDNN "
                           "libraries that onnxruntime-gpu needs; `python -c \"import onnxruntime as o; "
                           "o.preload_dlls()\"` shows what is missing), or use --device cpu")
+
+
+def make_session(path: str | Path, providers: list[str] | None = None, threads: int = 0, spin: bool = True):
+    """An ONNX Runtime session with sane thread settings (0 = let ONNX Runtime decide).
+
+    ``providers`` defaults to :func:`select_providers` ("auto": CUDA when available, else CPU).
+    ``spin=False`` stops idle ONNX Runtime threads from busy-waiting, which would take CPU from
+    the mesh worker processes that share the cores in batch mode. Raises :class:`DeviceError` when
+    CUDA was asked for and did not start."""
+    import onnxruntime as ort
+
+    so = ort.SessionOptions()
+    if not spin:
+        so.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        so.add_session_config_entry("session.inter_op.allow_spinning", "0")
+    if threads:
+        so.intra_op_num_threads = threads
+        so.inter_op_num_threads = 1
+    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    sess = ort.InferenceSession(str(path), sess_options=so, providers=providers or select_providers())
+    check_session(sess, providers)  # CUDA asked for but not started: an error, never a silent CPU run
+    return sess
 
 
 def gpu_name() -> str | None:

@@ -13,7 +13,8 @@ from pathlib import Path
 import numpy as np
 
 from .io import is_gray_rgb
-from .parsing import make_session, normalize_crops
+from .parsing import normalize_crops
+from .session import make_session
 
 KINDS = ("color", "gray")
 

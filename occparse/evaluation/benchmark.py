@@ -16,7 +16,7 @@ import time
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
-from .strictjson import dumps as strict_dumps
+from ..runtime.strictjson import dumps as strict_dumps
 
 
 class BenchmarkInputError(ValueError):
@@ -149,9 +149,9 @@ def _time_batched(name: str, fn, items: list, batch: int) -> StageTiming:
 def run_benchmark(images: list[Path], batch: int = 64, providers: list[str] | None = None,
                   precision: str = "auto", workers: int = 0, flip_tta: bool = False,
                   weights: str | None = None) -> BenchReport:
-    from .geometry import align
-    from .io import ImageInputError, read_image
-    from .pipeline import Estimator, EstimatorOptions, face_features
+    from ..runtime.geometry import align
+    from ..runtime.io import ImageInputError, read_image
+    from ..runtime.pipeline import Estimator, EstimatorOptions, face_features
 
     # unreadable files (empty, not an image, too small) are left out and counted
     readable, loaded = [], []
@@ -169,7 +169,7 @@ def run_benchmark(images: list[Path], batch: int = 64, providers: list[str] | No
                                      precision=precision, parser_flip=flip_tta, weights=weights))
     rep = BenchReport(machine_facts(), len(images), precision=est.precision, flip_tta=flip_tta, n_skipped=n_skipped)
     if "CUDAExecutionProvider" in est.parser.session.get_providers():
-        from .providers import gpu_name
+        from ..runtime.session import gpu_name
 
         rep.machine["gpu"] = gpu_name() or "unknown"
 
@@ -221,7 +221,7 @@ def run_benchmark(images: list[Path], batch: int = 64, providers: list[str] | No
         est.finish([est.prepare(read_image(p)) for p in images[i : i + batch]])
     rep.e2e_batch64_img_s = len(images) / (time.perf_counter() - t)
     if workers > 1:
-        from .batch import analyses, prepared, worker_pool
+        from ..runtime.batch import analyses, prepared, worker_pool
 
         # one warm pool for both rows, so neither pays the workers' start-up; all work is timed,
         # from the first image submitted to the last result read
@@ -267,13 +267,13 @@ def default_images(n: int) -> list[Path]:
         files = sorted(d.glob("*.jpg"))[:n]
         if files:
             return files
-    ex = Path(__file__).resolve().parents[1] / "examples" / "astronaut.png"
+    ex = Path(__file__).resolve().parents[2] / "examples" / "astronaut.png"
     return [ex] * n
 
 
 def add_arguments(ap) -> None:
     """``occparse benchmark``'s options, on an ``argparse`` (sub-)parser."""
-    from .weights import PRECISIONS
+    from ..models.zoo import PRECISIONS
 
     ap.add_argument("--images", help="folder of images (default: bench/images, else the example photo)")
     ap.add_argument("-n", type=int, default=200, help="number of images (default 200)")
@@ -318,7 +318,7 @@ def run(a) -> int:
             return fail(f"--images {folder}: no image files ({', '.join(IMAGE_SUFFIXES)})", 2)
     else:
         files = default_images(a.n)
-    from .providers import DeviceError, gpu_name, select_providers
+    from ..runtime.session import DeviceError, gpu_name, select_providers
 
     try:
         providers = select_providers(a.device)

@@ -20,9 +20,9 @@ import math
 import cv2
 import numpy as np
 
+from ..labels import CLASSES as LABEL_NAMES
+from ..labels import PALETTE
 from .geometry import REGION_NAMES, Face, face_regions
-from .labels import CLASSES as LABEL_NAMES
-from .labels import PALETTE
 from .parsing import CLASSES, colorize
 
 # Layout (pixels). The picture is HEADER_H + ROW_H * faces tall and TILE + PANEL_W wide.

@@ -23,8 +23,8 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import ModelError
-from .parsing import ParserSpec
+from ..errors import ModelError
+from ..runtime.parsing import ParserSpec
 
 
 class WeightsError(ModelError, RuntimeError):
@@ -114,7 +114,7 @@ def shipped(name: str, folder: str | Path | None = None, verify: bool = True) ->
         if got != e.sha256:
             raise WeightsError(
                 f"{e.path} fails its checksum (sha256 {got[:12]}..., pinned {e.sha256[:12]}...); if you replaced "
-                f"it with a model you trained, pin it: python -m occparse.weights {e.name} {e.path.name} {e.card.name}"
+                f"it with a model you trained, pin it: python -m occparse.models.zoo {e.name} {e.path.name} {e.card.name}"
             )
         _VERIFIED.add(key)
     return e
@@ -134,9 +134,9 @@ def resolve_precision(precision: str = "auto", providers: list[str] | tuple[str,
         raise WeightsError(f"precision must be one of {', '.join(PRECISIONS)}, not {precision!r}")
     if precision != "auto":
         return precision
-    from .parsing import pick_providers
+    from ..runtime.session import select_providers
 
-    chosen = list(providers) if providers else pick_providers()
+    chosen = list(providers) if providers else select_providers()
     if "CUDAExecutionProvider" in chosen:
         return "fp32"
     return "int8" if {"parser_int8", "regressor_color_int8"} <= set(manifest(folder)) else "fp32"
@@ -240,7 +240,7 @@ def run(a) -> int:
 
 def _read_spec(text: str) -> dict:
     """SPEC_JSON of ``models pin``: a JSON file's path or the JSON text itself (an object)."""
-    from .errors import DataError
+    from ..errors import DataError
 
     src = Path(text).read_text() if Path(text).is_file() else text
     try:
@@ -261,7 +261,7 @@ def _pin(args: list[str], folder: str | Path | None = None) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """python -m occparse.weights NAME FILE CARD [SPEC_JSON] (= occparse models pin ...): pin a file in manifest.json.
+    """python -m occparse.models.zoo NAME FILE CARD [SPEC_JSON] (= occparse models pin ...): pin a file in manifest.json.
 
     Without SPEC_JSON an entry that is already listed keeps its spec (the usual case: a retrained
     model of the same shape); a new entry gets an empty one."""

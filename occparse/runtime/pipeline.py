@@ -230,7 +230,7 @@ class Estimator:
     """
 
     def __init__(self, options: EstimatorOptions | None = None):
-        from .weights import parser_model, resolve_precision
+        from ..models.zoo import parser_model, resolve_precision
 
         self.options = options or EstimatorOptions()
         o = self.options
@@ -246,9 +246,9 @@ class Estimator:
 
     def _load_learned(self, o: EstimatorOptions) -> None:
         """Regressors and stacker: the user's paths, else the shipped ones when they exist."""
+        from ..models.zoo import manifest, not_shipped, shipped, shipped_variant
         from .regression import Regressors, RegressorSpec
         from .stacking import load_stacker
-        from .weights import manifest, not_shipped, shipped, shipped_variant
 
         have = manifest(o.weights)
         prec = "int8" if self.precision == "int8" and "regressor_color_int8" in have else "fp32"
@@ -359,7 +359,7 @@ def load_any(image: str | Path | np.ndarray | Any, name: str | None = None) -> L
 
     Arrays must be uint8, H x W (gray) or H x W x 3 (RGB order, as PIL and ``read_image`` give; not
     OpenCV's BGR); H x W x 4 RGBA is put on white like RGBA files. Raises an
-    :class:`~occparse.io.ImageInputError` (an ``occparse.errors.InputError``) for anything else."""
+    :class:`~occparse.runtime.io.ImageInputError` (an ``occparse.errors.InputError``) for anything else."""
     from .io import MIN_SIDE, ImageTooSmallError, NotAnImageError, is_gray_rgb
 
     if isinstance(image, str | Path):

@@ -22,10 +22,10 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from ..runtime.occlusion import geometric_occlusion
+from ..runtime.parsing import ParseResult
+from ..synth.writer import read_truth_rows
 from .metrics import challenge_score, parse_gender
-from .occlusion import geometric_occlusion
-from .parsing import ParseResult
-from .synth.writer import read_truth_rows
 
 #: GT bins the bias is reported in.
 BINS = ((0.0, 0.1), (0.1, 0.35), (0.35, 1.0001))
@@ -80,7 +80,7 @@ class Budget:
 def measure(folder: Path, limit: int | None = None, precision: str = "auto", show_progress: bool = True) -> Budget:
     from tqdm import tqdm
 
-    from .pipeline import Estimator, EstimatorOptions
+    from ..runtime.pipeline import Estimator, EstimatorOptions
 
     rows = read_truth_rows(folder)[:limit]
     est = Estimator(EstimatorOptions(max_faces=1, detector_scores=False, assume_aligned=True, use_learned=False,
@@ -111,7 +111,7 @@ def add_arguments(ap: argparse.ArgumentParser) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m occparse.error_budget``: the same as ``occparse error-budget``."""
+    """``python -m occparse.evaluation.error_budget``: the same as ``occparse error-budget``."""
     ap = argparse.ArgumentParser(prog="occparse error-budget", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     add_arguments(ap)

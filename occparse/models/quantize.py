@@ -19,7 +19,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from .io import to_gray3
+from ..runtime.io import to_gray3
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
 
@@ -108,7 +108,7 @@ def add_arguments(ap: argparse.ArgumentParser) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m occparse.quantize``: the same as ``occparse quantize``."""
+    """``python -m occparse.models.quantize``: the same as ``occparse quantize``."""
     ap = argparse.ArgumentParser(prog="occparse quantize", description=__doc__, epilog=EPILOG,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     add_arguments(ap)
@@ -117,11 +117,11 @@ def main(argv: list[str] | None = None) -> int:
 
 def run(a: argparse.Namespace) -> int:
     """Run ``occparse quantize`` with parsed arguments (see :func:`add_arguments`)."""
-    from .parsing import ParserSpec
-    from .parsing import preprocess as parser_pre
-    from .regression import RegressorSpec
-    from .regression import preprocess as regressor_pre
-    from .weights import shipped
+    from ..runtime.parsing import ParserSpec
+    from ..runtime.parsing import preprocess as parser_pre
+    from ..runtime.regression import RegressorSpec
+    from ..runtime.regression import preprocess as regressor_pre
+    from .zoo import shipped
 
     try:
         src = a.src or shipped(a.model).path

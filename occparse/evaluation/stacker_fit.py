@@ -14,9 +14,9 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
+from ..runtime.stacking import FEATURES, StackerBundle, save_stacker
+from ..runtime.strictjson import dumps as strict_dumps
 from .metrics import challenge_score, occlusion_bins, parse_gender, read_truth
-from .stacking import FEATURES, StackerBundle, save_stacker
-from .strictjson import dumps as strict_dumps
 
 
 @dataclass(frozen=True)
@@ -31,7 +31,7 @@ class FeatureTable:
 
 def _model_key(est) -> str:
     """Features depend on the models that made them: the cache is keyed by their checksums."""
-    from .weights import file_sha256
+    from ..models.zoo import file_sha256
 
     h = hashlib.sha256(",".join(FEATURES).encode())
     paths = [est.parser.model_path, *est.regressors.paths.values()]
@@ -41,7 +41,7 @@ def _model_key(est) -> str:
 
 
 def compute_features(est, truth: str | Path, images_root: str | Path, cache_dir: Path | None = None) -> FeatureTable:
-    from .pipeline import face_features
+    from ..runtime.pipeline import face_features
 
     rows = read_truth(truth)
     cache_dir = cache_dir or Path(truth).parent
@@ -109,7 +109,7 @@ def bin_bias(pred: np.ndarray, gt: np.ndarray) -> list[tuple[str, int, float]]:
 
 def sample_weights(kind: str, gt: np.ndarray) -> np.ndarray:
     """The challenge weight, and for ``*_bal`` candidates times 1 / (occlusion-bin frequency); mean 1."""
-    from .train.losses import sample_weights as loss_weights  # numpy only, no torch
+    from ..train.losses import sample_weights as loss_weights  # numpy only, no torch
 
     return loss_weights(gt, np.zeros(len(gt), bool), "bins+metric" if kind.endswith("_bal") else "metric")
 
@@ -165,7 +165,7 @@ def fit(table: FeatureTable, folds: int = 5, seed: int = 0) -> tuple[StackerBund
 
 def run(truth: str, images_root: str, out: str, folds: int = 5, seed: int = 0, precision: str = "auto",
         weights: str | None = None) -> list[dict]:
-    from .pipeline import Estimator, EstimatorOptions
+    from ..runtime.pipeline import Estimator, EstimatorOptions
 
     # the same options as `occparse predict --assume-aligned`, so the features mean the same at fit and use
     est = Estimator(EstimatorOptions(max_faces=1, detector_scores=False, assume_aligned=True, precision=precision,

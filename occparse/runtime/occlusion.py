@@ -12,8 +12,8 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from ..labels import FACE, FACIAL_HAIR, HAIR, OCCLUDER
 from .geometry import REGION_NAMES, AlignedCrop, face_regions
-from .labels import FACE, FACIAL_HAIR, HAIR, OCCLUDER
 from .parsing import ParseResult
 from .results import OccluderShare, RegionOcclusion
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 #: predict's output: the challenge's two columns, the status, and the two components of the estimate
 PREDICT_COLUMNS = ("filename", "FaceOcclusion", "status", "geometric", "regressor")
 
-#: the region names of occparse.geometry.REGION_NAMES (repeated so this module stays import-light;
+#: the region names of occparse.runtime.geometry.REGION_NAMES (repeated so this module stays import-light;
 #: tests/test_distributed.py checks they agree)
 REGIONS = ("forehead", "left_eye", "right_eye", "nose", "mouth", "left_cheek", "right_cheek", "chin")
 
@@ -32,7 +32,7 @@ def column_type(column: str) -> str:
 
 
 def predict_row(filename: str, res) -> dict[str, str]:
-    """One ``predict`` row (text, as written to CSV) for an :class:`~occparse.results.ImageResult`."""
+    """One ``predict`` row (text, as written to CSV) for an :class:`~occparse.runtime.results.ImageResult`."""
     row = {"filename": filename, "FaceOcclusion": "", "status": str(res.status), "geometric": "", "regressor": ""}
     if res.ok:
         f = res.faces[0]
@@ -42,7 +42,7 @@ def predict_row(filename: str, res) -> dict[str, str]:
 
 
 def folder_row(filename: str, res) -> dict[str, str]:
-    """One folder-mode row (text) for an :class:`~occparse.results.ImageResult`: its largest face."""
+    """One folder-mode row (text) for an :class:`~occparse.runtime.results.ImageResult`: its largest face."""
     row = {k: "" for k in FOLDER_COLUMNS}
     row.update(filename=filename, status=str(res.status), message=res.message, n_faces=str(len(res.faces)))
     if res.ok:
@@ -60,7 +60,7 @@ def folder_row(filename: str, res) -> dict[str, str]:
 
 
 def face_extra(f) -> dict[str, str]:
-    """Folder-mode columns for the face-finding facts of a :class:`~occparse.results.FaceResult` (README, JSON schema)."""
+    """Folder-mode columns for the face-finding facts of a :class:`~occparse.runtime.results.FaceResult` (README, JSON schema)."""
     p = f.pose
 
     def num(v):

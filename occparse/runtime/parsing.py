@@ -18,7 +18,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from .labels import BACKGROUND, CLASSES, FACE, FACIAL_HAIR, HAIR, N_CLASSES, OCCLUDER, colorize
+from ..labels import BACKGROUND, CLASSES, FACE, FACIAL_HAIR, HAIR, N_CLASSES, OCCLUDER, colorize
+from .session import make_session
 
 __all__ = ["BACKGROUND", "CLASSES", "FACE", "FACIAL_HAIR", "HAIR", "N_CLASSES", "OCCLUDER", "colorize"]
 
@@ -104,38 +105,6 @@ class ParseResult:
     def confidence(self) -> np.ndarray:
         """Top-class probability per pixel."""
         return self.probs.max(axis=0)
-
-
-def pick_providers(prefer_gpu: bool = True) -> list[str]:
-    """CUDA when onnxruntime-gpu is installed and sees a GPU, else CPU."""
-    import onnxruntime as ort
-
-    available = ort.get_available_providers()
-    if prefer_gpu and "CUDAExecutionProvider" in available:
-        return ["CUDAExecutionProvider", "CPUExecutionProvider"]
-    return ["CPUExecutionProvider"]
-
-
-def make_session(path: str | Path, providers: list[str] | None = None, threads: int = 0, spin: bool = True):
-    """An ONNX Runtime session with sane thread settings (0 = let ONNX Runtime decide).
-
-    ``spin=False`` stops idle ONNX Runtime threads from busy-waiting, which would take CPU from
-    the mesh worker processes that share the cores in batch mode."""
-    import onnxruntime as ort
-
-    so = ort.SessionOptions()
-    if not spin:
-        so.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        so.add_session_config_entry("session.inter_op.allow_spinning", "0")
-    if threads:
-        so.intra_op_num_threads = threads
-        so.inter_op_num_threads = 1
-    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    sess = ort.InferenceSession(str(path), sess_options=so, providers=providers or pick_providers())
-    from .providers import check_session
-
-    check_session(sess, providers)  # CUDA asked for but not started: an error, never a silent CPU run
-    return sess
 
 
 @dataclass

@@ -1,0 +1,3 @@
+"""Measuring tools (no torch): the challenge metric and CSV contract (``metrics``), the parser's IoU
+(``parser_eval``), the geometric error budget (``error_budget``), speed (``benchmark``) and the stacker's
+fit with its out-of-fold report (``stacker_fit``)."""
