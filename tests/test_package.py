@@ -47,6 +47,41 @@ def test_import_is_cheap_and_exports_the_api():
     assert (ROOT / "occparse" / "py.typed").is_file()
 
 
+def test_runtime_evaluation_models_and_cli_never_import_torch():
+    """Every module of the inference, evaluation, model-zoo and CLI subpackages imports without torch
+    (only occparse.train may use it), and the layout is the one the README draws."""
+    code = (
+        "import importlib, pkgutil, sys\n"
+        "import occparse\n"
+        "names = []\n"
+        "for sub in ('runtime', 'evaluation', 'models', 'cli'):\n"
+        "    pkg = importlib.import_module('occparse.' + sub)\n"
+        "    for m in pkgutil.iter_modules(pkg.__path__):\n"
+        "        if m.name != '__main__':\n"
+        "            importlib.import_module(f'occparse.{sub}.{m.name}'); names.append(f'{sub}.{m.name}')\n"
+        "assert 'torch' not in sys.modules, 'torch imported'\n"
+        "print(' '.join(sorted(names)))\n"
+    )
+    out = _run_python(code)
+    assert out.returncode == 0, out.stderr[-2000:]
+    mods = set(out.stdout.split())
+    for m in ("runtime.session", "runtime.pipeline", "runtime.parsing", "evaluation.metrics", "models.zoo",
+              "cli.common", "cli.estimate", "cli.predict", "cli.models"):
+        assert m in mods, (m, sorted(mods))
+    # one ONNX Runtime session helper: inference and evaluation make their sessions in runtime/session.py
+    makers = [p.relative_to(ROOT).as_posix() for sub in ("runtime", "evaluation", "cli")
+              for p in (ROOT / "occparse" / sub).rglob("*.py") if "InferenceSession(" in p.read_text()]
+    assert makers == ["occparse/runtime/session.py"], makers
+
+
+def test_python_dash_m_runs_the_cli():
+    """`python -m occparse` is the `occparse` command."""
+    out = subprocess.run([sys.executable, "-m", "occparse", "--version"], capture_output=True, text=True,
+                         timeout=120, cwd=ROOT)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.startswith("occparse ")
+
+
 def test_error_classes_join_the_family():
     from occparse.errors import DataError, InputError, ModelError, VersionError
     from occparse.evaluation.metrics import TruthFileError

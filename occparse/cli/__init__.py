@@ -1,0 +1,98 @@
+"""The ``occparse`` command: one parser, one module per subcommand, each thin over the package's API.
+
+Every command module has ``add_parser(sub)`` (its help, description and examples), ``add_arguments(p)``
+and ``run(args) -> exit status``; shared options and messages are in :mod:`occparse.cli.common`.
+Building the parser imports no numpy, OpenCV, ONNX Runtime or torch: the commands import what they
+need when they run, and the tools whose options live beside their code (benchmark, quantize,
+parser-eval, error-budget, models) are only loaded when asked for.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+from . import (
+    benchmark,
+    error_budget,
+    estimate,
+    evaluate,
+    fit_stacker,
+    models,
+    parse,
+    parser_eval,
+    predict,
+    quantize,
+    synth,
+    train,
+)
+from .common import PRECISION_CHOICES, fail, quiet_native_logs
+
+__all__ = ["PRECISION_CHOICES", "build_parser", "main"]
+
+EPILOG = """examples:
+  occparse synth --preset bench --out bench/            # the fixed 3,000-sample benchmark split
+  occparse synth --preset bench --out bench/ --preview sheet.png
+  occparse synth --preset train --count 20000 --out synth_train/
+  occparse evaluate --pred preds.csv --truth bench/truth.csv
+  occparse benchmark --images bench/images -n 200       # per-stage latency and images/s (see --help)
+  occparse quantize parser --calib pools/lfw --out weights/parser.int8.onnx   # int8 CPU models (see --help)
+
+Occlusion = 1 - |V ∩ R| / |R|: R is the MediaPipe face-oval polygon, V the visible face
+(skin and features). See README.md for the data contract and the method.
+"""
+
+
+#: the commands, in the order ``occparse --help`` lists them
+COMMANDS = (synth, evaluate, parse, estimate, predict, fit_stacker, train)
+#: the tools, registered by name only unless asked for (their options import numpy and OpenCV)
+TOOLS = {"benchmark": benchmark, "quantize": quantize, "parser-eval": parser_eval, "error-budget": error_budget,
+         "models": models}
+
+
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The ``occparse`` parser; with ``command``, the tools other than that one are registered by name only."""
+    p = argparse.ArgumentParser(
+        prog="occparse",
+        description="Measure how much of a face is occluded (0..1), with a picture that shows why.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--verbose", action="store_true",
+                   help="keep MediaPipe/TensorFlow Lite log lines on stderr (also: OCCPARSE_VERBOSE=1)")
+    p.add_argument("--version", action="version", version=f"occparse {_version()}")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+    for mod in COMMANDS:
+        mod.add_parser(sub)
+    for name, mod in TOOLS.items():
+        mod.add_parser(sub, load=command in (None, name))
+    return p
+
+
+def _version() -> str:
+    from .. import __version__
+
+    return __version__
+
+
+def main(argv: list[str] | None = None) -> int:
+    """The ``occparse`` command. Any :class:`occparse.errors.OccparseError` becomes one line on stderr, exit 2."""
+    from ..errors import OccparseError
+
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if "--verbose" in argv:  # accepted anywhere on the line; the environment carries it to worker processes
+        argv = [x for x in argv if x != "--verbose"]
+        os.environ["OCCPARSE_VERBOSE"] = "1"
+    quiet_native_logs()
+    parser = build_parser(argv[0] if argv and not argv[0].startswith("-") else "")
+    a = parser.parse_args(argv)
+    if not getattr(a, "func", None):
+        parser.print_help()
+        return 2
+    try:
+        return int(a.func(a) or 0)
+    except OccparseError as e:
+        return fail(str(e))
+    except KeyboardInterrupt:
+        return fail("interrupted", 130)

@@ -1,0 +1,206 @@
+"""Helpers shared by the ``occparse`` commands: messages, output checks, the Estimator from options, shared options."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+
+def verbose() -> bool:
+    return os.environ.get("OCCPARSE_VERBOSE", "") not in ("", "0")
+
+
+def quiet_native_logs() -> None:
+    """MediaPipe/TFLite write start-up chatter straight to file descriptor 2, from their own threads.
+
+    Keep the terminal for occparse's own messages: Python's ``sys.stderr`` moves to a copy of the
+    real stderr, and descriptor 2 (used only by native code) goes to /dev/null. OCCPARSE_VERBOSE=1
+    (or --verbose) keeps everything.
+    """
+    if verbose():
+        return
+    os.environ.setdefault("GLOG_minloglevel", "2")
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    try:
+        fd = sys.stderr.fileno()
+        sys.stderr.flush()
+        copy = os.dup(fd)
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, fd)
+        os.close(devnull)
+        sys.stderr = os.fdopen(copy, "w", buffering=1, encoding=sys.stderr.encoding or "utf-8", errors="backslashreplace")
+    except (AttributeError, OSError, ValueError):  # no real stderr (embedded, captured): leave it
+        pass
+
+
+def fail(msg: str, code: int = 2) -> int:
+    print(f"occparse: error: {msg}", file=sys.stderr)
+    return code
+
+
+def unique_stems(paths: list[str], by_folder: bool = False) -> list[str]:
+    """A stem per input for its output files, never one for two inputs.
+
+    ``a.jpg`` and ``a.png`` would both give ``a``: inputs whose stems collide keep their extension
+    (``a.jpg``, ``a.png``), and a number is added when even the names collide (same name in two
+    folders). Compared without case (macOS and Windows file systems ignore it). ``by_folder``: only
+    inputs of the same folder compete (outputs written beside each input).
+    """
+    from collections import Counter
+
+    def key(p: str, stem: str) -> tuple[str, str]:
+        return (str(Path(p).resolve().parent) if by_folder else "", stem.lower())
+
+    stems = [Path(p).stem for p in paths]
+    counts = Counter(key(p, st) for p, st in zip(paths, stems, strict=True))
+    out, seen = [], set()
+    for p, st in zip(paths, stems, strict=True):
+        cand = Path(p).name if counts[key(p, st)] > 1 else st
+        base, n = cand, 1
+        while key(p, cand) in seen:
+            n += 1
+            cand = f"{base}-{n}"
+        seen.add(key(p, cand))
+        out.append(cand)
+    return out
+
+
+def unwritable_folder(folder: Path) -> str | None:
+    """Why files cannot be written into ``folder`` (made if missing), or None when they can."""
+    probe = folder
+    while not probe.exists():  # the nearest existing folder decides whether the rest can be made
+        if probe.parent == probe:
+            break
+        probe = probe.parent
+    if probe.exists() and not probe.is_dir():
+        return f"{probe} is a file, not a folder"
+    import tempfile
+
+    try:  # really try: permissions, read-only file systems and root's privileges all decide
+        with tempfile.TemporaryFile(dir=probe):
+            pass
+    except OSError as e:
+        return f"folder {probe} is not writable ({e.strerror or e})"
+    return None
+
+
+def picture_path_error(out: Path) -> str | None:
+    """Why the picture cannot be written to ``out``, checked before any work, or None."""
+    import cv2
+
+    if out.is_dir():
+        return f"{out} is a folder; give a file name such as {out / 'picture.png'}"
+    if not cv2.haveImageWriter(str(out)):
+        return f"cannot write a picture as {out.name!r}: use .png, .jpg, .webp, .bmp or .tiff"
+    if err := unwritable_folder(out.parent):
+        return err
+    if out.exists() and not os.access(out, os.W_OK):
+        return f"{out} exists and is not writable"
+    return None
+
+
+def default_workers(requested: int, n_items: int) -> int:
+    """--workers 0 (the default): one mesh process per core once the job is big enough to repay their start-up."""
+    if requested > 0:
+        return requested
+    return (os.cpu_count() or 1) if n_items >= 100 else 1
+
+
+def estimator(a: argparse.Namespace, **kw):
+    from ..models.zoo import WeightsError
+    from ..runtime.pipeline import Estimator, EstimatorOptions
+
+    try:
+        return Estimator(EstimatorOptions(parser=a.parser, parser_spec=a.parser_spec, precision=a.precision,
+                                          parser_flip=a.flip_tta, facial_hair=a.facial_hair, weights=a.weights,
+                                          providers=device_providers(a), **kw)), None
+    except (WeightsError, FileNotFoundError, ValueError) as e:
+        return None, fail(str(e))
+
+
+def device_providers(a: argparse.Namespace) -> tuple[str, ...] | None:
+    """--device as ONNX Runtime providers (None for auto: the library's own choice, CUDA when present)."""
+    device = getattr(a, "device", "auto")
+    if device == "auto":
+        return None
+    from ..runtime.session import select_providers
+
+    return tuple(select_providers(device))  # DeviceError (exit 2) when cuda is asked for and absent
+
+
+def ray_options(a: argparse.Namespace, **kw):
+    """The EstimatorOptions the Ray actors get (as the local engine's), checked here first: a missing model
+    is one line now, not a traceback from every actor."""
+    from ..runtime.pipeline import EstimatorOptions
+
+    app, err = estimator(a, **kw)
+    if app is None:
+        return None, err
+    del app
+    return EstimatorOptions(parser=a.parser, parser_spec=a.parser_spec, precision=a.precision, parser_flip=a.flip_tta,
+                            facial_hair=a.facial_hair, weights=a.weights, **kw), None
+
+
+def run_ray(a: argparse.Namespace, names: list[str], sources: list[str], kind: str, options) -> int:
+    from ..runtime.distributed import require_ray, run
+
+    require_ray()  # before any work: one line when Ray is not installed
+    device = "cuda" if device_providers(a) and device_providers(a)[0] == "CUDAExecutionProvider" else "cpu"
+    if a.shard_rows < 1:
+        return fail("--shard-rows must be at least 1")
+    r = run(names, sources, a.out, options, kind, address=a.address, actors=a.actors, device=device, batch=a.batch,
+            shard_size=a.shard_rows)
+    print(f"wrote {r.rows} rows to {r.out}: ok {r.rows - r.failed}, failed {r.failed}")
+    if r.actors:
+        load = f"{min(r.actor_load_s):.1f}-{max(r.actor_load_s):.1f} s" if r.actor_load_s else "n/a"
+        mem = f"{min(r.actor_rss_mb):.0f}-{max(r.actor_rss_mb):.0f} MB" if r.actor_rss_mb else "n/a"
+        print(f"ray: start-up {r.startup_s:.1f} s, {r.actors} actor(s), model load {load} per actor, peak memory "
+              f"{mem} per actor, {r.wall_s:.1f} s in all", file=sys.stderr)
+    if r.failed:
+        print(f"{r.failed} of {r.rows} rows failed (see the status column)", file=sys.stderr)
+    return 1 if r.failed else 0
+
+#: --precision values (the same as occparse.models.zoo.PRECISIONS, kept here so building the CLI stays import-light)
+PRECISION_CHOICES = ("auto", "fp32", "int8")
+
+
+def add_parser_args(p: argparse.ArgumentParser) -> None:
+    """--parser/--parser-spec: a user's own parser model, for every command that parses faces."""
+    p.add_argument("--parser", help="a parser ONNX file (default: the shipped weights/parser.onnx)")
+    p.add_argument("--parser-spec", help="celebamask19 or a JSON spec (input_size, mean, std, class_map) for --parser")
+    p.add_argument("--precision", choices=PRECISION_CHOICES, default="auto",
+                   help="shipped networks: int8 (about 2-3x faster on a CPU), fp32, or auto (default: int8 on CPU, "
+                   "fp32 on CUDA)")
+    p.add_argument("--flip-tta", action="store_true",
+                   help="parser test-time augmentation: also parse the mirrored face and average (a little more "
+                   "accurate, twice the parser time; the shipped stacker was fitted without it)")
+    p.add_argument("--facial-hair", choices=("occluding", "visible"), default="occluding",
+                   help="what beards and moustaches count as: occluding (default, as the data definition: hair "
+                   "hides skin) or visible face. Moves the geometric estimate, the per-region fractions and the "
+                   "final estimate; the regressor estimate does not follow it")
+    p.add_argument("--weights", metavar="DIR",
+                   help="a weights folder with its manifest.json (default $OCCPARSE_WEIGHTS, else the installed models; "
+                   "`occparse models path` shows which)")
+    p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
+                   help="where the networks run: cuda (ONNX Runtime's CUDA provider; an error when absent), cpu, or "
+                   "auto (default: cuda when available, else cpu). The face mesh always runs on the CPU")
+
+
+def add_engine_args(p: argparse.ArgumentParser) -> None:
+    """--engine/--address/--actors: the batch commands on a Ray cluster (README, Running on a cluster)."""
+    p.add_argument("--engine", choices=("local", "ray"), default="local",
+                   help="local (default: processes on this machine) or ray (Ray Data actors, this machine or a "
+                   "cluster; needs occparse[ray]; writes Parquet, resumable by shard)")
+    p.add_argument("--address", help="--engine ray: the Ray cluster to join (default $RAY_ADDRESS, else a local Ray)")
+    p.add_argument("--shard-rows", type=int, default=256,
+                   help="--engine ray: rows per shard, the unit of work and of resuming (default 256; a rerun must "
+                   "use the same value)")
+    p.add_argument("--actors", type=int, default=0,
+                   help="--engine ray: scoring actors (default 0: one per CPU of the cluster, one per GPU with "
+                   "--device cuda)")
+
+
+ALIGNED_HELP = ("inputs are aligned face crops (like the challenge's 224x224 ones): when a heavy occluder defeats "
+                "the mesh, assume the canonical face layout instead of reporting no_face (the message says so)")

@@ -1,0 +1,284 @@
+"""``occparse estimate``: how much of each face is occluded, per region, with a picture; folder mode."""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import math
+import os
+import sys
+from pathlib import Path
+
+from ..runtime.strictjson import dumps as strict_dumps
+from .common import (
+    ALIGNED_HELP,
+    add_engine_args,
+    add_parser_args,
+    default_workers,
+    estimator,
+    fail,
+    picture_path_error,
+    ray_options,
+    run_ray,
+    unique_stems,
+    unwritable_folder,
+)
+
+
+def add_parser(sub) -> argparse.ArgumentParser:
+    """Register ``occparse estimate`` (help, description, options) on the subcommands ``sub``."""
+    p = sub.add_parser(
+        "estimate",
+        help="how much of each face is occluded, per region, with a picture",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="For each image: find the faces, parse them, and report the occluded fraction of the face "
+        "region R (0..1), per-region fractions (forehead, eyes, nose, mouth, cheeks, chin), what hides the face "
+        "(hair vs other occluders), the face box and a confidence.",
+        epilog="""examples:
+  occparse estimate examples/astronaut.png --visualize        # writes examples/astronaut_occlusion.png
+  occparse estimate photo.jpg --visualize out.png --json
+  occparse estimate group.jpg --all-faces
+  occparse estimate photos/ --out results.csv --workers 2    # folder mode: a row per file, resumable
+
+Exit status: 0 when every image gave a face, 1 when any failed (no face, unreadable, not an image, too small);
+each failure is one line on stderr (with --json, a JSON object with its status on stdout).""",
+    )
+    add_arguments(p)
+    p.set_defaults(func=run)
+    return p
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    """``occparse estimate``'s options."""
+    p.add_argument("images", nargs="+", help="image files (JPEG, PNG, WebP, BMP, TIFF), or folders with --out")
+    p.add_argument("--out", help="folder mode: write one row per image to this .csv or .parquet (resumable)")
+    p.add_argument("--workers", type=int, default=0,
+                   help="folder mode: processes for decoding and the mesh (default 0: one per core for 100+ files)")
+    p.add_argument("--batch", type=int, default=64, help="folder mode: crops per network batch")
+    add_engine_args(p)
+    p.add_argument("--visualize", nargs="?", const="auto", metavar="PATH",
+                   help="write the picture: PATH, or NAME_occlusion.png beside the input when PATH is left out")
+    p.add_argument("--json", action="store_true", help="one JSON object per image (schema in README)")
+    p.add_argument("--all-faces", action="store_true",
+                   help="search for and report every face (default: only the subject, the face nearest the image centre)")
+    p.add_argument("--assume-aligned", action="store_true", help=ALIGNED_HELP)
+    p.add_argument("--max-faces", type=int, default=None,
+                   help="with --all-faces: report at most N faces, subject first (default: every face found)")
+    add_parser_args(p)
+
+
+def run(a: argparse.Namespace) -> int:
+    import cv2
+
+    from ..runtime.visualize import draw_estimate
+
+    if a.out or any(Path(p).is_dir() for p in a.images):
+        if not a.out:
+            return fail("a folder input needs --out results.csv (or .parquet)")
+        if a.visualize:
+            return fail("--visualize is for single images, not folder mode")
+        return _estimate_folder(a)
+
+    if a.visualize and a.visualize != "auto" and len(a.images) > 1:
+        return fail("--visualize PATH takes one image; with several, use --visualize alone (a PNG beside each input)")
+    pictures: list[Path | None] = [None] * len(a.images)
+    if a.visualize == "auto":
+        pictures = [Path(p).with_name(st + "_occlusion.png") for p, st in
+                    zip(a.images, unique_stems(a.images, by_folder=True), strict=True)]
+    elif a.visualize:
+        pictures = [Path(a.visualize)]
+    for pic in pictures:  # before any work: a bad path must not cost the whole run
+        if pic is not None and (err := picture_path_error(pic)):
+            return fail(f"--visualize: {err}")
+    app, err = estimator(a, max_faces=a.max_faces if a.all_faces else None, assume_aligned=a.assume_aligned,
+                          exhaustive=a.all_faces)
+    if app is None:
+        return err
+    failures = 0
+    for path, pic in zip(a.images, pictures, strict=True):
+        try:
+            an = app.analyze(path)
+        except Exception as e:  # keep a batch going; report what broke
+            print(f"{path}: error: {type(e).__name__}: {e}", file=sys.stderr)
+            failures += 1
+            continue
+        res = an.result
+        if a.json:
+            print(strict_dumps(res.to_dict(all_faces=a.all_faces)))
+        elif res.ok:
+            print(_table(res, a.all_faces))
+        if not res.ok:
+            if not a.json:
+                print(f"{path}: {res.status}: {res.message}", file=sys.stderr)
+            failures += 1
+            continue
+        if pic is not None:
+            pic.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                written = cv2.imwrite(str(pic), draw_estimate(an, None if a.all_faces else 1)[..., ::-1])
+            except cv2.error as e:
+                written = False
+                print(f"{path}: error: {str(e).strip().splitlines()[-1]}", file=sys.stderr)
+            if not written:
+                print(f"{path}: error: could not write the picture {pic}", file=sys.stderr)
+                failures += 1
+                continue
+            print(f"picture: {pic}", file=sys.stderr if a.json else sys.stdout)
+    return 1 if failures else 0
+
+
+def _pct(v: float | None, fmt: str = ".1%") -> str:
+    """A fraction as a percentage; a region outside the picture has no value (NaN) and says so."""
+    if v is None or not math.isfinite(v):
+        return "n/a (outside frame)"
+    return format(v, fmt)
+
+
+def _table(res, all_faces: bool) -> str:
+    from ..runtime.geometry import REGION_NAMES
+
+    if not res.ok:
+        return f"{res.path}: {res.status}: {res.message}"
+    lines = [f"{res.path}: {len(res.faces)} face(s), {res.width}x{res.height}"]
+    for i, f in enumerate(res.faces if all_faces else res.faces[:1]):
+        conf = "n/a" if f.landmark_confidence is None else f"{f.landmark_confidence:.2f}"
+        lines.append(
+            f"  face {i + 1}: occluded {_pct(f.occlusion)}  (geometric {_pct(f.geometric)}"
+            + (f", regressor {_pct(f.regressor)}" if f.regressor is not None else "")
+            + f")  hidden by hair {f.occluded_by.hair:.0%} / facial hair {f.occluded_by.facial_hair:.0%}"
+            + f" / occluder {f.occluded_by.occluder:.0%} / background {f.occluded_by.background:.0%}"
+            + f"  box {tuple(round(v) for v in f.box)}  confidence {conf}{'  gray' if f.is_gray else ''}"
+        )
+        lines.append("    " + "  ".join(f"{n} {_pct(f.region(n), '.0%')}" for n in REGION_NAMES))
+        lines += _face_facts(f)
+    return "\n".join(lines)
+
+
+def _face_facts(f) -> list[str]:
+    """Table lines for subject, pose, out-of-frame share and warnings."""
+    p = f.pose
+    pose = "" if p is None else "  pose " + ", ".join(
+        f"{k} {v:.0f}" for k, v in (("yaw", p.yaw), ("pitch", p.pitch), ("roll", p.roll)) if v is not None)
+    facts = [f"    {'subject' if f.subject else 'other face'}{pose}  out of frame {f.out_of_frame:.0%}"]
+    return facts + [f"    warning: {w}" for w in f.warnings]
+
+
+def _estimate_folder(a: argparse.Namespace) -> int:
+    """Folder/batch mode: every image under the inputs, one row each, streamed to --out, resumable."""
+    from tqdm import tqdm
+
+    from ..runtime.batch import BatchInputError, ResumableWriter, analyses
+    from ..runtime.rows import FOLDER_COLUMNS, folder_row
+
+    if a.engine == "ray":
+        return _estimate_folder_ray(a)
+    paths: list[Path] = []
+    for item in a.images:
+        p = Path(item)
+        if p.is_dir():
+            paths += sorted(q for q in p.rglob("*") if q.is_file())
+        else:
+            paths.append(p)
+    out = Path(a.out)
+    # the output's own files (OUT, OUT.partial, OUT.tmp) are never inputs, even when OUT lies in an input folder
+    own = {out.resolve(), out.with_name(out.name + ".partial").resolve(), out.with_name(out.name + ".tmp").resolve()}
+    paths = [q for q in paths if q.resolve() not in own]
+    if not paths:
+        return fail("no files found in the given folder(s)")
+    parquet = out.suffix.lower() == ".parquet"
+    # refuse before computing anything: a writer that is missing at the end would lose the run
+    if out.suffix.lower() not in (".csv", ".parquet"):
+        return fail(f"--out {out}: unknown file type {out.suffix or '(none)'!r}; use .csv or .parquet")
+    if parquet and importlib.util.find_spec("pyarrow") is None:
+        return fail("writing .parquet needs pyarrow (pip install pyarrow), or use --out with .csv")
+    if out.is_dir():
+        return fail(f"--out {out} is a folder; give a file name ending in .csv or .parquet")
+    if err := unwritable_folder(out.parent):
+        return fail(f"--out {out}: {err}")
+    columns = FOLDER_COLUMNS
+    try:
+        # rows stream to OUT.partial (CSV text, what resuming reads); only OUT itself is ever replaced
+        writer = ResumableWriter(out, columns)
+        done = writer.resume_check([str(p) for p in paths])
+    except BatchInputError as e:
+        return fail(str(e))
+    if done:
+        print(f"resuming: {done} of {len(paths)} images already in {writer.partial}", file=sys.stderr)
+    todo = paths[done:]
+    workers = default_workers(a.workers, len(todo))
+    app, err = estimator(a, max_faces=1 if not a.all_faces else a.max_faces, detector_scores=False,
+                          assume_aligned=a.assume_aligned, spin=workers <= 1, exhaustive=a.all_faces)
+    if app is None:
+        return err
+    counts: dict[str, int] = {}
+    bar = tqdm(total=len(paths), initial=done, desc="estimate", unit="img", smoothing=0.1)
+    try:
+        for p, an in zip(todo, analyses(app, todo, workers=workers, batch_size=a.batch), strict=True):
+            res = an.result
+            row = folder_row(str(p), res)
+            counts[row["status"]] = counts.get(row["status"], 0) + 1
+            writer.write(row)
+            bar.update()
+    except KeyboardInterrupt:
+        writer.close()
+        return fail(f"interrupted; {writer.partial} keeps the finished rows, rerun the same command to resume", 130)
+    bar.close()
+    if parquet:
+        writer.close()
+        try:
+            final = _csv_to_parquet(writer.partial, out, columns)
+        except (ImportError, OSError) as e:
+            return fail(f"could not write {out} ({e}); the rows are kept in {writer.partial}")
+    else:
+        final = writer.finish()
+    # rows of an earlier, resumed run count too: the exit status describes the whole output
+    failed = sum(v for k, v in counts.items() if k != "ok") + sum(r.get("status") != "ok" for r in writer.done)
+    print(f"wrote {len(paths)} rows to {final}: " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())))
+    if failed:
+        print(f"{failed} of {len(paths)} images failed (see the status column)", file=sys.stderr)
+    return 1 if failed else 0
+
+
+def _csv_to_parquet(src: Path, dst: Path, columns: tuple[str, ...]) -> Path:
+    """Stream the finished rows (CSV text) into Parquet in blocks (memory stays flat), then swap it in atomically.
+
+    Column types are fixed, not inferred per block: a first block of failed rows (empty numbers)
+    must not decide the type of the rest."""
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+    import pyarrow.parquet as pq
+
+    from ..runtime.rows import column_type
+
+    kinds = {"string": pa.string(), "int64": pa.int64(), "float64": pa.float64()}
+    types = {c: kinds[column_type(c)] for c in columns}  # one definition for both engines (occparse/rows.py)
+    tmp = dst.with_name(dst.name + ".tmp")
+    reader = pacsv.open_csv(src, convert_options=pacsv.ConvertOptions(
+        column_types=types, strings_can_be_null=False, quoted_strings_can_be_null=False))
+    with pq.ParquetWriter(tmp, reader.schema) as w:
+        for batch in reader:
+            w.write_batch(batch)
+    os.replace(tmp, dst)
+    src.unlink()
+    return dst
+
+
+def _estimate_folder_ray(a: argparse.Namespace) -> int:
+    """Folder mode with --engine ray: files under local folders or URIs (s3://bucket/prefix/)."""
+    from ..runtime.distributed import PARTS_SUFFIX, is_uri, list_folder
+
+    names: list[str] = []
+    for item in a.images:
+        names += list_folder(item) if is_uri(item) or Path(item).is_dir() else [item]
+    if not is_uri(a.out):  # the output's own files are never inputs
+        out = Path(a.out).resolve()
+        parts = Path(str(out) + PARTS_SUFFIX)
+        names = [n for n in names if is_uri(n) or (Path(n).resolve() not in (out, Path(str(out) + ".tmp"))
+                                                   and parts not in Path(n).resolve().parents)]
+    if not names:
+        return fail("no files found in the given folder(s)")
+    options, err = ray_options(a, max_faces=1 if not a.all_faces else a.max_faces, detector_scores=False,
+                                assume_aligned=a.assume_aligned, exhaustive=a.all_faces)
+    if options is None:
+        return err
+    return run_ray(a, names, names, "folder", options)

@@ -1,0 +1,122 @@
+"""``occparse predict``: score a challenge CSV, one output row per input row (resumable)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from ..runtime.rows import PREDICT_COLUMNS
+from .common import (
+    ALIGNED_HELP,
+    add_engine_args,
+    add_parser_args,
+    default_workers,
+    estimator,
+    fail,
+    ray_options,
+    run_ray,
+    unwritable_folder,
+)
+
+
+def add_parser(sub) -> argparse.ArgumentParser:
+    """Register ``occparse predict`` (help, description, options) on the subcommands ``sub``."""
+    p = sub.add_parser(
+        "predict",
+        help="score a challenge CSV: one row per input row",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Read CSV rows (a 'filename' column, e.g. filename,FaceOcclusion,gender) and write "
+        "filename,FaceOcclusion,status,geometric,regressor in the same order (the last two are the components "
+        "of the estimate; `occparse evaluate --column geometric` scores one of them). A row that fails gets an empty FaceOcclusion and its "
+        "status (no_face, missing, unreadable, not_an_image, too_small, error), never a silent zero.",
+        epilog="""The output appears only when complete (written as OUT.partial, then renamed); after a crash or
+Ctrl-C, rerunning the same command resumes where OUT.partial stops. Exit status: 0 when every row is ok,
+1 when any row failed (the output is still complete), 2 for unusable arguments (checked before any work).
+
+example:
+  occparse predict --csv bench/truth.csv --images-root bench/images --out preds.csv
+  occparse evaluate --pred preds.csv --truth bench/truth.csv""",
+    )
+    add_arguments(p)
+    p.set_defaults(func=run)
+    return p
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    """``occparse predict``'s options."""
+    p.add_argument("--csv", required=True, help="input CSV with a filename column")
+    p.add_argument("--images-root", required=True, help="folder the filenames are relative to")
+    p.add_argument("--out", required=True, help="output CSV")
+    p.add_argument("--assume-aligned", action="store_true", help=ALIGNED_HELP)
+    p.add_argument("--workers", type=int, default=0,
+                   help="processes for decoding and the mesh (default 0: one per core for 100+ rows, else 1)")
+    p.add_argument("--batch", type=int, default=64, help="crops per network batch (default 64)")
+    add_engine_args(p)
+    add_parser_args(p)
+
+
+def run(a: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from ..runtime.batch import BatchInputError, ResumableWriter, analyses, read_input_csv
+    from ..runtime.rows import predict_row
+
+    if a.engine == "ray":
+        return _predict_ray(a)
+    if not Path(a.images_root).is_dir():
+        return fail(f"--images-root {a.images_root}: no such folder")
+    out = Path(a.out)
+    if out.is_dir():
+        return fail(f"--out {out} is a folder; give a file name such as {out / 'preds.csv'}")
+    if err := unwritable_folder(out.parent):
+        return fail(f"--out {out}: {err}")
+    try:
+        rows = read_input_csv(a.csv, a.images_root)
+        writer = ResumableWriter(a.out, PREDICT_COLUMNS)
+        done = writer.resume_check([r.filename for r in rows])
+    except BatchInputError as e:
+        return fail(str(e))
+    if done:
+        print(f"resuming: {done} of {len(rows)} rows already in {writer.partial}", file=sys.stderr)
+    todo = rows[done:]
+    workers = default_workers(a.workers, len(todo))
+    app, err = estimator(a, max_faces=1, detector_scores=False, assume_aligned=a.assume_aligned, spin=workers <= 1)
+    if app is None:
+        return err
+    counts: dict[str, int] = {}
+    bar = tqdm(total=len(rows), initial=done, desc="predict", unit="img", smoothing=0.1)
+    try:
+        for r, an in zip(todo, analyses(app, [r.path for r in todo], workers=workers, batch_size=a.batch), strict=True):
+            res = an.result
+            row = predict_row(r.filename, res)
+            if res.status == "error":
+                print(f"{r.filename}: {res.message}", file=sys.stderr)
+            counts[str(res.status)] = counts.get(str(res.status), 0) + 1
+            writer.write(row)
+            bar.update()
+    except KeyboardInterrupt:
+        writer.close()
+        return fail(f"interrupted; {writer.partial} keeps the finished rows, rerun the same command to resume", 130)
+    bar.close()
+    out = writer.finish()
+    print(f"wrote {len(rows)} rows to {out}: " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())))
+    failed = sum(v for k, v in counts.items() if k != "ok") + sum(r.get("status") != "ok" for r in writer.done)
+    if failed:
+        print(f"{failed} of {len(rows)} rows failed (empty FaceOcclusion; see the status column)", file=sys.stderr)
+    return 1 if failed else 0
+
+
+def _predict_ray(a: argparse.Namespace) -> int:
+    """predict --engine ray: the CSV/Parquet and the images may be local or on any pyarrow file system."""
+    from ..runtime.distributed import is_uri, join, read_filenames
+
+    if not is_uri(a.images_root) and not Path(a.images_root).is_dir():
+        return fail(f"--images-root {a.images_root}: no such folder")
+    if not is_uri(a.out) and Path(a.out).is_dir():
+        return fail(f"--out {a.out} is a folder; give a file name such as {Path(a.out) / 'preds.parquet'}")
+    names = read_filenames(a.csv)
+    options, err = ray_options(a, max_faces=1, detector_scores=False, assume_aligned=a.assume_aligned)
+    if options is None:
+        return err
+    return run_ray(a, names, [join(a.images_root, n) for n in names], "predict", options)

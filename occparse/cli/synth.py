@@ -1,0 +1,130 @@
+"""``occparse synth``: synthetic occluded faces with exact ground truth (thin over occparse.synth)."""
+
+from __future__ import annotations
+
+import argparse
+import math
+from pathlib import Path
+
+from .common import (
+    fail,
+)
+
+
+def add_parser(sub) -> argparse.ArgumentParser:
+    """Register ``occparse synth`` (help, description, options) on the subcommands ``sub``."""
+    p = sub.add_parser(
+        "synth",
+        help="make synthetic occluded faces with exact ground truth",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Paste masks, glasses, caps, hands, hair, scarves and objects onto real faces from the data "
+        "folder, placed by MediaPipe landmarks, and write 224x224 aligned crops, the challenge CSV "
+        "(filename,FaceOcclusion,gender + is_gray,occluder,source,base) and label maps "
+        "(0 background, 1 visible face, 2 hair, 3 occluder, 255 unknown).",
+        epilog="""presets:
+  bench   the fixed benchmark split: 2,000 samples on the 500 LFW val faces (first variant of each
+          face un-occluded) and 1,000 on the committed UTKFace benchmark list; benchmark-only hands
+          and hair donors. Never used by training commands.
+  train   --count samples on training faces (LFW train + UTKFace minus the benchmark list).
+  holdout --count samples on the training faces that the regressors never train on (5 of 100
+          name-hash buckets): what `occparse fit-stacker` is fitted on.
+  lfw-val only DIR/truth.csv for the 500 real LFW val photos as they are (GT from their skin labels
+          inside R); predict on them with --images-root DATA/faces/lfw_parts/images.
+
+examples:
+  occparse synth --preset bench --out /tmp/bench
+  occparse synth --preset bench --preview sheet.png          # 48 samples, R outlined, occluders red
+  occparse synth --preset train --count 5000 --seed 1 --out /tmp/train --workers 2""",
+    )
+    add_arguments(p)
+    p.set_defaults(func=run)
+    return p
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    """``occparse synth``'s options."""
+    p.add_argument("--preset", choices=["bench", "train", "holdout", "lfw-val"], default="train",
+                   help="which faces and occluders (default train)")
+    p.add_argument("--out", type=Path, help="output folder (images/, labels/, truth.csv)")
+    p.add_argument("--count", type=int, help="number of samples for --preset train (default 10000)")
+    p.add_argument("--seed", type=int, default=0, help="same seed, same samples (default 0)")
+    p.add_argument("--preview", metavar="SHEET.png", help="also draw a contact sheet of 48 samples")
+    p.add_argument("--per-kind", action="store_true",
+                   help="with --preview: one sheet per occluder kind and look-alike (SHEET_KIND.png), "
+                        "and SHEET_facial_hair_rule.png showing how LFW hair becomes facial hair")
+    p.add_argument("--engine", choices=["first", "real"],
+                   help="occlusion distribution: 'first' (the benchmark's, default for --preset bench) or "
+                        "'real' (adds beards, hands over mouth/eyes, hair of every colour, and look-alikes "
+                        "such as face paint and shadows that stay face; default for train/holdout)")
+    p.add_argument("--data", help="data folder (default $OCCPARSE_DATA or ../shared/data)")
+    p.add_argument("--workers", type=int, default=0, help="processes (default: all cores)")
+    p.add_argument("--sources", default="lfw,utkface", help="base faces: lfw, utkface or both (default both)")
+    p.add_argument("--limit", type=int, help="use at most this many faces per source (quick tries)")
+    p.add_argument("--none-rate", type=float, default=0.35, help="share of samples without pasted occluder (default 0.35)")
+    p.add_argument("--gray-rate", type=float, default=0.15, help="share converted to grayscale (default 0.15)")
+    p.add_argument("--size", type=int, default=224, help="crop side in pixels (default 224)")
+
+
+def run(a: argparse.Namespace) -> int:
+    from ..synth.engine import SynthConfig, Synthesizer
+    from ..synth.sources import DataNotFoundError
+    from ..synth.writer import WriteJob, preview, tasks_for, write_dataset
+
+    if a.preset in ("bench", "lfw-val") and a.count is not None:
+        return fail(f"--count does not apply to --preset {a.preset} (its size is fixed)")
+    if not a.out and not a.preview:
+        return fail("nothing to do: give --out DIR and/or --preview SHEET.png")
+    split = {"train": "train", "holdout": "holdout"}.get(a.preset, "bench")
+    if a.preset == "lfw-val":
+        if not a.out:
+            return fail("--preset lfw-val needs --out DIR")
+        from ..synth.writer import write_lfw_val_truth
+
+        try:
+            synth = Synthesizer(a.data, "bench", SynthConfig(), ("lfw",))
+        except DataNotFoundError as e:
+            return fail(str(e))
+        truth = write_lfw_val_truth(synth, Path(a.out))
+        _print_distribution(truth)
+        print(f"images: --images-root {synth.faces.root / 'faces/lfw_parts/images'}")
+        return 0
+    engine = a.engine or ("first" if a.preset == "bench" else "real")
+    make_cfg = SynthConfig.first_engine if engine == "first" else SynthConfig.real
+    cfg = make_cfg(none_rate=a.none_rate, gray_rate=a.gray_rate, size=a.size)
+    sources = tuple(a.sources.split(","))
+    if bad := set(sources) - {"lfw", "utkface"}:
+        return fail(f"unknown --sources {sorted(bad)}; use lfw, utkface or both")
+    try:
+        synth = Synthesizer(a.data, split, cfg, sources, limit=a.limit)
+    except DataNotFoundError as e:
+        return fail(str(e))
+    tasks = tasks_for(synth, a.preset, a.count or 10000)
+    if a.preview and a.per_kind:
+        from ..synth.writer import preview_per_kind
+
+        for path in preview_per_kind(synth, a.seed, Path(a.preview)):
+            print(f"contact sheet: {path}")
+    elif a.preview:
+        preview(synth, tasks, a.seed, Path(a.preview))
+        print(f"contact sheet of {min(48, len(tasks))} samples: {a.preview}")
+    if a.out:
+        job = WriteJob(str(synth.faces.root), split, a.seed, cfg, sources, a.limit, str(a.out))
+        truth = write_dataset(job, tasks, workers=a.workers)
+        _print_distribution(truth)
+    return 0
+
+
+def _print_distribution(truth: Path) -> None:
+    import numpy as np
+
+    from ..evaluation.metrics import read_truth
+
+    rows = read_truth(truth)
+    gt = np.array([float(r["FaceOcclusion"]) for r in rows])
+    male = np.array([r["gender"] == "M" for r in rows])
+    gray = np.array([r.get("is_gray") == "1" for r in rows])
+    print(f"wrote {len(rows)} samples and {truth}")
+    print(f"occlusion: mean {gt.mean():.3f}  median {np.median(gt):.3f}  <0.02 {np.mean(gt < 0.02):.0%}  "
+          f"p95 {np.quantile(gt, 0.95):.3f}  max {gt.max():.3f}")
+    print(f"by gender: F mean {gt[~male].mean() if (~male).any() else math.nan:.3f} (n={int((~male).sum())})  "
+          f"M mean {gt[male].mean() if male.any() else math.nan:.3f} (n={int(male.sum())});  gray {gray.mean():.0%}")
