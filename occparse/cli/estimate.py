@@ -251,7 +251,7 @@ def _csv_to_parquet(src: Path, dst: Path, columns: tuple[str, ...]) -> Path:
     from ..runtime.rows import column_type
 
     kinds = {"string": pa.string(), "int64": pa.int64(), "float64": pa.float64()}
-    types = {c: kinds[column_type(c)] for c in columns}  # one definition for both engines (occparse/rows.py)
+    types = {c: kinds[column_type(c)] for c in columns}  # one definition for both engines (occparse/runtime/rows.py)
     tmp = dst.with_name(dst.name + ".tmp")
     reader = pacsv.open_csv(src, convert_options=pacsv.ConvertOptions(
         column_types=types, strings_can_be_null=False, quoted_strings_can_be_null=False))

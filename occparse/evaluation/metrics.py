@@ -7,7 +7,6 @@ The gap term is why every report here shows both genders.
 
 from __future__ import annotations
 
-import csv
 import math
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -15,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import DataError
+from ..runtime.io import read_csv_rows
 
 #: true-occlusion bins of the report: a model that shrinks towards the mean shows a positive bias
 #: in the first bins and a negative one in the last (judge heavy cases by these, not the mean alone)
@@ -120,22 +120,9 @@ class Evaluation:
         return asdict(self)
 
 
-def read_csv_rows(path: Path, error: type[Exception] | None = None) -> list[dict[str, str]]:
-    """All rows of a CSV file; a missing or unreadable file raises ``error`` (default TruthFileError) with one line."""
-    error = error or TruthFileError
-    try:
-        with open(path, newline="", encoding="utf-8-sig") as f:
-            rows = list(csv.DictReader(f))
-    except FileNotFoundError:
-        raise error(f"{path}: no such file") from None
-    except (OSError, UnicodeDecodeError, csv.Error) as e:
-        raise error(f"{path}: cannot read as CSV ({e})") from None
-    return rows
-
-
 def read_truth(path: str | Path) -> list[dict[str, str]]:
     """Rows of a truth CSV: ``filename,FaceOcclusion,gender`` (more columns are kept)."""
-    rows = read_csv_rows(Path(path))
+    rows = read_csv_rows(Path(path), TruthFileError)
     if not rows:
         raise TruthFileError(f"{path}: no rows")
     need = {"filename", "FaceOcclusion", "gender"}
@@ -152,7 +139,7 @@ def read_predictions(path: str | Path, column: str = "FaceOcclusion", notes: lis
     count?); repeated identical rows are collapsed, and ``notes`` (when given) receives a line
     saying so.
     """
-    rows = read_csv_rows(Path(path))
+    rows = read_csv_rows(Path(path), TruthFileError)
     if rows and ("filename" not in rows[0] or column not in rows[0]):
         raise TruthFileError(f"{path}: predictions need columns filename,{column}")
     out: dict[str, str] = {}

@@ -34,7 +34,7 @@ class BatchRow:
 
 def read_input_csv(csv_path: str | Path, images_root: str | Path) -> list[BatchRow]:
     """Rows of a challenge-style CSV (only ``filename`` is needed), resolved against ``images_root``."""
-    from ..evaluation.metrics import read_csv_rows
+    from .io import read_csv_rows
 
     p = Path(csv_path)
     rows = read_csv_rows(p, BatchInputError)

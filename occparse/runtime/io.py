@@ -9,13 +9,14 @@ whose ``status`` is the short code written in batch output.
 
 from __future__ import annotations
 
+import csv
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from ..errors import InputError
+from ..errors import DataError, InputError
 
 #: Below this side length no face can be measured meaningfully.
 MIN_SIDE = 32
@@ -249,3 +250,16 @@ def to_gray3(rgb: np.ndarray) -> np.ndarray:
     """Grayscale stored as three equal channels, the way the challenge's gray images were."""
     g = (rgb[..., 0] * 0.299 + rgb[..., 1] * 0.587 + rgb[..., 2] * 0.114).round().clip(0, 255).astype(np.uint8)
     return np.repeat(g[..., None], 3, axis=2)
+
+
+def read_csv_rows(path: Path, error: type[Exception] = DataError) -> list[dict[str, str]]:
+    """All rows of a CSV file (the one CSV reader of the truth, prediction and input files), as dicts of
+    text; a byte-order mark is dropped. A missing or unreadable file raises ``error`` with one line."""
+    try:
+        with open(path, newline="", encoding="utf-8-sig") as f:
+            rows = list(csv.DictReader(f))
+    except FileNotFoundError:
+        raise error(f"{path}: no such file") from None
+    except (OSError, UnicodeDecodeError, csv.Error) as e:
+        raise error(f"{path}: cannot read as CSV ({e})") from None
+    return rows
