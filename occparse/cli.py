@@ -674,7 +674,7 @@ def cmd_fit_stacker(a: argparse.Namespace) -> int:
         return _fail(str(e))
     print(f"stacker: {a.out}")
     if a.replace_shipped:
-        print("pin it: occparse models pin stacker stacker.pkl stacker.md", file=sys.stderr)
+        print("pin it: occparse models pin stacker stacker.json stacker.md", file=sys.stderr)
     return 0
 
 
@@ -906,7 +906,7 @@ example:
         "challenge weights 1/30 + GT.",
         epilog="""Fit on faces the regressors never trained on, never on the benchmark split:
   occparse synth --preset holdout --count 8000 --seed 31 --out holdout/
-  occparse fit-stacker --truth holdout/truth.csv --images-root holdout/images --out stacker_new.pkl
+  occparse fit-stacker --truth holdout/truth.csv --images-root holdout/images --out stacker_new.json
   occparse fit-stacker --truth holdout/truth.csv --images-root holdout/images --replace-shipped""",
     )
     fs.add_argument("--truth", required=True, help="truth CSV (filename,FaceOcclusion,gender)")
@@ -914,7 +914,7 @@ example:
     fs.add_argument("--out", help="where the new stacker file goes (required unless --replace-shipped); never the shipped "
                     "one")
     fs.add_argument("--replace-shipped", action="store_true",
-                    help="overwrite the shipped stacker (then pin it: occparse models pin stacker stacker.pkl stacker.md)")
+                    help="overwrite the shipped stacker (then pin it: occparse models pin stacker stacker.json stacker.md)")
     fs.add_argument("--weights", metavar="DIR", help="weights folder (default $OCCPARSE_WEIGHTS, else the installed one)")
     fs.add_argument("--folds", type=int, default=5)
     fs.add_argument("--seed", type=int, default=0)
