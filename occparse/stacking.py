@@ -135,14 +135,60 @@ class TreeEnsemble:
     baseline: float
     trees: tuple[Tree, ...]
 
-    def predict(self, X: np.ndarray) -> np.ndarray:
-        out = np.full(len(X), self.baseline, np.float64)
+    def __post_init__(self):
+        # All trees packed into flat arrays and walked together, one tree level per step: a few numpy
+        # operations per level instead of per tree and level (300 trees, 64 faces: ~40 ms -> ~2 ms).
+        # Leaves point to themselves, so a walk of max-depth steps needs no per-node test.
+        feature, threshold, left, right, missing_left, value, roots, depth = [], [], [], [], [], [], [], 0
+        offset = 0
         for t in self.trees:
-            out += t.predict(X)
-        return out
+            leaf = t.feature < 0
+            idx = np.arange(len(t.feature))
+            feature.append(np.where(leaf, 0, t.feature))
+            threshold.append(np.where(leaf, np.inf, t.threshold))
+            left.append(offset + np.where(leaf, idx, t.left))
+            right.append(offset + np.where(leaf, idx, t.right))
+            missing_left.append(t.missing_left | leaf)
+            value.append(t.value)
+            roots.append(offset)
+            offset += len(t.feature)
+            depth = max(depth, _tree_depth(t))
+        cat = (lambda a, dt: np.concatenate(a).astype(dt)) if self.trees else (lambda a, dt: np.zeros(0, dt))
+        object.__setattr__(self, "_packed", (
+            cat(feature, np.int64), cat(threshold, np.float64), cat(left, np.int64), cat(right, np.int64),
+            cat(missing_left, bool), cat(value, np.float64), np.asarray(roots, np.int64), depth))
+
+    def predict(self, X: np.ndarray) -> np.ndarray:
+        feature, threshold, left, right, missing_left, value, roots, depth = self._packed
+        X = np.ascontiguousarray(X, np.float64)
+        out = np.full(len(X), self.baseline, np.float64)
+        if not len(roots) or not len(X):
+            return out
+        n_features = X.shape[1]
+        flat_x = X.ravel()
+        row_start = (np.arange(len(X)) * n_features)[:, None]
+        node = np.broadcast_to(roots, (len(X), len(roots))).copy()
+        has_nan = bool(np.isnan(flat_x).any())
+        for _ in range(depth):
+            x = flat_x.take(row_start + feature.take(node))
+            go_left = x <= threshold.take(node)
+            if has_nan:
+                go_left = np.where(np.isnan(x), missing_left.take(node), go_left)
+            node = np.where(go_left, left.take(node), right.take(node))
+        return out + value.take(node).sum(axis=1)
 
     def to_dict(self) -> dict:
         return {"kind": "trees", "baseline": float(self.baseline), "trees": [t.to_dict() for t in self.trees]}
+
+
+def _tree_depth(t: Tree) -> int:
+    """Edges on the longest root-to-leaf path."""
+    depth, level = 0, [0]
+    while True:
+        nxt = [c for n in level if t.feature[n] >= 0 for c in (int(t.left[n]), int(t.right[n]))]
+        if not nxt:
+            return depth
+        depth, level = depth + 1, nxt
 
 
 def model_from_dict(d: dict) -> LinearModel | TreeEnsemble:
