@@ -1,7 +1,8 @@
 """``import mediapipe`` without the parts occparse never uses, for start-up time.
 
 ``import mediapipe`` (0.10.21) also imports its drawing helpers, which import ``matplotlib.pyplot``,
-and the whole MediaPipe Tasks API with its audio stack: about 0.6 s of a 1 s start-up budget on the
+every other legacy solution (hands, pose, holistic, ...), and the whole MediaPipe Tasks API with its
+audio stack: about 0.6 s of a 1 s start-up budget on the
 development machine, for code occparse never calls. Those modules are registered as placeholder
 modules that import the real one on first attribute access: they still work if anything touches
 them. (``importlib.util.LazyLoader`` cannot do this before Python 3.12: the import system reads the
@@ -16,10 +17,12 @@ import sys
 import types
 from pathlib import Path
 
-#: modules MediaPipe's package ``__init__`` imports that occparse does not use (paths under mediapipe/)
+#: modules MediaPipe's package ``__init__`` imports that occparse does not use (paths under mediapipe/):
+#: every legacy solution but the face mesh and face detection, and the Tasks API
 _DEFERRED = {
-    "mediapipe.python.solutions.drawing_utils": "python/solutions/drawing_utils.py",
-    "mediapipe.python.solutions.drawing_styles": "python/solutions/drawing_styles.py",
+    **{f"mediapipe.python.solutions.{m}": f"python/solutions/{m}.py" for m in (
+        "drawing_utils", "drawing_styles", "hands", "hands_connections", "holistic", "objectron", "pose",
+        "pose_connections", "selfie_segmentation", "download_utils")},
     "mediapipe.tasks": "tasks/__init__.py",  # with its child below: mediapipe imports `mediapipe.tasks.python`
     "mediapipe.tasks.python": "tasks/python/__init__.py",
 }

@@ -32,8 +32,9 @@ def test_deferred_mediapipe_parts_still_work_when_asked_for():
         "from occparse._mediapipe import import_mediapipe\n"
         "mp = import_mediapipe()\n"
         "print(mp.solutions.drawing_utils.DrawingSpec.__name__, mp.tasks.vision.FaceLandmarker.__name__,\n"
-        "      callable(mp.solutions.drawing_styles.get_default_face_mesh_contours_style))\n"
+        "      callable(mp.solutions.drawing_styles.get_default_face_mesh_contours_style),\n"
+        "      mp.solutions.hands.Hands.__name__, mp.solutions.selfie_segmentation.SelfieSegmentation.__name__)\n"
         "from mediapipe.python.solutions import drawing_utils\n"
         "print(drawing_utils.DrawingSpec.__name__)\n"
     )
-    assert out.split() == ["DrawingSpec", "FaceLandmarker", "True", "DrawingSpec"]
+    assert out.split() == ["DrawingSpec", "FaceLandmarker", "True", "Hands", "SelfieSegmentation", "DrawingSpec"]
