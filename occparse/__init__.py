@@ -54,10 +54,10 @@ def _version() -> str:
         return "0+unknown"
 
 
-__version__ = _version()
-
-
 def __getattr__(name: str):
+    if name == "__version__":  # read on first use: importlib.metadata costs start-up time a result never needs
+        globals()[name] = _version()
+        return globals()[name]
     if name in _EXPORTS:
         value = getattr(import_module(f".{_EXPORTS[name]}", __name__), name)
         globals()[name] = value

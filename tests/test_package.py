@@ -215,7 +215,8 @@ def _weights_copy(tmp_path: Path) -> Path:
 @needs_models
 def test_bad_checksum_is_one_line_and_nonzero(tmp_path, capsys, monkeypatch):
     w = _weights_copy(tmp_path)
-    (w / "stacker.pkl").write_bytes((w / "stacker.pkl").read_bytes() + b"x")
+    stacker = w / manifest()["stacker"].path.name
+    stacker.write_bytes(stacker.read_bytes() + b"x")
     assert main(["models", "verify", "--weights", str(w)]) == 2
     out, err = capsys.readouterr()
     assert "FAILS ITS SHA256" in out and "stacker" in err and len(err.strip().splitlines()) == 1
@@ -226,7 +227,7 @@ def test_bad_checksum_is_one_line_and_nonzero(tmp_path, capsys, monkeypatch):
 
 
 @needs_models
-def test_stacker_from_another_sklearn_is_one_line_and_nonzero(tmp_path, capsys):
+def test_legacy_stacker_from_another_sklearn_is_one_line_and_nonzero(tmp_path, capsys):
     from occparse.runtime.stacking import FEATURES, HEADER_FORMAT
 
     w = _weights_copy(tmp_path)
@@ -280,7 +281,7 @@ def test_models_pin_takes_a_spec_file_or_text_and_rejects_bad_json(tmp_path, cap
     w = tmp_path / "w"
     w.mkdir()
     shutil.copy(src / "manifest.json", w)
-    shutil.copy(src / "stacker.pkl", w / "stacker.pkl")
+    shutil.copy(src / "stacker.md", w / "stacker.pkl")  # any file: pinning records its checksum
     spec = tmp_path / "spec.json"
     spec.write_text(json.dumps({"note": "from a file"}))
     assert cli_main(["models", "pin", "stacker", "stacker.pkl", "stacker.md", str(spec), "--weights", str(w)]) == 0

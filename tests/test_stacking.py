@@ -35,19 +35,83 @@ def test_fit_beats_each_component_out_of_fold():
     assert pred.min() >= 0 and pred.max() <= 1
 
 
-def test_roundtrip_and_version_refusal(tmp_path):
+@pytest.mark.parametrize("kind", ["ridge", "hgb"])
+def test_saved_stacker_predicts_what_sklearn_predicts(tmp_path, kind):
+    """The JSON file is evaluated with numpy alone: it must give scikit-learn's predictions."""
+    from occparse.evaluation.stacker_fit import exported, make_model
+
+    t = _table(600)
+    m = make_model(kind).fit(t.X, t.gt)
+    p = tmp_path / "s.json"
+    save_stacker(StackerBundle(exported(m, t.X), {"scikit-learn": "x"}), p)
+    b = load_stacker(p)
+    X = _table(200, seed=5).X
+    X[:3, FEATURES.index("geometric")] = [0.0, 1.0, 0.5]
+    np.testing.assert_allclose(b.predict(X), np.clip(m.predict(X), 0, 1), rtol=0, atol=1e-12)
+    assert b.features == FEATURES
+
+
+def test_tree_missing_values_and_infinite_threshold_survive_the_file(tmp_path):
+    from occparse.runtime.stacking import Tree, TreeEnsemble
+
+    tree = Tree(np.array([0, -1, -1]), np.array([np.inf, 0, 0]), np.array([1, 0, 0]), np.array([2, 0, 0]),
+                np.array([False, False, False]), np.array([0.0, 0.25, 0.75]))
+    p = tmp_path / "s.json"
+    save_stacker(StackerBundle(TreeEnsemble(0.0, (tree,)), features=FEATURES[:1]), p)
+    b = load_stacker(p)
+    # finite values go left (<= inf), NaN goes right (missing_left False)
+    assert b.predict(np.array([[5.0], [np.nan]])).tolist() == [0.25, 0.75]
+
+
+def test_runtime_stacker_does_not_import_sklearn():
+    import subprocess
+    import sys
+
+    code = ("import sys, numpy as np; from occparse.runtime.stacking import load_stacker, FEATURES; "
+            "assert 'sklearn' not in sys.modules, 'imported sklearn'")
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_bad_files_are_refused_with_a_clear_error(tmp_path):
+    p = tmp_path / "s.json"
+    p.write_text('{"format": "occparse-stacker/9"}')
+    with pytest.raises(StackerVersionError, match="stacker/9"):
+        load_stacker(p)
+    p.write_text('{"format": "occparse-stacker/2", "features": ["no_such_feature"], "model": {"kind": "linear"}}')
+    with pytest.raises(StackerVersionError, match="no_such_feature"):
+        load_stacker(p)
+    p.write_text('{"format": "occparse-stacker/2", "features": ["geometric"], "model": {"kind": "forest"}}')
+    with pytest.raises(StackerVersionError, match="forest"):
+        load_stacker(p)
+    p.write_text("{truncated")
+    with pytest.raises(StackerVersionError, match="not a readable"):
+        load_stacker(p)
+    with pytest.raises(TypeError):
+        save_stacker(StackerBundle(object()), p)
+
+
+def test_legacy_pickle_stacker_loads_and_refuses_another_version(tmp_path):
+    """Files of the first format (a pickled scikit-learn model) still load under their own version."""
     import sklearn
     from sklearn.linear_model import Ridge
 
+    from occparse.runtime.stacking import HEADER_FORMAT
+
     m = Ridge().fit(np.random.rand(10, len(FEATURES)), np.random.rand(10))
     p = tmp_path / "s.pkl"
-    save_stacker(StackerBundle(m, sklearn.__version__), p)
-    assert isinstance(load_stacker(p), StackerBundle)
 
-    save_stacker(StackerBundle(m, "0.0.1"), p)
+    def write(version):
+        with open(p, "wb") as f:
+            pickle.dump({"format": HEADER_FORMAT, "sklearn_version": version, "features": list(FEATURES)}, f)
+            pickle.dump(StackerBundle(m), f)
+
+    write(sklearn.__version__)
+    b = load_stacker(p)
+    X = np.random.rand(4, len(FEATURES))
+    np.testing.assert_allclose(b.predict(X), np.clip(m.predict(X), 0, 1))
+    write("0.0.1")
     with pytest.raises(StackerVersionError, match="0.0.1"):
         load_stacker(p)
-
     with open(p, "wb") as f:
         pickle.dump({"something": "else"}, f)
     with pytest.raises(StackerVersionError, match="not an occparse stacker"):

@@ -25,7 +25,7 @@ def add_parser(sub) -> argparse.ArgumentParser:
         "challenge weights 1/30 + GT.",
         epilog="""Fit on faces the regressors never trained on, never on the benchmark split:
   occparse synth --preset holdout --count 8000 --seed 31 --out holdout/
-  occparse fit-stacker --truth holdout/truth.csv --images-root holdout/images --out stacker_new.pkl
+  occparse fit-stacker --truth holdout/truth.csv --images-root holdout/images --out stacker_new.json
   occparse fit-stacker --truth holdout/truth.csv --images-root holdout/images --replace-shipped""",
     )
     add_arguments(p)
@@ -40,7 +40,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", help="where the new stacker file goes (required unless --replace-shipped); never the shipped "
                    "one")
     p.add_argument("--replace-shipped", action="store_true",
-                   help="overwrite the shipped stacker (then pin it: occparse models pin stacker stacker.pkl stacker.md)")
+                   help="overwrite the shipped stacker (then pin it: occparse models pin stacker stacker.json stacker.md)")
     p.add_argument("--weights", metavar="DIR", help="weights folder (default $OCCPARSE_WEIGHTS, else the installed one)")
     p.add_argument("--folds", type=int, default=5)
     p.add_argument("--seed", type=int, default=0)
@@ -70,7 +70,7 @@ def run(a: argparse.Namespace) -> int:
         return fail(str(e))
     print(f"stacker: {a.out}")
     if a.replace_shipped:
-        print("pin it: occparse models pin stacker stacker.pkl stacker.md", file=sys.stderr)
+        print("pin it: occparse models pin stacker stacker.json stacker.md", file=sys.stderr)
     return 0
 
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from ..runtime.stacking import FEATURES, StackerBundle, save_stacker
+from ..runtime.stacking import FEATURES, LinearModel, StackerBundle, Tree, TreeEnsemble, save_stacker
 from ..runtime.strictjson import dumps as strict_dumps
 from .metrics import challenge_score, occlusion_bins, parse_gender, read_truth
 
@@ -130,6 +130,51 @@ def _weight_arg(kind: str, w: np.ndarray) -> dict:
     return {"ridge__sample_weight": w} if kind.startswith("ridge") else {"sample_weight": w}
 
 
+def export_model(model) -> LinearModel | TreeEnsemble:
+    """A fitted scikit-learn stacker as plain arrays that ``occparse.runtime.stacking`` evaluates with numpy alone.
+
+    Takes ``make_pipeline(StandardScaler(), Ridge())`` (or a bare linear model) and
+    ``HistGradientBoostingRegressor`` (squared error, numeric features); raises TypeError otherwise."""
+    from sklearn.ensemble import HistGradientBoostingRegressor
+    from sklearn.pipeline import Pipeline
+
+    if isinstance(model, HistGradientBoostingRegressor):
+        if getattr(model, "is_categorical_", None) is not None and np.any(model.is_categorical_):
+            raise TypeError("categorical features are not exported")
+        trees = []
+        for per_iteration in model._predictors:  # one tree per iteration for a regressor
+            (pred,) = per_iteration
+            nd = pred.nodes
+            leaf = nd["is_leaf"].astype(bool)
+            trees.append(Tree(np.where(leaf, -1, nd["feature_idx"]).astype(np.int64), nd["num_threshold"].astype(np.float64),
+                              nd["left"].astype(np.int64), nd["right"].astype(np.int64),
+                              nd["missing_go_to_left"].astype(bool), nd["value"].astype(np.float64)))
+        return TreeEnsemble(float(np.ravel(model._baseline_prediction)[0]), tuple(trees))
+    mean, scale, lin = None, None, model
+    if isinstance(model, Pipeline):
+        *pre, (_, lin) = model.steps
+        if len(pre) > 1:
+            raise TypeError("only a StandardScaler before the linear model is exported")
+        if pre:
+            sc = pre[0][1]
+            mean, scale = np.asarray(sc.mean_, np.float64), np.asarray(sc.scale_, np.float64)
+    if not hasattr(lin, "coef_"):
+        raise TypeError(f"cannot export a {type(lin).__name__} stacker")
+    coef = np.ravel(np.asarray(lin.coef_, np.float64))
+    mean = np.zeros_like(coef) if mean is None else mean
+    scale = np.ones_like(coef) if scale is None else scale
+    return LinearModel(mean, scale, coef, float(np.ravel(lin.intercept_)[0]) if np.ndim(lin.intercept_) else float(lin.intercept_))
+
+
+def exported(model, X: np.ndarray) -> LinearModel | TreeEnsemble:
+    """:func:`export_model`, checked: the export must reproduce scikit-learn's predictions on ``X``."""
+    ex = export_model(model)
+    diff = float(np.max(np.abs(ex.predict(X) - model.predict(X)))) if len(X) else 0.0
+    if diff > 1e-9:
+        raise RuntimeError(f"the exported stacker differs from scikit-learn's by {diff:.2e}")
+    return ex
+
+
 def fit(table: FeatureTable, folds: int = 5, seed: int = 0) -> tuple[StackerBundle, list[dict]]:
     import sklearn
     from sklearn.model_selection import GroupKFold
@@ -158,7 +203,7 @@ def fit(table: FeatureTable, folds: int = 5, seed: int = 0) -> tuple[StackerBund
           for k in CANDIDATES],
     ]
     final = make_model(best, seed).fit(table.X, table.gt, **_weight_arg(best, sample_weights(best, table.gt)))
-    bundle = StackerBundle(final, sklearn.__version__, FEATURES, {"oof": report, "model": best, "n": int(len(table.gt)),
+    bundle = StackerBundle(exported(final, table.X), {"scikit-learn": sklearn.__version__}, FEATURES, {"oof": report, "model": best, "n": int(len(table.gt)),
                                                                       "n_failed": table.n_failed, "folds": folds})
     return bundle, report
 

@@ -316,6 +316,9 @@ def _rot90_matrix(k: int, h: int, w: int) -> np.ndarray:
 def _mesh_graph(num_faces: int, refine_landmarks: bool, min_detection_confidence: float):
     """MediaPipe Face Mesh that also hands out its own face detector's detections (score, key points),
     which the stock ``FaceMesh`` solution computes but drops: a confidence per face at no extra cost."""
+    from ._mediapipe import import_mediapipe
+
+    import_mediapipe()  # first, so that mediapipe's unused parts stay unloaded
     from mediapipe.python.solution_base import SolutionBase
     from mediapipe.python.solutions import face_mesh
 
@@ -465,7 +468,9 @@ class FaceMesher:
     def _probe(self, rgb: np.ndarray, k: int) -> float:
         """Best short-range detector score on ``np.rot90(rgb, k)`` (-1 when it finds nothing)."""
         if self._short is None:
-            import mediapipe as mp
+            from ._mediapipe import import_mediapipe
+
+            mp = import_mediapipe()
 
             with _quiet_stderr():
                 self._short = mp.solutions.face_detection.FaceDetection(model_selection=0, min_detection_confidence=0.5)
@@ -477,7 +482,9 @@ class FaceMesher:
 
     def _full_range(self):
         if self._detector is None:
-            import mediapipe as mp
+            from ._mediapipe import import_mediapipe
+
+            mp = import_mediapipe()
 
             with _quiet_stderr():
                 self._detector = mp.solutions.face_detection.FaceDetection(model_selection=1, min_detection_confidence=0.4)

@@ -109,5 +109,5 @@ def geometric_occlusion(crop: AlignedCrop, parse: ParseResult, original_size: tu
         share = OccluderShare(hair=hair, occluder=occ, background=max(0.0, 1.0 - hair - occ - beard), facial_hair=beard)
     else:
         share = OccluderShare(0.0, 0.0, 0.0, 0.0)
-    conf = float(parse.confidence[r].mean()) if r.any() else 0.0
+    conf = float(parse.probs[:, r].max(axis=0).mean()) if r.any() else 0.0  # = confidence[r], over R only
     return GeometricOcclusion(overall, soft, per_region, share, conf, r)

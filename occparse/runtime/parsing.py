@@ -89,9 +89,11 @@ def preprocess(crops: np.ndarray | list[np.ndarray], spec: ParserSpec) -> np.nda
 
 
 def softmax(logits: np.ndarray, axis: int = 1) -> np.ndarray:
-    z = logits - logits.max(axis=axis, keepdims=True)
-    e = np.exp(z)
-    return e / e.sum(axis=axis, keepdims=True)
+    """Probabilities along ``axis``; computed in one new array, in place (the same values, fewer copies)."""
+    e = logits - logits.max(axis=axis, keepdims=True)
+    np.exp(e, out=e)
+    e /= e.sum(axis=axis, keepdims=True)
+    return e
 
 
 @dataclass(frozen=True)
