@@ -20,6 +20,7 @@ Sub-regions (all clipped to R; they need not tile R exactly):
 from __future__ import annotations
 
 import contextlib
+import functools
 import math
 import os
 import sys
@@ -155,6 +156,15 @@ class FaceRegions:
     parts: dict[str, np.ndarray] = field(default_factory=dict)
 
 
+@functools.lru_cache(maxsize=8)
+def _pixel_grid(shape: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+    """Row and column coordinates (float32) of every pixel; cached: every face of a crop size shares them."""
+    ys, xs = np.mgrid[0 : shape[0], 0 : shape[1]].astype(np.float32)
+    ys.flags.writeable = False
+    xs.flags.writeable = False
+    return ys, xs
+
+
 def face_regions(face: Face, shape: tuple[int, int] | None = None) -> FaceRegions:
     """R and the sub-regions of :data:`REGION_NAMES`, built as described in the module docstring."""
     shape = shape or face.image_size
@@ -166,7 +176,7 @@ def face_regions(face: Face, shape: tuple[int, int] | None = None) -> FaceRegion
     nose = _fill(shape, _hull(lm[list(NOSE)])) & r
     mouth = _fill(shape, _hull(lm[list(OUTER_LIPS)], 1.25)) & r
 
-    ys, xs = np.mgrid[0 : shape[0], 0 : shape[1]].astype(np.float32)
+    ys, xs = _pixel_grid(tuple(shape))
     brow_line = max(float(np.dot(lm[i], down)) for i in LEFT_BROW + RIGHT_BROW)
     lip_bottom = float(np.dot(lm[LOWER_LIP_BOTTOM], down))
     along = xs * down[0] + ys * down[1]

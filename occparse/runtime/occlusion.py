@@ -60,8 +60,8 @@ def out_of_frame(crop: AlignedCrop, original_size: tuple[int, int], shape: tuple
     regions = face_regions(crop.face, shape)
 
     def frac(m: np.ndarray) -> float:
-        n = int(m.sum())
-        return float((m & ~valid).sum()) / n if n else 0.0
+        n = np.count_nonzero(m)
+        return float(np.count_nonzero(m & ~valid)) / n if n else 0.0
 
     return OutOfFrame(frac(regions.face), {name: frac(regions.parts[name]) for name in REGION_NAMES})
 
@@ -75,8 +75,9 @@ def with_out_of_frame(inside: float, oof: float) -> float:
 
 
 def _frac_hidden(part: np.ndarray, visible: np.ndarray) -> float:
-    n = int(part.sum())
-    return 1.0 - float((visible & part).sum()) / n if n else float("nan")
+    # count_nonzero: the same counts as bool .sum(), several times faster (this runs 9 times a face)
+    n = np.count_nonzero(part)
+    return 1.0 - float(np.count_nonzero(visible & part)) / n if n else float("nan")
 
 
 def geometric_occlusion(crop: AlignedCrop, parse: ParseResult, original_size: tuple[int, int],
@@ -96,18 +97,18 @@ def geometric_occlusion(crop: AlignedCrop, parse: ParseResult, original_size: tu
     overall = _frac_hidden(r, visible)
     if np.isnan(overall):
         overall = 1.0
-    n = max(1, int(r.sum()))
+    n = max(1, np.count_nonzero(r))
     p_visible = parse.probs[FACE] + parse.probs[FACIAL_HAIR] if beard_is_face else parse.probs[FACE]
     soft = 1.0 - float(p_visible[r].sum()) / n
     per_region = [RegionOcclusion(name, _frac_hidden(regions.parts[name] & valid, visible)) for name in REGION_NAMES]
     hidden = r & ~visible
-    nh = int(hidden.sum())
+    nh = np.count_nonzero(hidden)
     if nh:
-        hair = float((hidden & (labels == HAIR)).sum()) / nh
-        occ = float((hidden & (labels == OCCLUDER)).sum()) / nh
-        beard = float((hidden & (labels == FACIAL_HAIR)).sum()) / nh
+        hair = float(np.count_nonzero(hidden & (labels == HAIR))) / nh
+        occ = float(np.count_nonzero(hidden & (labels == OCCLUDER))) / nh
+        beard = float(np.count_nonzero(hidden & (labels == FACIAL_HAIR))) / nh
         share = OccluderShare(hair=hair, occluder=occ, background=max(0.0, 1.0 - hair - occ - beard), facial_hair=beard)
     else:
         share = OccluderShare(0.0, 0.0, 0.0, 0.0)
-    conf = float(parse.probs[:, r].max(axis=0).mean()) if r.any() else 0.0  # = confidence[r], over R only
+    conf = float(parse.confidence[r].mean()) if r.any() else 0.0
     return GeometricOcclusion(overall, soft, per_region, share, conf, r)
