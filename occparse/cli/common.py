@@ -204,3 +204,35 @@ def add_engine_args(p: argparse.ArgumentParser) -> None:
 
 ALIGNED_HELP = ("inputs are aligned face crops (like the challenge's 224x224 ones): when a heavy occluder defeats "
                 "the mesh, assume the canonical face layout instead of reporting no_face (the message says so)")
+
+
+class ToolCommand:
+    """A subcommand whose options and code live in another module (``add_arguments(p)`` and ``run(a)``
+    there). Building its options imports that module (numpy, OpenCV): with ``load=False`` (another
+    command was asked for) only the name and help line are registered, so ``occparse --help`` and
+    the other commands stay fast."""
+
+    def __init__(self, name: str, module: str, help: str):
+        self.name, self.module, self.help = name, module, help
+
+    def _impl(self):
+        from importlib import import_module
+
+        return import_module(self.module)
+
+    def add_parser(self, sub, load: bool = True) -> argparse.ArgumentParser:
+        """Register the command on the subcommands ``sub``."""
+        if not load:
+            return sub.add_parser(self.name, help=self.help)
+        impl = self._impl()
+        p = sub.add_parser(self.name, help=self.help, description=impl.__doc__, epilog=getattr(impl, "EPILOG", None),
+                           formatter_class=argparse.RawDescriptionHelpFormatter)
+        self.add_arguments(p)
+        p.set_defaults(func=self.run)
+        return p
+
+    def add_arguments(self, p: argparse.ArgumentParser) -> None:
+        self._impl().add_arguments(p)
+
+    def run(self, a: argparse.Namespace) -> int:
+        return self._impl().run(a)

@@ -1,36 +1,11 @@
-"""``occparse quantize``: int8 copies of the shipped networks for the CPU (a build step). Thin over :mod:`occparse.models.quantize`, whose ``add_arguments`` and ``run``
-sit beside the code they drive (its module docstring is this command's description)."""
+"""``occparse quantize``: int8 copies of the shipped networks for the CPU (a build step).
+
+Thin over :mod:`occparse.models.quantize`, whose ``add_arguments`` and ``run`` sit beside the code they drive (its
+module docstring is this command's description); see :class:`occparse.cli.common.ToolCommand`."""
 
 from __future__ import annotations
 
-import argparse
+from .common import ToolCommand
 
-HELP = "int8 copies of the shipped networks for the CPU (a build step)"
-
-
-def add_parser(sub, load: bool = True) -> argparse.ArgumentParser:
-    """Register ``occparse quantize`` on the subcommands ``sub``. Building its options imports
-    :mod:`occparse.models.quantize` (numpy, OpenCV): with ``load=False`` (another command was asked for) only the
-    name and help line are registered, so ``occparse --help`` and the other commands stay fast."""
-    if not load:
-        return sub.add_parser("quantize", help=HELP)
-    from ..models import quantize as impl
-
-    p = sub.add_parser("quantize", help=HELP, description=impl.__doc__, epilog=getattr(impl, "EPILOG", None),
-                       formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_arguments(p)
-    p.set_defaults(func=run)
-    return p
-
-
-def add_arguments(p: argparse.ArgumentParser) -> None:
-    """``occparse quantize``'s options (defined in :mod:`occparse.models.quantize`)."""
-    from ..models.quantize import add_arguments as impl_add_arguments
-
-    impl_add_arguments(p)
-
-
-def run(a: argparse.Namespace) -> int:
-    from ..models.quantize import run as impl_run
-
-    return impl_run(a)
+_COMMAND = ToolCommand("quantize", "occparse.models.quantize", "int8 copies of the shipped networks for the CPU (a build step)")
+add_parser, add_arguments, run = _COMMAND.add_parser, _COMMAND.add_arguments, _COMMAND.run

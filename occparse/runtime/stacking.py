@@ -265,6 +265,15 @@ def load_stacker(path: str | Path) -> StackerBundle:
     return _load_legacy_pickle(path)
 
 
+class _LegacyUnpickler(pickle.Unpickler):
+    """Reads files written before the runtime moved into ``occparse.runtime`` (``occparse.stacking``)."""
+
+    def find_class(self, module: str, name: str):
+        if module == "occparse.stacking":
+            module = __name__
+        return super().find_class(module, name)
+
+
 def _load_legacy_pickle(path: str | Path) -> StackerBundle:
     with open(path, "rb") as f:
         try:
@@ -284,5 +293,5 @@ def _load_legacy_pickle(path: str | Path) -> StackerBundle:
                 f"install scikit-learn=={header['sklearn_version']} or refit with `occparse fit-stacker`"
             )
         features = _check_features(path, header["features"])
-        old = pickle.load(f)  # noqa: S301
+        old = _LegacyUnpickler(f).load()
     return StackerBundle(old.model, {"scikit-learn": header["sklearn_version"]}, features, getattr(old, "metrics", {}))
