@@ -58,7 +58,7 @@ class EstimatorOptions:
     #: the regressors learned the default and do not follow it
     facial_hair: str = "occluding"
     weights: str | None = None  # folder of shipped-style weights (manifest.json); None = $OCCPARSE_WEIGHTS, else installed
-    #: how a small face (under about 80 px) is enlarged to the crop: "lanczos" (default), "linear" (before),
+    #: how a small face (under about 53 px) is enlarged to the crop: "lanczos" (default), "linear" (before),
     #: "cubic" or "nearest" (geometry.align; benchmarks/lowres_parser.py measures them)
     small_face_upscale: str = "lanczos"
 

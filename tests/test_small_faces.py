@@ -41,9 +41,10 @@ def test_small_face_uses_the_chosen_interpolation():
 
 def test_well_resolved_face_and_label_maps_stay_bilinear():
     img = _scene()
-    big = _face_at(1.2)  # an aligned-crop-sized face: the default path must not change
-    for up in ("lanczos", "nearest", "cubic"):
-        assert np.array_equal(align(img, big, upscale=up).image, align(img, big).image)
+    # an aligned-crop-sized face, and one of about 65 px: the default path must not change
+    for big in (_face_at(1.2), _face_at(2.5)):
+        for up in ("lanczos", "nearest", "cubic"):
+            assert np.array_equal(align(img, big, upscale=up).image, align(img, big).image)
     lab = (img[..., 0] // 64).astype(np.uint8)
     small = _face_at(4.0)
     a = align(lab, small, nearest=True, fill=255, upscale="lanczos").image
