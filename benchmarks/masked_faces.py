@@ -1,6 +1,7 @@
 """Face finding on real photos of masked people: how often is the subject found, and is the mask seen?
 
     python benchmarks/masked_faces.py [--images ../shared/data/real/masked] [--all-faces] [--out rows.csv]
+                                      [--small-face-upscale lanczos|linear|cubic|nearest]
 
 Counting (one row per image, the default ``estimate`` path, shipped models):
 
@@ -13,6 +14,7 @@ Counting (one row per image, the default ``estimate`` path, shipped models):
   ``--exclude`` (file names, comma-separated); the script prints which ones were excluded.
 * **mouth >= 0.8**: share of found subject faces whose ``mouth`` region reads >= 0.8 occluded
   (every face in these photos wears a mask). With ``--all-faces``, every face found is counted.
+  Also broken down by face-oval width: < 20, 20-40 and >= 40 px.
 
 The data are research-licensed: read them from ../shared/data, never copy them. Prints a summary;
 ``--out`` also writes the per-image rows.
@@ -34,6 +36,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--all-faces", action="store_true", help="exhaustive search; the mouth rate counts every face")
     ap.add_argument("--exclude", default="", help="file names judged by eye to have no face >= 40 px")
     ap.add_argument("--out", help="per-image CSV")
+    ap.add_argument("--small-face-upscale", default="lanczos", help="EstimatorOptions.small_face_upscale")
     a = ap.parse_args(argv)
 
     from occparse.runtime.pipeline import Estimator, EstimatorOptions
@@ -44,7 +47,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"no images in {root}", file=sys.stderr)
         return 1
     excluded = {s.strip() for s in a.exclude.split(",") if s.strip()}
-    est = Estimator(EstimatorOptions(exhaustive=a.all_faces))
+    est = Estimator(EstimatorOptions(exhaustive=a.all_faces, small_face_upscale=a.small_face_upscale))
     rows, t0 = [], time.perf_counter()
     for p in paths:
         res = est.estimate(p)
@@ -52,6 +55,7 @@ def main(argv: list[str] | None = None) -> int:
         rows.append({
             "file": p.name, "status": str(res.status), "n_faces": len(res.faces),
             "width": round(faces[0].box[2] - faces[0].box[0], 1) if faces else "",
+            "widths": [round(f.box[2] - f.box[0], 1) for f in faces],
             "mouth": [round(f.region("mouth"), 3) for f in faces],
             "occlusion": round(faces[0].occlusion, 3) if faces else "",
             "source": faces[0].source if faces else "", "rotation": faces[0].rotation if faces else "",
@@ -63,12 +67,18 @@ def main(argv: list[str] | None = None) -> int:
     big = [r for r in found if r["width"] >= 40 and r["file"] not in excluded]
     denom = len(big) + len([r for r in missed if r["file"] not in excluded])
     mouths = [m for r in found for m in r["mouth"] if m == m]
-    print(f"images: {len(rows)} in {root} ({dt / len(rows):.2f} s/image)")
+    print(f"images: {len(rows)} in {root} ({dt / len(rows):.2f} s/image; small faces enlarged with {a.small_face_upscale})")
     print(f"subject found: {len(found)}/{len(rows)} = {len(found) / len(rows):.1%}")
     print(f"subject found, face >= 40 px wide (missed images counted as >= 40 px, {len(excluded)} excluded by eye): "
           f"{len(big)}/{denom} = {len(big) / max(1, denom):.1%}")
     print(f"mouth region >= 0.8 occluded: {sum(m >= 0.8 for m in mouths)}/{len(mouths)} = "
           f"{sum(m >= 0.8 for m in mouths) / max(1, len(mouths)):.1%} of found {'faces' if a.all_faces else 'subjects'}")
+    pairs = [(w, m) for r in found for w, m in zip(r["widths"], r["mouth"], strict=True) if m == m]
+    bins = [(name, [m for w, m in pairs if lo <= w < hi])
+            for name, lo, hi in (("< 20 px", 0, 20), ("20-40 px", 20, 40), (">= 40 px", 40, float("inf")))]
+    print("mouth >= 0.8 by face width:", "; ".join(
+        f"{name}: {sum(m >= 0.8 for m in ms)}/{len(ms)} = {sum(m >= 0.8 for m in ms) / max(1, len(ms)):.1%}"
+        for name, ms in bins))
     print("found by:", dict(Counter(r["source"] for r in found)), " rotation:", dict(Counter(r["rotation"] for r in found)))
     print("missed:", " ".join(r["file"] for r in missed) or "none")
     low = [r["file"] for r in found if r["mouth"] and r["mouth"][0] < 0.8]

@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from .geometry import CANONICAL_SIZE, AlignedCrop, Face, FaceMesher, align, head_pose
+from .geometry import CANONICAL_SIZE, UPSCALE_INTERPOLATIONS, AlignedCrop, Face, FaceMesher, align, head_pose
 from .io import ImageInputError, LoadedImage, read_image
 from .occlusion import GeometricOcclusion, OutOfFrame, geometric_occlusion, out_of_frame, with_out_of_frame
 from .parsing import FaceParser, ParseResult
@@ -58,6 +58,9 @@ class EstimatorOptions:
     #: the regressors learned the default and do not follow it
     facial_hair: str = "occluding"
     weights: str | None = None  # folder of shipped-style weights (manifest.json); None = $OCCPARSE_WEIGHTS, else installed
+    #: how a small face (under about 53 px) is enlarged to the crop: "lanczos" (default), "linear" (before),
+    #: "cubic" or "nearest" (geometry.align; benchmarks/lowres_parser.py measures them)
+    small_face_upscale: str = "lanczos"
 
 
 @dataclass(frozen=True)
@@ -146,7 +149,7 @@ def prepare_image(mesher: FaceMesher, image: LoadedImage, options: EstimatorOpti
     if not faces:
         return Prepared(image.path, size, image.is_gray, [], [], [], image, Status.NO_FACE, "no face found")
     scores = mesher.scores(image.rgb, faces) if options.detector_scores else [f.score for f in faces]
-    crops = [align(image.rgb, f, options.crop_size) for f in faces]
+    crops = [align(image.rgb, f, options.crop_size, upscale=options.small_face_upscale) for f in faces]
     return Prepared(image.path, size, image.is_gray, faces, scores, crops, image)
 
 
@@ -218,8 +221,9 @@ class Estimator:
 
     Like insightface's app object: one object, one call for everything, including what the picture
     needs. ``Estimator(EstimatorOptions(...))`` raises :class:`occparse.errors.ModelError` when a
-    model is missing or fails its pinned sha256, and :class:`occparse.errors.VersionError` when the
-    stacker was saved under another scikit-learn version.
+    model is missing or fails its pinned sha256, :class:`occparse.errors.VersionError` when the
+    stacker was saved under another scikit-learn version, and ValueError for an unknown
+    ``small_face_upscale``.
 
     Example::
 
@@ -234,6 +238,8 @@ class Estimator:
 
         self.options = options or EstimatorOptions()
         o = self.options
+        if o.small_face_upscale not in UPSCALE_INTERPOLATIONS:
+            raise ValueError(f"small_face_upscale must be one of {sorted(UPSCALE_INTERPOLATIONS)}, not {o.small_face_upscale!r}")
         self.precision = resolve_precision(o.precision, o.providers, o.weights)
         path, spec = parser_model(o.parser, o.parser_spec, self.precision, o.weights)
         self.parser = FaceParser(path, spec, providers=list(o.providers) if o.providers else None, threads=o.threads,

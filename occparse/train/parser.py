@@ -50,6 +50,9 @@ class ParserTrainConfig:
     resume: bool = True
     init_onnx: str | None = None  # continue from a shipped parser.onnx (BatchNorm then stays frozen)
     init_from: str | None = None  # continue from a checkpoint's weights (auxiliary heads included), fresh schedule
+    #: share of samples shown as low-resolution faces (parser_data.low_resolution); 0 = stages 1-6's augmentation.
+    #: Proposed, not yet trained with (weights/parser.md): small faces in photos read as bare skin without it.
+    lowres: float = 0.25
 
 
 def ohem_ce(logits: torch.Tensor, target: torch.Tensor, thresh: float = 0.7, min_frac: float = 1 / 16) -> torch.Tensor:
@@ -115,7 +118,8 @@ def train_parser(cfg: ParserTrainConfig) -> dict:
     data_root = find_data_root(cfg.data)
 
     items = pool_items([Path(p) for p in cfg.pools])
-    ds = PoolDataset(items, spec, seed=cfg.seed)
+    ds = PoolDataset(items, spec, seed=cfg.seed, lowres=cfg.lowres)
+    print(f"augmentation: low-resolution faces in {cfg.lowres:.0%} of samples")
     loader = DataLoader(ds, batch_size=cfg.batch, shuffle=True, num_workers=1, drop_last=True,
                         persistent_workers=False, generator=torch.Generator().manual_seed(cfg.seed))
     model = BiSeNet(N_CLASSES, cfg.width)
