@@ -59,11 +59,11 @@ def main(argv: list[str] | None = None) -> int:
 
     from dataclasses import replace
 
-    from occparse.geometry import align, face_regions
+    from occparse.runtime.geometry import align, face_regions
     from occparse.labels import FACE, OCCLUDER
-    from occparse.occlusion import geometric_occlusion
-    from occparse.parsing import iou_per_class
-    from occparse.pipeline import Estimator, EstimatorOptions, canonical_face
+    from occparse.runtime.occlusion import geometric_occlusion
+    from occparse.runtime.parsing import iou_per_class
+    from occparse.runtime.pipeline import Estimator, EstimatorOptions, canonical_face
 
     bench = Path(a.bench)
     if not (bench / "truth.csv").is_file():

@@ -65,7 +65,7 @@ def test_low_resolution_face_width_and_jpeg():
 
 
 def test_dataset_rejects_a_bad_probability(tmp_path):
-    from occparse.parsing import ParserSpec
+    from occparse.runtime.parsing import ParserSpec
     from occparse.train.parser_data import PoolDataset
 
     with pytest.raises(ValueError, match="lowres"):

@@ -6,8 +6,8 @@ import cv2
 import numpy as np
 import pytest
 
-from occparse.geometry import CANONICAL_SIZE, SMALL_FACE_SCALE, align, alignment_matrix
-from occparse.pipeline import canonical_face
+from occparse.runtime.geometry import CANONICAL_SIZE, SMALL_FACE_SCALE, align, alignment_matrix
+from occparse.runtime.pipeline import canonical_face
 
 
 def _face_at(scale: float, size: int = 400):
@@ -59,7 +59,7 @@ def test_threshold_is_about_the_face_not_the_crop_size():
 
 
 def test_estimator_refuses_an_unknown_upscale():
-    from occparse.pipeline import Estimator, EstimatorOptions
+    from occparse.runtime.pipeline import Estimator, EstimatorOptions
 
     with pytest.raises(ValueError, match="small_face_upscale"):
         Estimator(EstimatorOptions(small_face_upscale="bicubic-ish", use_learned=False))
@@ -67,8 +67,8 @@ def test_estimator_refuses_an_unknown_upscale():
 
 def test_pipeline_passes_the_option_to_the_crop(monkeypatch):
     """prepare_image warps small faces with the option's interpolation (mesh stubbed: one known small face)."""
-    from occparse.io import LoadedImage
-    from occparse.pipeline import EstimatorOptions, prepare_image
+    from occparse.runtime.io import LoadedImage
+    from occparse.runtime.pipeline import EstimatorOptions, prepare_image
 
     img = _scene()
     face = _face_at(5.0)

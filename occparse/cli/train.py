@@ -48,6 +48,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     tp.add_argument("--width", type=float, default=0.5, help="channel width multiplier of the ResNet-18 trunk")
     tp.add_argument("--input-size", type=int, default=128, help="network input side in pixels")
     tp.add_argument("--init-from", help="a previous stage's WORK/parser_last.pt (auxiliary heads included); fresh schedule")
+    tp.add_argument("--lowres", type=float, default=0.25,
+                    help="share of samples shrunk to a 12-64 px face (JPEG on half) and brought back up; 0 = off")
     tr = tsub.add_parser("regressor", help="a ResNet-18 occlusion regressor (colour or gray)",
                          formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     tr.add_argument("--pool", nargs="+", type=Path, required=True, help="synth output folder(s) to train on")
@@ -128,7 +130,7 @@ def _train_parser(a: argparse.Namespace) -> int:
     cfg = ParserTrainConfig(
         pools=pools, out=str(a.out), work=str(a.work), data=a.data, bench=a.bench, epochs=a.epochs, batch=a.batch,
         lr=a.lr, width=a.width, input_size=a.input_size, threads=a.threads, seed=a.seed, max_minutes=a.max_minutes,
-        resume=not a.restart, init_onnx=a.init_onnx, init_from=a.init_from,
+        resume=not a.restart, init_onnx=a.init_onnx, init_from=a.init_from, lowres=a.lowres,
     )
     try:
         train_parser(cfg)
