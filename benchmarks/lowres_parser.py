@@ -59,8 +59,8 @@ def main(argv: list[str] | None = None) -> int:
 
     from dataclasses import replace
 
-    from occparse.runtime.geometry import align, face_regions
     from occparse.labels import FACE, OCCLUDER
+    from occparse.runtime.geometry import align, face_regions
     from occparse.runtime.occlusion import geometric_occlusion
     from occparse.runtime.parsing import iou_per_class
     from occparse.runtime.pipeline import Estimator, EstimatorOptions, canonical_face
