@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from occparse import visualize as V
+from occparse.runtime import visualize as V
 from occparse.runtime.geometry import REGION_NAMES
 from occparse.runtime.results import FaceResult, OccluderShare, RegionOcclusion
 
