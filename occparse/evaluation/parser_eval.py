@@ -19,7 +19,7 @@ from ..labels import CLASSES, FACIAL_HAIR, HAIR, IGNORE, N_CLASSES, split_facial
 from ..runtime.geometry import align
 from ..runtime.parsing import FaceParser, iou_per_class
 from ..runtime.strictjson import dumps as strict_dumps
-from ..synth.sources import FaceSource, find_data_root
+from ..synth.sources import FaceSource, find_data_root, read_rgb
 from ..synth.writer import read_truth_rows
 
 
@@ -28,7 +28,7 @@ def lfw_val_crops(data_root: Path, size: int = 224) -> tuple[np.ndarray, np.ndar
     src = FaceSource(data_root, "bench", ("lfw",), show_progress=False)
     imgs, labs = [], []
     for f in src.faces:
-        rgb = cv2.cvtColor(cv2.imread(str(f.image_path), cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
+        rgb = read_rgb(f.image_path)
         lab = split_facial_hair(cv2.imread(str(f.label_path), cv2.IMREAD_GRAYSCALE), f.face, f.gender)
         crop = align(rgb, f.face, size)
         imgs.append(crop.image)
@@ -39,7 +39,7 @@ def lfw_val_crops(data_root: Path, size: int = 224) -> tuple[np.ndarray, np.ndar
 def folder_crops(d: Path, limit: int | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Crops and label maps of a folder written by ``occparse synth`` (e.g. the benchmark split)."""
     rows = read_truth_rows(d)[:limit]
-    imgs = [cv2.cvtColor(cv2.imread(str(d / "images" / r["filename"]), cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB) for r in rows]
+    imgs = [read_rgb(d / "images" / r["filename"]) for r in rows]
     labs = [cv2.imread(str(d / "labels" / (Path(r["filename"]).stem + ".png")), cv2.IMREAD_GRAYSCALE) for r in rows]
     return np.stack(imgs), np.stack(labs)
 

@@ -16,10 +16,10 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import cv2
 import numpy as np
 
 from ..runtime.io import to_gray3
+from ..synth.sources import DataNotFoundError, read_rgb
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
 
@@ -42,10 +42,10 @@ class CalibrationSet:
         pick = rng.choice(len(files), min(self.count, len(files)), replace=False)
         out = []
         for i in sorted(pick):
-            bgr = cv2.imread(str(files[i]), cv2.IMREAD_COLOR)
-            if bgr is None:
+            try:
+                rgb = read_rgb(files[i])
+            except DataNotFoundError:  # an unreadable calibration file is skipped, not fatal
                 continue
-            rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
             out.append(to_gray3(rgb) if self.gray else rgb)
         return out
 

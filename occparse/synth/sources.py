@@ -14,7 +14,6 @@ Splits are fixed so that no training command can see a benchmark face or a bench
 from __future__ import annotations
 
 import configparser
-import csv
 import hashlib
 import os
 from dataclasses import dataclass
@@ -77,8 +76,9 @@ def _in_split(name: str, split: str) -> bool:
 
 
 def _csv_rows(path: Path) -> list[dict[str, str]]:
-    with open(path, newline="") as f:
-        return list(csv.DictReader(f))
+    from ..runtime.io import read_csv_rows
+
+    return read_csv_rows(path, DataNotFoundError)
 
 
 @dataclass(frozen=True)
@@ -208,6 +208,9 @@ def read_rgba(path: Path) -> np.ndarray:
 
 
 def read_rgb(path: Path) -> np.ndarray:
+    """A data file (synth output, dataset photo) as uint8 RGB H x W x 3: the one reader for training,
+    evaluation and calibration data. Photos users bring go through :func:`occparse.runtime.io.read_image`
+    (EXIF orientation, 16-bit scaling, typed errors). Raises DataNotFoundError when unreadable."""
     im = cv2.imread(str(path), cv2.IMREAD_COLOR)
     if im is None:
         raise DataNotFoundError(f"cannot read {path}")

@@ -93,9 +93,10 @@ def write_dataset(job: WriteJob, tasks: list[Task], workers: int = 0) -> Path:
 
 
 def read_truth_rows(folder: Path) -> list[dict[str, str]]:
-    """The rows of a synth output folder's truth.csv."""
-    with open(Path(folder) / "truth.csv", newline="") as f:
-        return list(csv.DictReader(f))
+    """The rows of a synth output folder's truth.csv (the one CSV reader, :func:`occparse.runtime.io.read_csv_rows`)."""
+    from ..runtime.io import read_csv_rows
+
+    return read_csv_rows(Path(folder) / "truth.csv", FileNotFoundError)
 
 
 def write_truth(path: Path, rows: Iterable[dict[str, str]]) -> None:

@@ -11,6 +11,7 @@ from torch.utils.data import Dataset
 
 from ..runtime.parsing import ParserSpec, preprocess
 from ..synth.engine import IGNORE
+from ..synth.sources import read_rgb
 from ..synth.writer import read_truth_rows
 
 
@@ -111,7 +112,7 @@ class PoolDataset(Dataset):
 
     def __getitem__(self, i: int):
         ip, lp = self.items[i]
-        img = cv2.cvtColor(cv2.imread(str(ip), cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
+        img = read_rgb(ip)
         lab = cv2.imread(str(lp), cv2.IMREAD_GRAYSCALE)
         if self.train:
             img, lab = augment(img, lab, np.random.default_rng([self.seed, self.epoch, i]), self.lowres)

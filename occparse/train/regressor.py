@@ -14,7 +14,6 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-import cv2
 import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
@@ -23,7 +22,7 @@ from tqdm import tqdm
 from ..evaluation.metrics import challenge_score
 from ..runtime.io import to_gray3
 from ..runtime.regression import RegressorSpec, preprocess
-from ..synth.sources import HOLDOUT_BUCKETS, stable_bucket
+from ..synth.sources import HOLDOUT_BUCKETS, read_rgb, stable_bucket
 from ..synth.writer import read_truth_rows
 from .losses import sample_weights
 from .resnet import OcclusionRegressor
@@ -81,7 +80,7 @@ class CropDataset(Dataset):
 
     def __getitem__(self, i: int):
         it = self.items[i]
-        img = cv2.cvtColor(cv2.imread(str(it.path), cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
+        img = read_rgb(it.path)
         if self.train:
             rng = np.random.default_rng([self.seed, self.epoch, i])
             if rng.random() < 0.5:
