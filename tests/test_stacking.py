@@ -154,3 +154,43 @@ def test_fit_picks_a_stacker_that_does_not_shrink():
     heavy = bin_bias(X[:, FEATURES.index("geometric")], gt)[-1]
     assert heavy[2] < -0.1
     assert bundle.metrics["model"] in shipped["name"]
+
+
+def test_damaged_tree_files_are_refused_not_misread(tmp_path):
+    """A tree that reads a column past the features, points outside itself or loops is refused on load."""
+    import json
+
+    def doc(tree):
+        return {"format": "occparse-stacker/2", "features": ["geometric", "regressor"],
+                "model": {"kind": "trees", "baseline": 0.0, "trees": [tree]}}
+
+    good = {"feature": [0, -1, -1], "threshold": [0.5, 0, 0], "left": [1, 0, 0], "right": [2, 0, 0],
+            "missing_left": [True, False, False], "value": [0, 0.1, 0.9]}
+    p = tmp_path / "s.json"
+    p.write_text(json.dumps(doc(good)))
+    assert load_stacker(p).predict(np.array([[0.2, 0.0], [0.8, 0.0]])).tolist() == [0.1, 0.9]
+    for bad in ({**good, "feature": [6, -1, -1]}, {**good, "left": [0, 0, 0]}, {**good, "right": [2, 0, 7]},
+                {**good, "value": [0, 0.1]}):
+        if bad["right"] == [2, 0, 7]:
+            bad = {**bad, "feature": [0, 0, -1]}  # node 1 splits and points past the end
+        p.write_text(json.dumps(doc(bad)))
+        with pytest.raises(StackerVersionError):
+            load_stacker(p)
+    p.write_text(json.dumps({**doc(good), "model": {"kind": "linear", "mean": [0], "scale": [1], "coef": [1],
+                                                     "intercept": 0}}))
+    with pytest.raises(StackerVersionError, match="2 means"):
+        load_stacker(p)
+    p.write_bytes(b"GIF89a not a stacker")  # neither JSON nor a pickle: never unpickled
+    with pytest.raises(StackerVersionError, match="not an occparse stacker"):
+        load_stacker(p)
+
+
+def test_class_labels_match_argmax_with_ties_and_nan():
+    from occparse.runtime.parsing import argmax_classes
+
+    rng = np.random.default_rng(0)
+    p = rng.random((5, 16, 16)).astype(np.float32)
+    p[:, :4, :4] = 0.2  # five-way ties
+    p[2, 5, 5] = np.nan
+    p[:, 6, 6] = np.nan
+    assert np.array_equal(argmax_classes(p), p.argmax(0).astype(np.uint8))

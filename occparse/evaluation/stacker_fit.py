@@ -137,10 +137,13 @@ def export_model(model) -> LinearModel | TreeEnsemble:
     ``HistGradientBoostingRegressor`` (squared error, numeric features); raises TypeError otherwise."""
     from sklearn.ensemble import HistGradientBoostingRegressor
     from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import StandardScaler
 
     if isinstance(model, HistGradientBoostingRegressor):
         if getattr(model, "is_categorical_", None) is not None and np.any(model.is_categorical_):
             raise TypeError("categorical features are not exported")
+        if model.loss != "squared_error":  # other losses have a link function the export does not apply
+            raise TypeError(f"only loss='squared_error' is exported, not {model.loss!r}")
         trees = []
         for per_iteration in model._predictors:  # one tree per iteration for a regressor
             (pred,) = per_iteration
@@ -157,7 +160,11 @@ def export_model(model) -> LinearModel | TreeEnsemble:
             raise TypeError("only a StandardScaler before the linear model is exported")
         if pre:
             sc = pre[0][1]
-            mean, scale = np.asarray(sc.mean_, np.float64), np.asarray(sc.scale_, np.float64)
+            if not isinstance(sc, StandardScaler):
+                raise TypeError(f"only a StandardScaler before the linear model is exported, not {type(sc).__name__}")
+            n = sc.n_features_in_
+            mean = np.asarray(sc.mean_, np.float64) if sc.with_mean else np.zeros(n)
+            scale = np.asarray(sc.scale_, np.float64) if sc.with_std else np.ones(n)
     if not hasattr(lin, "coef_"):
         raise TypeError(f"cannot export a {type(lin).__name__} stacker")
     coef = np.ravel(np.asarray(lin.coef_, np.float64))
@@ -170,7 +177,7 @@ def exported(model, X: np.ndarray) -> LinearModel | TreeEnsemble:
     """:func:`export_model`, checked: the export must reproduce scikit-learn's predictions on ``X``."""
     ex = export_model(model)
     diff = float(np.max(np.abs(ex.predict(X) - model.predict(X)))) if len(X) else 0.0
-    if diff > 1e-9:
+    if not diff <= 1e-9:  # NaN fails too
         raise RuntimeError(f"the exported stacker differs from scikit-learn's by {diff:.2e}")
     return ex
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import sys
+import threading
 import types
 from pathlib import Path
 
@@ -28,16 +29,22 @@ _DEFERRED = {
 }
 
 
+_LOCK = threading.RLock()
+
+
 class _Deferred(types.ModuleType):
     """Stands in for a module until one of its attributes is asked for; then imports the real one."""
 
     def __getattr__(self, attr: str):  # only called for attributes not set on the placeholder
         real = self.__dict__.get("_real")
         if real is None:
-            if sys.modules.get(self.__name__) is self:
-                del sys.modules[self.__name__]
-            real = importlib.import_module(self.__name__)
-            self.__dict__["_real"] = real
+            with _LOCK:  # two threads touching the placeholder at once import the real module once
+                real = self.__dict__.get("_real")
+                if real is None:
+                    if sys.modules.get(self.__name__) is self:
+                        del sys.modules[self.__name__]
+                    real = importlib.import_module(self.__name__)
+                    self.__dict__["_real"] = real
         return getattr(real, attr)
 
 

@@ -156,9 +156,16 @@ class FaceRegions:
     parts: dict[str, np.ndarray] = field(default_factory=dict)
 
 
-@functools.lru_cache(maxsize=8)
 def _pixel_grid(shape: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
-    """Row and column coordinates (float32) of every pixel; cached: every face of a crop size shares them."""
+    """Row and column coordinates (float32) of every pixel, read-only. Crop-sized grids are cached
+    (every face of a crop size shares them); a whole photo's is not (it would hold memory)."""
+    if shape[0] * shape[1] <= 1024 * 1024:
+        return _cached_grid(shape)
+    return tuple(np.mgrid[0 : shape[0], 0 : shape[1]].astype(np.float32))
+
+
+@functools.lru_cache(maxsize=8)
+def _cached_grid(shape: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
     ys, xs = np.mgrid[0 : shape[0], 0 : shape[1]].astype(np.float32)
     ys.flags.writeable = False
     xs.flags.writeable = False
@@ -626,6 +633,7 @@ class FaceMesher:
             if self.search_rotations and ordered[0].rotation in (90, 270):  # rare: costs nothing upright
                 ordered = order_faces(self._remesh_sideways(small, faces, (h, w)), rgb.shape[:2])
             return ordered
+        turned_run = False
         if not sure and self.search_rotations:
             # a quick look first: the mesh's own short-range detector (a quarter of a mesh run) on
             # the turned picture; the mesh runs there only when that looks clearly better. With a
@@ -641,8 +649,9 @@ class FaceMesher:
                 if _strength(turned) >= max(self.SURE, base + 0.15):
                     faces = turned
                     break
-            if faces and faces is upright_run:
-                faces = self._remesh_sideways(small, faces, (h, w))
+            turned_run = faces is not upright_run
+        if faces and self.search_rotations and not turned_run:
+            faces = self._remesh_sideways(small, faces, (h, w))
         if not faces:
             faces = self._padded_retry(small, (h, w))
         # small or missed faces in a larger scene; an unsure face that fills an (aligned) crop is left alone
@@ -668,7 +677,8 @@ class FaceMesher:
         if not turned:
             return faces
         best = max(turned, key=lambda f: f.score if f.score is not None else 0.0)
-        return [best] + [f for f in faces if f is not subject]
+        # order_faces returns copies: the sideways subject is dropped by its box, not by identity
+        return [best] + [f for f in faces if _box_iou(f.box, subject.box) <= 0.3]
 
     def _padded_retry(self, small: np.ndarray, size: tuple[int, int]) -> list[Face]:
         """The mesh on ``small`` with a mirrored border (a face filling the picture); landmarks in

@@ -107,6 +107,9 @@ def argmax_classes(probs: np.ndarray) -> np.ndarray:
     labels = np.full(probs.shape[1:], probs.shape[0] - 1, np.uint8)
     for c in range(probs.shape[0] - 2, -1, -1):  # downwards, so the lowest class equal to the max wins
         np.putmask(labels, probs[c] == top, c)
+    nan = np.isnan(top)
+    if nan.any():  # as argmax: the first NaN class wins
+        labels[nan] = np.isnan(probs[:, nan]).argmax(axis=0)
     return labels
 
 

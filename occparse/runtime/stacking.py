@@ -74,7 +74,7 @@ class FaceFeatures:
         return np.array([values[n] for n in names], np.float64)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # array fields: no elementwise ==
 class LinearModel:
     """A standardised linear model: ``((X - mean) / scale) @ coef + intercept``; arrays of length n_features."""
 
@@ -91,7 +91,7 @@ class LinearModel:
                 "coef": self.coef.tolist(), "intercept": float(self.intercept)}
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # array fields: no elementwise ==
 class Tree:
     """One regression tree as parallel node arrays (node 0 is the root; a leaf has ``feature == -1``)."""
 
@@ -101,20 +101,6 @@ class Tree:
     right: np.ndarray
     missing_left: np.ndarray  # bool: where NaN goes
     value: np.ndarray  # float64: the leaf's output (unused at a split)
-
-    def predict(self, X: np.ndarray) -> np.ndarray:
-        node = np.zeros(len(X), np.int64)
-        rows = np.arange(len(X))
-        for _ in range(len(self.feature)):  # depth is at most the node count; usually exits after a few steps
-            f = self.feature[node]
-            inner = f >= 0
-            if not inner.any():
-                break
-            x = X[rows[inner], f[inner]]
-            n = node[inner]
-            go_left = np.where(np.isnan(x), self.missing_left[n], x <= self.threshold[n])
-            node[inner] = np.where(go_left, self.left[n], self.right[n])
-        return self.value[node]
 
     def to_dict(self) -> dict:
         return {k: getattr(self, k).tolist() for k in ("feature", "threshold", "left", "right", "missing_left", "value")}
@@ -128,7 +114,7 @@ class Tree:
                     np.asarray(d["missing_left"], bool), np.asarray(d["value"], np.float64))
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # array fields: no elementwise ==
 class TreeEnsemble:
     """Gradient-boosted regression trees: ``baseline + sum(tree(X))``."""
 
@@ -160,7 +146,7 @@ class TreeEnsemble:
 
     def predict(self, X: np.ndarray) -> np.ndarray:
         feature, threshold, left, right, missing_left, value, roots, depth = self._packed
-        X = np.ascontiguousarray(X, np.float64)
+        X = np.ascontiguousarray(np.atleast_2d(X), np.float64)
         out = np.full(len(X), self.baseline, np.float64)
         if not len(roots) or not len(X):
             return out
@@ -191,14 +177,38 @@ def _tree_depth(t: Tree) -> int:
         depth, level = depth + 1, nxt
 
 
-def model_from_dict(d: dict) -> LinearModel | TreeEnsemble:
-    """The model of a stacker file; :class:`StackerVersionError` for an unknown kind."""
+def _check_tree(t: Tree, n_features: int) -> None:
+    """Refuse a tree that would read the wrong column, leave its own arrays or loop (a damaged file)."""
+    n = len(t.feature)
+    if n == 0 or any(len(getattr(t, k)) != n for k in ("threshold", "left", "right", "missing_left", "value")):
+        raise StackerVersionError("a stacker tree has node arrays of different lengths (or none)")
+    split = t.feature >= 0
+    idx = np.arange(n)
+    if (t.feature[split] >= n_features).any():
+        raise StackerVersionError(f"a stacker tree splits on a feature index >= {n_features} features")
+    # children point strictly forward (as scikit-learn writes them): in range, and no cycles
+    for child in (t.left[split], t.right[split]):
+        if ((child <= idx[split]) | (child >= n)).any():
+            raise StackerVersionError("a stacker tree has child indices out of order or out of range")
+    if (np.isnan(t.threshold[split])).any():
+        raise StackerVersionError("a stacker tree has a NaN threshold")
+
+
+def model_from_dict(d: dict, n_features: int) -> LinearModel | TreeEnsemble:
+    """The model of a stacker file for ``n_features`` inputs; :class:`StackerVersionError` for an
+    unknown kind or arrays that do not fit (a damaged or hand-edited file)."""
     kind = d.get("kind")
     if kind == "linear":
-        return LinearModel(np.asarray(d["mean"], np.float64), np.asarray(d["scale"], np.float64),
-                           np.asarray(d["coef"], np.float64), float(d["intercept"]))
+        m = LinearModel(np.asarray(d["mean"], np.float64), np.asarray(d["scale"], np.float64),
+                        np.asarray(d["coef"], np.float64), float(d["intercept"]))
+        if not m.mean.shape == m.scale.shape == m.coef.shape == (n_features,):
+            raise StackerVersionError(f"a linear stacker needs {n_features} means, scales and coefficients")
+        return m
     if kind == "trees":
-        return TreeEnsemble(float(d["baseline"]), tuple(Tree.from_dict(t) for t in d["trees"]))
+        trees = tuple(Tree.from_dict(t) for t in d["trees"])
+        for t in trees:
+            _check_tree(t, n_features)
+        return TreeEnsemble(float(d["baseline"]), trees)
     raise StackerVersionError(f"unknown stacker model kind {kind!r}")
 
 
@@ -215,7 +225,10 @@ class StackerBundle:
     metrics: dict = field(default_factory=dict)
 
     def predict(self, X: np.ndarray) -> np.ndarray:
-        return np.clip(self.model.predict(np.atleast_2d(np.asarray(X, np.float64))), 0.0, 1.0)
+        X = np.atleast_2d(np.asarray(X, np.float64))
+        if X.shape[1] != len(self.features):
+            raise ValueError(f"the stacker takes {len(self.features)} features per row, not {X.shape[1]}")
+        return np.clip(self.model.predict(X), 0.0, 1.0)
 
 
 def save_stacker(bundle: StackerBundle, path: str | Path) -> None:
@@ -225,14 +238,26 @@ def save_stacker(bundle: StackerBundle, path: str | Path) -> None:
     scikit-learn model first with ``occparse.evaluation.stacker_fit.export_model``)."""
     if not isinstance(bundle.model, LinearModel | TreeEnsemble):
         raise TypeError(f"cannot save a {type(bundle.model).__name__}; export it with stacker_fit.export_model first")
+    import os
+    import tempfile
+
     from .strictjson import dumps
 
+    if isinstance(bundle.model, TreeEnsemble):
+        for t in bundle.model.trees:  # strict JSON writes non-finite as null, read back as +inf
+            if (~np.isfinite(t.threshold) & ~np.isposinf(t.threshold)).any():
+                raise ValueError("a tree threshold is NaN or -inf; only +inf can be stored")
     path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
     doc = {"format": FORMAT, "features": list(bundle.features), "fitted_with": bundle.fitted_with,
            "model": bundle.model.to_dict(), "metrics": bundle.metrics}
-    tmp.write_text(dumps(doc, separators=(",", ":")) + "\n", encoding="utf-8")
-    tmp.replace(path)
+    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(dumps(doc, separators=(",", ":")) + "\n")
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
 
 
 def _check_features(path, features) -> tuple[str, ...]:
@@ -249,19 +274,21 @@ def load_stacker(path: str | Path) -> StackerBundle:
     model kind, features this occparse does not compute, or a legacy pickle written by another
     scikit-learn version; OSError when it cannot be read."""
     with open(path, "rb") as f:
-        head = f.read(1)
+        head = f.read(64).lstrip(b"\xef\xbb\xbf \t\r\n")[:1]
     if head == b"{":
         try:
-            doc = json.loads(Path(path).read_text(encoding="utf-8"))
+            doc = json.loads(Path(path).read_text(encoding="utf-8-sig"))
             if doc.get("format") != FORMAT:
                 raise StackerVersionError(f"{path} has stacker format {doc.get('format')!r}; this occparse reads {FORMAT}")
             features = _check_features(path, doc["features"])
-            return StackerBundle(model_from_dict(doc["model"]), doc.get("fitted_with", {}), features,
+            return StackerBundle(model_from_dict(doc["model"], len(features)), doc.get("fitted_with", {}), features,
                                  doc.get("metrics", {}))
         except StackerVersionError:
             raise
-        except (ValueError, KeyError, TypeError, AttributeError) as e:
+        except (ValueError, KeyError, TypeError, AttributeError, IndexError) as e:
             raise StackerVersionError(f"{path} is not a readable occparse stacker file ({e})") from e
+    if head != b"\x80":  # not a pickle either: never hand an arbitrary file to the unpickler
+        raise StackerVersionError(f"{path} is not an occparse stacker file")
     return _load_legacy_pickle(path)
 
 
@@ -293,5 +320,8 @@ def _load_legacy_pickle(path: str | Path) -> StackerBundle:
                 f"install scikit-learn=={header['sklearn_version']} or refit with `occparse fit-stacker`"
             )
         features = _check_features(path, header["features"])
-        old = _LegacyUnpickler(f).load()
+        try:
+            old = _LegacyUnpickler(f).load()
+        except Exception as e:  # noqa: BLE001 (a damaged body: one clear message)
+            raise StackerVersionError(f"{path}: the pickled stacker cannot be read ({e})") from e
     return StackerBundle(old.model, {"scikit-learn": header["sklearn_version"]}, features, getattr(old, "metrics", {}))
