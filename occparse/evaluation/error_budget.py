@@ -24,6 +24,7 @@ import numpy as np
 
 from ..runtime.occlusion import geometric_occlusion
 from ..runtime.parsing import ParseResult
+from ..synth.sources import DataNotFoundError, read_label_map
 from ..synth.writer import read_truth_rows
 from .metrics import challenge_score, parse_gender
 
@@ -88,7 +89,10 @@ def measure(folder: Path, limit: int | None = None, precision: str = "auto", sho
     b = Budget()
     for r in tqdm(rows, desc="error budget", unit="img", disable=not show_progress):
         a = est.analyze(str(folder / "images" / r["filename"]))
-        labels = cv2.imread(str(folder / "labels" / (Path(r["filename"]).stem + ".png")), cv2.IMREAD_GRAYSCALE)
+        try:
+            labels = read_label_map(folder / "labels" / (Path(r["filename"]).stem + ".png"))
+        except DataNotFoundError:
+            labels = None
         if not a.faces or labels is None:
             b.skipped += 1
             continue

@@ -12,14 +12,13 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-import cv2
 import numpy as np
 
 from ..labels import CLASSES, FACIAL_HAIR, HAIR, IGNORE, N_CLASSES, split_facial_hair
 from ..runtime.geometry import align
 from ..runtime.parsing import FaceParser, iou_per_class
 from ..runtime.strictjson import dumps as strict_dumps
-from ..synth.sources import FaceSource, find_data_root, read_rgb
+from ..synth.sources import FaceSource, find_data_root, read_label_map, read_rgb
 from ..synth.writer import read_truth_rows
 
 
@@ -29,7 +28,7 @@ def lfw_val_crops(data_root: Path, size: int = 224) -> tuple[np.ndarray, np.ndar
     imgs, labs = [], []
     for f in src.faces:
         rgb = read_rgb(f.image_path)
-        lab = split_facial_hair(cv2.imread(str(f.label_path), cv2.IMREAD_GRAYSCALE), f.face, f.gender)
+        lab = split_facial_hair(read_label_map(f.label_path), f.face, f.gender)
         crop = align(rgb, f.face, size)
         imgs.append(crop.image)
         labs.append(align(lab, f.face, size, nearest=True, matrix=crop.matrix, fill=IGNORE).image)
@@ -40,7 +39,7 @@ def folder_crops(d: Path, limit: int | None = None) -> tuple[np.ndarray, np.ndar
     """Crops and label maps of a folder written by ``occparse synth`` (e.g. the benchmark split)."""
     rows = read_truth_rows(d)[:limit]
     imgs = [read_rgb(d / "images" / r["filename"]) for r in rows]
-    labs = [cv2.imread(str(d / "labels" / (Path(r["filename"]).stem + ".png")), cv2.IMREAD_GRAYSCALE) for r in rows]
+    labs = [read_label_map(d / "labels" / (Path(r["filename"]).stem + ".png")) for r in rows]
     return np.stack(imgs), np.stack(labs)
 
 

@@ -25,7 +25,6 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import cv2
 import numpy as np
 
 from ..labels import IGNORE, facial_hair_zone, split_facial_hair
@@ -42,7 +41,7 @@ from .real_occluders import (
     paint_layer,
     shadow_layer,
 )
-from .sources import BaseFace, FaceSource, OccluderLibrary, find_data_root, read_rgb
+from .sources import BaseFace, FaceSource, OccluderLibrary, find_data_root, read_label_map, read_rgb
 
 KINDS = ("hand", "object", "hair", "glasses", "sunglasses", "cap", "mask", "scarf", "beard", "goggles", "hat",
          "held_object")
@@ -114,7 +113,7 @@ class Sample:
 def base_visible(base: BaseFace, region: np.ndarray) -> np.ndarray:
     """V of the unoccluded base image: LFW skin label, or R itself for UTKFace."""
     if base.label_path is not None:
-        lab = cv2.imread(str(base.label_path), cv2.IMREAD_GRAYSCALE)
+        lab = read_label_map(base.label_path)
         return lab == 1
     return region.copy()
 
@@ -122,7 +121,7 @@ def base_visible(base: BaseFace, region: np.ndarray) -> np.ndarray:
 def base_labels(base: BaseFace, region: np.ndarray) -> np.ndarray:
     """Label map of the unoccluded base image (values of :mod:`occparse.labels`)."""
     if base.label_path is not None:
-        lab = cv2.imread(str(base.label_path), cv2.IMREAD_GRAYSCALE).astype(np.uint8)
+        lab = read_label_map(base.label_path)
         return split_facial_hair(lab, base.face, base.gender)
     lab = np.full(region.shape, IGNORE, np.uint8)
     lab[region] = 1

@@ -27,7 +27,7 @@ from ..runtime.geometry import (
     alignment_matrix,
     face_region,
 )
-from .sources import BaseFace, OccluderLibrary, read_rgb
+from .sources import BaseFace, OccluderLibrary, read_label_map, read_rgb
 
 
 @dataclass
@@ -249,7 +249,7 @@ def hair_layer(base: BaseFace, shape, donors: list[BaseFace], rng: np.random.Gen
         cand = donors[int(rng.integers(len(donors)))]
         if cand.image_path == base.image_path:
             continue
-        lab = cv2.imread(str(cand.label_path), cv2.IMREAD_GRAYSCALE)
+        lab = read_label_map(cand.label_path)
         inside = float(((lab == 2) & face_region(cand.face, lab.shape)).mean())
         if best is None or inside > best[0]:
             best = (inside, cand, lab)

@@ -27,7 +27,7 @@ import numpy as np
 from ..labels import FACIAL_HAIR, OCCLUDER, facial_hair_zone, split_facial_hair
 from ..runtime.geometry import OUTER_LIPS, _fill, alignment_matrix, face_region
 from .occluders import Layer, _face_frame
-from .sources import BaseFace, read_rgb
+from .sources import BaseFace, read_label_map, read_rgb
 
 #: hair colours as RGB, from white-gray through blond and red to black
 HAIR_COLOURS = np.array([
@@ -61,7 +61,7 @@ class BeardDonors:
         if self._with_beard is None:
             out = []
             for d in self.donors:
-                lab = cv2.imread(str(d.label_path), cv2.IMREAD_GRAYSCALE)
+                lab = read_label_map(d.label_path)
                 fh = split_facial_hair(lab, d.face, d.gender) == FACIAL_HAIR
                 region = face_region(d.face, lab.shape)
                 if (fh & region).sum() >= self.min_fraction * max(1, region.sum()):

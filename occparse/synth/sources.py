@@ -207,6 +207,15 @@ def read_rgba(path: Path) -> np.ndarray:
     return cv2.cvtColor(im, cv2.COLOR_BGRA2RGBA)
 
 
+def read_label_map(path: Path) -> np.ndarray:
+    """A label map (LFW Part Labels, synth output) as uint8 H x W: the one reader of label files.
+    Raises DataNotFoundError when unreadable."""
+    lab = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
+    if lab is None:
+        raise DataNotFoundError(f"cannot read label map {path}")
+    return lab
+
+
 def read_rgb(path: Path) -> np.ndarray:
     """A data file (synth output, dataset photo) as uint8 RGB H x W x 3: the one reader for training,
     evaluation and calibration data. Photos users bring go through :func:`occparse.runtime.io.read_image`

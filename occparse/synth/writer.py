@@ -15,6 +15,7 @@ from tqdm import tqdm
 
 from ..labels import FACIAL_HAIR, OCCLUDER, PALETTE
 from .engine import Sample, SynthConfig, Synthesizer, Task, bench_tasks, run_task
+from .sources import read_label_map
 
 #: facial_hair: share of R that is facial hair (LFW val truth only; empty where unknown)
 TRUTH_COLUMNS = ("filename", "FaceOcclusion", "gender", "is_gray", "occluder", "source", "base", "facial_hair")
@@ -129,7 +130,7 @@ def write_lfw_val_truth(synth: Synthesizer, out: Path) -> Path:
 
     rows = []
     for f in synth.faces.of("lfw"):
-        lab_shape = cv2.imread(str(f.label_path), cv2.IMREAD_GRAYSCALE).shape
+        lab_shape = read_label_map(f.label_path).shape
         region = face_region(f.face, lab_shape)
         gt = occlusion_of(region, base_visible(f, region))
         beard = float((base_labels(f, region)[region] == FACIAL_HAIR).mean()) if region.any() else 0.0
@@ -178,7 +179,7 @@ def facial_hair_rule_sheet(synth: Synthesizer, n: int = 24) -> np.ndarray:
     men = [f for f in synth.faces.of("lfw") if f.gender == "M"] or synth.faces.of("lfw")
     scored = []
     for f in men:
-        lab = cv2.imread(str(f.label_path), cv2.IMREAD_GRAYSCALE)
+        lab = read_label_map(f.label_path)
         zone = facial_hair_zone(f.face, lab.shape)
         scored.append((float(((lab == HAIR) & zone).sum()), f, lab, zone))
     scored.sort(key=lambda t: -t[0])

@@ -11,7 +11,7 @@ from torch.utils.data import Dataset
 
 from ..runtime.parsing import ParserSpec, preprocess
 from ..synth.engine import IGNORE
-from ..synth.sources import read_rgb
+from ..synth.sources import read_label_map, read_rgb
 from ..synth.writer import read_truth_rows
 
 
@@ -113,7 +113,7 @@ class PoolDataset(Dataset):
     def __getitem__(self, i: int):
         ip, lp = self.items[i]
         img = read_rgb(ip)
-        lab = cv2.imread(str(lp), cv2.IMREAD_GRAYSCALE)
+        lab = read_label_map(lp)
         if self.train:
             img, lab = augment(img, lab, np.random.default_rng([self.seed, self.epoch, i]), self.lowres)
         s = self.spec.input_size
