@@ -629,11 +629,9 @@ class FaceMesher:
         faces = self._mesh_faces(small, (h, w))
         sure = any(_sure(f) for f in faces)
         if sure and not exhaustive:
-            ordered = order_faces(faces, rgb.shape[:2])
-            if self.search_rotations and ordered[0].rotation in (90, 270):  # rare: costs nothing upright
-                ordered = order_faces(self._remesh_sideways(small, faces, (h, w)), rgb.shape[:2])
-            return ordered
-        turned_run = False
+            ordered = order_faces(faces, (h, w))
+            return self._upright_subject(small, ordered, (h, w)) if self.search_rotations else ordered
+        meshed_turned = False  # True when the faces come from a run on the turned picture
         if not sure and self.search_rotations:
             # a quick look first: the mesh's own short-range detector (a quarter of a mesh run) on
             # the turned picture; the mesh runs there only when that looks clearly better. With a
@@ -641,17 +639,15 @@ class FaceMesher:
             # A turn must be convincing: on real masked photos a mask turned upside down can score
             # higher than the upright face, so only a confident face (score >= SURE) there counts.
             base = _strength(faces)
-            upright_run = faces
             for k in (2, 1, 3) if not faces else (2,):
                 if self._probe(small, k) < max(base + 0.15, 0.7):
                     continue
                 turned = self._mesh_turned(small, k, (h, w))
                 if _strength(turned) >= max(self.SURE, base + 0.15):
-                    faces = turned
+                    faces, meshed_turned = turned, True
                     break
-            turned_run = faces is not upright_run
-        if faces and self.search_rotations and not turned_run:
-            faces = self._remesh_sideways(small, faces, (h, w))
+        if faces and self.search_rotations and not meshed_turned:
+            faces = self._upright_subject(small, order_faces(faces, (h, w)), (h, w))
         if not faces:
             faces = self._padded_retry(small, (h, w))
         # small or missed faces in a larger scene; an unsure face that fills an (aligned) crop is left alone
@@ -665,20 +661,19 @@ class FaceMesher:
                     faces.append(f)
         return order_faces(faces, rgb.shape[:2])
 
-    def _remesh_sideways(self, small: np.ndarray, faces: list[Face], size: tuple[int, int]) -> list[Face]:
-        """A subject lying on its side (roll near 90 or 270 degrees), meshed where it lay: run the mesh
-        again on the picture turned upright and keep that face. The mesh is trained on upright faces:
-        on a sideways one its landmarks drift, and the crop then differs from the upright photo's."""
-        subject = order_faces(faces, size)[0]
-        if subject.rotation not in (90, 270):
-            return faces
+    def _upright_subject(self, small: np.ndarray, ordered: list[Face], size: tuple[int, int]) -> list[Face]:
+        """``ordered`` (as :func:`order_faces` returns it), with a subject lying on its side (roll near
+        90 or 270 degrees) meshed again on the picture turned upright. The mesh is trained on upright
+        faces: on a sideways one its landmarks drift, and the crop then differs from the upright photo's."""
+        subject = ordered[0] if ordered else None
+        if subject is None or subject.rotation not in (90, 270):  # the usual case: nothing to do
+            return ordered
         k = ((360 - subject.rotation) % 360) // 90  # _mesh_turned(k) uprights a face needing a (360 - 90k) turn
         turned = [f for f in self._mesh_turned(small, k, size) if _box_iou(f.box, subject.box) > 0.3]
         if not turned:
-            return faces
+            return ordered
         best = max(turned, key=lambda f: f.score if f.score is not None else 0.0)
-        # order_faces returns copies: the sideways subject is dropped by its box, not by identity
-        return [best] + [f for f in faces if _box_iou(f.box, subject.box) <= 0.3]
+        return order_faces([best, *ordered[1:]], size)
 
     def _padded_retry(self, small: np.ndarray, size: tuple[int, int]) -> list[Face]:
         """The mesh on ``small`` with a mirrored border (a face filling the picture); landmarks in
