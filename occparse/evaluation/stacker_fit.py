@@ -153,24 +153,20 @@ def export_model(model) -> LinearModel | TreeEnsemble:
                               nd["left"].astype(np.int64), nd["right"].astype(np.int64),
                               nd["missing_go_to_left"].astype(bool), nd["value"].astype(np.float64)))
         return TreeEnsemble(float(np.ravel(model._baseline_prediction)[0]), tuple(trees))
-    mean, scale, lin = None, None, model
+    scaler, lin = None, model
     if isinstance(model, Pipeline):
         *pre, (_, lin) = model.steps
-        if len(pre) > 1:
-            raise TypeError("only a StandardScaler before the linear model is exported")
-        if pre:
-            sc = pre[0][1]
-            if not isinstance(sc, StandardScaler):
-                raise TypeError(f"only a StandardScaler before the linear model is exported, not {type(sc).__name__}")
-            n = sc.n_features_in_
-            mean = np.asarray(sc.mean_, np.float64) if sc.with_mean else np.zeros(n)
-            scale = np.asarray(sc.scale_, np.float64) if sc.with_std else np.ones(n)
+        if len(pre) > 1 or (pre and not isinstance(pre[0][1], StandardScaler)):
+            raise TypeError(f"only a StandardScaler before the linear model is exported, not {[type(p).__name__ for _, p in pre]}")
+        scaler = pre[0][1] if pre else None
     if not hasattr(lin, "coef_"):
         raise TypeError(f"cannot export a {type(lin).__name__} stacker")
     coef = np.ravel(np.asarray(lin.coef_, np.float64))
-    mean = np.zeros_like(coef) if mean is None else mean
-    scale = np.ones_like(coef) if scale is None else scale
-    return LinearModel(mean, scale, coef, float(np.ravel(lin.intercept_)[0]) if np.ndim(lin.intercept_) else float(lin.intercept_))
+    centred = scaler is not None and scaler.with_mean
+    scaled = scaler is not None and scaler.with_std
+    mean = np.asarray(scaler.mean_, np.float64) if centred else np.zeros_like(coef)
+    scale = np.asarray(scaler.scale_, np.float64) if scaled else np.ones_like(coef)
+    return LinearModel(mean, scale, coef, float(np.ravel(lin.intercept_)[0]))
 
 
 def exported(model, X: np.ndarray) -> LinearModel | TreeEnsemble:
@@ -210,8 +206,8 @@ def fit(table: FeatureTable, folds: int = 5, seed: int = 0) -> tuple[StackerBund
           for k in CANDIDATES],
     ]
     final = make_model(best, seed).fit(table.X, table.gt, **_weight_arg(best, sample_weights(best, table.gt)))
-    bundle = StackerBundle(exported(final, table.X), {"scikit-learn": sklearn.__version__}, FEATURES, {"oof": report, "model": best, "n": int(len(table.gt)),
-                                                                      "n_failed": table.n_failed, "folds": folds})
+    metrics = {"oof": report, "model": best, "n": int(len(table.gt)), "n_failed": table.n_failed, "folds": folds}
+    bundle = StackerBundle(exported(final, table.X), {"scikit-learn": sklearn.__version__}, FEATURES, metrics)
     return bundle, report
 
 
