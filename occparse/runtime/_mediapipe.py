@@ -59,7 +59,7 @@ def _defer(name: str, path: Path) -> types.ModuleType:
 
 
 def import_mediapipe():
-    """The ``mediapipe`` package, imported with its drawing helpers and Tasks API deferred (see module doc).
+    """The ``mediapipe`` package, imported with the parts listed in ``_DEFERRED`` deferred (see module doc).
 
     Raises ImportError (with install advice) when mediapipe is missing."""
     if "mediapipe" not in sys.modules:

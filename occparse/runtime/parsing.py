@@ -100,10 +100,11 @@ def softmax(logits: np.ndarray, axis: int = 1) -> np.ndarray:
     return e
 
 
-def argmax_classes(probs: np.ndarray) -> np.ndarray:
+def argmax_classes(probs: np.ndarray, top: np.ndarray | None = None) -> np.ndarray:
     """``probs.argmax(0).astype(uint8)`` for a C x H x W array, the same labels (ties go to the lower
-    class) in about a third of the time: numpy's argmax along a short axis is slow, max is not."""
-    top = probs.max(axis=0)
+    class) in about a third of the time: numpy's argmax along a short axis is slow, max is not.
+    ``top``: ``probs.max(0)`` when the caller has it already."""
+    top = probs.max(axis=0) if top is None else top
     labels = np.full(probs.shape[1:], probs.shape[0] - 1, np.uint8)
     for c in range(probs.shape[0] - 2, -1, -1):  # downwards, so the lowest class equal to the max wins
         np.putmask(labels, probs[c] == top, c)
@@ -119,11 +120,12 @@ class ParseResult:
 
     labels: np.ndarray  # H x W uint8, occparse classes 0..4 (occparse.labels)
     probs: np.ndarray  # 5 x H x W float32, occparse class probabilities (facial hair 0 for a model without it)
+    top: np.ndarray | None = field(default=None, repr=False)  # probs.max(0), when the parser computed it already
 
     @property
     def confidence(self) -> np.ndarray:
-        """Top-class probability per pixel."""
-        return self.probs.max(axis=0)
+        """Top-class probability per pixel (H x W float32)."""
+        return self.probs.max(axis=0) if self.top is None else self.top
 
 
 @dataclass
@@ -181,7 +183,8 @@ class FaceParser:
                 if p.shape[1:] != (h, w):
                     p = cv2.resize(p.transpose(1, 2, 0), (w, h), interpolation=cv2.INTER_LINEAR).transpose(2, 0, 1)
                 p = np.ascontiguousarray(p, dtype=np.float32)
-                results.append(ParseResult(labels=argmax_classes(p), probs=p))
+                top = p.max(axis=0)  # the labels and the confidence both need it: computed once
+                results.append(ParseResult(labels=argmax_classes(p, top), probs=p, top=top))
         return results
 
 
