@@ -199,6 +199,19 @@ def test_fit_stacker_never_overwrites_the_shipped_one_unless_told(capsys):
         assert shipped_path.read_bytes() == before
 
 
+def test_fit_stacker_pairs_truth_files_with_image_roots(capsys, tmp_path):
+    """Several fit sets: a missing image root or a wrong number of set weights is refused before any work."""
+    out = str(tmp_path / "s.json")
+    assert main(["fit-stacker", "--truth", "a.csv", "b.csv", "--images-root", ".", "--out", out]) == 2
+    assert "one per truth" in capsys.readouterr().err
+    assert main(["fit-stacker", "--truth", "a.csv", "b.csv", "--images-root", ".", ".", "--set-weight", "1",
+                 "--out", out]) == 2
+    assert "--set-weight" in capsys.readouterr().err
+    assert main(["fit-stacker", "--truth", "a.csv", "--images-root", ".", "--set-weight", "-1", "--out", out]) == 2
+    assert ">= 0" in capsys.readouterr().err
+    assert not (tmp_path / "s.json").exists()
+
+
 def _weights_copy(tmp_path: Path) -> Path:
     """A private weights folder: links to the shipped networks, a real copy of what the test edits."""
     src = packaged_weights_dir()

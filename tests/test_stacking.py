@@ -194,3 +194,36 @@ def test_class_labels_match_argmax_with_ties_and_nan():
     p[2, 5, 5] = np.nan
     p[:, 6, 6] = np.nan
     assert np.array_equal(argmax_classes(p), p.argmax(0).astype(np.uint8))
+
+
+def test_fit_sets_join_with_their_weights_and_a_named_model_is_shipped():
+    """Two fit sets (e.g. the synthetic holdout and the real LFW train photos): rows keep their groups,
+    each set's weight scales its rows, and --model forces the family that is fitted on all rows."""
+    from occparse.evaluation.stacker_fit import fit, join
+
+    a, b = _table(300, seed=0), _table(200, seed=1)
+    t = join([a, b], [1.0, 3.0])
+    assert t.X.shape == (500, len(FEATURES)) and t.weight.tolist() == [1.0] * 300 + [3.0] * 200
+    assert t.groups[0] == str(a.groups[0])
+    with pytest.raises(ValueError):
+        join([a, b], [1.0])
+    with pytest.raises(ValueError):
+        join([a, b], [1.0, -1.0])
+    bundle, _ = fit(t, folds=3, model="hgb_bal")
+    assert bundle.metrics["model"] == "hgb_bal" and bundle.metrics["chosen_by"] == "given"
+    assert type(bundle.model).__name__ == "TreeEnsemble"
+    with pytest.raises(ValueError):
+        fit(t, folds=3, model="forest")
+
+
+def test_set_weight_moves_the_fit_towards_the_heavier_set():
+    """A set weighted 0 must not pull the fit: with an offset second set, the weighted fit follows set one."""
+    from occparse.evaluation.stacker_fit import FeatureTable, fit, join
+
+    a = _table(400, seed=2)
+    b = _table(400, seed=3)
+    b = FeatureTable(b.X, np.clip(b.gt + 0.1, 0, 1), b.male, b.names, 0, b.groups + 10_000)
+    only_a, _ = fit(join([a, b], [1.0, 0.0]), folds=3, model="ridge")
+    both, _ = fit(join([a, b], [1.0, 1.0]), folds=3, model="ridge")
+    bias = lambda m, t: float(np.mean(m.predict(t.X) - t.gt))  # noqa: E731
+    assert abs(bias(only_a, a)) < 0.01 and bias(both, a) > 0.03

@@ -262,3 +262,20 @@ def test_stable_bucket_is_fixed():
 
     assert sources.stable_bucket("a.jpg") == int(hashlib.sha1(b"a.jpg").hexdigest()[:8], 16) % 100
     assert sources.stable_bucket("a.jpg") == sources.stable_bucket("a.jpg")
+
+
+@pytest.mark.parametrize("preset,split", [("lfw-val", "val"), ("lfw-train", "train")])
+def test_lfw_photo_presets_write_truth_for_their_split_only(data_root, tmp_path, preset, split):
+    """`--preset lfw-train` (real-photo rows for fit-stacker) and `lfw-val` (the judge) never share a photo."""
+    assert main(["synth", "--preset", preset, "--out", str(tmp_path)]) == 0
+    with open(tmp_path / "truth.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    with open(data_root / "faces/lfw_parts/index.csv", newline="") as f:
+        want = {r["filename"] for r in csv.DictReader(f) if r["split"] == split}
+    names = {r["filename"] for r in rows}
+    assert names <= want and len(names) >= 0.95 * len(want)  # a photo the mesh misses has no R, so no row
+    for r in rows:
+        assert 0.0 <= float(r["FaceOcclusion"]) <= 1.0 and 0.0 <= float(r["facial_hair"]) <= 1.0
+        assert r["occluder"] == "none" and r["base"] == r["filename"]
+    assert not (tmp_path / "images").exists()  # the photos stay in the data folder
+    assert main(["synth", "--preset", preset, "--count", "5", "--out", str(tmp_path)]) == 2

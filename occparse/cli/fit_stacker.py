@@ -18,15 +18,22 @@ def add_parser(sub) -> argparse.ArgumentParser:
         "fit-stacker",
         help="fuse geometry and regression into one estimate (scikit-learn)",
         formatter_class=argparse.RawDescriptionHelpFormatter,
-        description="Compute the features of every face (cached beside the truth file, keyed by the models' "
+        description="Compute the features of every face (cached beside each truth file, keyed by the models' "
         "checksums), report K-fold out-of-fold Score (folds grouped by the truth's `base` face column when "
-        "present) for geometric-only, regressor-only and two stackers (a standardised ridge and a monotone "
-        "HistGradientBoosting model), then fit the one with the better out-of-fold Score on all rows, with the "
-        "challenge weights 1/30 + GT.",
-        epilog="""Fit on faces the regressors never trained on, never on the benchmark split:
-  occparse synth --preset holdout --count 8000 --seed 31 --out holdout/
-  occparse fit-stacker --truth holdout/truth.csv --images-root holdout/images --out stacker_new.json
-  occparse fit-stacker --truth holdout/truth.csv --images-root holdout/images --replace-shipped""",
+        "present) for geometric-only, regressor-only and four stackers (a standardised ridge and a monotone "
+        "HistGradientBoosting model, each also with equal weight per occlusion bin: *_bal), then fit one on all "
+        "rows with the challenge weights 1/30 + GT: the one --model names, or (auto) the best out-of-fold Score "
+        "among those whose every occlusion bin is within 0.05 on average.",
+        epilog="""Fit on faces the regressors never trained on, never on the benchmark split or LFW val.
+Several fit sets: one --images-root per --truth, in the same order; --set-weight scales each set.
+The shipped stacker (see weights/stacker.md) is fitted on the synthetic holdout and the real
+LFW train photos, model chosen on LFW val:
+  occparse synth --preset holdout --sources lfw --count 4000 --seed 31 --out holdout/
+  occparse synth --preset lfw-train --out lfwtrain/
+  occparse fit-stacker --truth holdout/truth.csv lfwtrain/truth.csv \
+      --images-root holdout/images DATA/faces/lfw_parts/images --set-weight 1 3 --model hgb_bal --out s.json
+then judge it on LFW val (occparse synth --preset lfw-val; occparse predict; occparse evaluate) and
+  occparse fit-stacker ... --replace-shipped""",
     )
     add_arguments(p)
     p.set_defaults(func=run)
@@ -35,8 +42,14 @@ def add_parser(sub) -> argparse.ArgumentParser:
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     """``occparse fit-stacker``'s options."""
-    p.add_argument("--truth", required=True, help="truth CSV (filename,FaceOcclusion,gender)")
-    p.add_argument("--images-root", required=True, help="folder the filenames are relative to")
+    p.add_argument("--truth", required=True, nargs="+", metavar="CSV",
+                   help="truth CSV(s) (filename,FaceOcclusion,gender; `base` groups the folds)")
+    p.add_argument("--images-root", required=True, nargs="+", metavar="DIR",
+                   help="folder the filenames are relative to, one per --truth")
+    p.add_argument("--set-weight", type=float, nargs="+", metavar="W",
+                   help="multiplier of each fit set's weights, one per --truth (default 1 each)")
+    p.add_argument("--model", choices=["auto", "ridge", "hgb", "ridge_bal", "hgb_bal"], default="auto",
+                   help="stacker family to ship; auto: best out-of-fold among those that do not shrink (default)")
     p.add_argument("--out", help="where the new stacker file goes (required unless --replace-shipped); never the shipped "
                    "one")
     p.add_argument("--replace-shipped", action="store_true",
@@ -64,9 +77,16 @@ def run(a: argparse.Namespace) -> int:
         a.out = str(shipped("stacker", a.weights, verify=False).path)
     elif Path(a.out).resolve() == _shipped_stacker_path(a.weights):
         return fail(f"{a.out} is the shipped stacker; say --replace-shipped to overwrite it")
+    if len(a.images_root) != len(a.truth):
+        return fail(f"{len(a.truth)} --truth files but {len(a.images_root)} --images-root folders: give one per truth")
+    if a.set_weight is not None and len(a.set_weight) != len(a.truth):
+        return fail(f"{len(a.set_weight)} --set-weight values for {len(a.truth)} --truth files")
+    if a.set_weight is not None and any(not w >= 0 for w in a.set_weight):
+        return fail("--set-weight values must be >= 0")
     try:
-        run(a.truth, a.images_root, a.out, folds=a.folds, seed=a.seed, precision=a.precision, weights=a.weights)
-    except (TruthFileError, WeightsError, RuntimeError) as e:
+        run(a.truth, a.images_root, a.out, folds=a.folds, seed=a.seed, precision=a.precision, weights=a.weights,
+            set_weights=a.set_weight, model=a.model)
+    except (TruthFileError, WeightsError, RuntimeError, ValueError) as e:
         return fail(str(e))
     print(f"stacker: {a.out}")
     if a.replace_shipped:

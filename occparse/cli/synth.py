@@ -30,6 +30,8 @@ def add_parser(sub) -> argparse.ArgumentParser:
           name-hash buckets): what `occparse fit-stacker` is fitted on.
   lfw-val only DIR/truth.csv for the 500 real LFW val photos as they are (GT from their skin labels
           inside R); predict on them with --images-root DATA/faces/lfw_parts/images.
+  lfw-train the same for the 1,500 real LFW train photos: real-photo rows for `occparse fit-stacker`
+          (the parser trained on these photos; judge any stacker on lfw-val, never on these).
 
 examples:
   occparse synth --preset bench --out /tmp/bench
@@ -43,7 +45,7 @@ examples:
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     """``occparse synth``'s options."""
-    p.add_argument("--preset", choices=["bench", "train", "holdout", "lfw-val"], default="train",
+    p.add_argument("--preset", choices=["bench", "train", "holdout", "lfw-val", "lfw-train"], default="train",
                    help="which faces and occluders (default train)")
     p.add_argument("--out", type=Path, help="output folder (images/, labels/, truth.csv)")
     p.add_argument("--count", type=int, help="number of samples for --preset train (default 10000)")
@@ -70,21 +72,21 @@ def run(a: argparse.Namespace) -> int:
     from ..synth.sources import DataNotFoundError
     from ..synth.writer import WriteJob, preview, tasks_for, write_dataset
 
-    if a.preset in ("bench", "lfw-val") and a.count is not None:
+    if a.preset in ("bench", "lfw-val", "lfw-train") and a.count is not None:
         return fail(f"--count does not apply to --preset {a.preset} (its size is fixed)")
     if not a.out and not a.preview:
         return fail("nothing to do: give --out DIR and/or --preview SHEET.png")
     split = {"train": "train", "holdout": "holdout"}.get(a.preset, "bench")
-    if a.preset == "lfw-val":
+    if a.preset in ("lfw-val", "lfw-train"):
         if not a.out:
-            return fail("--preset lfw-val needs --out DIR")
-        from ..synth.writer import write_lfw_val_truth
+            return fail(f"--preset {a.preset} needs --out DIR")
+        from ..synth.writer import write_lfw_photo_truth
 
         try:
-            synth = Synthesizer(a.data, "bench", SynthConfig(), ("lfw",))
+            synth = Synthesizer(a.data, "bench" if a.preset == "lfw-val" else "train", SynthConfig(), ("lfw",))
         except DataNotFoundError as e:
             return fail(str(e))
-        truth = write_lfw_val_truth(synth, Path(a.out))
+        truth = write_lfw_photo_truth(synth, Path(a.out))
         _print_distribution(truth)
         print(f"images: --images-root {synth.faces.root / 'faces/lfw_parts/images'}")
         return 0

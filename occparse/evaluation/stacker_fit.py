@@ -1,8 +1,11 @@
 """``occparse fit-stacker``: features per face (cached), K-fold out-of-fold evaluation, final fit.
 
 Fit it on a split made by ``occparse synth --preset holdout`` (training faces the regressors
-never saw), never on the benchmark split: the out-of-fold numbers printed here are honest
-estimates only because no face in the fit set was used to train the regressors.
+never saw), optionally joined by the real LFW train photos (``--preset lfw-train``), never on the
+benchmark split or LFW val. The holdout's synthetic occluders teach the heavy cases; the real
+photos teach what clean real faces look like to the networks (the holdout alone left the stacker
+over-reading them). The parser trained on every LFW train face, so the out-of-fold numbers are
+optimistic: judge a stacker on LFW val (``occparse evaluate``), which no model has seen.
 """
 
 from __future__ import annotations
@@ -27,6 +30,24 @@ class FeatureTable:
     names: list[str]
     n_failed: int
     groups: np.ndarray  # base face of each row (truth column `base`, else the file): folds never split a face
+    #: per-row multiplier of the fit weights (one value per fit set, see :func:`join`); None = all 1
+    weight: np.ndarray | None = None
+
+
+def join(tables: list[FeatureTable], weights: list[float] | None = None) -> FeatureTable:
+    """Several fit sets as one table; rows of set i have their fit weight multiplied by ``weights[i]``
+    (default 1). Groups keep their base-face names, so a photo and the synthetic samples made from
+    it fall in the same fold. Raises ValueError on a length mismatch or a negative weight."""
+    weights = [1.0] * len(tables) if weights is None else list(weights)
+    if len(weights) != len(tables):
+        raise ValueError(f"{len(weights)} weights for {len(tables)} fit sets")
+    if any(not w >= 0 for w in weights):
+        raise ValueError(f"fit-set weights must be >= 0, not {weights}")
+    per_row = [np.full(len(t.gt), w) * (1.0 if t.weight is None else t.weight) for t, w in zip(tables, weights, strict=True)]
+    return FeatureTable(np.vstack([t.X for t in tables]), np.concatenate([t.gt for t in tables]),
+                        np.concatenate([t.male for t in tables]), [n for t in tables for n in t.names],
+                        sum(t.n_failed for t in tables), np.concatenate([t.groups.astype(str) for t in tables]),
+                        np.concatenate(per_row))
 
 
 def _model_key(est) -> str:
@@ -178,24 +199,35 @@ def exported(model, X: np.ndarray) -> LinearModel | TreeEnsemble:
     return ex
 
 
-def fit(table: FeatureTable, folds: int = 5, seed: int = 0) -> tuple[StackerBundle, list[dict]]:
+def _fit_weights(kind: str, table: FeatureTable, rows: np.ndarray) -> np.ndarray:
+    w = sample_weights(kind, table.gt[rows])
+    return w if table.weight is None else w * table.weight[rows]
+
+
+def fit(table: FeatureTable, folds: int = 5, seed: int = 0, model: str = "auto") -> tuple[StackerBundle, list[dict]]:
+    """Out-of-fold report of every candidate, then the final fit on all rows. ``model``: one of
+    :data:`CANDIDATES`, or ``auto`` (the best out-of-fold Score among candidates that do not shrink).
+    Raises ValueError for an unknown ``model``."""
     import sklearn
     from sklearn.model_selection import GroupKFold
 
+    if model != "auto" and model not in CANDIDATES:
+        raise ValueError(f"unknown stacker model {model!r}; use auto or one of {', '.join(CANDIDATES)}")
     # grouped by base face: several synthetic variants of one face never sit on both sides of a fold
     splits = list(GroupKFold(folds, shuffle=True, random_state=seed).split(table.X, groups=table.groups))
     oofs = {}
     for kind in CANDIDATES:
         oof = np.zeros(len(table.gt))
         for tr, te in splits:
-            w = sample_weights(kind, table.gt[tr])
-            m = make_model(kind, seed).fit(table.X[tr], table.gt[tr], **_weight_arg(kind, w))
+            m = make_model(kind, seed).fit(table.X[tr], table.gt[tr], **_weight_arg(kind, _fit_weights(kind, table, tr)))
             oof[te] = m.predict(table.X[te])
         oofs[kind] = np.clip(oof, 0, 1)
     # the best out-of-fold Score among candidates that do not shrink (every judged bin's bias within
     # MAX_BIN_BIAS); if none qualifies, the one whose worst bin is least biased
     fair = [k for k in CANDIDATES if worst_bin_bias(oofs[k], table.gt) <= MAX_BIN_BIAS]
-    if fair:
+    if model != "auto":
+        best = model
+    elif fair:
         best = min(fair, key=lambda k: challenge_score(oofs[k], table.gt, table.male)[0])
     else:
         best = min(CANDIDATES, key=lambda k: worst_bin_bias(oofs[k], table.gt))
@@ -205,15 +237,25 @@ def fit(table: FeatureTable, folds: int = 5, seed: int = 0) -> tuple[StackerBund
         *[_row(f"stacked, {k} ({folds}-fold out-of-fold){' <- shipped' if k == best else ''}", oofs[k], table)
           for k in CANDIDATES],
     ]
-    final = make_model(best, seed).fit(table.X, table.gt, **_weight_arg(best, sample_weights(best, table.gt)))
-    metrics = {"oof": report, "model": best, "n": int(len(table.gt)), "n_failed": table.n_failed, "folds": folds}
+    everything = np.arange(len(table.gt))
+    final = make_model(best, seed).fit(table.X, table.gt, **_weight_arg(best, _fit_weights(best, table, everything)))
+    metrics = {"oof": report, "model": best, "chosen_by": "given" if model != "auto" else "out-of-fold",
+               "n": int(len(table.gt)), "n_failed": table.n_failed, "folds": folds}
     bundle = StackerBundle(exported(final, table.X), {"scikit-learn": sklearn.__version__}, FEATURES, metrics)
     return bundle, report
 
 
-def run(truth: str, images_root: str, out: str, folds: int = 5, seed: int = 0, precision: str = "auto",
-        weights: str | None = None) -> list[dict]:
+def run(truth: str | list[str], images_root: str | list[str], out: str, folds: int = 5, seed: int = 0,
+        precision: str = "auto", weights: str | None = None, set_weights: list[float] | None = None,
+        model: str = "auto") -> list[dict]:
+    """Features of every fit set (``truth[i]`` with images under ``images_root[i]``), the report and
+    the final fit, saved to ``out``. ``set_weights[i]`` multiplies set i's fit weights."""
     from ..runtime.pipeline import Estimator, EstimatorOptions
+
+    truths = [truth] if isinstance(truth, str) else list(truth)
+    roots = [images_root] if isinstance(images_root, str) else list(images_root)
+    if len(truths) != len(roots):
+        raise ValueError(f"{len(truths)} truth files but {len(roots)} image roots: give one --images-root per --truth")
 
     # the same options as `occparse predict --assume-aligned`, so the features mean the same at fit and use
     est = Estimator(EstimatorOptions(max_faces=1, detector_scores=False, assume_aligned=True, precision=precision,
@@ -221,8 +263,11 @@ def run(truth: str, images_root: str, out: str, folds: int = 5, seed: int = 0, p
     print(f"features from the {est.precision} networks", flush=True)
     if est.regressors is None:
         raise RuntimeError("fit-stacker needs the regressors (weights/regressor_color.onnx); train them first")
-    table = compute_features(est, truth, images_root)
-    bundle, report = fit(table, folds, seed)
+    table = join([compute_features(est, t, r) for t, r in zip(truths, roots, strict=True)], set_weights)
+    bundle, report = fit(table, folds, seed, model)
+    bundle.metrics["fit_sets"] = [{"truth": str(t), "weight": w} for t, w in
+                                  zip(truths, set_weights or [1.0] * len(truths), strict=True)]
     save_stacker(bundle, out)
-    print(strict_dumps({"n": len(table.gt), "n_failed": table.n_failed, "report": report}, indent=2))
+    print(strict_dumps({"n": len(table.gt), "n_failed": table.n_failed, "model": bundle.metrics["model"],
+                        "report": report}, indent=2))
     return report

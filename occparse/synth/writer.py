@@ -120,11 +120,12 @@ def tasks_for(synth: Synthesizer, preset: str, count: int) -> list[Task]:
     return [Task(int(rng.integers(n)), i) for i in range(count)]
 
 
-def write_lfw_val_truth(synth: Synthesizer, out: Path) -> Path:
-    """Truth for the 500 real LFW val photos themselves (no synthetic occluder): GT from their skin
-    labels inside R, and the share of R that is facial hair (:func:`occparse.labels.split_facial_hair`), so
-    that ``occparse evaluate`` can report faces with and without facial hair. Filenames are relative to
-    the data folder's ``faces/lfw_parts/images``."""
+def write_lfw_photo_truth(synth: Synthesizer, out: Path) -> Path:
+    """Truth for the real LFW photos of ``synth``'s split themselves (no synthetic occluder): the 500 val
+    photos for split ``bench``, the 1,500 train photos for ``train``. GT from their skin labels inside R,
+    and the share of R that is facial hair (:func:`occparse.labels.split_facial_hair`), so that ``occparse
+    evaluate`` can report faces with and without facial hair. Filenames are relative to the data
+    folder's ``faces/lfw_parts/images``. Returns ``out/truth.csv``."""
     from ..runtime.geometry import face_region
     from .engine import base_labels, base_visible, occlusion_of
 
