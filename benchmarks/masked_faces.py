@@ -11,7 +11,9 @@ Counting (one row per image, the default ``estimate`` path, shipped models):
   face has no box, so the denominator is the found images with a subject face-oval box >= 40 px
   wide plus every missed image (a missed image counts as a miss whatever its face size: the
   rate is a lower bound). Images judged by eye to hold no face >= 40 px can be listed with
-  ``--exclude`` (file names, comma-separated); the script prints which ones were excluded.
+  ``--exclude`` (file names, comma-separated) or ``--exclude-file`` (one name a line, first word;
+  ``#`` starts a comment): benchmarks/masked_faces_small.txt holds the 20 judged so, each with
+  its reason. An excluded image leaves that denominator (and the numerator) whether found or not.
 * **mouth >= 0.8**: share of found subject faces whose ``mouth`` region reads >= 0.8 occluded
   (every face in these photos wears a mask). With ``--all-faces``, every face found is counted.
   Also broken down by face-oval width: < 20, 20-40 and >= 40 px.
@@ -35,6 +37,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--images", default=str(Path(__file__).resolve().parents[1] / "../shared/data/real/masked"))
     ap.add_argument("--all-faces", action="store_true", help="exhaustive search; the mouth rate counts every face")
     ap.add_argument("--exclude", default="", help="file names judged by eye to have no face >= 40 px")
+    ap.add_argument("--exclude-file", help="text file of such names: one a line (first word), '#' comments")
     ap.add_argument("--out", help="per-image CSV")
     ap.add_argument("--small-face-upscale", default="lanczos", help="EstimatorOptions.small_face_upscale")
     a = ap.parse_args(argv)
@@ -47,6 +50,13 @@ def main(argv: list[str] | None = None) -> int:
         print(f"no images in {root}", file=sys.stderr)
         return 1
     excluded = {s.strip() for s in a.exclude.split(",") if s.strip()}
+    if a.exclude_file:
+        try:
+            lines = Path(a.exclude_file).read_text(encoding="utf-8").splitlines()
+        except OSError as e:
+            print(f"cannot read --exclude-file: {e}", file=sys.stderr)
+            return 1
+        excluded |= {ln.split("#", 1)[0].split()[0] for ln in lines if ln.split("#", 1)[0].strip()}
     est = Estimator(EstimatorOptions(exhaustive=a.all_faces, small_face_upscale=a.small_face_upscale))
     rows, t0 = [], time.perf_counter()
     for p in paths:
@@ -71,6 +81,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"subject found: {len(found)}/{len(rows)} = {len(found) / len(rows):.1%}")
     print(f"subject found, face >= 40 px wide (missed images counted as >= 40 px, {len(excluded)} excluded by eye): "
           f"{len(big)}/{denom} = {len(big) / max(1, denom):.1%}")
+    if excluded:
+        print("excluded by eye:", " ".join(sorted(excluded)))
     print(f"mouth region >= 0.8 occluded: {sum(m >= 0.8 for m in mouths)}/{len(mouths)} = "
           f"{sum(m >= 0.8 for m in mouths) / max(1, len(mouths)):.1%} of found {'faces' if a.all_faces else 'subjects'}")
     pairs = [(w, m) for r in found for w, m in zip(r["widths"], r["mouth"], strict=True) if m == m]

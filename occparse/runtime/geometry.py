@@ -401,7 +401,10 @@ class FaceMesher:
     3. MediaPipe's full-range face detector on tiles at several scales (small faces in large
        photos, panoramas, scenes), each new box refined by the mesh on an enlarged crop turned
        upright by the detector's eye key points; when the mesh still fails (masks, profiles),
-       the mean face mesh is fitted to the detector's key points (``Face.source == "keypoints"``).
+       the mean face mesh is fitted to the detector's key points (``Face.source == "keypoints"``);
+    4. only when all that found nothing in a picture larger than an aligned crop: both detectors on
+       the picture and its mirror image, with and without a border, refined likewise
+       (:meth:`_rescue`: masked faces that the mesh rejects and the full-range detector misses).
 
     ``exhaustive=True`` (``--all-faces``) runs step 3 even after a confident first pass.
     """
@@ -499,8 +502,7 @@ class FaceMesher:
         return [replace(f.transformed(back, (h, w)), rotation=(360 - rotation) % 360)
                 for f in self._mesh_faces(np.rot90(small, k), (w, h) if k % 2 else (h, w))]
 
-    def _probe(self, rgb: np.ndarray, k: int) -> float:
-        """Best short-range detector score on ``np.rot90(rgb, k)`` (-1 when it finds nothing)."""
+    def _short_range(self):
         if self._short is None:
             from ._mediapipe import import_mediapipe
 
@@ -508,8 +510,13 @@ class FaceMesher:
 
             with _quiet_stderr():
                 self._short = mp.solutions.face_detection.FaceDetection(model_selection=0, min_detection_confidence=0.5)
+        return self._short
+
+    def _probe(self, rgb: np.ndarray, k: int) -> float:
+        """Best short-range detector score on ``np.rot90(rgb, k)`` (-1 when it finds nothing)."""
+        short = self._short_range()
         img, _ = self._fit(np.rot90(rgb, k), self.MAX_SIDE)
-        res = self._process(self._short, img)
+        res = self._process(short, img)
         return max((float(d.score[0]) for d in res.detections or []), default=-1.0)
 
     # -- full-range detector ------------------------------------------------------------------
@@ -589,9 +596,11 @@ class FaceMesher:
         self._boxes_cache = (rgb, boxes)
         return boxes
 
-    def face_from_detection(self, rgb: np.ndarray, det: Detection) -> Face | None:
+    def face_from_detection(self, rgb: np.ndarray, det: Detection, grows: tuple[float, ...] = (2.2, 1.6)) -> Face | None:
         """The mesh on an enlarged crop around ``det``, turned so the detector's eye line is level;
-        when the mesh finds nothing there, the mean mesh fitted to the key points."""
+        when the mesh finds nothing there, the mean mesh fitted to the key points. ``grows``: the
+        crop sides tried, in detector-box sides (the key-point fit also needs the short-range
+        detector to see a face on one of those crops)."""
         h, w = rgb.shape[:2]
         kp = det.keypoints
         eye = kp[1] - kp[0]
@@ -600,7 +609,7 @@ class FaceMesher:
             angle = 0.0
         cx, cy = (det.box[0] + det.box[2]) / 2, (det.box[1] + det.box[3]) / 2
         crops = []
-        for grow in (2.2, 1.6):
+        for grow in grows:
             side = grow * max(det.box[2] - det.box[0], det.box[3] - det.box[1], 1.0)
             s = self.CROP_SIDE / side
             m = cv2.getRotationMatrix2D((cx, cy), angle, s)
@@ -659,7 +668,47 @@ class FaceMesher:
                 f = self.face_from_detection(rgb, det)
                 if f is not None and not any(_box_iou(f.box, g.box) > 0.3 for g in faces):
                     faces.append(f)
+        if not faces and self.search_small_faces and max(h, w) > self.TILE_FROM:
+            faces = self._rescue(rgb)
         return order_faces(faces, rgb.shape[:2])
+
+    #: Crop sides (in detector-box sides) of the rescue's refinement: the search's two, then a
+    #: wider one, where a masked face is small enough in the crop for the short-range detector
+    #: and the mesh (both miss a masked face that fills most of their input).
+    RESCUE_GROWS = (2.2, 1.6, 3.2)
+    #: Detector score a rescue box needs for a key-point fit (the mesh failed there too): on the
+    #: real masked photos, rescue fits below it sat on the back of a head or off the face.
+    RESCUE_FIT_SCORE = 0.6
+
+    def _rescue(self, rgb: np.ndarray) -> list[Face]:
+        """Last resort when every step above found nothing in a picture larger than an aligned crop
+        (on real masked photos: masked faces the mesh rejects and the full-range detector misses).
+        Both MediaPipe detectors, short and full range, look at the picture and its mirror image,
+        each also with a plain border (a face filling much of the picture); every box is then
+        refined as in the tile search (:meth:`face_from_detection`, with ``RESCUE_GROWS``).
+        Returns the faces found (possibly none), unordered, landmarks in ``rgb``'s pixels."""
+        h, w = rgb.shape[:2]
+        small = self._small(rgb)
+        sh, sw = small.shape[:2]
+        short = self._short_range()
+        found: list[Detection] = []
+        for mirror in (False, True):
+            img = small[:, ::-1] if mirror else small
+            for py, px in ((0, 0), (sh // 3, sw // 3)):
+                padded = cv2.copyMakeBorder(img, py, py, px, px, cv2.BORDER_CONSTANT) if py else img
+                for graph in (short, self._full_range()):
+                    for d in _detections_of(self._process(graph, padded), padded.shape[:2]):
+                        found.append(_unpad(d, px, py, sw, w / sw, h / sh, mirror))
+        faces: list[Face] = []
+        for det in _nms(found):
+            if any(_inside(det.keypoints[2], f.box) for f in faces):
+                continue
+            f = self.face_from_detection(rgb, det, self.RESCUE_GROWS)
+            if f is not None and f.source == "keypoints" and det.score < self.RESCUE_FIT_SCORE:
+                continue
+            if f is not None and not any(_box_iou(f.box, g.box) > 0.3 for g in faces):
+                faces.append(f)
+        return faces
 
     def _upright_subject(self, small: np.ndarray, ordered: list[Face], size: tuple[int, int]) -> list[Face]:
         """``ordered`` (as :func:`order_faces` returns it), with a subject lying on its side (roll near
@@ -771,6 +820,35 @@ def _with_detection(face: Face, dets: list[tuple[float, np.ndarray]]) -> Face:
     errs = np.sqrt(((kps - mine) ** 2).sum(-1)).mean(-1) / iod
     i = int(errs.argmin())
     return face if errs[i] >= 1.0 else replace(face, score=dets[i][0], keypoint_error=float(errs[i]))
+
+
+def _detections_of(res, size: tuple[int, int]) -> list[Detection]:
+    """A MediaPipe FaceDetection result as Detections in pixels of the image of ``size`` (h, w) it ran on."""
+    h, w = size
+    out = []
+    for d in res.detections or []:
+        b = d.location_data.relative_bounding_box
+        kp = np.array([(p.x * w, p.y * h) for p in d.location_data.relative_keypoints], np.float32)
+        out.append(Detection((b.xmin * w, b.ymin * h, (b.xmin + b.width) * w, (b.ymin + b.height) * h),
+                             float(d.score[0]), kp))
+    return out
+
+
+#: Key-point order after mirroring a detection back: the eyes and the ears swap picture sides.
+_MIRRORED_KEYPOINTS = [1, 0, 2, 3, 5, 4]
+
+
+def _unpad(d: Detection, px: int, py: int, sw: int, sx: float, sy: float, mirror: bool) -> Detection:
+    """``d``, found on a copy of a picture ``sw`` px wide (mirrored when ``mirror``) with a border of
+    ``px``, ``py`` px, mapped to the pixels of the original picture (``sx``, ``sy`` times larger)."""
+    kp = d.keypoints - np.float32([px, py])
+    x0, y0, x1, y1 = d.box[0] - px, d.box[1] - py, d.box[2] - px, d.box[3] - py
+    if mirror:
+        kp = kp[_MIRRORED_KEYPOINTS]
+        kp[:, 0] = sw - kp[:, 0]
+        x0, x1 = sw - x1, sw - x0
+    kp = (kp * np.float32([sx, sy])).astype(np.float32)
+    return Detection((x0 * sx, y0 * sy, x1 * sx, y1 * sy), d.score, kp)
 
 
 def _nms(dets: list[Detection], iou: float = 0.3) -> list[Detection]:
