@@ -50,6 +50,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     tp.add_argument("--init-from", help="a previous stage's WORK/parser_last.pt (auxiliary heads included); fresh schedule")
     tp.add_argument("--lowres", type=float, default=0.25,
                     help="share of samples shrunk to a 12-64 px face (JPEG on half) and brought back up; 0 = off")
+    tp.add_argument("--class-weight", type=float, nargs=5, metavar=("BG", "FACE", "HAIR", "OCCLUDER", "FACIAL_HAIR"),
+                    help="cross-entropy weight per class (default all 1); e.g. 1 1 1.5 1.5 2.5 leans towards "
+                         "reading hair, occluders and beards")
     tr = tsub.add_parser("regressor", help="a ResNet-18 occlusion regressor (colour or gray)",
                          formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     tr.add_argument("--pool", nargs="+", type=Path, required=True, help="synth output folder(s) to train on")
@@ -131,7 +134,10 @@ def _train_parser(a: argparse.Namespace) -> int:
         pools=pools, out=str(a.out), work=str(a.work), data=a.data, bench=a.bench, epochs=a.epochs, batch=a.batch,
         lr=a.lr, width=a.width, input_size=a.input_size, threads=a.threads, seed=a.seed, max_minutes=a.max_minutes,
         resume=not a.restart, init_onnx=a.init_onnx, init_from=a.init_from, lowres=a.lowres,
+        class_weight=tuple(a.class_weight) if a.class_weight else None,
     )
+    if a.class_weight and any(not w > 0 for w in a.class_weight):
+        return fail("--class-weight values must be > 0")
     try:
         train_parser(cfg)
     except DataNotFoundError as e:

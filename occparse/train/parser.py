@@ -53,20 +53,31 @@ class ParserTrainConfig:
     #: share of samples shown as low-resolution faces (parser_data.low_resolution); 0 = stages 1-6's augmentation.
     #: Proposed, not yet trained with (weights/parser.md): small faces in photos read as bare skin without it.
     lowres: float = 0.25
+    #: cross-entropy weight per class (background, face, hair, occluder, facial hair); None = all 1.
+    #: Above 1 for the occluding classes counters the parser's under-reading of real beards and hair.
+    class_weight: tuple[float, ...] | None = None
 
 
-def ohem_ce(logits: torch.Tensor, target: torch.Tensor, thresh: float = 0.7, min_frac: float = 1 / 16) -> torch.Tensor:
-    """Online hard example mining: mean CE over pixels the model is unsure of (p < thresh), at least min_frac of them."""
+def ohem_ce(logits: torch.Tensor, target: torch.Tensor, thresh: float = 0.7, min_frac: float = 1 / 16,
+            class_weight: torch.Tensor | None = None) -> torch.Tensor:
+    """Online hard example mining: mean CE over pixels the model is unsure of (p < thresh), at least min_frac of them.
+
+    ``class_weight`` (float, one per class) weights each hard pixel by its true class (a weighted mean);
+    which pixels are hard is decided on the unweighted CE, so the weights do not change the mining."""
     loss = F.cross_entropy(logits, target, ignore_index=255, reduction="none").flatten()
-    valid = (target.flatten() != 255)
-    loss = loss[valid]
+    flat = target.flatten()
+    valid = flat != 255
+    loss, flat = loss[valid], flat[valid]
     if loss.numel() == 0:
         return logits.sum() * 0
     n_min = max(1, int(loss.numel() * min_frac))
-    hard = loss[loss > -math.log(thresh)]
-    if hard.numel() < n_min:
-        hard = torch.topk(loss, n_min).values
-    return hard.mean()
+    keep = torch.nonzero(loss > -math.log(thresh)).flatten()
+    if keep.numel() < n_min:
+        keep = torch.topk(loss, n_min).indices
+    if class_weight is None:
+        return loss[keep].mean()
+    w = class_weight[flat[keep]]
+    return (w * loss[keep]).sum() / w.sum()
 
 
 @torch.no_grad()
@@ -120,6 +131,12 @@ def train_parser(cfg: ParserTrainConfig) -> dict:
     items = pool_items([Path(p) for p in cfg.pools])
     ds = PoolDataset(items, spec, seed=cfg.seed, lowres=cfg.lowres)
     print(f"augmentation: low-resolution faces in {cfg.lowres:.0%} of samples")
+    cw = None
+    if cfg.class_weight is not None:
+        if len(cfg.class_weight) != N_CLASSES or any(not w > 0 for w in cfg.class_weight):
+            raise ValueError(f"class_weight needs {N_CLASSES} positive values, not {cfg.class_weight}")
+        cw = torch.tensor(cfg.class_weight, dtype=torch.float32)
+        print(f"class weights: {list(cfg.class_weight)}")
     loader = DataLoader(ds, batch_size=cfg.batch, shuffle=True, num_workers=1, drop_last=True,
                         persistent_workers=False, generator=torch.Generator().manual_seed(cfg.seed))
     model = BiSeNet(N_CLASSES, cfg.width)
@@ -158,7 +175,7 @@ def train_parser(cfg: ParserTrainConfig) -> dict:
         running = None
         for x, y in bar:
             main, a8, a16 = model(x)
-            loss = ohem_ce(main, y) + 0.5 * (ohem_ce(a8, y) + ohem_ce(a16, y))
+            loss = ohem_ce(main, y, class_weight=cw) + 0.5 * (ohem_ce(a8, y, class_weight=cw) + ohem_ce(a16, y, class_weight=cw))
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
