@@ -40,4 +40,4 @@ def test_all_unknown_gives_a_zero_loss_not_nan():
     logits, target = _batch()
     target[:] = 255
     loss = ohem_ce(logits, target, class_weight=torch.ones(5))
-    assert float(loss) == 0.0
+    assert loss.item() == 0.0
