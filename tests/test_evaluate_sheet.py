@@ -208,3 +208,14 @@ def test_evaluate_help_shows_the_sheet_example(capsys):
         main(["evaluate", "--help"])
     out = capsys.readouterr().out
     assert "--sheet worst.png" in out and "--images-root" in out
+
+
+def test_components_name_the_other_columns_of_the_prediction_csv(tmp_path):
+    _, p, _ = _write_case(tmp_path)
+    assert sorted(ws.read_components(p)) == ["geometric", "regressor"]  # FaceOcclusion is the scored one
+    comps = ws.read_components(p, exclude="geometric")
+    assert sorted(comps) == ["FaceOcclusion", "regressor"]
+    assert comps["FaceOcclusion"]["g.png"] == "0.05" and comps["regressor"]["g.png"] == "0.222"
+    plain = tmp_path / "plain.csv"
+    plain.write_text("filename,FaceOcclusion\na.png,0.1\n")
+    assert ws.read_components(plain) == {}

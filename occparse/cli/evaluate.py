@@ -32,7 +32,7 @@ has them, the geometric and regressor components. Missing or invalid rows are no
 
 examples:
   occparse evaluate --pred preds.csv --truth bench/truth.csv --json
-  occparse evaluate --pred pred_lfw.csv --truth lfwval/truth.csv --sheet worst.png \
+  occparse evaluate --pred pred_lfw.csv --truth lfwval/truth.csv --sheet worst.png \\
       --images-root ../shared/data/faces/lfw_parts/images --sheet-count 24""",
     )
     add_arguments(p)

@@ -10,8 +10,8 @@ them already).
 Each tile holds the photo (read with :func:`occparse.runtime.io.read_image`, letterboxed) and a
 caption: rank and file name, truth, the scored prediction, the signed error (prediction - truth;
 blue = under-read, red = over-read) and, when the prediction CSV has them, the ``geometric`` and
-``regressor`` components. A photo that cannot be read gets a grey tile saying why. Drawn with
-OpenCV; no model runs, no torch.
+``regressor`` components (and the final ``FaceOcclusion`` when a component is scored). A photo
+that cannot be read gets a grey tile saying why. Drawn with OpenCV; no model runs, no torch.
 """
 
 from __future__ import annotations
@@ -35,8 +35,10 @@ CAPTION_H = 74
 TILE_H = TILE + CAPTION_H
 TITLE_H = 52
 COLUMNS = 6
-#: prediction columns shown under the scored one when the CSV has them (``occparse predict`` writes both)
-COMPONENT_COLUMNS = ("geometric", "regressor")
+#: prediction columns shown under the scored one when the CSV has them (``occparse predict`` writes all
+#: three; the final estimate shows when a component is scored), with their short caption tags
+COMPONENT_COLUMNS = ("FaceOcclusion", "geometric", "regressor")
+COMPONENT_TAGS = {"FaceOcclusion": "final", "geometric": "geo", "regressor": "reg"}
 
 FONT = cv2.FONT_HERSHEY_SIMPLEX
 # colours are RGB: the sheet is an RGB array until the writer turns it into BGR for OpenCV
@@ -104,7 +106,7 @@ def rank_worst(
     ]
 
 
-def read_components(path: str | Path, exclude: str = "", columns: Sequence[str] = COMPONENT_COLUMNS,
+def read_components(path: str | Path, exclude: str = "FaceOcclusion", columns: Sequence[str] = COMPONENT_COLUMNS,
                     ) -> dict[str, dict[str, str]]:
     """column -> (filename -> raw text) for each of ``columns`` the prediction CSV has, except ``exclude``
     (the scored one); the first row of a repeated filename counts. A CSV that cannot be read raises
@@ -202,8 +204,7 @@ def draw_tile(row: WorstRow, rank: int, image: np.ndarray | None, reason: str = 
     _text(tile, err, x, y + 34, 0.46, colour, 2)
     _text(tile, f"cost {row.cost:.4f}", x + _width(err, 0.46, 2) + 10, y + 34, 0.38, MUTED)
     if row.components:
-        tags = {"geometric": "geo", "regressor": "reg"}
-        comp = "  ".join(f"{tags.get(c, c[:4])} {_fmt(v)}" for c, v in row.components.items())
+        comp = "  ".join(f"{COMPONENT_TAGS.get(c, c[:5])} {_fmt(v)}" for c, v in row.components.items())
         _text(tile, shorten(comp, TILE - 2 * x, 0.4), x, y + 51, 0.4, MUTED)
     cv2.rectangle(tile, (0, 0), (TILE - 1, TILE_H - 1), (210, 210, 210), 1)
     return tile
