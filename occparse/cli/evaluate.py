@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 from ..runtime.strictjson import dumps as strict_dumps
 from .common import (
@@ -25,8 +26,14 @@ def add_parser(sub) -> argparse.ArgumentParser:
 scored as the worst possible value (--missing worst); --missing zero scores it as 0, --missing skip
 leaves it out of the error (still reported).
 
-example:
-  occparse evaluate --pred preds.csv --truth bench/truth.csv --json""",
+--sheet draws the worst rows (by their share of the error, w(p-GT)^2) as a contact sheet: each photo
+with its truth, prediction, signed error (blue under-read, red over-read) and, when the prediction CSV
+has them, the geometric and regressor components. Missing or invalid rows are not drawn.
+
+examples:
+  occparse evaluate --pred preds.csv --truth bench/truth.csv --json
+  occparse evaluate --pred pred_lfw.csv --truth lfwval/truth.csv --sheet worst.png \\
+      --images-root ../shared/data/faces/lfw_parts/images --sheet-count 24""",
     )
     add_arguments(p)
     p.set_defaults(func=run)
@@ -43,14 +50,29 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--missing", choices=["worst", "zero", "skip"], default="worst", help="how missing rows are scored")
     p.add_argument("--strict", action="store_true",
                    help="exit 1 when any prediction is missing or invalid, or names a file not in the truth")
+    p.add_argument("--sheet", metavar="WORST.png",
+                   help="also draw a contact sheet of the worst rows (needs --images-root); .png, .jpg, .webp")
+    p.add_argument("--images-root", metavar="DIR", help="with --sheet: the folder the prediction filenames are in")
+    p.add_argument("--sheet-count", type=int, default=24, metavar="N",
+                   help="with --sheet: how many of the worst rows to draw (default 24, 6 per row)")
 
 
 def run(a: argparse.Namespace) -> int:
     from ..evaluation.metrics import TruthFileError, evaluate, format_evaluation, read_predictions, read_truth
 
+    if a.sheet or a.images_root:  # refused before any work: one line, exit 2
+        if not a.sheet:
+            return fail("--images-root is only used with --sheet WORST.png")
+        if not a.images_root:
+            return fail("--sheet needs --images-root DIR, the folder the prediction filenames are relative to")
+        if not Path(a.images_root).is_dir():
+            return fail(f"--images-root {a.images_root}: not a folder")
+        if a.sheet_count < 1:
+            return fail("--sheet-count must be at least 1")
     notes: list[str] = []
     try:
-        ev = evaluate(read_predictions(a.pred, a.column, notes), read_truth(a.truth), missing_policy=a.missing)
+        pred, truth = read_predictions(a.pred, a.column, notes), read_truth(a.truth)
+        ev = evaluate(pred, truth, missing_policy=a.missing)
     except TruthFileError as e:
         return fail(str(e))
     for n in notes:
@@ -62,4 +84,41 @@ def run(a: argparse.Namespace) -> int:
         print(strict_dumps(ev.to_dict(), indent=2))
     else:
         print(format_evaluation(ev))
+    sys.stdout.flush()  # the report comes first, whatever happens to the sheet
+    if a.sheet and (err := _sheet(a, pred, truth)):
+        return err
     return 1 if (a.strict and (ev.n_missing or ev.n_invalid or ev.n_unknown)) else 0
+
+
+def _sheet(a: argparse.Namespace, pred: dict[str, str], truth: list[dict[str, str]]) -> int:
+    """Draw and write the worst-rows sheet; 0, or the exit status after one line on stderr (stdout stays
+    the report alone, so --json output stays valid)."""
+    from ..errors import DataError
+    from ..evaluation.worst_sheet import (
+        SheetError,
+        draw_worst_sheet,
+        rank_worst,
+        read_components,
+        sheet_path_error,
+        write_sheet,
+    )
+
+    if err := sheet_path_error(a.sheet):  # before drawing: a typo in the name costs no image reading
+        return fail(f"--sheet: {err}")
+    try:
+        components = read_components(a.pred, exclude=a.column)
+    except DataError:  # the scored column was read already; the components are only extra captions
+        components = {}
+    ranked = rank_worst(pred, truth, components=components)  # rows with a valid prediction only
+    rows = ranked[: a.sheet_count]
+    unreadable: list[str] = []
+    rgb = draw_worst_sheet(rows, a.images_root, a.column, n_scored=len(ranked), unreadable=unreadable)
+    try:
+        out = write_sheet(rgb, a.sheet)
+    except SheetError as e:
+        return fail(f"--sheet: {e}")
+    if unreadable:
+        print(f"occparse: warning: {len(unreadable)} image(s) on the sheet could not be read (grey tiles), e.g. "
+              + ", ".join(unreadable[:5]), file=sys.stderr)
+    print(f"wrote the {len(rows)} worst row(s) to {out}", file=sys.stderr)
+    return 0
