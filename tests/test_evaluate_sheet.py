@@ -174,6 +174,11 @@ def test_sheet_without_images_root_is_refused_before_any_work(tmp_path, capsys):
     assert not out.exists() and list(tmp_path.iterdir()) == []
     assert main(["evaluate", "--pred", "x.csv", "--truth", "y.csv", "--images-root", str(tmp_path)]) == 2
     assert "--sheet" in _one_error_line(capsys.readouterr().err)
+    for n in ("0", "601"):
+        assert main(["evaluate", "--pred", "x.csv", "--truth", "y.csv", "--sheet", str(out), "--images-root",
+                     str(tmp_path), "--sheet-count", n]) == 2
+        assert "--sheet-count" in _one_error_line(capsys.readouterr().err)
+    assert not out.exists()
 
 
 @pytest.mark.parametrize("where", ["no_folder/worst.png", "a_file.txt/worst.png", "worst.xyz", "worst", "."])

@@ -210,6 +210,22 @@ def test_fit_stacker_pairs_truth_files_with_image_roots(capsys, tmp_path):
     assert main(["fit-stacker", "--truth", "a.csv", "--images-root", ".", "--set-weight", "-1", "--out", out]) == 2
     assert ">= 0" in capsys.readouterr().err
     assert not (tmp_path / "s.json").exists()
+    assert main(["fit-stacker", "--truth", "a.csv", "--images-root", str(tmp_path / "nope"), "--out", out]) == 2
+    assert "not a folder" in capsys.readouterr().err
+    assert main(["fit-stacker", "--truth", "a.csv", "--images-root", ".", "--set-weight", "0", "--out", out]) == 2
+
+
+@needs_models
+def test_fit_stacker_says_when_no_image_of_a_fit_set_can_be_read(capsys, tmp_path):
+    """A wrong --images-root: one clear line naming the truth file, no stacker, no feature cache."""
+    truth = tmp_path / "t.csv"
+    truth.write_text("filename,FaceOcclusion,gender\na.jpg,0.1,F\nb.jpg,0.2,M\n")
+    (tmp_path / "imgs").mkdir()
+    out = tmp_path / "s.json"
+    assert main(["fit-stacker", "--truth", str(truth), "--images-root", str(tmp_path / "imgs"), "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "none of its 2 images" in err and "--images-root" in err
+    assert not out.exists() and not list(tmp_path.glob("stacker_features_*.npz"))
 
 
 def _weights_copy(tmp_path: Path) -> Path:

@@ -27,13 +27,15 @@ def test_unit_class_weights_change_nothing():
 def test_a_heavier_class_gets_a_larger_share_of_the_gradient():
     """Weighting facial hair (class 4) up must move more gradient onto its pixels, with the same pixels mined."""
     logits, target = _batch(1)
-    share = []
+    share, mined = [], []
     for w in (torch.ones(5), torch.tensor([1.0, 1.0, 1.0, 1.0, 4.0])):
         x = logits.detach().clone().requires_grad_(True)
         ohem_ce(x, target, class_weight=w).backward()
         g = x.grad.abs().sum(1)  # per pixel
         share.append(float(g[target == 4].sum() / g.sum()))
+        mined.append(g > 0)
     assert share[1] > share[0] * 1.5
+    assert torch.equal(mined[0], mined[1])  # the weights do not change which pixels are mined
 
 
 def test_all_unknown_gives_a_zero_loss_not_nan():

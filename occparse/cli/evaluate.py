@@ -54,7 +54,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="also draw a contact sheet of the worst rows (needs --images-root); .png, .jpg, .webp")
     p.add_argument("--images-root", metavar="DIR", help="with --sheet: the folder the prediction filenames are in")
     p.add_argument("--sheet-count", type=int, default=24, metavar="N",
-                   help="with --sheet: how many of the worst rows to draw (default 24, 6 per row)")
+                   help="with --sheet: how many of the worst rows to draw, 1-600 (default 24, 6 per row)")
 
 
 def run(a: argparse.Namespace) -> int:
@@ -67,8 +67,9 @@ def run(a: argparse.Namespace) -> int:
             return fail("--sheet needs --images-root DIR, the folder the prediction filenames are relative to")
         if not Path(a.images_root).is_dir():
             return fail(f"--images-root {a.images_root}: not a folder")
-        if a.sheet_count < 1:
-            return fail("--sheet-count must be at least 1")
+        if not 1 <= a.sheet_count <= 600:
+            # 600 tiles of 200 px in 6 columns is a 20,000-px-tall picture already
+            return fail("--sheet-count must be between 1 and 600")
     notes: list[str] = []
     try:
         pred, truth = read_predictions(a.pred, a.column, notes), read_truth(a.truth)

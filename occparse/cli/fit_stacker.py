@@ -24,14 +24,17 @@ def add_parser(sub) -> argparse.ArgumentParser:
         "HistGradientBoosting model, each also with equal weight per occlusion bin: *_bal), then fit one on all "
         "rows with the challenge weights 1/30 + GT: the one --model names, or (auto) the best out-of-fold Score "
         "among those whose every occlusion bin is within 0.05 on average.",
-        epilog="""Fit on faces the regressors never trained on, never on the benchmark split or LFW val.
-Several fit sets: one --images-root per --truth, in the same order; --set-weight scales each set.
-The shipped stacker (see weights/stacker.md) is fitted on the synthetic holdout and the real
-LFW train photos, model chosen on LFW val:
+        epilog=r"""Never fit on the benchmark split or LFW val (the test sets). The synthetic holdout's base faces
+were kept out of the regressors' training; the real LFW train photos were not (the parser trained
+on them, the regressors on synthetic variants of them), so their out-of-fold numbers are
+optimistic: judge any stacker on LFW val.
+Several fit sets: one --images-root per --truth, in the same order; --set-weight multiplies each
+set's row weights (--model auto still judges the candidates over all rows equally).
+The shipped stacker's recipe (weights/stacker.md):
   occparse synth --preset holdout --sources lfw --count 4000 --seed 31 --out holdout/
   occparse synth --preset lfw-train --out lfwtrain/
   occparse fit-stacker --truth holdout/truth.csv lfwtrain/truth.csv \
-      --images-root holdout/images DATA/faces/lfw_parts/images --set-weight 1 3 --model hgb_bal --out s.json
+      --images-root holdout/images DATA/faces/lfw_parts/images --model ridge --out s.json
 then judge it on LFW val (occparse synth --preset lfw-val; occparse predict; occparse evaluate) and
   occparse fit-stacker ... --replace-shipped""",
     )
@@ -81,8 +84,10 @@ def run(a: argparse.Namespace) -> int:
         return fail(f"{len(a.truth)} --truth files but {len(a.images_root)} --images-root folders: give one per truth")
     if a.set_weight is not None and len(a.set_weight) != len(a.truth):
         return fail(f"{len(a.set_weight)} --set-weight values for {len(a.truth)} --truth files")
-    if a.set_weight is not None and any(not w >= 0 for w in a.set_weight):
-        return fail("--set-weight values must be >= 0")
+    if a.set_weight is not None and (any(not 0 <= w < float("inf") for w in a.set_weight) or not any(a.set_weight)):
+        return fail("--set-weight values must be finite and >= 0, and at least one > 0")
+    if bad := [r for r in a.images_root if not Path(r).is_dir()]:
+        return fail(f"--images-root is not a folder: {', '.join(bad)}")
     try:
         run(a.truth, a.images_root, a.out, folds=a.folds, seed=a.seed, precision=a.precision, weights=a.weights,
             set_weights=a.set_weight, model=a.model)

@@ -31,7 +31,8 @@ def add_parser(sub) -> argparse.ArgumentParser:
   lfw-val only DIR/truth.csv for the 500 real LFW val photos as they are (GT from their skin labels
           inside R); predict on them with --images-root DATA/faces/lfw_parts/images.
   lfw-train the same for the 1,500 real LFW train photos: real-photo rows for `occparse fit-stacker`
-          (the parser trained on these photos; judge any stacker on lfw-val, never on these).
+          (the parser trained on these photos and the regressors on synthetic variants of them; judge any
+          stacker on lfw-val, never on these).
 
 examples:
   occparse synth --preset bench --out /tmp/bench

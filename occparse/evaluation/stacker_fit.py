@@ -67,11 +67,13 @@ def compute_features(est, truth: str | Path, images_root: str | Path, cache_dir:
     rows = read_truth(truth)
     cache_dir = cache_dir or Path(truth).parent
     cache = cache_dir / f"stacker_features_{_model_key(est)}.npz"
+    # the cache holds for this exact truth file: same rows, same values (a relabelled or extended
+    # truth file with the same names must not reuse stale features or truth)
+    key = hashlib.sha256("\n".join(f"{r['filename']},{r['FaceOcclusion']},{r['gender']},{r.get('base', '')}"
+                                   for r in rows).encode()).hexdigest()
     if cache.exists():
         z = np.load(cache, allow_pickle=False)
-        cached = [str(n) for n in z["names"]]
-        known = set(cached)
-        if cached and cached == [r["filename"] for r in rows if r["filename"] in known] and "groups" in z:
+        if "truth_key" in z and str(z["truth_key"]) == key:
             print(f"features from cache: {cache}")
             return FeatureTable(z["X"], z["gt"], z["male"], list(z["names"]), int(z["n_failed"]), z["groups"])
     X, gt, male, names, groups = [], [], [], [], []
@@ -89,9 +91,14 @@ def compute_features(est, truth: str | Path, images_root: str | Path, cache_dir:
         male.append(parse_gender(r["gender"]) > 0.5)
         names.append(r["filename"])
         groups.append(r.get("base") or r["filename"])
+    if not X:
+        raise RuntimeError(f"{truth}: none of its {len(rows)} images under {images_root} could be analysed; "
+                           "is --images-root right?")
+    if failed:
+        print(f"{truth}: {failed} of {len(rows)} images could not be analysed and are left out", flush=True)
     table = FeatureTable(np.array(X), np.array(gt), np.array(male, bool), names, failed, np.array(groups))
     np.savez(cache, X=table.X, gt=table.gt, male=table.male, names=np.array(names), n_failed=failed,
-             groups=table.groups)
+             groups=table.groups, truth_key=np.array(key))
     return table
 
 
