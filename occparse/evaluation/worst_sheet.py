@@ -27,6 +27,7 @@ import numpy as np
 
 from ..errors import DataError
 from ..runtime.io import ImageInputError, read_csv_rows, read_image
+from ..runtime.visualize import FONT, put_text, wrap_text
 from .metrics import _as_valid_prediction, challenge_weights
 
 #: side of a tile's picture area (pixels); the tile is TILE wide and TILE + CAPTION_H tall
@@ -40,7 +41,6 @@ COLUMNS = 6
 COMPONENT_COLUMNS = ("FaceOcclusion", "geometric", "regressor")
 COMPONENT_TAGS = {"FaceOcclusion": "final", "geometric": "geo", "regressor": "reg"}
 
-FONT = cv2.FONT_HERSHEY_SIMPLEX
 # colours are RGB: the sheet is an RGB array until the writer turns it into BGR for OpenCV
 INK = (25, 25, 25)
 MUTED = (90, 90, 90)
@@ -129,10 +129,6 @@ def read_components(path: str | Path, exclude: str = "FaceOcclusion", columns: S
 # drawing
 
 
-def _text(img: np.ndarray, s: str, x: int, y: int, size: float = 0.42, colour=INK, bold: int = 1) -> None:
-    cv2.putText(img, s, (int(x), int(y)), FONT, size, colour, bold, cv2.LINE_AA)
-
-
 def _width(s: str, size: float, bold: int = 1) -> int:
     return cv2.getTextSize(s, FONT, size, bold)[0][0]
 
@@ -153,18 +149,6 @@ def shorten(s: str, width_px: int, size: float = 0.42) -> str:
     return "..."
 
 
-def _wrap(s: str, width_px: int, size: float) -> list[str]:
-    lines, cur = [], ""
-    for word in s.encode("ascii", "replace").decode().split():
-        trial = f"{cur} {word}".strip()
-        if cur and _width(trial, size) > width_px:
-            lines.append(cur)
-            cur = word
-        else:
-            cur = trial
-    return lines + ([cur] if cur else [])
-
-
 def letterbox(rgb: np.ndarray, side: int = TILE, fill=MAT) -> np.ndarray:
     """``rgb`` (H x W x 3 uint8) scaled to fit a ``side`` x ``side`` square, aspect kept, bars of ``fill``."""
     h, w = rgb.shape[:2]
@@ -180,9 +164,9 @@ def letterbox(rgb: np.ndarray, side: int = TILE, fill=MAT) -> np.ndarray:
 def placeholder(reason: str, side: int = TILE) -> np.ndarray:
     """A grey ``side`` x ``side`` tile saying that the photo could not be read, and why."""
     out = np.full((side, side, 3), PLACEHOLDER, np.uint8)
-    _text(out, "cannot read image", 10, 28, 0.5, INK, 1)
-    for i, line in enumerate(_wrap(reason, side - 20, 0.38)[:8]):
-        _text(out, line, 10, 52 + 17 * i, 0.38, INK)
+    put_text(out, "cannot read image", 10, 28, 0.5, INK, 1)
+    for i, line in enumerate(wrap_text(reason.encode("ascii", "replace").decode(), side - 20, 0.38)[:8]):  # ASCII fonts
+        put_text(out, line, 10, 52 + 17 * i, 0.38, INK)
     return out
 
 
@@ -198,14 +182,14 @@ def draw_tile(row: WorstRow, rank: int, image: np.ndarray | None, reason: str = 
     colour = UNDER if row.error < 0 else OVER
     tile[TILE:TILE + 3] = colour  # a bar in the error's colour: under/over-read at a glance across the sheet
     x, y = 5, TILE + 17
-    _text(tile, shorten(f"{rank}. {row.filename}", TILE - 2 * x), x, y, 0.42, INK)
-    _text(tile, f"GT {row.truth:.3f}  pred {row.pred:.3f}", x, y + 17, 0.42, INK)
+    put_text(tile, shorten(f"{rank}. {row.filename}", TILE - 2 * x), x, y, 0.42, INK)
+    put_text(tile, f"GT {row.truth:.3f}  pred {row.pred:.3f}", x, y + 17, 0.42, INK)
     err = f"err {row.error:+.3f}"
-    _text(tile, err, x, y + 34, 0.46, colour, 2)
-    _text(tile, f"cost {row.cost:.4f}", x + _width(err, 0.46, 2) + 10, y + 34, 0.38, MUTED)
+    put_text(tile, err, x, y + 34, 0.46, colour, 2)
+    put_text(tile, f"cost {row.cost:.4f}", x + _width(err, 0.46, 2) + 10, y + 34, 0.38, MUTED)
     if row.components:
         comp = "  ".join(f"{COMPONENT_TAGS.get(c, c[:5])} {_fmt(v)}" for c, v in row.components.items())
-        _text(tile, shorten(comp, TILE - 2 * x, 0.4), x, y + 51, 0.4, MUTED)
+        put_text(tile, shorten(comp, TILE - 2 * x, 0.4), x, y + 51, 0.4, MUTED)
     cv2.rectangle(tile, (0, 0), (TILE - 1, TILE_H - 1), (210, 210, 210), 1)
     return tile
 
@@ -239,14 +223,14 @@ def draw_worst_sheet(
     of = f" of {n_scored} scored rows" if n_scored is not None else ""
     title = (f"Worst {len(rows)}{of}, column {column}: ranked by cost w*(p-GT)^2, w = 1/30 + GT "
              "(the challenge's per-row error)")
-    _text(sheet, shorten(title, w - 16, 0.5), 8, 20, 0.5, INK, 1)
+    put_text(sheet, shorten(title, w - 16, 0.5), 8, 20, 0.5, INK, 1)
     x = 8
     for s, colour in (("err = prediction - truth:", MUTED), ("negative = under-read", UNDER),
                       ("positive = over-read", OVER)):
-        _text(sheet, s, x, 42, 0.44, colour, 1 if colour == MUTED else 2)
+        put_text(sheet, s, x, 42, 0.44, colour, 1 if colour == MUTED else 2)
         x += _width(s, 0.44, 2) + 12
     if not rows:
-        _text(sheet, "no scored rows to draw", 8, TITLE_H + 30, 0.5, MUTED)
+        put_text(sheet, "no scored rows to draw", 8, TITLE_H + 30, 0.5, MUTED)
     root = Path(images_root)
     for i, row in enumerate(rows):
         image, reason = None, ""

@@ -96,11 +96,13 @@ def _legend(img: np.ndarray) -> None:
 # drawing helpers
 
 
-def _text(img, s, x, y, size=0.45, colour=INK, bold=1):
+def put_text(img, s, x, y, size=0.45, colour=INK, bold=1):
+    """Anti-aliased text with its baseline's left end at (x, y) (also used by the worst-face sheet)."""
     cv2.putText(img, s, (int(x), int(y)), FONT, size, colour, bold, cv2.LINE_AA)
 
 
-def _wrap(s: str, width_px: int, size: float) -> list[str]:
+def wrap_text(s: str, width_px: int, size: float) -> list[str]:
+    """``s`` broken at spaces into lines at most ``width_px`` wide (a single longer word stays whole)."""
     lines, cur = [], ""
     for word in s.split():
         trial = f"{cur} {word}".strip()
@@ -133,7 +135,7 @@ def _tag(img, s, cx, cy, size=0.42, bg=(20, 20, 20), fg=(255, 255, 255), taken: 
     x1, y1 = x0 + bw, y0 + bh
     roi = img[y0:y1, x0:x1]
     roi[:] = (roi.astype(np.float32) * 0.2 + np.array(bg, np.float32) * 0.8).astype(np.uint8)
-    _text(img, s, x0 + pad, y1 - pad - base + 1, size, fg)
+    put_text(img, s, x0 + pad, y1 - pad - base + 1, size, fg)
 
 
 def _swatch(img, x, y, colour):
@@ -267,23 +269,23 @@ def draw_panel(res, index: int, n_faces: int, height: int = ROW_H) -> np.ndarray
     x = 14
     y = 26
     head = f"face #{index + 1} of {n_faces}" if n_faces > 1 else "face"
-    _text(p, f"{head}  ({res.face_size:.0f} px tall in the photo)", x, y, 0.45, MUTED)
+    put_text(p, f"{head}  ({res.face_size:.0f} px tall in the photo)", x, y, 0.45, MUTED)
     y += 36
-    _text(p, f"occluded {res.occlusion:.1%}", x, y, 0.85, (200, 20, 20), 2)
-    _text(p, "final estimate: share of R hidden", x + 230, y - 6, 0.38, MUTED)
+    put_text(p, f"occluded {res.occlusion:.1%}", x, y, 0.85, (200, 20, 20), 2)
+    put_text(p, "final estimate: share of R hidden", x + 230, y - 6, 0.38, MUTED)
     y += 24
     comps = f"components: geometric {res.geometric:.1%} (R minus visible face)"
-    _text(p, comps, x, y, 0.42)
+    put_text(p, comps, x, y, 0.42)
     if res.regressor is not None:
         y += 18
-        _text(p, f"regressor {res.regressor:.1%} (a network reading the crop)", x + 88, y, 0.42)
+        put_text(p, f"regressor {res.regressor:.1%} (a network reading the crop)", x + 88, y, 0.42)
     why = explain_final(res)
     if why:
-        for line in _wrap(why, PANEL_W - 2 * x, 0.38):
+        for line in wrap_text(why, PANEL_W - 2 * x, 0.38):
             y += 16
-            _text(p, line, x, y, 0.38, (150, 60, 0))
+            put_text(p, line, x, y, 0.38, (150, 60, 0))
     y += 28
-    _text(p, "what the parser sees inside R (sums to 100%)", x, y, 0.45, MUTED)
+    put_text(p, "what the parser sees inside R (sums to 100%)", x, y, 0.45, MUTED)
     shares = shares_of_r(res)
     labels = percent_labels([v for _, v in shares])
     col = 0
@@ -294,26 +296,26 @@ def draw_panel(res, index: int, n_faces: int, height: int = ROW_H) -> np.ndarray
         cx = x + col * 200
         _swatch(p, cx, y, class_colour(name))
         shown = "visible face" if name == "face" else name.replace("_", " ")
-        _text(p, f"{shown} {lab}", cx + 18, y, 0.42)
+        put_text(p, f"{shown} {lab}", cx + 18, y, 0.42)
         col += 1
     y += 30
-    _text(p, "occluded share of each region", x, y, 0.45, MUTED)
+    put_text(p, "occluded share of each region", x, y, 0.45, MUTED)
     y += 16
-    _text(p, "left / right: the subject's own (L eye appears on the right)", x, y, 0.36, MUTED)
+    put_text(p, "left / right: the subject's own (L eye appears on the right)", x, y, 0.36, MUTED)
     bx0, bx1 = x + 140, PANEL_W - 64
     for name in REGION_NAMES:
         y += 22
         v = res.region(name)
-        _text(p, name.replace("_", " "), x, y, 0.42)
+        put_text(p, name.replace("_", " "), x, y, 0.42)
         cv2.rectangle(p, (bx0, y - 11), (bx1, y + 1), (220, 228, 242), -1)
         if math.isnan(v):
-            _text(p, "outside the photo", bx0 + 6, y - 1, 0.36, MUTED)
-            _text(p, "n/a", bx1 + 6, y, 0.4, MUTED)
+            put_text(p, "outside the photo", bx0 + 6, y - 1, 0.36, MUTED)
+            put_text(p, "n/a", bx1 + 6, y, 0.4, MUTED)
             continue
         fill = int(round((bx1 - bx0) * min(max(v, 0.0), 1.0)))
         if fill >= 1:  # a 0% bar stays empty: no tick
             cv2.rectangle(p, (bx0, y - 11), (bx0 + fill - 1, y + 1), (220, 40, 40), -1)
-        _text(p, f"{v:.0%}", bx1 + 6, y, 0.4)
+        put_text(p, f"{v:.0%}", bx1 + 6, y, 0.4)
     return p
 
 
@@ -342,22 +344,22 @@ def draw_header(rgb: np.ndarray | None, boxes: list[tuple[float, float, float, f
         ("Inside R each pixel is tinted by what the face parser sees there:", INK),
     ]
     y = 28
-    _text(hd, title, x, y, 0.5, INK, 1)
+    put_text(hd, title, x, y, 0.5, INK, 1)
     for s_, c in lines:
-        for line in _wrap(s_, width - x - 10, 0.4):
+        for line in wrap_text(s_, width - x - 10, 0.4):
             y += 18
-            _text(hd, line, x, y, 0.4, c)
+            put_text(hd, line, x, y, 0.4, c)
     y += 22
     cx = x
     for name in CLASSES:
         shown = "visible face" if name == "face" else name.replace("_", " ")
         _swatch(hd, cx, y, class_colour(name))
-        _text(hd, shown, cx + 18, y, 0.4)
+        put_text(hd, shown, cx + 18, y, 0.4)
         cx += 30 + cv2.getTextSize(shown, FONT, 0.4, 1)[0][0]
     y += 20
-    for line in _wrap("White lines and dark labels mark the sub-regions; outside R the photo is dimmed.",
+    for line in wrap_text("White lines and dark labels mark the sub-regions; outside R the photo is dimmed.",
                       width - x - 10, 0.4):
-        _text(hd, line, x, y, 0.4, MUTED)
+        put_text(hd, line, x, y, 0.4, MUTED)
         y += 18
     return hd
 
