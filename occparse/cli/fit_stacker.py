@@ -66,7 +66,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(a: argparse.Namespace) -> int:
     from ..evaluation.metrics import TruthFileError
-    from ..evaluation.stacker_fit import run
+    from ..evaluation.stacker_fit import run, set_weight_error
     from ..models.zoo import WeightsError
 
     if a.replace_shipped and a.out:
@@ -82,10 +82,8 @@ def run(a: argparse.Namespace) -> int:
         return fail(f"{a.out} is the shipped stacker; say --replace-shipped to overwrite it")
     if len(a.images_root) != len(a.truth):
         return fail(f"{len(a.truth)} --truth files but {len(a.images_root)} --images-root folders: give one per truth")
-    if a.set_weight is not None and len(a.set_weight) != len(a.truth):
-        return fail(f"{len(a.set_weight)} --set-weight values for {len(a.truth)} --truth files")
-    if a.set_weight is not None and (any(not 0 <= w < float("inf") for w in a.set_weight) or not any(a.set_weight)):
-        return fail("--set-weight values must be finite and >= 0, and at least one > 0")
+    if a.set_weight is not None and (err := set_weight_error(a.set_weight, len(a.truth))):
+        return fail(err)
     if bad := [r for r in a.images_root if not Path(r).is_dir()]:
         return fail(f"--images-root is not a folder: {', '.join(bad)}")
     try:

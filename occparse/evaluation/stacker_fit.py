@@ -34,15 +34,23 @@ class FeatureTable:
     weight: np.ndarray | None = None
 
 
+def set_weight_error(weights: list[float], n_sets: int) -> str | None:
+    """Why ``weights`` cannot weight ``n_sets`` fit sets (one finite value >= 0 each, at least one > 0),
+    or None. The CLI asks before computing any feature; :func:`join` raises it."""
+    if len(weights) != n_sets:
+        return f"{len(weights)} --set-weight values for {n_sets} --truth files"
+    if any(not 0 <= w < float("inf") for w in weights) or not any(weights):
+        return "--set-weight values must be finite and >= 0, and at least one > 0"
+    return None
+
+
 def join(tables: list[FeatureTable], weights: list[float] | None = None) -> FeatureTable:
     """Several fit sets as one table; rows of set i have their fit weight multiplied by ``weights[i]``
     (default 1). Groups keep their base-face names, so a photo and the synthetic samples made from
-    it fall in the same fold. Raises ValueError on a length mismatch or a negative weight."""
+    it fall in the same fold. Raises ValueError with :func:`set_weight_error`'s reason."""
     weights = [1.0] * len(tables) if weights is None else list(weights)
-    if len(weights) != len(tables):
-        raise ValueError(f"{len(weights)} weights for {len(tables)} fit sets")
-    if any(not w >= 0 for w in weights):
-        raise ValueError(f"fit-set weights must be >= 0, not {weights}")
+    if err := set_weight_error(weights, len(tables)):
+        raise ValueError(err)
     per_row = [np.full(len(t.gt), w) * (1.0 if t.weight is None else t.weight) for t, w in zip(tables, weights, strict=True)]
     return FeatureTable(np.vstack([t.X for t in tables]), np.concatenate([t.gt for t in tables]),
                         np.concatenate([t.male for t in tables]), [n for t in tables for n in t.names],
