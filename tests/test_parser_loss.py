@@ -43,3 +43,13 @@ def test_all_unknown_gives_a_zero_loss_not_nan():
     target[:] = 255
     loss = ohem_ce(logits, target, class_weight=torch.ones(5))
     assert loss.item() == 0.0
+
+
+def test_the_config_refuses_class_weights_the_loss_cannot_use():
+    """One rule, at construction (the CLI reports it as one line before any data is read)."""
+    from occparse.train.parser import ParserTrainConfig
+
+    assert ParserTrainConfig(pools=[], class_weight=(1, 1, 1.5, 1.5, 2.5)).class_weight == (1, 1, 1.5, 1.5, 2.5)
+    for bad in ((1, 1), (1, 1, 0, 1, 1), (1, 1, float("inf"), 1, 1), (1, 1, float("nan"), 1, 1)):
+        with pytest.raises(ValueError, match="--class-weight"):
+            ParserTrainConfig(pools=[], class_weight=bad)

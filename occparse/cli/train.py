@@ -130,14 +130,15 @@ def _train_parser(a: argparse.Namespace) -> int:
         return fail(f"not a synth output folder (no truth.csv): {', '.join(missing)}")
     if a.init_onnx and a.init_from:
         return fail("give --init-onnx (a shipped ONNX) or --init-from (a checkpoint), not both")
-    if a.class_weight and any(not 0 < w < float("inf") for w in a.class_weight):
-        return fail("--class-weight values must be finite and > 0")
-    cfg = ParserTrainConfig(
-        pools=pools, out=str(a.out), work=str(a.work), data=a.data, bench=a.bench, epochs=a.epochs, batch=a.batch,
-        lr=a.lr, width=a.width, input_size=a.input_size, threads=a.threads, seed=a.seed, max_minutes=a.max_minutes,
-        resume=not a.restart, init_onnx=a.init_onnx, init_from=a.init_from, lowres=a.lowres,
-        class_weight=tuple(a.class_weight) if a.class_weight else None,
-    )
+    try:
+        cfg = ParserTrainConfig(
+            pools=pools, out=str(a.out), work=str(a.work), data=a.data, bench=a.bench, epochs=a.epochs, batch=a.batch,
+            lr=a.lr, width=a.width, input_size=a.input_size, threads=a.threads, seed=a.seed, max_minutes=a.max_minutes,
+            resume=not a.restart, init_onnx=a.init_onnx, init_from=a.init_from, lowres=a.lowres,
+            class_weight=tuple(a.class_weight) if a.class_weight else None,
+        )
+    except ValueError as e:  # --class-weight
+        return fail(str(e))
     try:
         train_parser(cfg)
     except DataNotFoundError as e:

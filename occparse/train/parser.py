@@ -57,6 +57,12 @@ class ParserTrainConfig:
     #: Above 1 for the occluding classes counters the parser's under-reading of real beards and hair.
     class_weight: tuple[float, ...] | None = None
 
+    def __post_init__(self) -> None:
+        # one rule for the CLI and for callers of train_parser: checked before any data is read
+        cw = self.class_weight
+        if cw is not None and (len(cw) != N_CLASSES or any(not 0 < w < float("inf") for w in cw)):
+            raise ValueError(f"--class-weight needs {N_CLASSES} finite values > 0, not {list(cw)}")
+
 
 def ohem_ce(logits: torch.Tensor, target: torch.Tensor, thresh: float = 0.7, min_frac: float = 1 / 16,
             class_weight: torch.Tensor | None = None) -> torch.Tensor:
@@ -132,9 +138,7 @@ def train_parser(cfg: ParserTrainConfig) -> dict:
     ds = PoolDataset(items, spec, seed=cfg.seed, lowres=cfg.lowres)
     print(f"augmentation: low-resolution faces in {cfg.lowres:.0%} of samples")
     cw = None
-    if cfg.class_weight is not None:
-        if len(cfg.class_weight) != N_CLASSES or any(not w > 0 for w in cfg.class_weight):
-            raise ValueError(f"class_weight needs {N_CLASSES} positive values, not {cfg.class_weight}")
+    if cfg.class_weight is not None:  # valid: ParserTrainConfig checked it
         cw = torch.tensor(cfg.class_weight, dtype=torch.float32)
         print(f"class weights: {list(cfg.class_weight)}")
     loader = DataLoader(ds, batch_size=cfg.batch, shuffle=True, num_workers=1, drop_last=True,
