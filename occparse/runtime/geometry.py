@@ -536,14 +536,7 @@ class FaceMesher:
         is (x0, y0) in original pixels; boxes and key points come back in original pixels."""
         img, _ = self._fit(tile, 640)  # the detector's input is 192 px: more is only resize work
         tw, th = tile.shape[1] / scale, tile.shape[0] / scale  # the tile's extent in original pixels
-        res = self._process(self._full_range(), img)
-        out = []
-        for d in res.detections or []:
-            b = d.location_data.relative_bounding_box
-            kp = np.array([(p.x * tw + x0, p.y * th + y0) for p in d.location_data.relative_keypoints], np.float32)
-            box = (b.xmin * tw + x0, b.ymin * th + y0, (b.xmin + b.width) * tw + x0, (b.ymin + b.height) * th + y0)
-            out.append(Detection(box, float(d.score[0]), kp))
-        return out
+        return _detections_of(self._process(self._full_range(), img), (th, tw), (x0, y0))
 
     def detections(self, rgb: np.ndarray, tiles: bool = False) -> list[Detection]:
         """Full-range detector boxes in original pixels: the whole picture, and with ``tiles`` also
@@ -822,14 +815,17 @@ def _with_detection(face: Face, dets: list[tuple[float, np.ndarray]]) -> Face:
     return face if errs[i] >= 1.0 else replace(face, score=dets[i][0], keypoint_error=float(errs[i]))
 
 
-def _detections_of(res, size: tuple[int, int]) -> list[Detection]:
-    """A MediaPipe FaceDetection result as Detections in pixels of the image of ``size`` (h, w) it ran on."""
+def _detections_of(res, size: tuple[float, float], offset: tuple[float, float] = (0.0, 0.0)) -> list[Detection]:
+    """A MediaPipe FaceDetection result as Detections in pixels: its relative coordinates times ``size``
+    (h, w: the extent, in the wanted pixels, of the image it ran on), plus ``offset`` (x0, y0, that
+    image's top-left corner in those pixels)."""
     h, w = size
+    x0, y0 = offset
     out = []
     for d in res.detections or []:
         b = d.location_data.relative_bounding_box
-        kp = np.array([(p.x * w, p.y * h) for p in d.location_data.relative_keypoints], np.float32)
-        out.append(Detection((b.xmin * w, b.ymin * h, (b.xmin + b.width) * w, (b.ymin + b.height) * h),
+        kp = np.array([(p.x * w + x0, p.y * h + y0) for p in d.location_data.relative_keypoints], np.float32)
+        out.append(Detection((b.xmin * w + x0, b.ymin * h + y0, (b.xmin + b.width) * w + x0, (b.ymin + b.height) * h + y0),
                              float(d.score[0]), kp))
     return out
 
