@@ -59,6 +59,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="occlusion distribution: 'first' (the benchmark's, default for --preset bench) or "
                         "'real' (adds beards, hands over mouth/eyes, hair of every colour, and look-alikes "
                         "such as face paint and shadows that stay face; default for train/holdout)")
+    p.add_argument("--kind-weight", action="append", default=[], metavar="KIND=W",
+                   help="oversample (or drop, W=0) one occluder kind: its relative weight in the engine's draw "
+                        "(repeatable; e.g. --kind-weight sunglasses=0.5 --kind-weight mask=0.2; kinds: "
+                        "hand, object, hair, glasses, sunglasses, cap, mask, scarf, beard, goggles, hat, held_object)")
     p.add_argument("--data", help="data folder (default $OCCPARSE_DATA or ../shared/data)")
     p.add_argument("--workers", type=int, default=0, help="processes (default: all cores)")
     p.add_argument("--sources", default="lfw,utkface", help="base faces: lfw, utkface or both (default both)")
@@ -94,6 +98,11 @@ def run(a: argparse.Namespace) -> int:
     engine = a.engine or ("first" if a.preset == "bench" else "real")
     make_cfg = SynthConfig.first_engine if engine == "first" else SynthConfig.real
     cfg = make_cfg(none_rate=a.none_rate, gray_rate=a.gray_rate, size=a.size)
+    if a.kind_weight:
+        try:
+            cfg = cfg.with_kind_weights(parse_kind_weights(a.kind_weight))
+        except ValueError as e:
+            return fail(f"--kind-weight: {e}")
     sources = tuple(a.sources.split(","))
     if bad := set(sources) - {"lfw", "utkface"}:
         return fail(f"unknown --sources {sorted(bad)}; use lfw, utkface or both")
@@ -115,6 +124,20 @@ def run(a: argparse.Namespace) -> int:
         truth = write_dataset(job, tasks, workers=a.workers)
         _print_distribution(truth)
     return 0
+
+
+def parse_kind_weights(items: list[str]) -> dict[str, float]:
+    """``["sunglasses=0.5", ...]`` -> {"sunglasses": 0.5}; ValueError names the bad item."""
+    out = {}
+    for item in items:
+        kind, sep, value = item.partition("=")
+        try:
+            out[kind.strip()] = float(value) if sep else float("nan")
+        except ValueError:
+            raise ValueError(f"{item!r} is not KIND=WEIGHT") from None
+        if not sep:
+            raise ValueError(f"{item!r} is not KIND=WEIGHT")
+    return out
 
 
 def _print_distribution(truth: Path) -> None:

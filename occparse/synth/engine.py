@@ -22,7 +22,7 @@ colour; see :mod:`occparse.synth.real_occluders`) and look-alikes that must stay
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -40,6 +40,7 @@ from .real_occluders import (
     held_object_layer,
     paint_layer,
     shadow_layer,
+    sunglasses_layer,
 )
 from .sources import BaseFace, FaceSource, OccluderLibrary, find_data_root, read_label_map, read_rgb
 
@@ -84,6 +85,23 @@ class SynthConfig:
             ("held_object", 0.06),
         )
         return SynthConfig(**{"weights": weights, "real_occluders": True, "negative_rate": 0.2, **kw})
+
+    def with_kind_weights(self, changes: dict[str, float]) -> SynthConfig:
+        """A copy with some kinds' relative weights replaced (a kind not drawn before is added).
+
+        Raises ValueError for an unknown kind, a weight that is not finite and >= 0, or all weights 0."""
+        weights = dict(self.weights)
+        for kind, w in changes.items():
+            if kind not in KINDS:
+                raise ValueError(f"unknown occluder kind {kind!r}; choose from {', '.join(KINDS)}")
+            if not (np.isfinite(w) and w >= 0):
+                raise ValueError(f"the weight of {kind} must be a finite number >= 0, not {w}")
+            if kind == "beard" and not self.real_occluders:
+                raise ValueError("beard is a kind of the real engine only (--engine real)")
+            weights[kind] = float(w)
+        if sum(weights.values()) <= 0:
+            raise ValueError("at least one kind needs a weight above 0")
+        return replace(self, weights=tuple(weights.items()))
 
     def kind_probabilities(self) -> tuple[list[str], np.ndarray]:
         names = [k for k, _ in self.weights]
@@ -153,7 +171,8 @@ class Synthesizer:
         if not self.faces.faces:
             raise ValueError(f"no usable base faces for split {split!r} in {root}")
 
-    def _layer(self, kind: str, base: BaseFace, shape, rng: np.random.Generator, mask_template: str | None = None) -> occ.Layer:
+    def _layer(self, kind: str, base: BaseFace, shape, rng: np.random.Generator, mask_template: str | None = None,
+               base_rgb: np.ndarray | None = None) -> occ.Layer:
         real = self.config.real_occluders
         if kind == "hand":
             return occ.hand_layer(base, shape, self.lib, rng, aim=real)
@@ -171,12 +190,14 @@ class Synthesizer:
             return hat_layer(base, shape, rng)
         if kind == "held_object":
             return held_object_layer(base, shape, self.lib, rng)
+        if kind == "sunglasses" and real and base_rgb is not None and rng.random() < 2 / 3:
+            return sunglasses_layer(base, base_rgb, shape, rng)  # many shapes; the library has one cut-out
         if kind in ("glasses", "sunglasses"):
             return occ.glasses_layer(base, shape, self.lib, rng, sun=kind == "sunglasses")
         if kind == "cap":
             return occ.cap_layer(base, shape, self.lib, rng)
         if kind == "mask":
-            return occ.mask_layer(base, shape, self.lib, rng, mask_template)
+            return occ.mask_layer(base, shape, self.lib, rng, mask_template, neutral_rate=0.3 if real else 0.0)
         if kind == "scarf":
             return occ.scarf_layer(base, shape, self.lib, self.texture_pool, rng)
         raise ValueError(f"unknown occluder kind {kind!r}; choose from {KINDS + NEGATIVE_KINDS}")
@@ -210,7 +231,7 @@ class Synthesizer:
             if k == "shadow":
                 layers.append(shadow_layer(base, rgb, rng))
                 continue
-            layer = self._layer(k, base, shape, rng, mask_template)
+            layer = self._layer(k, base, shape, rng, mask_template, rgb)
             layers.append(harmonise_layer(layer, rgb, region & visible, rng) if layer.occludes else layer)
         picture = camera_finish(composite(rgb, layers, rng), rng)
         for layer in layers:

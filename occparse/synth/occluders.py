@@ -117,8 +117,13 @@ def yaw_ratio(face: Face) -> float:
     return float((face.landmarks[NOSE_TIP] - a) @ across / max(1e-6, (c - a) @ across))
 
 
-def _recolour(rgb: np.ndarray, rng: np.random.Generator, textures: list[np.ndarray]) -> np.ndarray:
-    """Masks come in many colours and prints: tint, texture or keep."""
+def _recolour(rgb: np.ndarray, rng: np.random.Generator, textures: list[np.ndarray], neutral_rate: float = 0.0) -> np.ndarray:
+    """Masks come in many colours and prints: tint, texture or keep. ``neutral_rate``: the share made
+    white, gray or black (real masks often are, and a white or black mask is the parser's hardest)."""
+    if neutral_rate and rng.random() < neutral_rate:  # no draw at 0: the first engine stays byte-identical
+        lum = rgb.mean(axis=2, keepdims=True) / max(float(rgb.mean()), 1.0)
+        grey = [rng.uniform(200, 250), rng.uniform(90, 170), rng.uniform(10, 45)][int(rng.integers(3))]
+        return np.clip(grey * (0.75 + 0.25 * lum) + rng.normal(0, 3, 3), 0, 255)
     r = rng.random()
     if r < 0.35:
         return rgb
@@ -131,10 +136,12 @@ def _recolour(rgb: np.ndarray, rng: np.random.Generator, textures: list[np.ndarr
     return np.clip(tex * (0.45 + 0.75 * lum), 0, 255)
 
 
-def mask_layer(base: BaseFace, shape, lib: OccluderLibrary, rng: np.random.Generator, template: str | None = None) -> Layer:
+def mask_layer(base: BaseFace, shape, lib: OccluderLibrary, rng: np.random.Generator, template: str | None = None,
+               neutral_rate: float = 0.0) -> Layer:
     """A face-mask template fitted to the mesh through the six anchors (homography).
 
-    ``template`` forces one masks.cfg template by name (e.g. "surgical"), unrecoloured."""
+    ``template`` forces one masks.cfg template by name (e.g. "surgical"), unrecoloured; ``neutral_rate``:
+    the share recoloured white, gray or black (the real engine's)."""
     if template is not None:
         t = next((t for t in lib.mask_templates if t.name == template), None)
         if t is None:
@@ -161,7 +168,7 @@ def mask_layer(base: BaseFace, shape, lib: OccluderLibrary, rng: np.random.Gener
     dst[1] += down * rng.uniform(-0.04, 0.06) * fh  # nose bridge: worn over or under the nose tip
     hmat, _ = cv2.findHomography(src, dst)
     rgb, a = _warp_rgba(rgba, hmat, shape, perspective=True)
-    rgb = _recolour(rgb, rng, lib.textures)
+    rgb = _recolour(rgb, rng, lib.textures, neutral_rate)
     return Layer("mask", rgb, a, OCCLUDER)
 
 

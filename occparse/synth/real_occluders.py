@@ -6,6 +6,8 @@ Occluders (each an RGBA :class:`~occparse.synth.occluders.Layer` at the base ima
   facial-hair zone, see :mod:`occparse.labels`) through the canonical frame, in any colour
   (gray, white, blond, red, black), or painted procedurally (stubble to a full beard).
 * ``goggles``: ski or swimming goggles, one wide lens band over both eyes with a strap.
+* ``sunglasses`` (in this engine, two draws in three): procedural sunglasses of many shapes, sized and
+  placed by each eye's corners, with tinted, gradient or mirrored lenses the eye may faintly show through.
 * ``hat``: hats, helmets and beanies drawn procedurally, the crown's edge anywhere between the top of
   the face oval and the brows, often with a brim.
 * ``held_object``: a phone, cup, food or microphone in front of the mouth or a cheek, mostly held by a
@@ -213,6 +215,98 @@ def goggles_layer(base: BaseFace, shape, rng: np.random.Generator) -> Layer:
     rgb = np.clip(rgb + rng.uniform(0, 90) * band[..., None], 0, 255)
     del roll
     return Layer("goggles", rgb.astype(np.float32), np.clip(mask, 0, 1), OCCLUDER)
+
+
+#: lens outlines of :func:`sunglasses_layer` (real sunglasses come in many shapes; the library has one cut-out)
+SUNGLASS_SHAPES = ("oval", "round", "rect", "aviator", "cateye", "wrap")
+#: eye-corner landmarks (outer, inner) of the subject's right and left eye (MediaPipe Face Mesh indices)
+_EYE_CORNERS = ((33, 133), (263, 362))
+
+
+def _lens_outline(kind: str, a: float, b: float, n: int = 72) -> np.ndarray:
+    """n x 2 outline of one lens in its own frame: x towards the nose, y down; half-width a, half-height b."""
+    t = np.linspace(0, 2 * np.pi, n, endpoint=False)
+    c, s = np.cos(t), np.sin(t)
+    if kind == "rect":  # a superellipse: a rounded rectangle
+        x, y = a * np.sign(c) * np.abs(c) ** 0.4, b * np.sign(s) * np.abs(s) ** 0.4
+    else:
+        x, y = a * c, b * s
+    if kind == "aviator":  # the teardrop: deeper below, towards the nose
+        y = y + 0.45 * b * np.clip(s, 0, None) * np.clip(c, 0, None)
+    elif kind == "cateye":  # the upper outer corner swept up
+        y = y - 0.5 * b * np.clip(-s, 0, None) * np.clip(-c, 0, None)
+        x = x - 0.15 * a * np.clip(-s, 0, None) * np.clip(-c, 0, None)
+    return np.stack([x, y], axis=1)
+
+
+def sunglasses_layer(base: BaseFace, base_rgb: np.ndarray, shape, rng: np.random.Generator) -> Layer:
+    """Procedural sunglasses: a lens over each eye sized by that eye's own corners (so a turned head's far
+    lens is narrower), in one of :data:`SUNGLASS_SHAPES`; dark, tinted, gradient or mirrored lenses through
+    which the eye may faintly show, reflections, a frame (or none), a bridge and the temples."""
+    face = base.face
+    lm = face.landmarks
+    across, down, _, _, _ = _face_frame(face)
+    kind = SUNGLASS_SHAPES[int(rng.integers(len(SUNGLASS_SHAPES)))]
+    ratio = {"oval": (0.62, 0.85), "round": (0.9, 1.0), "rect": (0.5, 0.75), "aviator": (0.75, 0.95),
+             "cateye": (0.55, 0.8), "wrap": (0.45, 0.6)}[kind]
+    widen = rng.uniform(0.85, 1.3) * (1.2 if kind == "wrap" else 1.0)
+    aspect, drop = rng.uniform(*ratio), rng.uniform(0.0, 0.2)
+    h, w = shape
+    lens = np.zeros(shape, np.float32)
+    frame = np.zeros(shape, np.float32)
+    ends = []
+    for (outer, inner), inward in zip(_EYE_CORNERS, (1.0, -1.0), strict=True):
+        o, i = lm[outer].astype(np.float64), lm[inner].astype(np.float64)
+        ew = float(np.linalg.norm(i - o))
+        a = max(ew * widen, 2.0)
+        b = a * aspect
+        centre = (o + i) / 2 + down * b * drop
+        e_in = across * inward
+        pts = _lens_outline(kind, a, b)
+        img = centre + pts[:, :1] * e_in + pts[:, 1:] * down
+        cv2.fillPoly(lens, [np.round(img * 16).astype(np.int32)], 1.0, cv2.LINE_AA, 4)
+        ends.append((centre, e_in, a, b, img, ew))
+    rimless = rng.random() < 0.15
+    thick = 0 if rimless else max(1, int(round(ends[0][5] * rng.uniform(0.04, 0.16))))
+    for centre, e_in, a, b, img, ew in ends:
+        if thick:
+            cv2.polylines(frame, [np.round(img * 16).astype(np.int32)], True, 1.0, thick, cv2.LINE_AA, 4)
+        # the temple, from the outer top edge towards the ear
+        start = centre - e_in * a * 0.97 - down * b * 0.35
+        end = start - e_in * ew * rng.uniform(0.6, 1.4)
+        cv2.line(frame, tuple(np.round(start).astype(int)), tuple(np.round(end).astype(int)), 1.0,
+                 max(1, thick or int(round(ew * 0.05))), cv2.LINE_AA)
+    # the bridge between the inner top edges
+    (c0, e0, a0, b0, _, ew0), (c1, e1, a1, b1, _, _) = ends
+    p0, p1 = c0 + e0 * a0 * 0.9 - down * b0 * 0.3, c1 + e1 * a1 * 0.9 - down * b1 * 0.3
+    cv2.line(frame, tuple(np.round(p0).astype(int)), tuple(np.round(p1).astype(int)), 1.0,
+             max(1, thick or int(round(ew0 * 0.06))), cv2.LINE_AA)
+    # lens colour: near black, brown, green, blue or gray tints; sometimes mirrored (bright)
+    if rng.random() < 0.1:
+        tint = rng.uniform(90, 230, 3)
+    else:
+        tint = np.array([[18, 18, 20], [60, 40, 25], [40, 55, 40], [30, 40, 70], [55, 55, 58]][int(rng.integers(5))],
+                        np.float64) * rng.uniform(0.5, 1.4)
+    ys, xs = np.mgrid[0:h, 0:w].astype(np.float32)
+    mid = (c0 + c1) / 2
+    along = (xs - mid[0]) * down[0] + (ys - mid[1]) * down[1]
+    grad = 1 + rng.uniform(0, 0.6) * np.clip(along / max(b0, 1.0), -1, 1)  # gradient lenses: lighter below
+    lens_rgb = tint[None, None, :] * grad[..., None]
+    see_through = rng.uniform(0.0, 0.55) ** 2  # the eye faintly behind the tint (mostly dark lenses)
+    lens_rgb = lens_rgb * (1 - see_through) + base_rgb.astype(np.float32) * see_through * rng.uniform(0.3, 0.7)
+    if rng.random() < 0.7:  # a reflection: a soft bright streak
+        spot = np.zeros(shape, np.float32)
+        c = ends[int(rng.integers(2))][0] + rng.normal(0, 0.3, 2) * ends[0][2]
+        cv2.ellipse(spot, (int(c[0]), int(c[1])), (max(1, int(ends[0][2] * 0.5)), max(1, int(ends[0][3] * 0.15))),
+                    float(rng.uniform(0, 180)), 0, 360, 1.0, -1)
+        spot = cv2.GaussianBlur(spot, (0, 0), max(1.0, ends[0][2] * 0.15))
+        lens_rgb = lens_rgb + rng.uniform(30, 140) * spot[..., None]
+    frame_colour = np.array([[20, 20, 22], [70, 45, 30], [200, 170, 90], [190, 190, 195], rng.uniform(0, 255, 3)]
+                            [int(rng.integers(5))], np.float64)
+    fa = cv2.GaussianBlur(frame, (0, 0), 0.5)
+    rgb = lens_rgb * (1 - fa[..., None]) + _textured(shape, rng, frame_colour) * fa[..., None]
+    alpha = np.clip(np.maximum(lens, fa), 0, 1)
+    return Layer("sunglasses", np.clip(rgb, 0, 255).astype(np.float32), alpha, OCCLUDER)
 
 
 def hat_layer(base: BaseFace, shape, rng: np.random.Generator) -> Layer:
