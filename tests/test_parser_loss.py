@@ -53,3 +53,24 @@ def test_the_config_refuses_class_weights_the_loss_cannot_use():
     for bad in ((1, 1), (1, 1, 0, 1, 1), (1, 1, float("inf"), 1, 1), (1, 1, float("nan"), 1, 1)):
         with pytest.raises(ValueError, match="--class-weight"):
             ParserTrainConfig(pools=[], class_weight=bad)
+
+
+def test_resume_refuses_a_checkpoint_of_other_options():
+    """Resuming with changed class weights (or pools, rate, ...) would mix two recipes silently."""
+    from dataclasses import asdict
+
+    from occparse.train.parser import ParserTrainConfig, resume_mismatch
+
+    cfg = ParserTrainConfig(pools=["pools/a"], class_weight=(1, 1, 1.5, 1.5, 2.5), lr=3e-4)
+    saved = asdict(cfg)
+    assert resume_mismatch(saved, cfg) == []
+    saved_lists = {**saved, "class_weight": [1.0, 1.0, 1.5, 1.5, 2.5]}  # as a checkpoint may hold them
+    assert resume_mismatch(saved_lists, cfg) == []
+    other = ParserTrainConfig(pools=["pools/a"], class_weight=(1, 1, 2, 2, 3), lr=3e-4)
+    (msg,) = resume_mismatch(saved, other)
+    assert msg.startswith("class_weight:")
+    assert len(resume_mismatch(saved, ParserTrainConfig(pools=["pools/b"], lr=1e-3))) == 3  # pools, lr, class_weight
+    # options that do not define the run (threads, where to write, time limit) never block a resume
+    assert resume_mismatch(saved, ParserTrainConfig(pools=["pools/a"], class_weight=(1, 1, 1.5, 1.5, 2.5), lr=3e-4,
+                                                    threads=1, out="elsewhere", max_minutes=5)) == []
+    assert resume_mismatch({}, other) == []  # an older checkpoint without a saved config

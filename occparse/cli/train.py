@@ -109,7 +109,7 @@ def _train_regressor(a: argparse.Namespace) -> int:
 
 def _train_parser(a: argparse.Namespace) -> int:
     from ..synth.sources import DataNotFoundError
-    from ..train.parser import ParserTrainConfig, train_parser
+    from ..train.parser import ParserTrainConfig, ResumeMismatchError, train_parser
 
     pools = [str(p) for p in (a.pool or [])]
     if not pools:  # make a pool of training samples once, reused by later runs
@@ -141,6 +141,6 @@ def _train_parser(a: argparse.Namespace) -> int:
         return fail(str(e))
     try:
         train_parser(cfg)
-    except DataNotFoundError as e:
+    except (DataNotFoundError, ResumeMismatchError) as e:
         return fail(str(e))
     return 0

@@ -64,6 +64,29 @@ class ParserTrainConfig:
             raise ValueError(f"--class-weight needs {N_CLASSES} finite values > 0, not {list(cw)}")
 
 
+class ResumeMismatchError(ValueError):
+    """A checkpoint in the work folder was made with other training options than the ones given."""
+
+
+#: options that define a run: resuming a checkpoint with any of them changed would silently mix two recipes
+RESUME_KEYS = ("pools", "epochs", "batch", "lr", "width", "input_size", "lowres", "class_weight", "seed")
+
+
+def resume_mismatch(saved: dict, cfg: ParserTrainConfig) -> list[str]:
+    """``"key: checkpoint X, now Y"`` for each of :data:`RESUME_KEYS` whose value differs between a
+    checkpoint's saved config and ``cfg`` (keys a checkpoint lacks are not judged)."""
+    def norm(v):  # tuples and lists, ints and floats, paths and strings compare equal
+        if isinstance(v, (list, tuple)):
+            return [norm(x) for x in v]
+        if isinstance(v, (int, float)) and not isinstance(v, bool):
+            return float(v)
+        return v if v is None else str(v)
+
+    now = asdict(cfg)
+    return [f"{k}: checkpoint {saved[k]!r}, now {now[k]!r}" for k in RESUME_KEYS
+            if k in saved and norm(saved[k]) != norm(now[k])]
+
+
 def ohem_ce(logits: torch.Tensor, target: torch.Tensor, thresh: float = 0.7, min_frac: float = 1 / 16,
             class_weight: torch.Tensor | None = None) -> torch.Tensor:
     """Online hard example mining: mean CE over pixels the model is unsure of (p < thresh), at least min_frac of them.
@@ -158,6 +181,9 @@ def train_parser(cfg: ParserTrainConfig) -> dict:
     start_epoch, history = 0, []
     if cfg.resume and ckpt_path.exists():
         ck = torch.load(ckpt_path, map_location="cpu", weights_only=False)
+        if diff := resume_mismatch(ck.get("config", {}), cfg):
+            raise ResumeMismatchError(f"{ckpt_path} was trained with other options ({'; '.join(diff)}): give the same "
+                             "options to resume, --restart to start over, or another --work folder")
         model.load_state_dict(ck["model"])
         opt.load_state_dict(ck["opt"])
         sched.load_state_dict(ck["sched"])

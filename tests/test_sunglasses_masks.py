@@ -1,0 +1,110 @@
+"""The real engine's procedural sunglasses and neutral (white, gray, black) masks, and ``--kind-weight``."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from occparse.cli import main
+from occparse.labels import OCCLUDER
+from occparse.runtime.geometry import face_region
+from occparse.synth import occluders as occ
+from occparse.synth.engine import KINDS, SynthConfig, Synthesizer
+from occparse.synth.real_occluders import SUNGLASS_SHAPES, _lens_outline, sunglasses_layer
+from occparse.synth.sources import read_rgb
+
+
+@pytest.fixture(scope="module")
+def real(data_root):
+    return Synthesizer(data_root, "bench", SynthConfig.real(), ("lfw", "utkface"), limit=4, show_progress=False)
+
+
+@pytest.mark.parametrize("shape", SUNGLASS_SHAPES)
+def test_lens_outline_is_a_closed_simple_shape(shape):
+    pts = _lens_outline(shape, 20.0, 12.0)
+    assert pts.shape == (72, 2) and np.isfinite(pts).all()
+    # centred on the lens centre, about as wide and high as asked
+    assert 30 < np.ptp(pts[:, 0]) < 45 and 18 < np.ptp(pts[:, 1]) < 36
+    assert abs(pts[:, 0].mean()) < 4 and abs(pts[:, 1].mean()) < 5
+
+
+def test_procedural_sunglasses_cover_both_eyes_only(real):
+    for base in real.faces.faces:
+        rgb = read_rgb(base.image_path)
+        kp = base.face.key_points()
+        for seed in range(6):
+            rng = np.random.default_rng([seed, 3])
+            layer = sunglasses_layer(base, rgb, rgb.shape[:2], rng)
+            assert layer.kind == "sunglasses" and layer.label == OCCLUDER and layer.occludes
+            assert layer.rgb.shape == rgb.shape and layer.alpha.shape == rgb.shape[:2]
+            assert layer.alpha.min() >= 0 and layer.alpha.max() <= 1
+            for eye in kp[:2]:  # a lens over each eye centre
+                x, y = np.round(eye).astype(int)
+                assert layer.alpha[y, x] >= 0.5, (base.name, seed)
+            mouth = np.round(kp[3:].mean(0)).astype(int)
+            assert layer.alpha[mouth[1], mouth[0]] < 0.5, (base.name, seed)
+            region = face_region(base.face, rgb.shape[:2])
+            covered = (layer.alpha >= 0.5)[region].mean()  # a share of the face region R
+            assert 0.08 < covered < 0.6, (base.name, seed, covered)
+
+
+def test_real_engine_sunglasses_are_counted_and_mostly_procedural(real):
+    """Through the engine: the truth counts the lenses (both eye regions mostly hidden, the mouth not);
+    with the same seeds, the first engine draws the library's one cut-out every time."""
+    first = Synthesizer(real.faces.root, "bench", SynthConfig.first_engine(), ("lfw",), limit=2, show_progress=False)
+    base = real.faces.of("lfw")[0]
+    occl = []
+    for seed in range(12):
+        s = real.make(base, np.random.default_rng([seed, 7]), kinds=("sunglasses",))
+        assert s.region_occlusion["left_eye"] >= 0.7 and s.region_occlusion["right_eye"] >= 0.7, seed
+        assert s.region_occlusion["mouth"] < 0.1
+        occl.append(round(s.occlusion, 4))
+    # procedural lenses vary in shape and size; the cut-out alone gives a narrow spread
+    assert len(set(occl)) >= 8
+    f = [round(first.make(first.faces.of("lfw")[0], np.random.default_rng([seed, 7]), kinds=("sunglasses",)).occlusion, 3)
+         for seed in range(4)]
+    assert max(f) - min(f) < max(occl) - min(occl)
+
+
+def test_neutral_masks_are_white_gray_or_black():
+    rng = np.random.default_rng(0)
+    tex = np.full((8, 8, 3), 128, np.uint8)
+    rgb = np.random.default_rng(1).uniform(0, 255, (16, 16, 3)).astype(np.float32)
+    for _ in range(20):
+        out = occ._recolour(rgb, rng, [tex], neutral_rate=1.0)
+        # neutral: the channels nearly equal on every pixel
+        assert np.abs(out - out.mean(axis=2, keepdims=True)).max() < 12
+
+
+def test_no_neutral_rate_draws_nothing_new():
+    """The first engine (the benchmark's) must stay byte-identical: rate 0 consumes the same random numbers."""
+    rgb = np.random.default_rng(1).uniform(0, 255, (16, 16, 3)).astype(np.float32)
+    tex = np.full((8, 8, 3), 90, np.uint8)
+    a, b = np.random.default_rng(5), np.random.default_rng(5)
+    np.testing.assert_array_equal(occ._recolour(rgb, a, [tex]), occ._recolour(rgb, b, [tex], neutral_rate=0.0))
+    assert a.random() == b.random()
+
+
+def test_with_kind_weights():
+    cfg = SynthConfig.real().with_kind_weights({"sunglasses": 0.5, "mask": 0})
+    names, p = cfg.kind_probabilities()
+    assert set(names) == set(KINDS)
+    assert p[names.index("mask")] == 0 and p[names.index("sunglasses")] > 0.3
+    assert abs(p.sum() - 1) < 1e-12
+    assert SynthConfig.first_engine().with_kind_weights({"goggles": 1.0}).kind_probabilities()[0][-1] == "goggles"
+    for bad, msg in (({"banana": 1}, "unknown occluder kind"), ({"mask": -1}, ">= 0"), ({"mask": float("nan")}, ">= 0"),
+                     ({k: 0 for k in KINDS}, "above 0")):
+        with pytest.raises(ValueError, match=msg):
+            SynthConfig.real().with_kind_weights(bad)
+    with pytest.raises(ValueError, match="real engine"):
+        SynthConfig.first_engine().with_kind_weights({"beard": 1})
+
+
+@pytest.mark.parametrize("arg, msg", [("sunglasses", "not KIND=WEIGHT"), ("sunglasses=x", "not KIND=WEIGHT"),
+                                      ("shades=1", "unknown occluder kind")])
+def test_cli_kind_weight_errors(arg, msg, tmp_path, capsys):
+    rc = main(["synth", "--preset", "train", "--count", "2", "--out", str(tmp_path / "o"), "--kind-weight", arg])
+    assert rc == 2
+    err = capsys.readouterr().err
+    assert "--kind-weight" in err and msg in err
+    assert not (tmp_path / "o").exists()
