@@ -60,9 +60,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "'real' (adds beards, hands over mouth/eyes, hair of every colour, and look-alikes "
                         "such as face paint and shadows that stay face; default for train/holdout)")
     p.add_argument("--kind-weight", action="append", default=[], metavar="KIND=W",
-                   help="oversample (or drop, W=0) one occluder kind: its relative weight in the engine's draw "
-                        "(repeatable; e.g. --kind-weight sunglasses=0.5 --kind-weight mask=0.2; kinds: "
-                        "hand, object, hair, glasses, sunglasses, cap, mask, scarf, beard, goggles, hat, held_object)")
+                   help="train/holdout only: oversample (or drop, W=0) one occluder kind by setting its relative "
+                        "weight in the engine's draw; each engine's default weights sum to 1, so with the real "
+                        "engine --kind-weight sunglasses=0.5 makes about a third of the occluders sunglasses "
+                        "(repeatable, one per kind; kinds: hand, object, hair, glasses, sunglasses, cap, mask, "
+                        "scarf, beard, goggles, hat, held_object; beard needs --engine real; naming goggles, hat "
+                        "or held_object adds them to the first engine)")
     p.add_argument("--data", help="data folder (default $OCCPARSE_DATA or ../shared/data)")
     p.add_argument("--workers", type=int, default=0, help="processes (default: all cores)")
     p.add_argument("--sources", default="lfw,utkface", help="base faces: lfw, utkface or both (default both)")
@@ -79,6 +82,8 @@ def run(a: argparse.Namespace) -> int:
 
     if a.preset in ("bench", "lfw-val", "lfw-train") and a.count is not None:
         return fail(f"--count does not apply to --preset {a.preset} (its size is fixed)")
+    if a.preset in ("bench", "lfw-val", "lfw-train") and a.kind_weight:
+        return fail(f"--kind-weight does not apply to --preset {a.preset} (its samples are fixed)")
     if not a.out and not a.preview:
         return fail("nothing to do: give --out DIR and/or --preview SHEET.png")
     split = {"train": "train", "holdout": "holdout"}.get(a.preset, "bench")
@@ -127,16 +132,20 @@ def run(a: argparse.Namespace) -> int:
 
 
 def parse_kind_weights(items: list[str]) -> dict[str, float]:
-    """``["sunglasses=0.5", ...]`` -> {"sunglasses": 0.5}; ValueError names the bad item."""
-    out = {}
+    """``["sunglasses=0.5", ...]`` -> {"sunglasses": 0.5}; ValueError names the bad item or a kind given twice."""
+    out: dict[str, float] = {}
     for item in items:
         kind, sep, value = item.partition("=")
+        kind = kind.strip()
         try:
-            out[kind.strip()] = float(value) if sep else float("nan")
+            weight = float(value)
         except ValueError:
-            raise ValueError(f"{item!r} is not KIND=WEIGHT") from None
-        if not sep:
+            sep = ""
+        if not sep or not kind:
             raise ValueError(f"{item!r} is not KIND=WEIGHT")
+        if kind in out:
+            raise ValueError(f"{kind} is given more than once")
+        out[kind] = weight
     return out
 
 

@@ -207,6 +207,7 @@ class Synthesizer:
             return ()
         names, p = self.config.kind_probabilities()
         n = 2 if rng.random() < self.config.second_rate else 1
+        n = min(n, int(np.count_nonzero(p)))  # one kind left by --kind-weight: no second of another
         return tuple(rng.choice(names, size=n, replace=False, p=p).tolist())
 
     def make(self, base: BaseFace, rng: np.random.Generator, kinds: tuple[str, ...] | None = None,

@@ -117,11 +117,17 @@ def yaw_ratio(face: Face) -> float:
     return float((face.landmarks[NOSE_TIP] - a) @ across / max(1e-6, (c - a) @ across))
 
 
-def _recolour(rgb: np.ndarray, rng: np.random.Generator, textures: list[np.ndarray], neutral_rate: float = 0.0) -> np.ndarray:
+def _recolour(rgb: np.ndarray, rng: np.random.Generator, textures: list[np.ndarray], neutral_rate: float = 0.0,
+              alpha: np.ndarray | None = None) -> np.ndarray:
     """Masks come in many colours and prints: tint, texture or keep. ``neutral_rate``: the share made
-    white, gray or black (real masks often are, and a white or black mask is the parser's hardest)."""
+    white, gray or black (real masks often are, and a white or black mask is the parser's hardest);
+    their shading is the mask's own luminance relative to its mean over the covered pixels
+    (``alpha`` >= 0.5; the whole picture when None)."""
     if neutral_rate and rng.random() < neutral_rate:  # no draw at 0: the first engine stays byte-identical
-        lum = rgb.mean(axis=2, keepdims=True) / max(float(rgb.mean()), 1.0)
+        grey_lum = rgb.mean(axis=2, keepdims=True)
+        covered = grey_lum[..., 0][alpha >= 0.5] if alpha is not None else grey_lum
+        # relative to the mask's own mean: the zeros a warp leaves outside the mask must not count
+        lum = grey_lum / max(float(covered.mean()) if covered.size else 1.0, 1.0)
         grey = [rng.uniform(200, 250), rng.uniform(90, 170), rng.uniform(10, 45)][int(rng.integers(3))]
         return np.clip(grey * (0.75 + 0.25 * lum) + rng.normal(0, 3, 3), 0, 255)
     r = rng.random()
@@ -168,7 +174,7 @@ def mask_layer(base: BaseFace, shape, lib: OccluderLibrary, rng: np.random.Gener
     dst[1] += down * rng.uniform(-0.04, 0.06) * fh  # nose bridge: worn over or under the nose tip
     hmat, _ = cv2.findHomography(src, dst)
     rgb, a = _warp_rgba(rgba, hmat, shape, perspective=True)
-    rgb = _recolour(rgb, rng, lib.textures, neutral_rate)
+    rgb = _recolour(rgb, rng, lib.textures, neutral_rate, alpha=a)
     return Layer("mask", rgb, a, OCCLUDER)
 
 

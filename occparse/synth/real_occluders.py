@@ -255,11 +255,18 @@ def sunglasses_layer(base: BaseFace, base_rgb: np.ndarray, shape, rng: np.random
     lens = np.zeros(shape, np.float32)
     frame = np.zeros(shape, np.float32)
     ends = []
-    for (outer, inner), inward in zip(_EYE_CORNERS, (1.0, -1.0), strict=True):
-        o, i = lm[outer].astype(np.float64), lm[inner].astype(np.float64)
-        ew = float(np.linalg.norm(i - o))
-        a = max(ew * widen, 2.0)
-        b = a * aspect
+    corners = [(lm[o].astype(np.float64), lm[i].astype(np.float64)) for o, i in _EYE_CORNERS]
+    centres = [(o + i) / 2 for o, i in corners]
+    widths = [float(np.linalg.norm(i - o)) for o, i in corners]
+    half_gap = 0.5 * float(np.linalg.norm(centres[1] - centres[0]))
+    # lens height from the wider (nearer) eye, so a turned head's far lens is narrower, not shorter
+    b_all = max(widths) * widen * aspect
+    for (o, i), inward, ew in zip(corners, (1.0, -1.0), widths, strict=True):
+        a = ew * widen
+        if kind != "wrap":  # two lenses and a bridge: they never meet over the nose
+            a = min(a, half_gap - 0.1 * ew)
+        a = max(a, 2.0)
+        b = max(b_all, 2.0)
         centre = (o + i) / 2 + down * b * drop
         e_in = across * inward
         pts = _lens_outline(kind, a, b)

@@ -156,6 +156,13 @@ def train_parser(cfg: ParserTrainConfig) -> dict:
     work = Path(cfg.work)
     work.mkdir(parents=True, exist_ok=True)
     data_root = find_data_root(cfg.data)
+    ckpt_path = work / "parser_last.pt"
+    ck = None
+    if cfg.resume and ckpt_path.exists():  # refuse a mismatched resume before the slow set-up
+        ck = torch.load(ckpt_path, map_location="cpu", weights_only=False)
+        if diff := resume_mismatch(ck.get("config", {}), cfg):
+            raise ResumeMismatchError(f"{ckpt_path} was trained with other options ({'; '.join(diff)}): give the same "
+                                      "options to resume, --restart to start over, or another --work folder")
 
     items = pool_items([Path(p) for p in cfg.pools])
     ds = PoolDataset(items, spec, seed=cfg.seed, lowres=cfg.lowres)
@@ -177,13 +184,8 @@ def train_parser(cfg: ParserTrainConfig) -> dict:
     total = cfg.epochs * len(loader)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=total, pct_start=0.05)
 
-    ckpt_path = work / "parser_last.pt"
     start_epoch, history = 0, []
-    if cfg.resume and ckpt_path.exists():
-        ck = torch.load(ckpt_path, map_location="cpu", weights_only=False)
-        if diff := resume_mismatch(ck.get("config", {}), cfg):
-            raise ResumeMismatchError(f"{ckpt_path} was trained with other options ({'; '.join(diff)}): give the same "
-                             "options to resume, --restart to start over, or another --work folder")
+    if ck is not None:
         model.load_state_dict(ck["model"])
         opt.load_state_dict(ck["opt"])
         sched.load_state_dict(ck["sched"])
