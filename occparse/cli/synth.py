@@ -44,6 +44,10 @@ examples:
     return p
 
 
+#: presets whose samples are fixed: no --count, no --kind-weight
+FIXED_PRESETS = ("bench", "lfw-val", "lfw-train")
+
+
 def add_arguments(p: argparse.ArgumentParser) -> None:
     """``occparse synth``'s options."""
     p.add_argument("--preset", choices=["bench", "train", "holdout", "lfw-val", "lfw-train"], default="train",
@@ -80,9 +84,9 @@ def run(a: argparse.Namespace) -> int:
     from ..synth.sources import DataNotFoundError
     from ..synth.writer import WriteJob, preview, tasks_for, write_dataset
 
-    if a.preset in ("bench", "lfw-val", "lfw-train") and a.count is not None:
+    if a.preset in FIXED_PRESETS and a.count is not None:
         return fail(f"--count does not apply to --preset {a.preset} (its size is fixed)")
-    if a.preset in ("bench", "lfw-val", "lfw-train") and a.kind_weight:
+    if a.preset in FIXED_PRESETS and a.kind_weight:
         return fail(f"--kind-weight does not apply to --preset {a.preset} (its samples are fixed)")
     if not a.out and not a.preview:
         return fail("nothing to do: give --out DIR and/or --preview SHEET.png")
@@ -138,10 +142,10 @@ def parse_kind_weights(items: list[str]) -> dict[str, float]:
         kind, sep, value = item.partition("=")
         kind = kind.strip()
         try:
-            weight = float(value)
+            weight = float(value) if sep else None
         except ValueError:
-            sep = ""
-        if not sep or not kind:
+            weight = None
+        if weight is None or not kind:
             raise ValueError(f"{item!r} is not KIND=WEIGHT")
         if kind in out:
             raise ValueError(f"{kind} is given more than once")

@@ -171,8 +171,9 @@ class Synthesizer:
         if not self.faces.faces:
             raise ValueError(f"no usable base faces for split {split!r} in {root}")
 
-    def _layer(self, kind: str, base: BaseFace, shape, rng: np.random.Generator, mask_template: str | None = None,
-               base_rgb: np.ndarray | None = None) -> occ.Layer:
+    def _layer(self, kind: str, base: BaseFace, base_rgb: np.ndarray, rng: np.random.Generator,
+               mask_template: str | None = None) -> occ.Layer:
+        shape = base_rgb.shape[:2]
         real = self.config.real_occluders
         if kind == "hand":
             return occ.hand_layer(base, shape, self.lib, rng, aim=real)
@@ -190,7 +191,7 @@ class Synthesizer:
             return hat_layer(base, shape, rng)
         if kind == "held_object":
             return held_object_layer(base, shape, self.lib, rng)
-        if kind == "sunglasses" and real and base_rgb is not None and rng.random() < 2 / 3:
+        if kind == "sunglasses" and real and rng.random() < 2 / 3:
             return sunglasses_layer(base, base_rgb, shape, rng)  # many shapes; the library has one cut-out
         if kind in ("glasses", "sunglasses"):
             return occ.glasses_layer(base, shape, self.lib, rng, sun=kind == "sunglasses")
@@ -232,7 +233,7 @@ class Synthesizer:
             if k == "shadow":
                 layers.append(shadow_layer(base, rgb, rng))
                 continue
-            layer = self._layer(k, base, shape, rng, mask_template, rgb)
+            layer = self._layer(k, base, rgb, rng, mask_template)
             layers.append(harmonise_layer(layer, rgb, region & visible, rng) if layer.occludes else layer)
         picture = camera_finish(composite(rgb, layers, rng), rng)
         for layer in layers:

@@ -23,6 +23,8 @@ Look-alikes (``occludes=False``: they change the picture, not the truth nor the 
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import cv2
 import numpy as np
 
@@ -239,6 +241,16 @@ def _lens_outline(kind: str, a: float, b: float, n: int = 72) -> np.ndarray:
     return np.stack([x, y], axis=1)
 
 
+class _Lens(NamedTuple):
+    """One lens of :func:`sunglasses_layer`, in image pixels."""
+
+    centre: np.ndarray  # (2,)
+    inward: np.ndarray  # (2,) unit vector towards the nose
+    a: float  # half-width
+    outline: np.ndarray  # n x 2
+    eye_width: float  # corner to corner, the lens's own eye
+
+
 def sunglasses_layer(base: BaseFace, base_rgb: np.ndarray, shape, rng: np.random.Generator) -> Layer:
     """Procedural sunglasses: a lens over each eye sized by that eye's own corners (so a turned head's far
     lens is narrower), in one of :data:`SUNGLASS_SHAPES`; dark, tinted, gradient or mirrored lenses through
@@ -254,40 +266,39 @@ def sunglasses_layer(base: BaseFace, base_rgb: np.ndarray, shape, rng: np.random
     h, w = shape
     lens = np.zeros(shape, np.float32)
     frame = np.zeros(shape, np.float32)
-    ends = []
     corners = [(lm[o].astype(np.float64), lm[i].astype(np.float64)) for o, i in _EYE_CORNERS]
     centres = [(o + i) / 2 for o, i in corners]
     widths = [float(np.linalg.norm(i - o)) for o, i in corners]
     half_gap = 0.5 * float(np.linalg.norm(centres[1] - centres[0]))
     # lens height from the wider (nearer) eye, so a turned head's far lens is narrower, not shorter
-    b_all = max(widths) * widen * aspect
-    for (o, i), inward, ew in zip(corners, (1.0, -1.0), widths, strict=True):
+    b = max(max(widths) * widen * aspect, 2.0)
+    lenses = []
+    for eye_centre, inward, ew in zip(centres, (1.0, -1.0), widths, strict=True):
         a = ew * widen
         if kind != "wrap":  # two lenses and a bridge: they never meet over the nose
             a = min(a, half_gap - 0.1 * ew)
         a = max(a, 2.0)
-        b = max(b_all, 2.0)
-        centre = (o + i) / 2 + down * b * drop
+        centre = eye_centre + down * b * drop
         e_in = across * inward
         pts = _lens_outline(kind, a, b)
-        img = centre + pts[:, :1] * e_in + pts[:, 1:] * down
-        cv2.fillPoly(lens, [np.round(img * 16).astype(np.int32)], 1.0, cv2.LINE_AA, 4)
-        ends.append((centre, e_in, a, b, img, ew))
+        outline = centre + pts[:, :1] * e_in + pts[:, 1:] * down
+        cv2.fillPoly(lens, [np.round(outline * 16).astype(np.int32)], 1.0, cv2.LINE_AA, 4)
+        lenses.append(_Lens(centre, e_in, a, outline, ew))
     rimless = rng.random() < 0.15
-    thick = 0 if rimless else max(1, int(round(ends[0][5] * rng.uniform(0.04, 0.16))))
-    for centre, e_in, a, b, img, ew in ends:
+    thick = 0 if rimless else max(1, int(round(lenses[0].eye_width * rng.uniform(0.04, 0.16))))
+    for ln in lenses:
         if thick:
-            cv2.polylines(frame, [np.round(img * 16).astype(np.int32)], True, 1.0, thick, cv2.LINE_AA, 4)
+            cv2.polylines(frame, [np.round(ln.outline * 16).astype(np.int32)], True, 1.0, thick, cv2.LINE_AA, 4)
         # the temple, from the outer top edge towards the ear
-        start = centre - e_in * a * 0.97 - down * b * 0.35
-        end = start - e_in * ew * rng.uniform(0.6, 1.4)
+        start = ln.centre - ln.inward * ln.a * 0.97 - down * b * 0.35
+        end = start - ln.inward * ln.eye_width * rng.uniform(0.6, 1.4)
         cv2.line(frame, tuple(np.round(start).astype(int)), tuple(np.round(end).astype(int)), 1.0,
-                 max(1, thick or int(round(ew * 0.05))), cv2.LINE_AA)
+                 max(1, thick or int(round(ln.eye_width * 0.05))), cv2.LINE_AA)
     # the bridge between the inner top edges
-    (c0, e0, a0, b0, _, ew0), (c1, e1, a1, b1, _, _) = ends
-    p0, p1 = c0 + e0 * a0 * 0.9 - down * b0 * 0.3, c1 + e1 * a1 * 0.9 - down * b1 * 0.3
+    l0, l1 = lenses
+    p0, p1 = (ln.centre + ln.inward * ln.a * 0.9 - down * b * 0.3 for ln in lenses)
     cv2.line(frame, tuple(np.round(p0).astype(int)), tuple(np.round(p1).astype(int)), 1.0,
-             max(1, thick or int(round(ew0 * 0.06))), cv2.LINE_AA)
+             max(1, thick or int(round(l0.eye_width * 0.06))), cv2.LINE_AA)
     # lens colour: near black, brown, green, blue or gray tints; sometimes mirrored (bright)
     if rng.random() < 0.1:
         tint = rng.uniform(90, 230, 3)
@@ -295,18 +306,18 @@ def sunglasses_layer(base: BaseFace, base_rgb: np.ndarray, shape, rng: np.random
         tint = np.array([[18, 18, 20], [60, 40, 25], [40, 55, 40], [30, 40, 70], [55, 55, 58]][int(rng.integers(5))],
                         np.float64) * rng.uniform(0.5, 1.4)
     ys, xs = np.mgrid[0:h, 0:w].astype(np.float32)
-    mid = (c0 + c1) / 2
+    mid = (l0.centre + l1.centre) / 2
     along = (xs - mid[0]) * down[0] + (ys - mid[1]) * down[1]
-    grad = 1 + rng.uniform(0, 0.6) * np.clip(along / max(b0, 1.0), -1, 1)  # gradient lenses: lighter below
+    grad = 1 + rng.uniform(0, 0.6) * np.clip(along / max(b, 1.0), -1, 1)  # gradient lenses: lighter below
     lens_rgb = tint[None, None, :] * grad[..., None]
     see_through = rng.uniform(0.0, 0.55) ** 2  # the eye faintly behind the tint (mostly dark lenses)
     lens_rgb = lens_rgb * (1 - see_through) + base_rgb.astype(np.float32) * see_through * rng.uniform(0.3, 0.7)
     if rng.random() < 0.7:  # a reflection: a soft bright streak
         spot = np.zeros(shape, np.float32)
-        c = ends[int(rng.integers(2))][0] + rng.normal(0, 0.3, 2) * ends[0][2]
-        cv2.ellipse(spot, (int(c[0]), int(c[1])), (max(1, int(ends[0][2] * 0.5)), max(1, int(ends[0][3] * 0.15))),
+        c = lenses[int(rng.integers(2))].centre + rng.normal(0, 0.3, 2) * l0.a
+        cv2.ellipse(spot, (int(c[0]), int(c[1])), (max(1, int(l0.a * 0.5)), max(1, int(b * 0.15))),
                     float(rng.uniform(0, 180)), 0, 360, 1.0, -1)
-        spot = cv2.GaussianBlur(spot, (0, 0), max(1.0, ends[0][2] * 0.15))
+        spot = cv2.GaussianBlur(spot, (0, 0), max(1.0, l0.a * 0.15))
         lens_rgb = lens_rgb + rng.uniform(30, 140) * spot[..., None]
     frame_colour = np.array([[20, 20, 22], [70, 45, 30], [200, 170, 90], [190, 190, 195], rng.uniform(0, 255, 3)]
                             [int(rng.integers(5))], np.float64)
