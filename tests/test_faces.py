@@ -156,6 +156,40 @@ def test_sideways_face_is_meshed_upright(estimator, astronaut, k):
 
 
 @needs_models
+@pytest.mark.parametrize("k, size", [(2, (600, 800)), (2, (900, 1200)), (1, (1000, 1600))])
+def test_turned_face_small_in_its_picture(estimator, astronaut, upright, tmp_path, k, size):
+    """An upside-down or sideways face that does not fill its picture: the whole-picture probe cannot
+    see it (the short-range detector wants a large face) and upright, the full-range detector misses
+    it or boxes the chin, on which the mesh lies upside down (read 0.41, or no face at all)."""
+    h, w = size
+    canvas = np.full((h, w, 3), 128, np.uint8)
+    y, x = (h - astronaut.shape[0]) // 2, (w - astronaut.shape[1]) // 2
+    canvas[y : y + astronaut.shape[0], x : x + astronaut.shape[1]] = astronaut
+    res = _estimate_array(estimator, np.rot90(canvas, k), tmp_path, f"canvas{k}_{w}")
+    assert res.ok, res.message
+    f = res.faces[0]
+    assert f.rotation == (90 * k) % 360
+    assert f.occlusion == pytest.approx(upright.occlusion, abs=0.05)
+
+
+@needs_models
+@pytest.mark.parametrize("angle", [135, 300])
+def test_tilted_face_between_quarter_turns(estimator, astronaut, upright, tmp_path, angle):
+    """Tilts between quarter turns in a picture with a border: read like the upright photo, with the
+    roll near the tilt (135 degrees was a 248-px "face" on the suit's patch, 300 degrees a mesh laid
+    across the face)."""
+    m = cv2.getRotationMatrix2D((256, 256), angle, 1)
+    m[:, 2] += 106
+    tilted = cv2.warpAffine(np.ascontiguousarray(astronaut), m, (724, 724), borderValue=(128, 128, 128))
+    res = _estimate_array(estimator, tilted, tmp_path, f"tilt{angle}")
+    assert res.ok, res.message
+    f = res.faces[0]
+    roll_error = (f.pose.roll - angle + 180) % 360 - 180
+    assert abs(roll_error) < 20
+    assert f.occlusion == pytest.approx(upright.occlusion, abs=0.05)
+
+
+@needs_models
 def test_small_face_in_a_panorama(estimator, astronaut, upright, tmp_path):
     pano = np.full((300, 8000, 3), 120, np.uint8)
     pano[:, 5000:5300] = cv2.resize(astronaut[20:340, 80:400], (300, 300), interpolation=cv2.INTER_AREA)
@@ -224,6 +258,16 @@ def test_order_faces_puts_the_centre_face_first_then_largest(mesher, astronaut):
     assert np.allclose(order_faces([big_corner, tiny], (h, w))[0].centre, big_corner.centre)
     # a duplicate (same place) is dropped
     assert len(order_faces([centre_small, _shifted(centre_small, 1, 1)], (h, w))) == 1
+
+
+def test_subject_rule_measures_height_along_the_face(mesher, astronaut):
+    """Faces lying on their side are compared by their own forehead-to-chin extent, not the picture's
+    y axis (on which a sideways face measures its width)."""
+    f = mesher.detect(astronaut)[0]
+    turned = f.transformed(np.array([[0, 1, 0], [-1, 0, 511]], np.float64), (512, 512))  # a quarter turn
+    assert turned.height == pytest.approx(f.height, rel=1e-4)
+    assert f.height == pytest.approx(f.box[3] - f.box[1], rel=0.05)  # upright: the box height
+    assert turned.box[3] - turned.box[1] < 0.9 * f.height  # the picture's y axis would say otherwise
 
 
 def test_keypoint_fit_lands_on_the_key_points(mesher, astronaut):

@@ -100,6 +100,15 @@ class Face:
         return float(o[:, 0].min()), float(o[:, 1].min()), float(o[:, 0].max()), float(o[:, 1].max())
 
     @property
+    def height(self) -> float:
+        """Extent of the face oval along the face's own forehead-to-chin axis, pixels: the box height
+        for an upright face, its width in the picture for a face lying on its side."""
+        down = self.landmarks[CHIN_BOTTOM] - self.landmarks[FOREHEAD_TOP]
+        down = down / (float(np.linalg.norm(down)) + 1e-9)
+        along = self.oval @ down
+        return float(along.max() - along.min())
+
+    @property
     def area(self) -> float:
         """Area of the face-oval polygon in pixels (shoelace), used to order faces."""
         o = self.oval.astype(np.float64)
@@ -402,7 +411,10 @@ class FaceMesher:
        photos, panoramas, scenes), each new box refined by the mesh on an enlarged crop turned
        upright by the detector's eye key points; when the mesh still fails (masks, profiles),
        the mean face mesh is fitted to the detector's key points (``Face.source == "keypoints"``);
-    4. only when all that found nothing in a picture larger than an aligned crop: both detectors on
+    4. when no face found so far has a confident detector score, in a picture larger than an aligned crop: step 3 on
+       the picture turned by 180, 90 and 270 degrees, taken only when clearly better (a small
+       upside-down or sideways face, which the whole-picture probe of step 1 cannot see);
+    5. only when all that found nothing in a picture larger than an aligned crop: both detectors on
        the picture and its mirror image, with and without a border, refined likewise
        (:meth:`_rescue`: masked faces that the mesh rejects and the full-range detector misses).
 
@@ -423,6 +435,9 @@ class FaceMesher:
     #: A face needs ~6.5% of the detector's input side (192 px) to be found, so finer tiles find
     #: smaller faces; tiles this small are upscaled (thumbnails of crowds).
     MIN_TILE = 96
+    #: The same for each turned search (step 4 below, three turns): coarser, so that a picture with
+    #: no confident face costs about twice the upright search, not four times.
+    TURNED_TILE_BUDGET = 48
     #: Pictures up to this side are searched whole, not tiled (aligned face crops).
     TILE_FROM = 240
     #: Smallest detector box (px) that gets a key-point fit when the mesh fails there.
@@ -445,6 +460,7 @@ class FaceMesher:
         self._warm: set[int] = {id(self._mesh)}
         self._boxes_cache: tuple[np.ndarray, list] | None = None
         self._small_cache: tuple[np.ndarray, np.ndarray] | None = None
+        self._resized_cache: tuple[np.ndarray, float, np.ndarray] | None = None
 
     def _process(self, graph, img: np.ndarray):
         with self._lock:
@@ -538,12 +554,17 @@ class FaceMesher:
         tw, th = tile.shape[1] / scale, tile.shape[0] / scale  # the tile's extent in original pixels
         return _detections_of(self._process(self._full_range(), img), (th, tw), (x0, y0))
 
-    def detections(self, rgb: np.ndarray, tiles: bool = False) -> list[Detection]:
+    def detections(self, rgb: np.ndarray, tiles: bool = False, turn: int = 0,
+                   budget: int | None = None) -> list[Detection]:
         """Full-range detector boxes in original pixels: the whole picture, and with ``tiles`` also
         overlapping square tiles at halving sizes (coarse to fine, at most ``TILE_BUDGET`` tiles).
-        Each level is resized once so that a tile is at most 384 px (the detector sees 192)."""
-        h, w = rgb.shape[:2]
-        small = self._small(rgb)
+        Each level is resized once so that a tile is at most 384 px (the detector sees 192).
+        ``turn`` k searches ``np.rot90(rgb, k)`` instead (boxes in that turned picture's pixels);
+        the turn is applied to the resized copies, never to the full-resolution picture. ``budget``:
+        most tiles (default ``TILE_BUDGET``)."""
+        budget = self.TILE_BUDGET if budget is None else budget
+        small = np.ascontiguousarray(np.rot90(self._small(rgb), turn)) if turn % 4 else self._small(rgb)
+        h, w = rgb.shape[1::-1] if turn % 2 else rgb.shape[:2]  # the turned picture's size
         found = self._detect_in(small, 0, 0, small.shape[1] / w)
         levels = []
         if tiles and max(h, w) > self.TILE_FROM:
@@ -557,7 +578,7 @@ class FaceMesher:
                     xs.append(w - side)
                 if ys[-1] + side < h:
                     ys.append(h - side)
-                if used + len(xs) * len(ys) > self.TILE_BUDGET:
+                if used + len(xs) * len(ys) > budget:
                     break
                 levels.append((side, xs, ys))
                 used += len(xs) * len(ys)
@@ -565,8 +586,9 @@ class FaceMesher:
         if levels:
             # one resize of the full picture, to the finest level's scale; coarser levels come from it
             fine = min(1.0, 384 / levels[-1][0])
-            base = rgb if fine == 1.0 else cv2.resize(
-                rgb, (max(1, round(w * fine)), max(1, round(h * fine))), interpolation=cv2.INTER_AREA)
+            base = self._resized(rgb, fine)
+            if turn % 4:
+                base = np.ascontiguousarray(np.rot90(base, turn))
         for side, xs, ys in levels:
             scale = min(1.0, 384 / side)
             level = base if scale == fine else cv2.resize(
@@ -579,6 +601,18 @@ class FaceMesher:
                     tx, ty = round(x0 * sx_), round(y0 * sy_)
                     found += self._detect_in(level[ty : ty + n, tx : tx + n], tx / sx_, ty / sy_, sx_)
         return _nms(found)
+
+    def _resized(self, rgb: np.ndarray, scale: float) -> np.ndarray:
+        """``rgb`` resized by ``scale`` (area averaging), cached for the image object and scale: the
+        turned searches reuse the upright one's copy (resizing a 100-Mpx photo costs a second)."""
+        if scale == 1.0:
+            return rgb
+        if self._resized_cache is not None and self._resized_cache[0] is rgb and self._resized_cache[1] == scale:
+            return self._resized_cache[2]
+        h, w = rgb.shape[:2]
+        out = cv2.resize(rgb, (max(1, round(w * scale)), max(1, round(h * scale))), interpolation=cv2.INTER_AREA)
+        self._resized_cache = (rgb, scale, out)
+        return out
 
     def detector_boxes(self, rgb: np.ndarray) -> list[tuple[tuple[float, float, float, float], float]]:
         """(box, score) from MediaPipe's full-range face detector on the whole picture (cached per image)."""
@@ -661,9 +695,42 @@ class FaceMesher:
                 f = self.face_from_detection(rgb, det)
                 if f is not None and not any(_box_iou(f.box, g.box) > 0.3 for g in faces):
                     faces.append(f)
+        # not _sure(): a mesh laid upright on an upside-down crop agrees with the detector's key
+        # points there (both read the chin as the forehead), so only the detector's score counts
+        if (self.search_rotations and self.search_small_faces and max(h, w) > self.TILE_FROM
+                and _strength(faces) < self.SURE):
+            faces = self._turned_search(rgb, faces) or faces
         if not faces and self.search_small_faces and max(h, w) > self.TILE_FROM:
             faces = self._rescue(rgb)
         return order_faces(faces, rgb.shape[:2])
+
+    def _turned_search(self, rgb: np.ndarray, faces: list[Face]) -> list[Face]:
+        """The full-range detector's tile search on the picture turned by 180, 90 and 270 degrees,
+        for a picture whose upright search found no confident face: an upside-down or sideways face
+        that is small in its picture (the mesh's short-range detector, which the quarter-turn probe
+        above uses, only sees faces that fill much of the picture; the full-range detector misses
+        turned faces or puts a box on the chin). A turn is taken only when its best detection is
+        confident (>= ``SURE``) and clearly better (+0.15) than every face found upright, the same
+        rule as for the whole-picture turns (a mask turned upside down can look like a face).
+        Returns the faces found on the first such turn, landmarks in ``rgb``'s pixels; [] if none."""
+        h, w = rgb.shape[:2]
+        base = _strength(faces)
+        for k in (2, 1, 3):
+            dets = self.detections(rgb, tiles=True, turn=k, budget=self.TURNED_TILE_BUDGET)
+            if max((d.score for d in dets), default=-1.0) < max(self.SURE, base + 0.15):
+                continue
+            back = cv2.invertAffineTransform(_rot90_matrix(k, h, w))
+            found: list[Face] = []
+            for det in sorted((_transformed(d, back) for d in dets), key=lambda d: -d.score):
+                if any(_inside(det.keypoints[2], f.box) for f in found):
+                    continue
+                # the crop is turned upright by the detector's eye line, now pointing the true way
+                f = self.face_from_detection(rgb, det)
+                if f is not None and not any(_box_iou(f.box, g.box) > 0.3 for g in found):
+                    found.append(f)
+            if found:
+                return found
+        return []
 
     #: Crop sides (in detector-box sides) of the rescue's refinement: the search's two, then a
     #: wider one, where a masked face is small enough in the crop for the short-range detector
@@ -834,6 +901,15 @@ def _detections_of(res, size: tuple[float, float], offset: tuple[float, float] =
 _MIRRORED_KEYPOINTS = [1, 0, 2, 3, 5, 4]
 
 
+def _transformed(d: Detection, matrix: np.ndarray) -> Detection:
+    """``d`` mapped through a 2x3 affine ``matrix`` (a quarter turn here): key points point by point,
+    the box as the bounds of its turned corners."""
+    corners = np.array([[d.box[0], d.box[1]], [d.box[2], d.box[1]], [d.box[0], d.box[3]], [d.box[2], d.box[3]]])
+    c = corners @ matrix[:, :2].T + matrix[:, 2]
+    kp = (d.keypoints @ matrix[:, :2].T + matrix[:, 2]).astype(np.float32)
+    return Detection((float(c[:, 0].min()), float(c[:, 1].min()), float(c[:, 0].max()), float(c[:, 1].max())), d.score, kp)
+
+
 def _unpad(d: Detection, px: int, py: int, sw: int, sx: float, sy: float, mirror: bool) -> Detection:
     """``d``, found on a copy of a picture ``sw`` px wide (mirrored when ``mirror``) with a border of
     ``px``, ``py`` px, mapped to the pixels of the original picture (``sx``, ``sy`` times larger)."""
@@ -873,8 +949,8 @@ def order_faces(faces: list[Face], size: tuple[int, int]) -> list[Face]:
     kept = [replace(f, rotation=int(round(head_pose(f).roll / 90.0) * 90) % 360) for f in kept]
     h, w = size
     centre = np.array([w / 2, h / 2], np.float32)
-    tallest = max(f.box[3] - f.box[1] for f in kept)
-    candidates = [f for f in kept if f.box[3] - f.box[1] >= SUBJECT_MIN_SHARE * tallest]
+    tallest = max(f.height for f in kept)
+    candidates = [f for f in kept if f.height >= SUBJECT_MIN_SHARE * tallest]
     subject = min(candidates, key=lambda f: float(np.linalg.norm(f.centre - centre)))
     return [subject] + sorted((f for f in kept if f is not subject), key=lambda f: f.area, reverse=True)
 
