@@ -228,6 +228,22 @@ def test_out_of_frame_grows_with_the_cut(estimator, astronaut, tmp_path):
     assert occ[0] < occ[2]
 
 
+@needs_models
+def test_text_output_of_a_cut_face_says_what_is_inside_the_frame(astronaut, tmp_path, capsys):
+    """The "hidden by" shares are of the hidden part inside the frame: the text says so when the
+    border cuts the face, and says "nothing hidden" rather than four 0% shares."""
+    from occparse.cli import main
+
+    cut = tmp_path / "cut.png"
+    cv2.imwrite(str(cut), np.ascontiguousarray(astronaut[110:, :, ::-1]))
+    assert main(["estimate", str(cut)]) == 0
+    line = next(x for x in capsys.readouterr().out.splitlines() if x.strip().startswith("face 1:"))
+    assert "inside the frame, " in line
+    assert main(["estimate", str(EXAMPLE)]) == 0
+    line = next(x for x in capsys.readouterr().out.splitlines() if x.strip().startswith("face 1:"))
+    assert "inside the frame" not in line and "hidden by hair" in line
+
+
 def test_with_out_of_frame():
     assert with_out_of_frame(0.1, 0.0) == pytest.approx(0.1)
     assert with_out_of_frame(0.0, 0.3) == pytest.approx(0.3)

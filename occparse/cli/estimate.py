@@ -145,13 +145,23 @@ def _table(res, all_faces: bool) -> str:
         lines.append(
             f"  face {i + 1}: occluded {_pct(f.occlusion)}  (geometric {_pct(f.geometric)}"
             + (f", regressor {_pct(f.regressor)}" if f.regressor is not None else "")
-            + f")  hidden by hair {f.occluded_by.hair:.0%} / facial hair {f.occluded_by.facial_hair:.0%}"
-            + f" / occluder {f.occluded_by.occluder:.0%} / background {f.occluded_by.background:.0%}"
+            + ")  " + _hidden_by(f)
             + f"  box {tuple(round(v) for v in f.box)}  confidence {conf}{'  gray' if f.is_gray else ''}"
         )
         lines.append("    " + "  ".join(f"{n} {_pct(f.region(n), '.0%')}" for n in REGION_NAMES))
         lines += _face_facts(f)
     return "\n".join(lines)
+
+
+def _hidden_by(f) -> str:
+    """What hides the part of R inside the frame, as shares of that hidden part (the part outside
+    the frame is reported on its own, as "out of frame")."""
+    o = f.occluded_by
+    where = "inside the frame, " if f.out_of_frame > 0 else ""
+    if o.hair + o.facial_hair + o.occluder + o.background == 0:
+        return f"{where}nothing hidden"
+    return (f"{where}hidden by hair {o.hair:.0%} / facial hair {o.facial_hair:.0%}"
+            f" / occluder {o.occluder:.0%} / background {o.background:.0%}")
 
 
 def _face_facts(f) -> list[str]:

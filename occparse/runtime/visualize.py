@@ -254,7 +254,7 @@ def draw_face_tile(rgb: np.ndarray, fa) -> np.ndarray:
     for s_, x, y in tags:
         _tag(out, s_, x, y, 0.4, taken=taken)
     if not inside_photo.all():
-        _tag(out, "grey: outside the photo (not counted)", TILE / 2, TILE - 14, 0.4)
+        _tag(out, "grey: outside the photo (counted as hidden)", TILE / 2, TILE - 14, 0.4)
     _tag(out, "L / R = the subject's own left / right", TILE / 2, 14, 0.4)
     return out
 
