@@ -17,7 +17,7 @@ import pytest
 
 from occparse.models.zoo import manifest
 from occparse.runtime.geometry import Detection, Face, FaceMesher, fit_keypoints, head_pose, order_faces
-from occparse.runtime.io import read_image
+from occparse.runtime.io import is_gray_rgb, read_image
 from occparse.runtime.occlusion import with_out_of_frame
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -242,6 +242,20 @@ def test_text_output_of_a_cut_face_says_what_is_inside_the_frame(astronaut, tmp_
     assert main(["estimate", str(EXAMPLE)]) == 0
     line = next(x for x in capsys.readouterr().out.splitlines() if x.strip().startswith("face 1:"))
     assert "inside the frame" not in line and "hidden by hair" in line
+
+
+@needs_models
+def test_is_gray_is_the_face_s_own(estimator, astronaut):
+    """A colour face on a large gray backdrop is a colour face (the whole picture's channels are
+    nearly equal on average): the reported flag and the stacker's feature follow the face's crop,
+    as the choice of regressor always did; a gray copy of the same picture is gray."""
+    canvas = np.full((2600, 2600, 3), 128, np.uint8)
+    canvas[1044:1556, 1044:1556] = astronaut
+    assert is_gray_rgb(canvas)  # the whole picture: nearly gray on average
+    colour = estimator.analyze(canvas).faces[0].result
+    assert not colour.is_gray
+    gray = np.repeat(cv2.cvtColor(canvas, cv2.COLOR_RGB2GRAY)[..., None], 3, axis=2)
+    assert estimator.analyze(gray).faces[0].result.is_gray
 
 
 def test_with_out_of_frame():

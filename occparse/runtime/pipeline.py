@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from .geometry import CANONICAL_SIZE, UPSCALE_INTERPOLATIONS, AlignedCrop, Face, FaceMesher, align, head_pose
-from .io import ImageInputError, LoadedImage, read_image
+from .io import ImageInputError, LoadedImage, is_gray_rgb, read_image
 from .occlusion import GeometricOcclusion, OutOfFrame, geometric_occlusion, out_of_frame, with_out_of_frame
 from .parsing import FaceParser, ParseResult
 from .results import FaceResult, ImageResult, RegionOcclusion, Status
@@ -295,8 +295,8 @@ class Estimator:
         finals = [g.overall for g in geos]
         if reg is not None and self.stacker is not None and items:
             X = np.stack([
-                face_features(g, float(r), prep.is_gray, prep.fallback).vector(self.stacker.features)
-                for (prep, f, _, _), g, r in zip(items, geos, reg, strict=True)
+                face_features(g, float(r), is_gray_rgb(c.image), prep.fallback).vector(self.stacker.features)
+                for (prep, f, c, _), g, r in zip(items, geos, reg, strict=True)
             ])
             finals = [float(v) for v in self.stacker.predict(X)]
         # the stacker and the regressors saw the part inside the frame; the part outside is hidden
@@ -325,7 +325,8 @@ class Estimator:
         res = FaceResult(
             occlusion=float(np.clip(final, 0, 1)), geometric=geometric, regions=regions,
             occluded_by=g.occluded_by, box=(x0, y0, x1, y1), landmark_confidence=sc,
-            parser_confidence=g.parser_confidence, is_gray=prep.is_gray, face_size=float(y1 - y0),
+            # the face's own crop, as the regressor choice (a colour face on a grey backdrop is colour)
+            parser_confidence=g.parser_confidence, is_gray=is_gray_rgb(c.image), face_size=float(y1 - y0),
             regressor=r, uncertainty=unc, subject=f is prep.faces[0], rotation=f.rotation,
             out_of_frame=oof.overall, pose=pose, source=f.source, warnings=face_warnings(f, oof.overall, pose),
         )
