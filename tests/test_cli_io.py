@@ -408,3 +408,14 @@ def test_folder_mode_output_inside_the_input_folder_is_not_an_input(small_folder
                                                                              "orig.png"]
     assert main(["estimate", str(small_folder), "--out", str(out)]) == 1  # a rerun does not read r.csv either
     assert out.read_text() == first
+
+
+def test_reader_closing_the_pipe_exits_quietly():
+    """`occparse estimate x.png | head -1`: the reader goes away; no BrokenPipeError traceback, exit 141."""
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    p = subprocess.Popen([sys.executable, "-m", "occparse.cli", "estimate", str(EXAMPLE)], stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, env=env, cwd=REPO)
+    p.stdout.close()  # the reader is gone before the first line
+    err = p.stderr.read().decode()
+    assert p.wait(timeout=300) == 141
+    assert "Traceback" not in err and "BrokenPipe" not in err and "Exception ignored" not in err
