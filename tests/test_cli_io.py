@@ -13,6 +13,7 @@ import importlib.util
 import json
 import math
 import os
+import shutil
 import struct
 import subprocess
 import sys
@@ -419,3 +420,63 @@ def test_reader_closing_the_pipe_exits_quietly():
     err = p.stderr.read().decode()
     assert p.wait(timeout=300) == 141
     assert "Traceback" not in err and "BrokenPipe" not in err and "Exception ignored" not in err
+
+
+# ---------------------------------------------------------------- outputs that are inputs
+
+
+def _refused(capsys, argv: list[str], *keep: Path) -> str:
+    """The command exits 2 with one line, before any work, and every file in ``keep`` is byte-identical."""
+    before = {p: p.read_bytes() for p in keep}
+    assert main(argv) == 2
+    cap = capsys.readouterr()
+    assert cap.out == ""
+    line = _one_error_line(cap.err)
+    assert all(p.read_bytes() == b for p, b in before.items())
+    return line
+
+
+def test_an_output_that_is_an_input_is_refused_before_any_work(tmp_path, capsys):
+    x = tmp_path / "x.png"
+    shutil.copy(EXAMPLE, x)
+    second = tmp_path / "x_occlusion.png"
+    shutil.copy(EXAMPLE, second)
+    (tmp_path / "link.png").symlink_to(x)
+    # the picture named as the input photo, directly or through a symlink
+    assert "is the input image" in _refused(capsys, ["estimate", str(x), "--visualize", str(x)], x)
+    assert "is the input image" in _refused(capsys, ["estimate", str(x), "--visualize", str(tmp_path / "link.png")], x)
+    # an auto-named picture that would land on another input
+    assert "--visualize PATH" in _refused(capsys, ["estimate", str(x), str(second), "--visualize"], x, second)
+    # predict writing over its truth CSV (or the CSV's .partial name)
+    truth = _csv(tmp_path / "t.csv", "filename,FaceOcclusion,gender\nx.png,0.1,F\n")
+    for out in (truth, tmp_path / "t"):
+        if out.name == "t":
+            truth = _csv(tmp_path / "t.partial", truth.read_text())
+        line = _refused(capsys, ["predict", "--csv", str(truth), "--images-root", str(tmp_path), "--out", str(out)],
+                        truth)
+        assert "input CSV" in line
+    # predict writing over one of the images it scores
+    csv_in = _csv(tmp_path / "in.csv", "filename,FaceOcclusion,gender\nx.png,0.1,F\nrows.csv,0.1,F\n")
+    (tmp_path / "rows.csv").write_text("a user's file\n")
+    assert "input image" in _refused(capsys, ["predict", "--csv", str(csv_in), "--images-root", str(tmp_path),
+                                              "--out", str(tmp_path / "rows.csv")], tmp_path / "rows.csv")
+    # parse: x_labels.png's stem is x_labels, x.png's label map would be x_labels.png
+    labels = tmp_path / "x_labels.png"
+    shutil.copy(EXAMPLE, labels)
+    assert "--out-dir" in _refused(capsys, ["parse", str(labels), str(x), "--out-dir", str(tmp_path)], labels, x)
+    # evaluate's sheet over its truth
+    pred = _csv(tmp_path / "p.csv", "filename,FaceOcclusion\nx.png,0.1\n")
+    assert "--sheet" in _refused(capsys, ["evaluate", "--pred", str(pred), "--truth", str(pred), "--sheet", str(pred),
+                                          "--images-root", str(tmp_path)], pred)
+
+
+def test_folder_mode_out_that_is_an_input_is_refused(tmp_path, small_folder, capsys):
+    mine = small_folder / "mine.csv"
+    mine.write_text("filename,note\norig.png,keep me\n")
+    # named as an input file
+    assert "is the input" in _refused(capsys, ["estimate", str(small_folder / "orig.png"), str(mine),
+                                               "--out", str(mine)], mine)
+    # found in the scanned folder, and not an earlier occparse output
+    assert "not an earlier occparse" in _refused(capsys, ["estimate", str(small_folder), "--out", str(mine)], mine)
+    assert sorted(p.name for p in small_folder.iterdir()) == ["flipped.png", "gray.png", "mine.csv", "notes.txt",
+                                                              "orig.png"]

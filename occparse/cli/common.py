@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
 from pathlib import Path
@@ -99,6 +100,46 @@ def picture_path_error(out: Path) -> str | None:
     if out.exists() and not os.access(out, os.W_OK):
         return f"{out} exists and is not writable"
     return None
+
+
+def output_clash(outputs, inputs) -> tuple[Path, Path] | None:
+    """The first of ``outputs`` that is one of ``inputs``, as ``(output, input)``, or None.
+
+    "The same" means the same file (device and inode, so hard links, symlinks and case-insensitive
+    file systems count), or, for files that do not exist yet, the same resolved path. One pass over
+    each list (no pairwise comparisons), so thousands of inputs cost thousands of ``stat`` calls."""
+    by_inode: dict[tuple[int, int], Path] = {}
+    by_path: dict[Path, Path] = {}
+    for item in inputs:
+        q = Path(item)
+        try:
+            st = q.stat()
+            by_inode.setdefault((st.st_dev, st.st_ino), q)
+        except (OSError, ValueError):
+            pass
+        with contextlib.suppress(OSError, RuntimeError, ValueError):
+            by_path.setdefault(q.resolve(), q)
+    for item in outputs:
+        o = Path(item)
+        try:
+            st = o.stat()
+            if (hit := by_inode.get((st.st_dev, st.st_ino))) is not None:
+                return o, hit
+        except (OSError, ValueError):
+            pass
+        try:
+            if (hit := by_path.get(o.resolve())) is not None:
+                return o, hit
+        except (OSError, RuntimeError, ValueError):
+            pass
+    return None
+
+
+def resumable_outputs(out: Path) -> tuple[Path, ...]:
+    """Every file a resumable batch output writes: OUT, OUT.partial (with its .tmp and settings sidecar), OUT.tmp."""
+    partial = out.with_name(out.name + ".partial")
+    return (out, partial, partial.with_name(partial.name + ".tmp"), partial.with_name(partial.name + ".json"),
+            out.with_name(out.name + ".tmp"))
 
 
 def default_workers(requested: int, n_items: int) -> int:

@@ -17,8 +17,10 @@ from .common import (
     default_workers,
     estimator,
     fail,
+    output_clash,
     picture_path_error,
     ray_options,
+    resumable_outputs,
     run_ray,
     unique_stems,
     unwritable_folder,
@@ -90,6 +92,12 @@ def run(a: argparse.Namespace) -> int:
     for pic in pictures:  # before any work: a bad path must not cost the whole run
         if pic is not None and (err := picture_path_error(pic)):
             return fail(f"--visualize: {err}")
+    if clash := output_clash([p for p in pictures if p is not None], a.images):  # never write over an input
+        pic, inp = clash
+        if a.visualize == "auto":
+            return fail(f"--visualize would write its picture to {pic}, which is the input {inp}; "
+                        "name the picture with --visualize PATH (one image) or rename that input")
+        return fail(f"--visualize {pic} is the input image {inp}; give the picture another file name")
     app, err = estimator(a, max_faces=a.max_faces if a.all_faces else None, assume_aligned=a.assume_aligned,
                           exhaustive=a.all_faces)
     if app is None:
@@ -173,15 +181,24 @@ def _estimate_folder(a: argparse.Namespace) -> int:
     if a.engine == "ray":
         return _estimate_folder_ray(a)
     paths: list[Path] = []
+    named: set[Path] = set()  # the files named on the command line (not found in a folder)
     for item in a.images:
         p = Path(item)
         if p.is_dir():
             paths += sorted(q for q in p.rglob("*") if q.is_file())
         else:
             paths.append(p)
+            named.add(p)
     out = Path(a.out)
-    # the output's own files (OUT, OUT.partial, OUT.tmp) are never inputs, even when OUT lies in an input folder
-    own = {out.resolve(), out.with_name(out.name + ".partial").resolve(), out.with_name(out.name + ".tmp").resolve()}
+    # an output file named as an input is refused: writing it would destroy that input
+    if clash := output_clash(resumable_outputs(out), named):
+        return fail(f"--out {out} would write {clash[0]}, which is the input {clash[1]}; give --out another name")
+    # the output's own files (OUT, OUT.partial, ...) found in a scanned input folder are not inputs: a rerun (or
+    # resume) writes them again; a file there that occparse did not write is an input, and refused as above
+    own = {q.resolve() for q in resumable_outputs(out)}
+    if (clash := output_clash([out], [q for q in paths if q.resolve() in own])) and not _folder_output(out):
+        return fail(f"--out {out} is the input {clash[1]} (not an earlier occparse estimate output); give --out "
+                    "another name")
     paths = [q for q in paths if q.resolve() not in own]
     if not paths:
         return fail("no files found in the given folder(s)")
@@ -239,6 +256,23 @@ def _estimate_folder(a: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
+def _folder_output(path: Path) -> bool:
+    """Whether ``path`` is an earlier folder-mode output (its columns are FOLDER_COLUMNS), so a rerun may replace it."""
+    import csv
+
+    from ..runtime.rows import FOLDER_COLUMNS
+
+    try:
+        if path.suffix.lower() == ".parquet":
+            import pyarrow.parquet as pq
+
+            return list(pq.read_schema(path).names) == list(FOLDER_COLUMNS)
+        with open(path, newline="", encoding="utf-8-sig") as f:
+            return next(csv.reader(f), []) == list(FOLDER_COLUMNS)
+    except Exception:  # unreadable, not CSV, not Parquet, no pyarrow: not something occparse wrote
+        return False
+
+
 def _csv_to_parquet(src: Path, dst: Path, columns: tuple[str, ...]) -> Path:
     """Stream the finished rows (CSV text) into Parquet in blocks (memory stays flat), then swap it in atomically.
 
@@ -270,6 +304,9 @@ def _estimate_folder_ray(a: argparse.Namespace) -> int:
     names: list[str] = []
     for item in a.images:
         names += list_folder(item) if is_uri(item) or Path(item).is_dir() else [item]
+    named = [n for n in a.images if not is_uri(n) and not Path(n).is_dir()]
+    if not is_uri(a.out) and (clash := output_clash([a.out, a.out + ".tmp"], named)):
+        return fail(f"--out {a.out} would write {clash[0]}, which is the input {clash[1]}; give --out another name")
     if not is_uri(a.out):  # the output's own files are never inputs
         out = Path(a.out).resolve()
         parts = Path(str(out) + PARTS_SUFFIX)

@@ -14,7 +14,9 @@ from .common import (
     default_workers,
     estimator,
     fail,
+    output_clash,
     ray_options,
+    resumable_outputs,
     run_ray,
     unwritable_folder,
 )
@@ -71,8 +73,13 @@ def run(a: argparse.Namespace) -> int:
         return fail(f"--out {out} is a folder; give a file name such as {out / 'preds.csv'}")
     if err := unwritable_folder(out.parent):
         return fail(f"--out {out}: {err}")
+    if clash := output_clash(resumable_outputs(out), [a.csv]):  # before reading anything: never write over the input
+        return fail(f"--out {out} would write {clash[0]}, which is the input CSV {clash[1]}; give --out another name")
     try:
         rows = read_input_csv(a.csv, a.images_root)
+        if (clash := _image_clash(out, Path(a.images_root), rows)):
+            return fail(f"--out {out} would write {clash[0]}, which is the input image {clash[1]}; give --out another "
+                        "name")
         writer = ResumableWriter(a.out, PREDICT_COLUMNS)
         done = writer.resume_check([r.filename for r in rows])
     except BatchInputError as e:
@@ -107,6 +114,16 @@ def run(a: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
+def _image_clash(out: Path, root: Path, rows) -> tuple[Path, Path] | None:
+    """An output file that is one of the images to score (only possible when OUT lies under the images root;
+    otherwise no image is stat'ed)."""
+    try:
+        inside = root.resolve() in out.resolve().parents
+    except (OSError, RuntimeError):
+        inside = True
+    return output_clash(resumable_outputs(out), [r.path for r in rows]) if inside else None
+
+
 def _predict_ray(a: argparse.Namespace) -> int:
     """predict --engine ray: the CSV/Parquet and the images may be local or on any pyarrow file system."""
     from ..runtime.distributed import is_uri, join, read_filenames
@@ -115,6 +132,8 @@ def _predict_ray(a: argparse.Namespace) -> int:
         return fail(f"--images-root {a.images_root}: no such folder")
     if not is_uri(a.out) and Path(a.out).is_dir():
         return fail(f"--out {a.out} is a folder; give a file name such as {Path(a.out) / 'preds.parquet'}")
+    if not is_uri(a.out) and not is_uri(a.csv) and (clash := output_clash([a.out, a.out + ".tmp"], [a.csv])):
+        return fail(f"--out {a.out} would write {clash[0]}, which is the input CSV {clash[1]}; give --out another name")
     names = read_filenames(a.csv)
     options, err = ray_options(a, max_faces=1, detector_scores=False, assume_aligned=a.assume_aligned)
     if options is None:
