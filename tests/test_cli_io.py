@@ -341,6 +341,17 @@ def test_12bit_data_in_16bit_png_reads_like_the_8bit_photo(tmp_path):
     assert not im3.is_gray and np.abs(im3.rgb.astype(np.float64) - rgb).mean() < 1.0
 
 
+def test_10bit_colour_tiff_estimates_like_the_8bit_photo(tmp_path, capsys):
+    """16-bit colour TIFFs holding 10-bit data decoded nearly black (no_face); now they read like the photo."""
+    tif = tmp_path / "c10.tif"
+    cv2.imwrite(str(tif), cv2.imread(str(EXAMPLE)).astype(np.uint16) << 2)
+    occ = []
+    for path in (EXAMPLE, tif):
+        assert main(["estimate", str(path), "--json"]) == 0
+        occ.append(_strict_json(capsys.readouterr().out.strip().splitlines()[0])["faces"][0]["occlusion"])
+    assert occ[1] == pytest.approx(occ[0], abs=0.01)
+
+
 def test_handed_12bit_case_reads_like_the_example(capsys):
     path = _case("astronaut_12bit.png")
     a = read_image(path).rgb[..., 0].astype(np.float64)
