@@ -491,3 +491,31 @@ def test_folder_mode_out_that_is_an_input_is_refused(tmp_path, small_folder, cap
     assert "not an earlier occparse" in _refused(capsys, ["estimate", str(small_folder), "--out", str(mine)], mine)
     assert sorted(p.name for p in small_folder.iterdir()) == ["flipped.png", "gray.png", "mine.csv", "notes.txt",
                                                               "orig.png"]
+
+
+def test_file_name_that_is_not_utf8_gets_a_row_and_resumes(tmp_path, capsys):
+    """A name with byte 0xFF crashed folder mode (UnicodeEncodeError, a .partial left behind); it is written with
+    a backslash escape, in CSV and Parquet alike, and a resumed run matches it."""
+    d = tmp_path / "in"
+    d.mkdir()
+    odd = d / os.fsdecode(b"b\xffd.png")
+    shutil.copy(EXAMPLE, odd)
+    (d / "notes.txt").write_text("not an image")
+    out = tmp_path / "r.csv"
+    assert main(["estimate", str(d), "--out", str(out)]) == 1  # notes.txt fails, the odd name does not
+    rows = out.read_text(encoding="utf-8").splitlines()
+    assert rows[1].startswith(str(d / "b\\xffd.png") + ",ok,")
+    assert not out.with_name("r.csv.partial").exists()
+    # resume from a partial holding the odd row only
+    out.with_name("r.csv.partial").write_text("\n".join(rows[:2]) + "\n", encoding="utf-8")
+    out.unlink()
+    capsys.readouterr()
+    assert main(["estimate", str(d), "--out", str(out)]) == 1
+    assert "resuming: 1 of 2" in capsys.readouterr().err
+    assert out.read_text(encoding="utf-8").splitlines() == rows
+    if importlib.util.find_spec("pyarrow") is not None:
+        import pyarrow.parquet as pq
+
+        pout = tmp_path / "r.parquet"
+        assert main(["estimate", str(d), "--out", str(pout)]) == 1
+        assert pq.read_table(pout).column("filename").to_pylist()[0] == str(d / "b\\xffd.png")

@@ -112,7 +112,11 @@ def run(a: argparse.Namespace) -> int:
             continue
         res = an.result
         if a.json:
-            print(strict_dumps(res.to_dict(all_faces=a.all_faces)))
+            from ..runtime.rows import utf8_text
+
+            d = res.to_dict(all_faces=a.all_faces)
+            d["path"], d["message"] = utf8_text(d["path"]), utf8_text(d["message"])  # as folder mode writes it
+            print(strict_dumps(d))
         elif res.ok:
             print(_table(res, a.all_faces))
         if not res.ok:

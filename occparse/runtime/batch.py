@@ -87,15 +87,22 @@ class ResumableWriter:
         os.replace(tmp, self.partial)
 
     def resume_check(self, expected: list[str]) -> int:
-        """How many input rows are already done; refuses a partial file from another input."""
+        """How many input rows are already done; refuses a partial file from another input.
+
+        ``expected``: the input names in order, as given (file names that are not valid UTF-8 are compared
+        as written, see :func:`occparse.runtime.rows.utf8_text`)."""
+        from .rows import utf8_text
+
         for i, r in enumerate(self.done):
-            if i >= len(expected) or r["filename"] != expected[i]:
+            if i >= len(expected) or r["filename"] != utf8_text(expected[i]):
                 raise BatchInputError(
                     f"{self.partial} does not match this input (row {i + 1}: {r['filename']!r}); delete it to start over"
                 )
         return len(self.done)
 
     def write(self, row: dict[str, str]) -> None:
+        from .rows import utf8_text
+
         if self._f is None:
             self.out.parent.mkdir(parents=True, exist_ok=True)
             new = not self.partial.exists()
@@ -103,7 +110,8 @@ class ResumableWriter:
             self._w = csv.DictWriter(self._f, fieldnames=list(self.columns))
             if new:
                 self._w.writeheader()
-        self._w.writerow(row)
+        # valid UTF-8 always: one odd name must not stop the run with a half-written partial file
+        self._w.writerow({k: utf8_text(v) if isinstance(v, str) else v for k, v in row.items()})
         self._pending += 1
         if self._pending >= self.flush_every:
             self.flush()
