@@ -519,3 +519,68 @@ def test_file_name_that_is_not_utf8_gets_a_row_and_resumes(tmp_path, capsys):
         pout = tmp_path / "r.parquet"
         assert main(["estimate", str(d), "--out", str(pout)]) == 1
         assert pq.read_table(pout).column("filename").to_pylist()[0] == str(d / "b\\xffd.png")
+
+
+# ---------------------------------------------------------------- resuming: settings, Ctrl-C, summary
+
+
+def _interrupt_after(monkeypatch, name: str, rows: int) -> None:
+    """Ctrl-C while the row after ``rows`` finished rows is being made (folder_row or predict_row)."""
+    import occparse.runtime.rows as rows_mod
+
+    real, calls = getattr(rows_mod, name), []
+
+    def row(*args):
+        calls.append(1)
+        if len(calls) > rows:
+            raise KeyboardInterrupt
+        return real(*args)
+
+    monkeypatch.setattr(rows_mod, name, row)
+
+
+def test_resume_with_other_settings_is_refused_naming_each(tmp_path, monkeypatch, capsys):
+    d = tmp_path / "in"
+    d.mkdir()
+    for n in ("a.png", "b.png"):
+        shutil.copy(EXAMPLE, d / n)
+    out = tmp_path / "r.csv"
+    partial, sidecar = tmp_path / "r.csv.partial", tmp_path / "r.csv.partial.json"
+    # Ctrl-C before the first row: no partial, and the message says so
+    with monkeypatch.context() as m:
+        _interrupt_after(m, "folder_row", 0)
+        assert main(["estimate", str(d), "--out", str(out)]) == 130
+    assert "nothing was saved" in capsys.readouterr().err and not partial.exists() and not sidecar.exists()
+    with monkeypatch.context() as m:
+        _interrupt_after(m, "folder_row", 1)
+        assert main(["estimate", str(d), "--out", str(out)]) == 130
+    assert "keeps the 1 finished row" in capsys.readouterr().err
+    assert json.loads(sidecar.read_text())["settings"]["facial_hair"] == "occluding"
+    kept = partial.read_bytes()
+    err = _refused(capsys, ["estimate", str(d), "--out", str(out), "--facial-hair", "visible", "--flip-tta"], partial)
+    assert "facial_hair occluding (now visible)" in err and "flip_tta false (now true)" in err
+    assert "delete" in err and str(partial) in err
+    assert partial.read_bytes() == kept and not out.exists()
+    # the same settings resume; the summary counts the whole file and says what this run added
+    assert main(["estimate", str(d), "--out", str(out)]) == 0
+    assert "wrote 2 rows" in capsys.readouterr().out.replace(str(out), "")
+    assert not partial.exists() and not sidecar.exists()
+
+
+def test_predict_resume_checks_settings_and_old_partials_warn(tmp_path, monkeypatch, capsys):
+    shutil.copy(EXAMPLE, tmp_path / "a.png")
+    csv_in = _csv(tmp_path / "in.csv", "filename,FaceOcclusion,gender\na.png,0.1,F\na.png,0.1,F\n")
+    out = tmp_path / "p.csv"
+    partial = tmp_path / "p.csv.partial"
+    args = ["predict", "--csv", str(csv_in), "--images-root", str(tmp_path), "--out", str(out)]
+    with monkeypatch.context() as m:
+        _interrupt_after(m, "predict_row", 1)
+        assert main(args) == 130
+    capsys.readouterr()
+    assert "facial_hair occluding (now visible)" in _refused(capsys, [*args, "--facial-hair", "visible"], partial)
+    # a partial from before settings were stored: resumed, with a warning
+    (tmp_path / "p.csv.partial.json").unlink()
+    assert main(args) == 0
+    cap = capsys.readouterr()
+    assert "no record of its settings" in cap.err and "resuming: 1 of 2" in cap.err
+    assert "wrote 2 rows" in cap.out and "1 added this run, 1 resumed" in cap.out

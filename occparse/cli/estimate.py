@@ -17,11 +17,14 @@ from .common import (
     default_workers,
     estimator,
     fail,
+    interrupted_message,
     output_clash,
     picture_path_error,
     ray_options,
     resumable_outputs,
     run_ray,
+    run_settings,
+    summary_line,
     unique_stems,
     unwritable_folder,
 )
@@ -219,10 +222,14 @@ def _estimate_folder(a: argparse.Namespace) -> int:
     columns = FOLDER_COLUMNS
     try:
         # rows stream to OUT.partial (CSV text, what resuming reads); only OUT itself is ever replaced
-        writer = ResumableWriter(out, columns)
+        settings = run_settings(a, all_faces=bool(a.all_faces), max_faces=a.max_faces if a.all_faces else 1,
+                                assume_aligned=bool(a.assume_aligned))
+        writer = ResumableWriter(out, columns, settings=settings)
         done = writer.resume_check([str(p) for p in paths])
     except BatchInputError as e:
         return fail(str(e))
+    if writer.note:
+        print(f"occparse: warning: {writer.note}", file=sys.stderr)
     if done:
         print(f"resuming: {done} of {len(paths)} images already in {writer.partial}", file=sys.stderr)
     todo = paths[done:]
@@ -242,7 +249,7 @@ def _estimate_folder(a: argparse.Namespace) -> int:
             bar.update()
     except KeyboardInterrupt:
         writer.close()
-        return fail(f"interrupted; {writer.partial} keeps the finished rows, rerun the same command to resume", 130)
+        return fail(interrupted_message(writer), 130)
     bar.close()
     if parquet:
         writer.close()
@@ -250,11 +257,12 @@ def _estimate_folder(a: argparse.Namespace) -> int:
             final = _csv_to_parquet(writer.partial, out, columns)
         except (ImportError, OSError) as e:
             return fail(f"could not write {out} ({e}); the rows are kept in {writer.partial}")
+        writer.drop_settings()
     else:
         final = writer.finish()
-    # rows of an earlier, resumed run count too: the exit status describes the whole output
+    # rows of an earlier, resumed run count too: the summary and the exit status describe the whole output
+    print(summary_line(final, writer.done, counts))
     failed = sum(v for k, v in counts.items() if k != "ok") + sum(r.get("status") != "ok" for r in writer.done)
-    print(f"wrote {len(paths)} rows to {final}: " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())))
     if failed:
         print(f"{failed} of {len(paths)} images failed (see the status column)", file=sys.stderr)
     return 1 if failed else 0
