@@ -584,3 +584,45 @@ def test_predict_resume_checks_settings_and_old_partials_warn(tmp_path, monkeypa
     cap = capsys.readouterr()
     assert "no record of its settings" in cap.err and "resuming: 1 of 2" in cap.err
     assert "wrote 2 rows" in cap.out and "1 added this run, 1 resumed" in cap.out
+
+
+# ---------------------------------------------------------------- small argument and input slips
+
+
+@pytest.mark.parametrize("argv", [
+    ["estimate", str(EXAMPLE), "--all-faces", "--max-faces", "0"],
+    ["estimate", str(EXAMPLE), "--all-faces", "--max-faces", "-1"],
+    ["parse", str(EXAMPLE), "--out-dir", "{tmp}/p", "--max-faces", "0"],
+    ["estimate", "{tmp}", "--out", "{tmp}/r.csv", "--json"],
+])
+def test_unusable_options_are_refused(tmp_path, capsys, argv):
+    line = _refused(capsys, [a.replace("{tmp}", str(tmp_path)) for a in argv])
+    assert ("at least 1" in line) if "--max-faces" in argv else ("--json" in line)
+    assert sorted(tmp_path.iterdir()) == []
+
+
+def test_folder_mode_rows_for_broken_links_and_multi_frame_files(tmp_path, capsys):
+    d = tmp_path / "in"
+    d.mkdir()
+    (d / "gone.png").symlink_to(tmp_path / "nowhere.png")
+    Image.fromarray(_astronaut()).save(d / "anim.gif", save_all=True,
+                                       append_images=[Image.fromarray(np.zeros((512, 512, 3), np.uint8))])
+    out = tmp_path / "r.csv"
+    assert main(["estimate", str(d), "--out", str(out)]) == 1
+    with open(out, newline="") as f:
+        rows = {Path(r["filename"]).name: r for r in csv.DictReader(f)}
+    assert rows["gone.png"]["status"] == "missing" and "broken symbolic link" in rows["gone.png"]["message"]
+    assert rows["anim.gif"]["status"] == "ok" and "first of 2 frames" in rows["anim.gif"]["message"]
+
+
+@pytest.mark.parametrize("text,hint", [
+    ("Filename,FaceOcclusion\na.png,0.1\n", "'Filename'"),
+    ("filename ,FaceOcclusion\na.png,0.1\n", "'filename '"),
+    ("filename;FaceOcclusion;gender\na.png;0.1;F\n", "semicolons"),
+    ("filename\tFaceOcclusion\na.png\t0.1\n", "tabs"),
+])
+def test_predict_csv_without_filename_lists_the_columns_found(tmp_path, capsys, text, hint):
+    src = _csv(tmp_path / "in.csv", text)
+    line = _refused(capsys, ["predict", "--csv", str(src), "--images-root", str(tmp_path), "--out",
+                             str(tmp_path / "p.csv")])
+    assert "found the column(s)" in line and hint in line

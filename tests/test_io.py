@@ -220,3 +220,22 @@ def test_min_side_is_adjustable(tmp_path):
     path = tmp_path / "tiny.png"
     Image.fromarray(np.zeros((10, 12, 3), np.uint8)).save(path)
     assert read_image(path, min_side=8).rgb.shape == (10, 12, 3)
+
+
+@pytest.mark.parametrize("ext", ["gif", "tif"])
+def test_multi_frame_files_report_their_frames(tmp_path, ext):
+    first, second = Image.fromarray(_colourful()), Image.fromarray(_gray()).convert("RGB")
+    path = tmp_path / f"multi.{ext}"
+    first.save(path, save_all=True, append_images=[second])
+    im = read_image(path)
+    assert im.frames == 2
+    assert not im.is_gray  # the first frame was read, not the gray second one
+    first.save(tmp_path / f"one.{ext}")
+    assert read_image(tmp_path / f"one.{ext}").frames == 1
+
+
+def test_broken_symlink_says_so(tmp_path):
+    link = tmp_path / "link.png"
+    link.symlink_to(tmp_path / "gone.png")
+    with pytest.raises(UnreadableFileError, match="broken symbolic link"):
+        read_image(link)

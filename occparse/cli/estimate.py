@@ -68,7 +68,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="search for and report every face (default: only the subject, the face nearest the image centre)")
     p.add_argument("--assume-aligned", action="store_true", help=ALIGNED_HELP)
     p.add_argument("--max-faces", type=int, default=None,
-                   help="with --all-faces: report at most N faces, subject first (default: every face found)")
+                   help="with --all-faces: report at most N >= 1 faces, subject first (default: every face found)")
     add_parser_args(p)
 
 
@@ -77,11 +77,15 @@ def run(a: argparse.Namespace) -> int:
 
     from ..runtime.visualize import draw_estimate
 
+    if a.max_faces is not None and a.max_faces < 1:
+        return fail(f"--max-faces must be at least 1, not {a.max_faces}")
     if a.out or any(Path(p).is_dir() for p in a.images):
         if not a.out:
             return fail("a folder input needs --out results.csv (or .parquet)")
         if a.visualize:
             return fail("--visualize is for single images, not folder mode")
+        if a.json:
+            return fail("--json is for single images; folder mode writes its rows to --out (.csv or .parquet)")
         return _estimate_folder(a)
 
     if a.visualize and a.visualize != "auto" and len(a.images) > 1:
@@ -155,6 +159,8 @@ def _table(res, all_faces: bool) -> str:
     if not res.ok:
         return f"{res.path}: {res.status}: {res.message}"
     lines = [f"{res.path}: {len(res.faces)} face(s), {res.width}x{res.height}"]
+    if res.message:  # what was assumed: the first frame of several, the canonical layout
+        lines.append(f"  note: {res.message}")
     for i, f in enumerate(res.faces if all_faces else res.faces[:1]):
         conf = "n/a" if f.landmark_confidence is None else f"{f.landmark_confidence:.2f}"
         lines.append(
@@ -192,7 +198,8 @@ def _estimate_folder(a: argparse.Namespace) -> int:
     for item in a.images:
         p = Path(item)
         if p.is_dir():
-            paths += sorted(q for q in p.rglob("*") if q.is_file())
+            # a broken symbolic link gets a row too (status missing), never silence
+            paths += sorted(q for q in p.rglob("*") if q.is_file() or (q.is_symlink() and not q.exists()))
         else:
             paths.append(p)
             named.add(p)

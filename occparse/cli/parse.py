@@ -43,7 +43,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("images", nargs="+", help="image files")
     p.add_argument("--out-dir", required=True, help="folder for the label maps and overlays")
     add_parser_args(p)
-    p.add_argument("--max-faces", type=int, default=None, help="most faces per image, subject first (default: all found)")
+    p.add_argument("--max-faces", type=int, default=None, help="most faces per image (N >= 1), subject first (default: all found)")
 
 
 def run(a: argparse.Namespace) -> int:
@@ -53,6 +53,8 @@ def run(a: argparse.Namespace) -> int:
     from ..runtime.pipeline import Estimator, EstimatorOptions
     from ..runtime.visualize import label_overlay
 
+    if a.max_faces is not None and a.max_faces < 1:
+        return fail(f"--max-faces must be at least 1, not {a.max_faces}")
     out_dir = Path(a.out_dir)
     stems = unique_stems(a.images)
     outputs = [out_dir / f"{st}_{kind}.png" for st in stems for kind in ("labels", "overlay")]

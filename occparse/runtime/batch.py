@@ -44,11 +44,27 @@ def read_input_csv(csv_path: str | Path, images_root: str | Path) -> list[BatchR
         if "filename" not in header:
             raise BatchInputError(
                 f"{p}: {'file is empty; it ' if not header else ''}needs a 'filename' column "
-                "(the challenge contract is filename,FaceOcclusion,gender)")
+                f"(the challenge contract is filename,FaceOcclusion,gender){_header_hint(header)}")
     if rows and "filename" not in rows[0]:
-        raise BatchInputError(f"{p}: needs a 'filename' column (the challenge contract is filename,FaceOcclusion,gender)")
+        raise BatchInputError(f"{p}: needs a 'filename' column (the challenge contract is filename,FaceOcclusion,gender)"
+                              f"{_header_hint([k for k in rows[0] if k is not None])}")
     root = Path(images_root)
     return [BatchRow(r["filename"], root / r["filename"]) for r in rows if r.get("filename")]
+
+
+def _header_hint(header: list[str]) -> str:
+    """The columns a CSV without 'filename' has, and the likely slip: another spelling, or another delimiter."""
+    if not header:
+        return ""
+    hint = f"; found the column(s) {', '.join(repr(h) for h in header)}"
+    near = [h for h in header if h.strip().lower() == "filename"]
+    if near:
+        return hint + f": the name must be exactly 'filename' (lower case, no spaces), not {near[0]!r}"
+    if len(header) == 1:
+        for sep, name in ((";", "semicolons"), ("\t", "tabs"), ("|", "bars")):
+            if sep in header[0]:
+                return hint + f": the file looks separated by {name}; save it with commas"
+    return hint
 
 
 class ResumableWriter:

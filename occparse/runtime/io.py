@@ -63,6 +63,7 @@ class LoadedImage:
     path: str
     source_mode: str  # PIL mode of the file: "RGB", "RGBA", "I;16", "L", "P", ...
     is_gray: bool  # grayscale content, whether stored as one channel or three equal ones
+    frames: int = 1  # frames or pages in the file (animated GIF/WebP/PNG, multi-page TIFF); only the first is read
 
     @property
     def height(self) -> int:
@@ -248,12 +249,24 @@ def _looks_binary(rgb: np.ndarray) -> bool:
     return bool((black | white).all() and black.any() and white.any())
 
 
+def broken_link_detail(p: Path) -> str:
+    """The one-line reason for a symbolic link whose target does not exist."""
+    import os
+
+    try:
+        return f"broken symbolic link: its target {os.readlink(p)} does not exist"
+    except OSError:
+        return "broken symbolic link: its target does not exist"
+
+
 def read_image(path: str | Path, min_side: int = MIN_SIDE) -> LoadedImage:
     """Read ``path`` into an upright 8-bit RGB :class:`LoadedImage` or raise an :class:`ImageInputError`."""
     p = Path(path)
     try:
         size = p.stat().st_size
     except FileNotFoundError:
+        if p.is_symlink():
+            raise UnreadableFileError(p, broken_link_detail(p)) from None
         raise UnreadableFileError(p, "no such file") from None
     except OSError as e:
         raise UnreadableFileError(p, f"cannot access file ({e.strerror or e})") from None
@@ -266,6 +279,7 @@ def read_image(path: str | Path, min_side: int = MIN_SIDE) -> LoadedImage:
     try:
         with Image.open(p) as im:
             wide, declared = _wide_samples(im)  # before load(), which drops the tile list that tells
+            frames = int(getattr(im, "n_frames", 1) or 1) if getattr(im, "is_animated", False) else 1
             im.load()
             source_mode = im.mode
             orientation = im.getexif().get(0x0112, 1) if wide else 1
@@ -292,7 +306,7 @@ def read_image(path: str | Path, min_side: int = MIN_SIDE) -> LoadedImage:
     if min(h, w) < min_side:
         raise ImageTooSmallError(p, f"image is {w}x{h} pixels; at least {min_side}x{min_side} is needed")
     gray = source_mode in ("L", "LA", "I;16", "I;16B", "I;16L", "I;16N", "I", "F", "1") or is_gray_rgb(rgb)
-    return LoadedImage(rgb=rgb, path=str(p), source_mode=source_mode, is_gray=gray)
+    return LoadedImage(rgb=rgb, path=str(p), source_mode=source_mode, is_gray=gray, frames=frames)
 
 
 def to_gray3(rgb: np.ndarray) -> np.ndarray:
