@@ -210,10 +210,11 @@ def _estimate_folder(a: argparse.Namespace) -> int:
     # the output's own files (OUT, OUT.partial, ...) found in a scanned input folder are not inputs: a rerun (or
     # resume) writes them again; a file there that occparse did not write is an input, and refused as above
     own = {q.resolve() for q in resumable_outputs(out)}
-    if (clash := output_clash([out], [q for q in paths if q.resolve() in own])) and not _folder_output(out):
+    mine = [q.resolve() in own for q in paths]
+    if (clash := output_clash([out], [q for q, m in zip(paths, mine, strict=True) if m])) and not _folder_output(out):
         return fail(f"--out {out} is the input {clash[1]} (not an earlier occparse estimate output); give --out "
                     "another name")
-    paths = [q for q in paths if q.resolve() not in own]
+    paths = [q for q, m in zip(paths, mine, strict=True) if not m]
     if not paths:
         return fail("no files found in the given folder(s)")
     parquet = out.suffix.lower() == ".parquet"
