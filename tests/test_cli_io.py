@@ -13,6 +13,7 @@ import importlib.util
 import json
 import math
 import os
+import shutil
 import struct
 import subprocess
 import sys
@@ -340,6 +341,17 @@ def test_12bit_data_in_16bit_png_reads_like_the_8bit_photo(tmp_path):
     assert not im3.is_gray and np.abs(im3.rgb.astype(np.float64) - rgb).mean() < 1.0
 
 
+def test_10bit_colour_tiff_estimates_like_the_8bit_photo(tmp_path, capsys):
+    """16-bit colour TIFFs holding 10-bit data decoded nearly black (no_face); now they read like the photo."""
+    tif = tmp_path / "c10.tif"
+    cv2.imwrite(str(tif), cv2.imread(str(EXAMPLE)).astype(np.uint16) << 2)
+    occ = []
+    for path in (EXAMPLE, tif):
+        assert main(["estimate", str(path), "--json"]) == 0
+        occ.append(_strict_json(capsys.readouterr().out.strip().splitlines()[0])["faces"][0]["occlusion"])
+    assert occ[1] == pytest.approx(occ[0], abs=0.01)
+
+
 def test_handed_12bit_case_reads_like_the_example(capsys):
     path = _case("astronaut_12bit.png")
     a = read_image(path).rgb[..., 0].astype(np.float64)
@@ -408,3 +420,209 @@ def test_folder_mode_output_inside_the_input_folder_is_not_an_input(small_folder
                                                                              "orig.png"]
     assert main(["estimate", str(small_folder), "--out", str(out)]) == 1  # a rerun does not read r.csv either
     assert out.read_text() == first
+
+
+def test_reader_closing_the_pipe_exits_quietly():
+    """`occparse estimate x.png | head -1`: the reader goes away; no BrokenPipeError traceback, exit 141."""
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    p = subprocess.Popen([sys.executable, "-m", "occparse.cli", "estimate", str(EXAMPLE)], stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, env=env, cwd=REPO)
+    p.stdout.close()  # the reader is gone before the first line
+    err = p.stderr.read().decode()
+    assert p.wait(timeout=300) == 141
+    assert "Traceback" not in err and "BrokenPipe" not in err and "Exception ignored" not in err
+
+
+# ---------------------------------------------------------------- outputs that are inputs
+
+
+def _refused(capsys, argv: list[str], *keep: Path) -> str:
+    """The command exits 2 with one line, before any work, and every file in ``keep`` is byte-identical."""
+    before = {p: p.read_bytes() for p in keep}
+    assert main(argv) == 2
+    cap = capsys.readouterr()
+    assert cap.out == ""
+    line = _one_error_line(cap.err)
+    assert all(p.read_bytes() == b for p, b in before.items())
+    return line
+
+
+def test_an_output_that_is_an_input_is_refused_before_any_work(tmp_path, capsys):
+    x = tmp_path / "x.png"
+    shutil.copy(EXAMPLE, x)
+    second = tmp_path / "x_occlusion.png"
+    shutil.copy(EXAMPLE, second)
+    (tmp_path / "link.png").symlink_to(x)
+    # the picture named as the input photo, directly or through a symlink
+    assert "is the input image" in _refused(capsys, ["estimate", str(x), "--visualize", str(x)], x)
+    assert "is the input image" in _refused(capsys, ["estimate", str(x), "--visualize", str(tmp_path / "link.png")], x)
+    # an auto-named picture that would land on another input
+    assert "--visualize PATH" in _refused(capsys, ["estimate", str(x), str(second), "--visualize"], x, second)
+    # predict writing over its truth CSV (or the CSV's .partial name)
+    truth = _csv(tmp_path / "t.csv", "filename,FaceOcclusion,gender\nx.png,0.1,F\n")
+    for out in (truth, tmp_path / "t"):
+        if out.name == "t":
+            truth = _csv(tmp_path / "t.partial", truth.read_text())
+        line = _refused(capsys, ["predict", "--csv", str(truth), "--images-root", str(tmp_path), "--out", str(out)],
+                        truth)
+        assert "input CSV" in line
+    # predict writing over one of the images it scores
+    csv_in = _csv(tmp_path / "in.csv", "filename,FaceOcclusion,gender\nx.png,0.1,F\nrows.csv,0.1,F\n")
+    (tmp_path / "rows.csv").write_text("a user's file\n")
+    assert "input image" in _refused(capsys, ["predict", "--csv", str(csv_in), "--images-root", str(tmp_path),
+                                              "--out", str(tmp_path / "rows.csv")], tmp_path / "rows.csv")
+    # parse: x_labels.png's stem is x_labels, x.png's label map would be x_labels.png
+    labels = tmp_path / "x_labels.png"
+    shutil.copy(EXAMPLE, labels)
+    assert "--out-dir" in _refused(capsys, ["parse", str(labels), str(x), "--out-dir", str(tmp_path)], labels, x)
+    # evaluate's sheet over its truth
+    pred = _csv(tmp_path / "p.csv", "filename,FaceOcclusion\nx.png,0.1\n")
+    assert "--sheet" in _refused(capsys, ["evaluate", "--pred", str(pred), "--truth", str(pred), "--sheet", str(pred),
+                                          "--images-root", str(tmp_path)], pred)
+
+
+def test_folder_mode_out_that_is_an_input_is_refused(tmp_path, small_folder, capsys):
+    mine = small_folder / "mine.csv"
+    mine.write_text("filename,note\norig.png,keep me\n")
+    # named as an input file
+    assert "is the input" in _refused(capsys, ["estimate", str(small_folder / "orig.png"), str(mine),
+                                               "--out", str(mine)], mine)
+    # found in the scanned folder, and not an earlier occparse output
+    assert "not an earlier occparse" in _refused(capsys, ["estimate", str(small_folder), "--out", str(mine)], mine)
+    assert sorted(p.name for p in small_folder.iterdir()) == ["flipped.png", "gray.png", "mine.csv", "notes.txt",
+                                                              "orig.png"]
+
+
+def test_file_name_that_is_not_utf8_gets_a_row_and_resumes(tmp_path, capsys):
+    """A name with byte 0xFF crashed folder mode (UnicodeEncodeError, a .partial left behind); it is written with
+    a backslash escape, in CSV and Parquet alike, and a resumed run matches it."""
+    d = tmp_path / "in"
+    d.mkdir()
+    odd = d / os.fsdecode(b"b\xffd.png")
+    shutil.copy(EXAMPLE, odd)
+    (d / "notes.txt").write_text("not an image")
+    out = tmp_path / "r.csv"
+    assert main(["estimate", str(d), "--out", str(out)]) == 1  # notes.txt fails, the odd name does not
+    rows = out.read_text(encoding="utf-8").splitlines()
+    assert rows[1].startswith(str(d / "b\\xffd.png") + ",ok,")
+    assert not out.with_name("r.csv.partial").exists()
+    # resume from a partial holding the odd row only
+    out.with_name("r.csv.partial").write_text("\n".join(rows[:2]) + "\n", encoding="utf-8")
+    out.unlink()
+    capsys.readouterr()
+    assert main(["estimate", str(d), "--out", str(out)]) == 1
+    assert "resuming: 1 of 2" in capsys.readouterr().err
+    assert out.read_text(encoding="utf-8").splitlines() == rows
+    if importlib.util.find_spec("pyarrow") is not None:
+        import pyarrow.parquet as pq
+
+        pout = tmp_path / "r.parquet"
+        assert main(["estimate", str(d), "--out", str(pout)]) == 1
+        assert pq.read_table(pout).column("filename").to_pylist()[0] == str(d / "b\\xffd.png")
+
+
+# ---------------------------------------------------------------- resuming: settings, Ctrl-C, summary
+
+
+def _interrupt_after(monkeypatch, name: str, rows: int) -> None:
+    """Ctrl-C while the row after ``rows`` finished rows is being made (folder_row or predict_row)."""
+    import occparse.runtime.rows as rows_mod
+
+    real, calls = getattr(rows_mod, name), []
+
+    def row(*args):
+        calls.append(1)
+        if len(calls) > rows:
+            raise KeyboardInterrupt
+        return real(*args)
+
+    monkeypatch.setattr(rows_mod, name, row)
+
+
+def test_resume_with_other_settings_is_refused_naming_each(tmp_path, monkeypatch, capsys):
+    d = tmp_path / "in"
+    d.mkdir()
+    for n in ("a.png", "b.png"):
+        shutil.copy(EXAMPLE, d / n)
+    out = tmp_path / "r.csv"
+    partial, sidecar = tmp_path / "r.csv.partial", tmp_path / "r.csv.partial.json"
+    # Ctrl-C before the first row: no partial, and the message says so
+    with monkeypatch.context() as m:
+        _interrupt_after(m, "folder_row", 0)
+        assert main(["estimate", str(d), "--out", str(out)]) == 130
+    assert "nothing was saved" in capsys.readouterr().err and not partial.exists() and not sidecar.exists()
+    with monkeypatch.context() as m:
+        _interrupt_after(m, "folder_row", 1)
+        assert main(["estimate", str(d), "--out", str(out)]) == 130
+    assert "keeps the 1 finished row" in capsys.readouterr().err
+    assert json.loads(sidecar.read_text())["settings"]["facial_hair"] == "occluding"
+    kept = partial.read_bytes()
+    err = _refused(capsys, ["estimate", str(d), "--out", str(out), "--facial-hair", "visible", "--flip-tta"], partial)
+    assert "facial_hair occluding (now visible)" in err and "flip_tta false (now true)" in err
+    assert "delete" in err and str(partial) in err
+    assert partial.read_bytes() == kept and not out.exists()
+    # the same settings resume; the summary counts the whole file and says what this run added
+    assert main(["estimate", str(d), "--out", str(out)]) == 0
+    assert "wrote 2 rows" in capsys.readouterr().out.replace(str(out), "")
+    assert not partial.exists() and not sidecar.exists()
+
+
+def test_predict_resume_checks_settings_and_old_partials_warn(tmp_path, monkeypatch, capsys):
+    shutil.copy(EXAMPLE, tmp_path / "a.png")
+    csv_in = _csv(tmp_path / "in.csv", "filename,FaceOcclusion,gender\na.png,0.1,F\na.png,0.1,F\n")
+    out = tmp_path / "p.csv"
+    partial = tmp_path / "p.csv.partial"
+    args = ["predict", "--csv", str(csv_in), "--images-root", str(tmp_path), "--out", str(out)]
+    with monkeypatch.context() as m:
+        _interrupt_after(m, "predict_row", 1)
+        assert main(args) == 130
+    capsys.readouterr()
+    assert "facial_hair occluding (now visible)" in _refused(capsys, [*args, "--facial-hair", "visible"], partial)
+    # a partial from before settings were stored: resumed, with a warning
+    (tmp_path / "p.csv.partial.json").unlink()
+    assert main(args) == 0
+    cap = capsys.readouterr()
+    assert "no record of its settings" in cap.err and "resuming: 1 of 2" in cap.err
+    assert "wrote 2 rows" in cap.out and "1 added this run, 1 resumed" in cap.out
+
+
+# ---------------------------------------------------------------- small argument and input slips
+
+
+@pytest.mark.parametrize("argv", [
+    ["estimate", str(EXAMPLE), "--all-faces", "--max-faces", "0"],
+    ["estimate", str(EXAMPLE), "--all-faces", "--max-faces", "-1"],
+    ["parse", str(EXAMPLE), "--out-dir", "{tmp}/p", "--max-faces", "0"],
+    ["estimate", "{tmp}", "--out", "{tmp}/r.csv", "--json"],
+])
+def test_unusable_options_are_refused(tmp_path, capsys, argv):
+    line = _refused(capsys, [a.replace("{tmp}", str(tmp_path)) for a in argv])
+    assert ("at least 1" in line) if "--max-faces" in argv else ("--json" in line)
+    assert sorted(tmp_path.iterdir()) == []
+
+
+def test_folder_mode_rows_for_broken_links_and_multi_frame_files(tmp_path, capsys):
+    d = tmp_path / "in"
+    d.mkdir()
+    (d / "gone.png").symlink_to(tmp_path / "nowhere.png")
+    Image.fromarray(_astronaut()).save(d / "anim.gif", save_all=True,
+                                       append_images=[Image.fromarray(np.zeros((512, 512, 3), np.uint8))])
+    out = tmp_path / "r.csv"
+    assert main(["estimate", str(d), "--out", str(out)]) == 1
+    with open(out, newline="") as f:
+        rows = {Path(r["filename"]).name: r for r in csv.DictReader(f)}
+    assert rows["gone.png"]["status"] == "missing" and "broken symbolic link" in rows["gone.png"]["message"]
+    assert rows["anim.gif"]["status"] == "ok" and "first of 2 frames" in rows["anim.gif"]["message"]
+
+
+@pytest.mark.parametrize("text,hint", [
+    ("Filename,FaceOcclusion\na.png,0.1\n", "'Filename'"),
+    ("filename ,FaceOcclusion\na.png,0.1\n", "'filename '"),
+    ("filename;FaceOcclusion;gender\na.png;0.1;F\n", "semicolons"),
+    ("filename\tFaceOcclusion\na.png\t0.1\n", "tabs"),
+])
+def test_predict_csv_without_filename_lists_the_columns_found(tmp_path, capsys, text, hint):
+    src = _csv(tmp_path / "in.csv", text)
+    line = _refused(capsys, ["predict", "--csv", str(src), "--images-root", str(tmp_path), "--out",
+                             str(tmp_path / "p.csv")])
+    assert "found the column(s)" in line and hint in line

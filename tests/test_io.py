@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import struct
+import zlib
+
+import cv2
 import numpy as np
 import pytest
-from PIL import Image
+from PIL import Image, ImageOps
 
 from occparse.runtime.io import (
     EmptyFileError,
@@ -12,6 +16,7 @@ from occparse.runtime.io import (
     ImageTooSmallError,
     NotAnImageError,
     UnreadableFileError,
+    _orient,
     is_gray_rgb,
     read_image,
     to_gray3,
@@ -43,6 +48,51 @@ def test_16bit_png_scaled_to_8bit(tmp_path):
     assert im.source_mode == "I;16" and im.is_gray
     assert im.rgb[0, [0, 10, 20, 30, 40], 0].tolist() == [0, 100, 255, 4, 200]
     assert (im.rgb[..., 0] == im.rgb[..., 1]).all() and (im.rgb[..., 1] == im.rgb[..., 2]).all()
+
+
+@pytest.mark.parametrize("ext", ["tif", "ppm", "png"])
+@pytest.mark.parametrize("shift", [2, 4])  # 10- and 12-bit data in 16-bit samples, as cameras and scanners write
+def test_16bit_colour_files_scaled_by_their_significant_bits(tmp_path, ext, shift):
+    """Pillow keeps only the high byte of 16-bit colour samples (12-bit data read max 15): every format must be
+    scaled like 16-bit gray files are."""
+    rgb = _colourful(96, 120)
+    path = tmp_path / f"c.{ext}"
+    assert cv2.imwrite(str(path), rgb[..., ::-1].astype(np.uint16) << shift)
+    im = read_image(path)
+    assert im.source_mode == "RGB;16" and not im.is_gray
+    assert np.abs(im.rgb.astype(np.float64) - rgb).mean() < 1.0
+    assert im.rgb.max() >= 250
+
+
+def _png_chunk(kind: bytes, data: bytes) -> bytes:
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+
+
+def test_16bit_colour_file_keeps_its_exif_orientation(tmp_path):
+    rgb = _colourful(64, 96)
+    path = tmp_path / "rot.png"
+    cv2.imwrite(str(path), rgb[..., ::-1].astype(np.uint16) << 4)
+    exif = Image.Exif()
+    exif[0x0112] = 6  # stored turned: the viewer rotates 90 degrees clockwise
+    raw = exif.tobytes()
+    raw = raw[6:] if raw.startswith(b"Exif\x00\x00") else raw
+    data = path.read_bytes()
+    end_ihdr = 8 + 8 + 13 + 4
+    path.write_bytes(data[:end_ihdr] + _png_chunk(b"eXIf", raw) + data[end_ihdr:])
+    im = read_image(path)
+    assert im.rgb.shape == (96, 64, 3)
+    assert np.abs(im.rgb.astype(np.float64) - np.rot90(rgb, -1)).mean() < 1.0
+
+
+@pytest.mark.parametrize("orientation", range(1, 9))
+def test_orientation_matches_pillow(tmp_path, orientation):
+    arr = np.random.default_rng(orientation).integers(0, 256, (5, 7, 3), dtype=np.uint8)
+    im = Image.fromarray(arr)
+    exif = im.getexif()
+    exif[0x0112] = orientation
+    im.save(tmp_path / "o.png", exif=exif.tobytes())
+    want = np.asarray(ImageOps.exif_transpose(Image.open(tmp_path / "o.png")).convert("RGB"))
+    assert np.array_equal(_orient(arr, orientation), want)
 
 
 def test_rgba_composited_on_white(tmp_path):
@@ -170,3 +220,22 @@ def test_min_side_is_adjustable(tmp_path):
     path = tmp_path / "tiny.png"
     Image.fromarray(np.zeros((10, 12, 3), np.uint8)).save(path)
     assert read_image(path, min_side=8).rgb.shape == (10, 12, 3)
+
+
+@pytest.mark.parametrize("ext", ["gif", "tif"])
+def test_multi_frame_files_report_their_frames(tmp_path, ext):
+    first, second = Image.fromarray(_colourful()), Image.fromarray(_gray()).convert("RGB")
+    path = tmp_path / f"multi.{ext}"
+    first.save(path, save_all=True, append_images=[second])
+    im = read_image(path)
+    assert im.frames == 2
+    assert not im.is_gray  # the first frame was read, not the gray second one
+    first.save(tmp_path / f"one.{ext}")
+    assert read_image(tmp_path / f"one.{ext}").frames == 1
+
+
+def test_broken_symlink_says_so(tmp_path):
+    link = tmp_path / "link.png"
+    link.symlink_to(tmp_path / "gone.png")
+    with pytest.raises(UnreadableFileError, match="broken symbolic link"):
+        read_image(link)

@@ -91,8 +91,30 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 2
     try:
-        return int(a.func(a) or 0)
+        rc = int(a.func(a) or 0)
+        sys.stdout.flush()  # inside the try: a reader that went away (`| head -1`) shows up here, not at exit
+        return rc
+    except BrokenPipeError:
+        return _stdout_gone()
     except OccparseError as e:
         return fail(str(e))
     except KeyboardInterrupt:
         return fail("interrupted", 130)
+
+
+#: exit status when the reader of stdout went away (128 + SIGPIPE, what a shell reports for `cmd | head -1`)
+EXIT_BROKEN_PIPE = 141
+
+
+def _stdout_gone() -> int:
+    """The reader of stdout closed the pipe (``occparse estimate x.png | head -1``): stop quietly.
+
+    Python's documented recipe: point stdout at /dev/null so the interpreter's final flush cannot
+    raise a second BrokenPipeError (which would print "Exception ignored ...")."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (AttributeError, OSError, ValueError):  # no real stdout (captured): nothing more to protect
+        pass
+    return EXIT_BROKEN_PIPE

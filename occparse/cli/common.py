@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
 from pathlib import Path
@@ -101,6 +102,66 @@ def picture_path_error(out: Path) -> str | None:
     return None
 
 
+def output_clash(outputs, inputs) -> tuple[Path, Path] | None:
+    """The first of ``outputs`` that is one of ``inputs``, as ``(output, input)``, or None.
+
+    "The same" means the same file (device and inode, so hard links, symlinks and case-insensitive
+    file systems count), or, for files that do not exist yet, the same resolved path. One pass over
+    each list (no pairwise comparisons), so thousands of inputs cost thousands of ``stat`` calls."""
+    by_inode: dict[tuple[int, int], Path] = {}
+    by_path: dict[Path, Path] = {}
+    for item in inputs:
+        q = Path(item)
+        try:
+            st = q.stat()
+            by_inode.setdefault((st.st_dev, st.st_ino), q)
+        except (OSError, ValueError):
+            pass
+        with contextlib.suppress(OSError, RuntimeError, ValueError):
+            by_path.setdefault(q.resolve(), q)
+    for item in outputs:
+        o = Path(item)
+        try:
+            st = o.stat()
+            if (hit := by_inode.get((st.st_dev, st.st_ino))) is not None:
+                return o, hit
+        except (OSError, ValueError):
+            pass
+        try:
+            if (hit := by_path.get(o.resolve())) is not None:
+                return o, hit
+        except (OSError, RuntimeError, ValueError):
+            pass
+    return None
+
+
+def resumable_outputs(out: Path) -> tuple[Path, ...]:
+    """Every file a resumable batch output writes: OUT, OUT.partial (with its .tmp and settings sidecar), OUT.tmp."""
+    partial = out.with_name(out.name + ".partial")
+    return (out, partial, partial.with_name(partial.name + ".tmp"), partial.with_name(partial.name + ".json"),
+            out.with_name(out.name + ".tmp"))
+
+
+def interrupted_message(writer) -> str:
+    """What Ctrl-C leaves behind, truthfully: the partial file and its rows, or nothing to resume."""
+    if writer.partial.exists():
+        n = len(writer.done) + writer.written
+        return f"interrupted; {writer.partial} keeps the {n} finished row(s), rerun the same command to resume"
+    return "interrupted before any row was written; nothing was saved, rerun the command to start"
+
+
+def summary_line(out: Path, resumed: list[dict[str, str]], added: dict[str, int]) -> str:
+    """"wrote N rows to OUT: ok .., no_face .." over the whole file; after a resume, how many this run added."""
+    counts = dict(added)
+    for r in resumed:
+        counts[r.get("status", "")] = counts.get(r.get("status", ""), 0) + 1
+    total = sum(counts.values())
+    line = f"wrote {total} rows to {out}: " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items()))
+    if resumed:
+        line += f" ({sum(added.values())} added this run, {len(resumed)} resumed from the partial file)"
+    return line
+
+
 def default_workers(requested: int, n_items: int) -> int:
     """--workers 0 (the default): one mesh process per core once the job is big enough to repay their start-up."""
     if requested > 0:
@@ -118,6 +179,34 @@ def estimator(a: argparse.Namespace, **kw):
                                           providers=device_providers(a), **kw)), None
     except (WeightsError, FileNotFoundError, ValueError) as e:
         return None, fail(str(e))
+
+
+def run_settings(a: argparse.Namespace, **extra) -> dict:
+    """What decides the numbers of a batch run, as JSON-able values: stored beside OUT.partial so a resume with
+    other settings is refused (README, Resuming). ``extra``: the command's own such options.
+
+    The weights are named by their pinned sha256s (one digest: the same files in another folder match);
+    ``--precision auto`` by what it resolves to on this machine (auto = int8 on a CPU); a parser file of
+    one's own by its sha256."""
+    import hashlib
+
+    from ..models.zoo import WeightsError, file_sha256, manifest, resolve_precision
+
+    try:
+        pins = {name: e.sha256 for name, e in sorted(manifest(a.weights).items())}
+        weights = hashlib.sha256(repr(sorted(pins.items())).encode()).hexdigest()[:16] if pins else None
+    except (WeightsError, OSError, ValueError):
+        weights = None
+    try:
+        precision = resolve_precision(a.precision, device_providers(a), a.weights)
+    except Exception:  # an unusable device or weights folder is reported later, by the Estimator, in one line
+        precision = a.precision
+    try:
+        parser = file_sha256(Path(a.parser))[:16] if a.parser else None
+    except OSError:
+        parser = a.parser
+    return {"weights": weights, "precision": precision, "parser": parser, "parser_spec": a.parser_spec,
+            "facial_hair": a.facial_hair, "flip_tta": bool(a.flip_tta), **extra}
 
 
 def device_providers(a: argparse.Namespace) -> tuple[str, ...] | None:

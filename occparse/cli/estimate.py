@@ -17,9 +17,14 @@ from .common import (
     default_workers,
     estimator,
     fail,
+    interrupted_message,
+    output_clash,
     picture_path_error,
     ray_options,
+    resumable_outputs,
     run_ray,
+    run_settings,
+    summary_line,
     unique_stems,
     unwritable_folder,
 )
@@ -63,7 +68,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="search for and report every face (default: only the subject, the face nearest the image centre)")
     p.add_argument("--assume-aligned", action="store_true", help=ALIGNED_HELP)
     p.add_argument("--max-faces", type=int, default=None,
-                   help="with --all-faces: report at most N faces, subject first (default: every face found)")
+                   help="with --all-faces: report at most N >= 1 faces, subject first (default: every face found)")
     add_parser_args(p)
 
 
@@ -72,11 +77,15 @@ def run(a: argparse.Namespace) -> int:
 
     from ..runtime.visualize import draw_estimate
 
+    if a.max_faces is not None and a.max_faces < 1:
+        return fail(f"--max-faces must be at least 1, not {a.max_faces}")
     if a.out or any(Path(p).is_dir() for p in a.images):
         if not a.out:
             return fail("a folder input needs --out results.csv (or .parquet)")
         if a.visualize:
             return fail("--visualize is for single images, not folder mode")
+        if a.json:
+            return fail("--json is for single images; folder mode writes its rows to --out (.csv or .parquet)")
         return _estimate_folder(a)
 
     if a.visualize and a.visualize != "auto" and len(a.images) > 1:
@@ -90,6 +99,12 @@ def run(a: argparse.Namespace) -> int:
     for pic in pictures:  # before any work: a bad path must not cost the whole run
         if pic is not None and (err := picture_path_error(pic)):
             return fail(f"--visualize: {err}")
+    if clash := output_clash([p for p in pictures if p is not None], a.images):  # never write over an input
+        pic, inp = clash
+        if a.visualize == "auto":
+            return fail(f"--visualize would write its picture to {pic}, which is the input {inp}; "
+                        "name the picture with --visualize PATH (one image) or rename that input")
+        return fail(f"--visualize {pic} is the input image {inp}; give the picture another file name")
     app, err = estimator(a, max_faces=a.max_faces if a.all_faces else None, assume_aligned=a.assume_aligned,
                           exhaustive=a.all_faces)
     if app is None:
@@ -104,7 +119,11 @@ def run(a: argparse.Namespace) -> int:
             continue
         res = an.result
         if a.json:
-            print(strict_dumps(res.to_dict(all_faces=a.all_faces)))
+            from ..runtime.rows import utf8_text
+
+            d = res.to_dict(all_faces=a.all_faces)
+            d["path"], d["message"] = utf8_text(d["path"]), utf8_text(d["message"])  # as folder mode writes it
+            print(strict_dumps(d))
         elif res.ok:
             print(_table(res, a.all_faces))
         if not res.ok:
@@ -140,6 +159,8 @@ def _table(res, all_faces: bool) -> str:
     if not res.ok:
         return f"{res.path}: {res.status}: {res.message}"
     lines = [f"{res.path}: {len(res.faces)} face(s), {res.width}x{res.height}"]
+    if res.message:  # what was assumed: the first frame of several, the canonical layout
+        lines.append(f"  note: {res.message}")
     for i, f in enumerate(res.faces if all_faces else res.faces[:1]):
         conf = "n/a" if f.landmark_confidence is None else f"{f.landmark_confidence:.2f}"
         lines.append(
@@ -183,16 +204,27 @@ def _estimate_folder(a: argparse.Namespace) -> int:
     if a.engine == "ray":
         return _estimate_folder_ray(a)
     paths: list[Path] = []
+    named: set[Path] = set()  # the files named on the command line (not found in a folder)
     for item in a.images:
         p = Path(item)
         if p.is_dir():
-            paths += sorted(q for q in p.rglob("*") if q.is_file())
+            # a broken symbolic link gets a row too (status missing), never silence
+            paths += sorted(q for q in p.rglob("*") if q.is_file() or (q.is_symlink() and not q.exists()))
         else:
             paths.append(p)
+            named.add(p)
     out = Path(a.out)
-    # the output's own files (OUT, OUT.partial, OUT.tmp) are never inputs, even when OUT lies in an input folder
-    own = {out.resolve(), out.with_name(out.name + ".partial").resolve(), out.with_name(out.name + ".tmp").resolve()}
-    paths = [q for q in paths if q.resolve() not in own]
+    # an output file named as an input is refused: writing it would destroy that input
+    if clash := output_clash(resumable_outputs(out), named):
+        return fail(f"--out {out} would write {clash[0]}, which is the input {clash[1]}; give --out another name")
+    # the output's own files (OUT, OUT.partial, ...) found in a scanned input folder are not inputs: a rerun (or
+    # resume) writes them again; a file there that occparse did not write is an input, and refused as above
+    own = {q.resolve() for q in resumable_outputs(out)}
+    mine = [q.resolve() in own for q in paths]
+    if (clash := output_clash([out], [q for q, m in zip(paths, mine, strict=True) if m])) and not _folder_output(out):
+        return fail(f"--out {out} is the input {clash[1]} (not an earlier occparse estimate output); give --out "
+                    "another name")
+    paths = [q for q, m in zip(paths, mine, strict=True) if not m]
     if not paths:
         return fail("no files found in the given folder(s)")
     parquet = out.suffix.lower() == ".parquet"
@@ -208,10 +240,14 @@ def _estimate_folder(a: argparse.Namespace) -> int:
     columns = FOLDER_COLUMNS
     try:
         # rows stream to OUT.partial (CSV text, what resuming reads); only OUT itself is ever replaced
-        writer = ResumableWriter(out, columns)
+        settings = run_settings(a, all_faces=bool(a.all_faces), max_faces=a.max_faces if a.all_faces else 1,
+                                assume_aligned=bool(a.assume_aligned))
+        writer = ResumableWriter(out, columns, settings=settings)
         done = writer.resume_check([str(p) for p in paths])
     except BatchInputError as e:
         return fail(str(e))
+    if writer.note:
+        print(f"occparse: warning: {writer.note}", file=sys.stderr)
     if done:
         print(f"resuming: {done} of {len(paths)} images already in {writer.partial}", file=sys.stderr)
     todo = paths[done:]
@@ -231,7 +267,7 @@ def _estimate_folder(a: argparse.Namespace) -> int:
             bar.update()
     except KeyboardInterrupt:
         writer.close()
-        return fail(f"interrupted; {writer.partial} keeps the finished rows, rerun the same command to resume", 130)
+        return fail(interrupted_message(writer), 130)
     bar.close()
     if parquet:
         writer.close()
@@ -239,14 +275,32 @@ def _estimate_folder(a: argparse.Namespace) -> int:
             final = _csv_to_parquet(writer.partial, out, columns)
         except (ImportError, OSError) as e:
             return fail(f"could not write {out} ({e}); the rows are kept in {writer.partial}")
+        writer.drop_settings()
     else:
         final = writer.finish()
-    # rows of an earlier, resumed run count too: the exit status describes the whole output
+    # rows of an earlier, resumed run count too: the summary and the exit status describe the whole output
+    print(summary_line(final, writer.done, counts))
     failed = sum(v for k, v in counts.items() if k != "ok") + sum(r.get("status") != "ok" for r in writer.done)
-    print(f"wrote {len(paths)} rows to {final}: " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())))
     if failed:
         print(f"{failed} of {len(paths)} images failed (see the status column)", file=sys.stderr)
     return 1 if failed else 0
+
+
+def _folder_output(path: Path) -> bool:
+    """Whether ``path`` is an earlier folder-mode output (its columns are FOLDER_COLUMNS), so a rerun may replace it."""
+    import csv
+
+    from ..runtime.rows import FOLDER_COLUMNS
+
+    try:
+        if path.suffix.lower() == ".parquet":
+            import pyarrow.parquet as pq
+
+            return list(pq.read_schema(path).names) == list(FOLDER_COLUMNS)
+        with open(path, newline="", encoding="utf-8-sig") as f:
+            return next(csv.reader(f), []) == list(FOLDER_COLUMNS)
+    except Exception:  # unreadable, not CSV, not Parquet, no pyarrow: not something occparse wrote
+        return False
 
 
 def _csv_to_parquet(src: Path, dst: Path, columns: tuple[str, ...]) -> Path:
@@ -280,6 +334,9 @@ def _estimate_folder_ray(a: argparse.Namespace) -> int:
     names: list[str] = []
     for item in a.images:
         names += list_folder(item) if is_uri(item) or Path(item).is_dir() else [item]
+    named = [n for n in a.images if not is_uri(n) and not Path(n).is_dir()]
+    if not is_uri(a.out) and (clash := output_clash([a.out, a.out + ".tmp"], named)):
+        return fail(f"--out {a.out} would write {clash[0]}, which is the input {clash[1]}; give --out another name")
     if not is_uri(a.out):  # the output's own files are never inputs
         out = Path(a.out).resolve()
         parts = Path(str(out) + PARTS_SUFFIX)

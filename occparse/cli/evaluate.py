@@ -9,6 +9,7 @@ from pathlib import Path
 from ..runtime.strictjson import dumps as strict_dumps
 from .common import (
     fail,
+    output_clash,
 )
 
 
@@ -70,6 +71,8 @@ def run(a: argparse.Namespace) -> int:
         if not 1 <= a.sheet_count <= 600:
             # 600 tiles of 200 px in 6 columns is a 20,000-px-tall picture already
             return fail("--sheet-count must be between 1 and 600")
+        if clash := output_clash([a.sheet], [a.pred, a.truth]):
+            return fail(f"--sheet {a.sheet} is the input {clash[1]}; give the sheet another file name")
     notes: list[str] = []
     try:
         pred, truth = read_predictions(a.pred, a.column, notes), read_truth(a.truth)
@@ -106,6 +109,8 @@ def _sheet(a: argparse.Namespace, pred: dict[str, str], truth: list[dict[str, st
 
     if err := sheet_path_error(a.sheet):  # before drawing: a typo in the name costs no image reading
         return fail(f"--sheet: {err}")
+    if clash := output_clash([a.sheet], [Path(a.images_root) / name for name in pred]):
+        return fail(f"--sheet {a.sheet} is the image {clash[1]} of a prediction row; give the sheet another file name")
     try:
         components = read_components(a.pred, exclude=a.column)
     except DataError:  # the scored column was read already; the components are only extra captions

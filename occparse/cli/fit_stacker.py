@@ -9,6 +9,7 @@ from pathlib import Path
 from .common import (
     PRECISION_CHOICES,
     fail,
+    output_clash,
 )
 
 
@@ -80,6 +81,8 @@ def run(a: argparse.Namespace) -> int:
         a.out = str(shipped("stacker", a.weights, verify=False).path)
     elif Path(a.out).resolve() == _shipped_stacker_path(a.weights):
         return fail(f"{a.out} is the shipped stacker; say --replace-shipped to overwrite it")
+    if clash := output_clash([a.out], a.truth):
+        return fail(f"--out {a.out} is the input {clash[1]}; give the stacker another file name")
     if len(a.images_root) != len(a.truth):
         return fail(f"{len(a.truth)} --truth files but {len(a.images_root)} --images-root folders: give one per truth")
     if a.set_weight is not None and (err := set_weight_error(a.set_weight, len(a.truth))):

@@ -10,6 +10,7 @@ from .common import (
     add_parser_args,
     device_providers,
     fail,
+    output_clash,
     unique_stems,
     unwritable_folder,
 )
@@ -42,7 +43,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("images", nargs="+", help="image files")
     p.add_argument("--out-dir", required=True, help="folder for the label maps and overlays")
     add_parser_args(p)
-    p.add_argument("--max-faces", type=int, default=None, help="most faces per image, subject first (default: all found)")
+    p.add_argument("--max-faces", type=int, default=None, help="most faces per image (N >= 1), subject first (default: all found)")
 
 
 def run(a: argparse.Namespace) -> int:
@@ -52,18 +53,25 @@ def run(a: argparse.Namespace) -> int:
     from ..runtime.pipeline import Estimator, EstimatorOptions
     from ..runtime.visualize import label_overlay
 
+    if a.max_faces is not None and a.max_faces < 1:
+        return fail(f"--max-faces must be at least 1, not {a.max_faces}")
+    out_dir = Path(a.out_dir)
+    stems = unique_stems(a.images)
+    outputs = [out_dir / f"{st}_{kind}.png" for st in stems for kind in ("labels", "overlay")]
+    if clash := output_clash(outputs, a.images):  # before any work: an input is never overwritten
+        return fail(f"--out-dir {out_dir} would write {clash[0]}, which is the input {clash[1]}; choose another "
+                    "--out-dir")
     try:
         app = Estimator(EstimatorOptions(parser=a.parser, parser_spec=a.parser_spec, precision=a.precision,
                                          parser_flip=a.flip_tta, max_faces=a.max_faces,
                                          detector_scores=False, weights=a.weights, providers=device_providers(a)))
     except (WeightsError, FileNotFoundError, ValueError) as e:
         return fail(str(e))
-    out_dir = Path(a.out_dir)
     if err := unwritable_folder(out_dir):
         return fail(f"--out-dir {out_dir}: {err}")
     out_dir.mkdir(parents=True, exist_ok=True)
     failures = 0
-    for path, stem in zip(a.images, unique_stems(a.images), strict=True):
+    for path, stem in zip(a.images, stems, strict=True):
         res = app.analyze(path)
         if not res.result.ok:
             print(f"{path}: {res.result.status}: {res.result.message}", file=sys.stderr)

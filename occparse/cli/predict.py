@@ -14,8 +14,13 @@ from .common import (
     default_workers,
     estimator,
     fail,
+    interrupted_message,
+    output_clash,
     ray_options,
+    resumable_outputs,
     run_ray,
+    run_settings,
+    summary_line,
     unwritable_folder,
 )
 
@@ -31,7 +36,8 @@ def add_parser(sub) -> argparse.ArgumentParser:
         "of the estimate; `occparse evaluate --column geometric` scores one of them). A row that fails gets an empty FaceOcclusion and its "
         "status (no_face, missing, unreadable, not_an_image, too_small, error), never a silent zero.",
         epilog="""The output appears only when complete (written as OUT.partial, then renamed); after a crash or
-Ctrl-C, rerunning the same command resumes where OUT.partial stops. Exit status: 0 when every row is ok,
+Ctrl-C, rerunning the same command resumes where OUT.partial stops (a rerun with options that change the
+numbers is refused: they are kept in OUT.partial.json). Exit status: 0 when every row is ok,
 1 when any row failed (the output is still complete), 2 for unusable arguments (checked before any work).
 
 example:
@@ -71,12 +77,19 @@ def run(a: argparse.Namespace) -> int:
         return fail(f"--out {out} is a folder; give a file name such as {out / 'preds.csv'}")
     if err := unwritable_folder(out.parent):
         return fail(f"--out {out}: {err}")
+    if clash := output_clash(resumable_outputs(out), [a.csv]):  # before reading anything: never write over the input
+        return fail(f"--out {out} would write {clash[0]}, which is the input CSV {clash[1]}; give --out another name")
     try:
         rows = read_input_csv(a.csv, a.images_root)
-        writer = ResumableWriter(a.out, PREDICT_COLUMNS)
+        if (clash := _image_clash(out, Path(a.images_root), rows)):
+            return fail(f"--out {out} would write {clash[0]}, which is the input image {clash[1]}; give --out another "
+                        "name")
+        writer = ResumableWriter(a.out, PREDICT_COLUMNS, settings=run_settings(a, assume_aligned=bool(a.assume_aligned)))
         done = writer.resume_check([r.filename for r in rows])
     except BatchInputError as e:
         return fail(str(e))
+    if writer.note:
+        print(f"occparse: warning: {writer.note}", file=sys.stderr)
     if done:
         print(f"resuming: {done} of {len(rows)} rows already in {writer.partial}", file=sys.stderr)
     todo = rows[done:]
@@ -97,14 +110,24 @@ def run(a: argparse.Namespace) -> int:
             bar.update()
     except KeyboardInterrupt:
         writer.close()
-        return fail(f"interrupted; {writer.partial} keeps the finished rows, rerun the same command to resume", 130)
+        return fail(interrupted_message(writer), 130)
     bar.close()
     out = writer.finish()
-    print(f"wrote {len(rows)} rows to {out}: " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())))
+    print(summary_line(out, writer.done, counts))
     failed = sum(v for k, v in counts.items() if k != "ok") + sum(r.get("status") != "ok" for r in writer.done)
     if failed:
         print(f"{failed} of {len(rows)} rows failed (empty FaceOcclusion; see the status column)", file=sys.stderr)
     return 1 if failed else 0
+
+
+def _image_clash(out: Path, root: Path, rows) -> tuple[Path, Path] | None:
+    """An output file that is one of the images to score (only possible when OUT lies under the images root;
+    otherwise no image is stat'ed)."""
+    try:
+        inside = root.resolve() in out.resolve().parents
+    except (OSError, RuntimeError):
+        inside = True
+    return output_clash(resumable_outputs(out), [r.path for r in rows]) if inside else None
 
 
 def _predict_ray(a: argparse.Namespace) -> int:
@@ -115,6 +138,8 @@ def _predict_ray(a: argparse.Namespace) -> int:
         return fail(f"--images-root {a.images_root}: no such folder")
     if not is_uri(a.out) and Path(a.out).is_dir():
         return fail(f"--out {a.out} is a folder; give a file name such as {Path(a.out) / 'preds.parquet'}")
+    if not is_uri(a.out) and not is_uri(a.csv) and (clash := output_clash([a.out, a.out + ".tmp"], [a.csv])):
+        return fail(f"--out {a.out} would write {clash[0]}, which is the input CSV {clash[1]}; give --out another name")
     names = read_filenames(a.csv)
     options, err = ray_options(a, max_faces=1, detector_scores=False, assume_aligned=a.assume_aligned)
     if options is None:

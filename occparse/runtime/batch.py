@@ -44,24 +44,50 @@ def read_input_csv(csv_path: str | Path, images_root: str | Path) -> list[BatchR
         if "filename" not in header:
             raise BatchInputError(
                 f"{p}: {'file is empty; it ' if not header else ''}needs a 'filename' column "
-                "(the challenge contract is filename,FaceOcclusion,gender)")
+                f"(the challenge contract is filename,FaceOcclusion,gender){_header_hint(header)}")
     if rows and "filename" not in rows[0]:
-        raise BatchInputError(f"{p}: needs a 'filename' column (the challenge contract is filename,FaceOcclusion,gender)")
+        raise BatchInputError(f"{p}: needs a 'filename' column (the challenge contract is filename,FaceOcclusion,gender)"
+                              f"{_header_hint([k for k in rows[0] if k is not None])}")
     root = Path(images_root)
     return [BatchRow(r["filename"], root / r["filename"]) for r in rows if r.get("filename")]
 
 
-class ResumableWriter:
-    """Append-only CSV writer over ``OUT.partial``; ``finish()`` renames it to ``OUT``."""
+def _header_hint(header: list[str]) -> str:
+    """The columns a CSV without 'filename' has, and the likely slip: another spelling, or another delimiter."""
+    if not header:
+        return ""
+    hint = f"; found the column(s) {', '.join(repr(h) for h in header)}"
+    near = [h for h in header if h.strip().lower() == "filename"]
+    if near:
+        return hint + f": the name must be exactly 'filename' (lower case, no spaces), not {near[0]!r}"
+    if len(header) == 1:
+        for sep, name in ((";", "semicolons"), ("\t", "tabs"), ("|", "bars")):
+            if sep in header[0]:
+                return hint + f": the file looks separated by {name}; save it with commas"
+    return hint
 
-    def __init__(self, out: str | Path, columns: tuple[str, ...] = PRED_COLUMNS, flush_every: int = 16):
+
+class ResumableWriter:
+    """Append-only CSV writer over ``OUT.partial``; ``finish()`` renames it to ``OUT``.
+
+    ``settings``: what decides the numbers of the run (weights, precision, options; JSON-able values),
+    kept beside the rows in ``OUT.partial.json`` so that a resume with other settings is refused
+    (:meth:`resume_check`) instead of mixing two definitions in one output."""
+
+    def __init__(self, out: str | Path, columns: tuple[str, ...] = PRED_COLUMNS, flush_every: int = 16,
+                 settings: dict | None = None):
         self.out = Path(out)
         self.partial = self.out.with_name(self.out.name + ".partial")
+        self.sidecar = self.partial.with_name(self.partial.name + ".json")
         self.columns = columns
         self.flush_every = flush_every
+        self.settings = settings
         self.done = self._read_done()
         self._f = None
         self._pending = 0
+        self.written = 0  # rows written by this run
+        #: a line for the user about the resume (a partial file from before settings were stored), or None
+        self.note: str | None = None
 
     def _read_done(self) -> list[dict[str, str]]:
         if not self.partial.exists():
@@ -86,25 +112,77 @@ class ResumableWriter:
             os.fsync(f.fileno())
         os.replace(tmp, self.partial)
 
+    def _stored_settings(self) -> dict | None:
+        import json
+
+        try:
+            raw = json.loads(self.sidecar.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            return None
+        except (OSError, ValueError) as e:
+            raise BatchInputError(f"{self.sidecar} cannot be read ({e}); delete {self.partial} and {self.sidecar} to "
+                                  "start over") from None
+        return raw.get("settings", {}) if isinstance(raw, dict) else {}
+
+    def _check_settings(self) -> None:
+        """Refuse to resume rows computed under other settings, naming each difference."""
+        if self.settings is None or not self.done:
+            return
+        stored = self._stored_settings()
+        if stored is None:
+            self.note = (f"{self.partial} has no record of its settings (written by an older occparse); resuming "
+                         "without checking that they match this run's")
+            return
+        keys = [k for k in self.settings if k in stored] + [k for k in stored if k not in self.settings]
+        diffs = [f"{k} {_show(stored.get(k))} (now {_show(self.settings.get(k))})" for k in keys
+                 if stored.get(k) != self.settings.get(k)]
+        if diffs:
+            raise BatchInputError(
+                f"{self.partial} was written with other settings: {'; '.join(diffs)}. Rerun with the same options to "
+                f"resume, or delete {self.partial} and {self.sidecar} to start over")
+
+    def _write_settings(self) -> None:
+        import json
+
+        if self.settings is None:
+            return
+        tmp = self.sidecar.with_name(self.sidecar.name + ".tmp")
+        tmp.write_text(json.dumps({"format": 1, "settings": self.settings}, indent=1, sort_keys=True) + "\n",
+                       encoding="utf-8")
+        os.replace(tmp, self.sidecar)
+
     def resume_check(self, expected: list[str]) -> int:
-        """How many input rows are already done; refuses a partial file from another input."""
+        """How many input rows are already done; refuses a partial file from another input, or one whose stored
+        settings differ from this run's (:class:`BatchInputError` naming each difference).
+
+        ``expected``: the input names in order, as given (file names that are not valid UTF-8 are compared
+        as written, see :func:`occparse.runtime.rows.utf8_text`)."""
+        from .rows import utf8_text
+
         for i, r in enumerate(self.done):
-            if i >= len(expected) or r["filename"] != expected[i]:
+            if i >= len(expected) or r["filename"] != utf8_text(expected[i]):
                 raise BatchInputError(
                     f"{self.partial} does not match this input (row {i + 1}: {r['filename']!r}); delete it to start over"
                 )
+        self._check_settings()
         return len(self.done)
 
     def write(self, row: dict[str, str]) -> None:
+        from .rows import utf8_text
+
         if self._f is None:
             self.out.parent.mkdir(parents=True, exist_ok=True)
             new = not self.partial.exists()
+            if new or not self.done or not self.sidecar.exists():  # the settings these rows are computed with
+                self._write_settings()
             self._f = open(self.partial, "a", newline="", encoding="utf-8")  # noqa: SIM115 (held open across calls)
             self._w = csv.DictWriter(self._f, fieldnames=list(self.columns))
             if new:
                 self._w.writeheader()
-        self._w.writerow(row)
+        # valid UTF-8 always: one odd name must not stop the run with a half-written partial file
+        self._w.writerow({k: utf8_text(v) if isinstance(v, str) else v for k, v in row.items()})
         self._pending += 1
+        self.written += 1
         if self._pending >= self.flush_every:
             self.flush()
 
@@ -120,13 +198,22 @@ class ResumableWriter:
             self._rewrite([])
         self.close()
         os.replace(self.partial, self.out)
+        self.drop_settings()
         return self.out
+
+    def drop_settings(self) -> None:
+        """Remove the settings record (the output is complete; nothing is left to resume)."""
+        self.sidecar.unlink(missing_ok=True)
 
     def close(self) -> None:
         if self._f is not None:
             self.flush()
             self._f.close()
             self._f = None
+
+
+def _show(v) -> str:
+    return "(not set)" if v is None else str(v).lower() if isinstance(v, bool) else str(v)
 
 
 _WORKER = None

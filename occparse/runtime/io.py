@@ -63,6 +63,7 @@ class LoadedImage:
     path: str
     source_mode: str  # PIL mode of the file: "RGB", "RGBA", "I;16", "L", "P", ...
     is_gray: bool  # grayscale content, whether stored as one channel or three equal ones
+    frames: int = 1  # frames or pages in the file (animated GIF/WebP/PNG, multi-page TIFF); only the first is read
 
     @property
     def height(self) -> int:
@@ -178,19 +179,64 @@ def _to_rgb8(im: Image.Image, png_sbit: int | None = None) -> np.ndarray:
     return np.ascontiguousarray(arr)
 
 
-def _read_png16_colour(path: Path, sbit: int | None) -> np.ndarray | None:
-    """16-bit colour PNGs: Pillow keeps only the high byte (12-bit data turns dark), so read them with OpenCV."""
+def _wide_samples(im: Image.Image) -> tuple[bool, int | None]:
+    """Whether an opened (not yet loaded) colour file stores more than 8 bits per sample, and its declared bits.
+
+    Pillow has no 16-bit colour mode: a 16-bit RGB(A) PNG, TIFF or PPM is cut to the high byte, so
+    10- or 12-bit data in it turns nearly black. Its tile list says how the samples are stored
+    (raw mode ``RGB;16B``/``RGB;16N``, or a PPM ``maxval`` above 255); TIFF also has BitsPerSample.
+    The declared bits are a PPM's ``maxval`` when below 65535 (4095 -> 12), else None."""
+    if im.mode not in ("RGB", "RGBA", "LA"):
+        return False, None
+    tag = getattr(im, "tag_v2", None)
+    bits = tag.get(258) if tag is not None else None  # TIFF BitsPerSample
+    if isinstance(bits, tuple | list) and bits and max(bits) > 8:
+        return True, None
+    for tile in im.tile:
+        args = tile[3] if isinstance(tile[3], tuple) else (tile[3],)
+        if args and isinstance(args[0], str) and ";16" in args[0]:
+            return True, None
+        if tile[0] == "ppm" and len(args) > 1 and isinstance(args[1], int) and args[1] > 255:
+            return True, args[1].bit_length() if args[1] < 65535 else None
+    return False, None
+
+
+def _read_wide_colour(path: Path, bits: int | None) -> np.ndarray | None:
+    """A colour file with more than 8 bits per sample (16-bit PNG, TIFF, PPM) -> 8-bit RGB, scaled by its
+    significant bits like 16-bit gray files (:func:`significant_bits`); alpha is put on white. Read with
+    OpenCV (Pillow keeps only the high byte); None when OpenCV does not give 16-bit samples for it."""
     import cv2
 
-    arr = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
-    if arr is None or arr.dtype != np.uint16 or arr.ndim != 3:
+    arr = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)  # the first page or frame, as Pillow reads it
+    if arr is None or arr.dtype != np.uint16:
         return None
-    colour = arr[..., :3]
-    rgb = _scale_wide(colour, sbit)[..., ::-1].astype(np.float64)
-    if arr.shape[2] == 4:  # alpha on white, as for 8-bit files
-        a = arr[..., 3:4].astype(np.float64) / 65535.0
+    if arr.ndim == 2:
+        arr = arr[..., None]
+    channels = arr.shape[2]
+    colour = arr[..., :3] if channels >= 3 else arr[..., :1]
+    rgb = _scale_wide(colour, bits)
+    rgb = rgb[..., ::-1] if channels >= 3 else np.repeat(rgb, 3, axis=2)
+    rgb = rgb.astype(np.float64)
+    if channels in (2, 4):  # alpha on white, as for 8-bit files; its full scale from its own bits (12-bit opaque = 4095)
+        alpha = arr[..., -1:]
+        a = alpha.astype(np.float64) / float(2 ** significant_bits(alpha) - 1)
         rgb = rgb * a + 255.0 * (1.0 - a)
     return np.ascontiguousarray(np.clip(np.rint(rgb), 0, 255).astype(np.uint8))
+
+
+def _orient(rgb: np.ndarray, orientation: int) -> np.ndarray:
+    """Apply an EXIF/TIFF orientation (1-8) to an H x W x C array, as :func:`PIL.ImageOps.exif_transpose` does."""
+    ops = {
+        2: lambda a: a[:, ::-1],
+        3: lambda a: a[::-1, ::-1],
+        4: lambda a: a[::-1],
+        5: lambda a: a.swapaxes(0, 1),
+        6: lambda a: np.rot90(a, -1),
+        7: lambda a: a[::-1, ::-1].swapaxes(0, 1),
+        8: lambda a: np.rot90(a, 1),
+    }
+    op = ops.get(int(orientation) if isinstance(orientation, int) else 1)
+    return rgb if op is None else np.ascontiguousarray(op(rgb))
 
 
 def _looks_binary(rgb: np.ndarray) -> bool:
@@ -203,12 +249,24 @@ def _looks_binary(rgb: np.ndarray) -> bool:
     return bool((black | white).all() and black.any() and white.any())
 
 
+def broken_link_detail(p: Path) -> str:
+    """The one-line reason for a symbolic link whose target does not exist."""
+    import os
+
+    try:
+        return f"broken symbolic link: its target {os.readlink(p)} does not exist"
+    except OSError:
+        return "broken symbolic link: its target does not exist"
+
+
 def read_image(path: str | Path, min_side: int = MIN_SIDE) -> LoadedImage:
     """Read ``path`` into an upright 8-bit RGB :class:`LoadedImage` or raise an :class:`ImageInputError`."""
     p = Path(path)
     try:
         size = p.stat().st_size
     except FileNotFoundError:
+        if p.is_symlink():
+            raise UnreadableFileError(p, broken_link_detail(p)) from None
         raise UnreadableFileError(p, "no such file") from None
     except OSError as e:
         raise UnreadableFileError(p, f"cannot access file ({e.strerror or e})") from None
@@ -220,13 +278,18 @@ def read_image(path: str | Path, min_side: int = MIN_SIDE) -> LoadedImage:
     sbit = png[2] if png else None
     try:
         with Image.open(p) as im:
+            wide, declared = _wide_samples(im)  # before load(), which drops the tile list that tells
+            frames = int(getattr(im, "n_frames", 1) or 1) if getattr(im, "is_animated", False) else 1
             im.load()
             source_mode = im.mode
+            orientation = im.getexif().get(0x0112, 1) if wide else 1
             im = ImageOps.exif_transpose(im) or im
             rgb = None
-            if png and png[0] == 16 and png[1] in (2, 6):
-                rgb = _read_png16_colour(p, sbit)
-                source_mode = "RGB;16" if png[1] == 2 else "RGBA;16"
+            if wide:  # every 16-bit colour path (PNG, TIFF, PPM) goes through the same significant-bit scaling
+                rgb = _read_wide_colour(p, sbit or declared)
+                if rgb is not None:
+                    rgb = _orient(rgb, orientation)
+                    source_mode = f"{source_mode};16"
             if rgb is None:
                 rgb = _to_rgb8(im, sbit)
             if source_mode != "1" and _looks_binary(rgb):  # a 1-bit picture stored as 8-bit
@@ -243,7 +306,7 @@ def read_image(path: str | Path, min_side: int = MIN_SIDE) -> LoadedImage:
     if min(h, w) < min_side:
         raise ImageTooSmallError(p, f"image is {w}x{h} pixels; at least {min_side}x{min_side} is needed")
     gray = source_mode in ("L", "LA", "I;16", "I;16B", "I;16L", "I;16N", "I", "F", "1") or is_gray_rgb(rgb)
-    return LoadedImage(rgb=rgb, path=str(p), source_mode=source_mode, is_gray=gray)
+    return LoadedImage(rgb=rgb, path=str(p), source_mode=source_mode, is_gray=gray, frames=frames)
 
 
 def to_gray3(rgb: np.ndarray) -> np.ndarray:

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from .geometry import CANONICAL_SIZE, UPSCALE_INTERPOLATIONS, AlignedCrop, Face, FaceMesher, align, head_pose
-from .io import ImageInputError, LoadedImage, is_gray_rgb, read_image
+from .io import ImageInputError, LoadedImage, broken_link_detail, is_gray_rgb, read_image
 from .occlusion import GeometricOcclusion, OutOfFrame, geometric_occlusion, out_of_frame, with_out_of_frame
 from .parsing import FaceParser, ParseResult
 from .results import FaceResult, ImageResult, RegionOcclusion, Status
@@ -141,16 +141,24 @@ def prepare_image(mesher: FaceMesher, image: LoadedImage, options: EstimatorOpti
     if options.max_faces is not None:
         faces = faces[: max(1, options.max_faces)]
     size = (image.height, image.width)
+    # a multi-page or animated file: say which picture was measured
+    first = f"first of {image.frames} frames/pages used" if image.frames > 1 else ""
     if not faces and options.assume_aligned:
         face = replace(canonical_face(size), source="canonical")
         crop = align(image.rgb, face, options.crop_size)
         return Prepared(image.path, size, image.is_gray, [face], [None], [crop], image, Status.OK,
-                        "no face found by the mesh; the canonical aligned-crop layout was assumed", fallback=True)
+                        _join("no face found by the mesh; the canonical aligned-crop layout was assumed", first),
+                        fallback=True)
     if not faces:
-        return Prepared(image.path, size, image.is_gray, [], [], [], image, Status.NO_FACE, "no face found")
+        return Prepared(image.path, size, image.is_gray, [], [], [], image, Status.NO_FACE,
+                        _join("no face found", first))
     scores = mesher.scores(image.rgb, faces) if options.detector_scores else [f.score for f in faces]
     crops = [align(image.rgb, f, options.crop_size, upscale=options.small_face_upscale) for f in faces]
-    return Prepared(image.path, size, image.is_gray, faces, scores, crops, image)
+    return Prepared(image.path, size, image.is_gray, faces, scores, crops, image, message=first)
+
+
+def _join(*parts: str) -> str:
+    return "; ".join(x for x in parts if x)
 
 
 #: Out-of-frame share of R from which a face is flagged, and the pose limits of "extreme".
@@ -192,7 +200,7 @@ def prepare_path(mesher: FaceMesher, path: str | Path, options: EstimatorOptions
     """Read and prepare; bad input becomes a Prepared with its status, never an exception."""
     p = Path(path)
     if not p.exists():
-        return failed(str(p), Status.MISSING, "no such file")
+        return failed(str(p), Status.MISSING, broken_link_detail(p) if p.is_symlink() else "no such file")
     try:
         image = read_image(p)
     except ImageInputError as e:

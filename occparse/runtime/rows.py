@@ -23,6 +23,24 @@ FACE_EXTRA_COLUMNS = ("subject", "rotation", "out_of_frame", "yaw", "pitch", "ro
 FOLDER_COLUMNS = FOLDER_COLUMNS + FACE_EXTRA_COLUMNS
 
 _TEXT = {"filename", "status", "message", "source", "warnings"}
+
+
+def utf8_text(text: str) -> str:
+    """``text`` as valid Unicode that UTF-8 can write, unchanged when it already is.
+
+    A file name that is not valid UTF-8 (bytes such as 0xFF, from another system's encoding) reaches
+    Python as surrogate escapes (``os.fsdecode``); CSV, Parquet and JSON cannot hold those. Each
+    undecodable byte is written as a backslash escape instead: ``b<0xFF>d.png`` -> ``b\\xffd.png``
+    (README, Folder mode). Other lone surrogates become ``\\udXXX``."""
+    try:
+        text.encode("utf-8")
+        return text
+    except UnicodeEncodeError:
+        pass
+    try:
+        return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    except UnicodeEncodeError:  # a surrogate that is no escaped byte
+        return text.encode("utf-8", "backslashreplace").decode("utf-8")
 _INT = {"n_faces", "is_gray"}
 
 
@@ -33,7 +51,8 @@ def column_type(column: str) -> str:
 
 def predict_row(filename: str, res) -> dict[str, str]:
     """One ``predict`` row (text, as written to CSV) for an :class:`~occparse.runtime.results.ImageResult`."""
-    row = {"filename": filename, "FaceOcclusion": "", "status": str(res.status), "geometric": "", "regressor": ""}
+    row = {"filename": utf8_text(filename), "FaceOcclusion": "", "status": str(res.status), "geometric": "",
+           "regressor": ""}
     if res.ok:
         f = res.faces[0]
         row.update(FaceOcclusion=f"{f.occlusion:.6f}", geometric=f"{f.geometric:.6f}",
@@ -44,7 +63,8 @@ def predict_row(filename: str, res) -> dict[str, str]:
 def folder_row(filename: str, res) -> dict[str, str]:
     """One folder-mode row (text) for an :class:`~occparse.runtime.results.ImageResult`: its largest face."""
     row = {k: "" for k in FOLDER_COLUMNS}
-    row.update(filename=filename, status=str(res.status), message=res.message, n_faces=str(len(res.faces)))
+    row.update(filename=utf8_text(filename), status=str(res.status), message=utf8_text(res.message),
+               n_faces=str(len(res.faces)))
     if res.ok:
         f = res.faces[0]
         row.update(occlusion=f"{f.occlusion:.6f}", geometric=f"{f.geometric:.6f}",
