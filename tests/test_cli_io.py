@@ -521,6 +521,18 @@ def test_file_name_that_is_not_utf8_gets_a_row_and_resumes(tmp_path, capsys):
         assert pq.read_table(pout).column("filename").to_pylist()[0] == str(d / "b\\xffd.png")
 
 
+def test_text_output_of_a_file_name_that_is_not_utf8(tmp_path):
+    """The text table under a strict UTF-8 stdout (PYTHONIOENCODING=utf-8) raised UnicodeEncodeError on
+    such a name; it writes the name's own bytes back."""
+    odd = tmp_path / os.fsdecode(b"b\xffd.png")
+    shutil.copy(EXAMPLE, odd)
+    env = {**os.environ, "PYTHONPATH": str(REPO), "PYTHONIOENCODING": "utf-8"}
+    run = subprocess.run([sys.executable, "-m", "occparse.cli", "estimate", os.fsdecode(odd)], capture_output=True,
+                         env=env, cwd=REPO, timeout=300)
+    assert run.returncode == 0, run.stderr.decode("utf-8", "replace")[-500:]
+    assert run.stdout.startswith(os.fsencode(odd) + b": 1 face(s)")
+
+
 # ---------------------------------------------------------------- resuming: settings, Ctrl-C, summary
 
 

@@ -173,6 +173,28 @@ def test_turned_face_small_in_its_picture(estimator, astronaut, upright, tmp_pat
 
 
 @needs_models
+def test_turned_search_keeps_the_faces_found_upright(estimator, astronaut, upright, tmp_path):
+    """A masked upright face and an upside-down clean face side by side: the turned search adds the
+    upside-down face (with --all-faces) and never drops or re-turns the upright one (an early version
+    replaced every upright face by the winning turn's boxes, one of them on the suit)."""
+    from occparse.runtime.pipeline import Estimator, EstimatorOptions
+
+    masked = astronaut.copy()
+    cv2.rectangle(masked, (170, 118), (285, 200), (200, 110, 70), -1)
+    canvas = np.full((700, 1200, 3), 128, np.uint8)
+    canvas[94:606, 40:552] = masked
+    canvas[94:606, 648:1160] = np.rot90(astronaut, 2)
+    default = _estimate_array(estimator, canvas, tmp_path, "two_turned").faces[0]
+    assert default.box[2] < 600 and default.rotation == 0 and default.occlusion > 0.4
+    every = Estimator(EstimatorOptions(exhaustive=True)).analyze(canvas).result.faces
+    left = [f for f in every if f.box[2] < 600]
+    right = [f for f in every if f.box[0] > 600]
+    assert len(left) == 1 and left[0].rotation == 0 and left[0].occlusion > 0.4
+    assert len(right) == 1 and right[0].rotation == 180
+    assert right[0].occlusion == pytest.approx(upright.occlusion, abs=0.05)
+
+
+@needs_models
 @pytest.mark.parametrize("angle", [135, 300])
 def test_tilted_face_between_quarter_turns(estimator, astronaut, upright, tmp_path, angle):
     """Tilts between quarter turns in a picture with a border: read like the upright photo, with the

@@ -84,6 +84,45 @@ def test_16bit_colour_file_keeps_its_exif_orientation(tmp_path):
     assert np.abs(im.rgb.astype(np.float64) - np.rot90(rgb, -1)).mean() < 1.0
 
 
+def _tiff16(rgb16: np.ndarray, orientation: int) -> bytes:
+    """A minimal uncompressed, little-endian, 16-bit RGB TIFF with an Orientation tag (OpenCV writes none)."""
+    h, w = rgb16.shape[:2]
+    pixels = rgb16.astype("<u2").tobytes()
+    entries = [(256, 3, 1, w), (257, 3, 1, h), (258, 3, 3, None), (259, 3, 1, 1), (262, 3, 1, 2),
+               (273, 4, 1, None), (274, 3, 1, orientation), (277, 3, 1, 3), (278, 3, 1, h),
+               (279, 4, 1, len(pixels)), (284, 3, 1, 1)]
+    ifd_at = 8
+    extra_at = ifd_at + 2 + 12 * len(entries) + 4  # BitsPerSample's three values, then the pixels
+    pixels_at = extra_at + 6
+    ifd = struct.pack("<H", len(entries))
+    for tag, kind, count, value in entries:
+        if tag == 258:
+            ifd += struct.pack("<HHII", tag, kind, count, extra_at)
+        elif tag == 273:
+            ifd += struct.pack("<HHII", tag, kind, count, pixels_at)
+        elif kind == 3:
+            ifd += struct.pack("<HHIHH", tag, kind, count, value, 0)
+        else:
+            ifd += struct.pack("<HHII", tag, kind, count, value)
+    return b"II*\x00" + struct.pack("<I", ifd_at) + ifd + struct.pack("<I", 0) + struct.pack("<HHH", 16, 16, 16) + pixels
+
+
+@pytest.mark.parametrize("orientation", [1, 3, 5, 6, 7, 8])
+def test_16bit_colour_tiff_turned_by_its_orientation_tag(tmp_path, orientation):
+    """A non-square 12-bit colour TIFF whose tag turns it a quarter: OpenCV does not decode it as it is, and
+    the fallback read Pillow's high byte (max 15, a black picture)."""
+    rgb = _colourful(64, 96)
+    path = tmp_path / "o.tif"
+    path.write_bytes(_tiff16(rgb.astype(np.uint16) << 4, orientation))
+    want = np.asarray(ImageOps.exif_transpose(Image.fromarray(rgb).copy()), np.float64) if orientation == 1 else None
+    im = read_image(path)
+    assert im.source_mode == "RGB;16"
+    assert im.rgb.max() >= 250
+    assert np.abs(im.rgb.astype(np.float64) - _orient(rgb, orientation)).mean() < 1.0
+    if want is not None:
+        assert np.abs(im.rgb - want).mean() < 1.0
+
+
 @pytest.mark.parametrize("orientation", range(1, 9))
 def test_orientation_matches_pillow(tmp_path, orientation):
     arr = np.random.default_rng(orientation).integers(0, 256, (5, 7, 3), dtype=np.uint8)

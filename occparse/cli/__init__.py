@@ -85,6 +85,10 @@ def main(argv: list[str] | None = None) -> int:
         argv = [x for x in argv if x != "--verbose"]
         os.environ["OCCPARSE_VERBOSE"] = "1"
     quiet_native_logs()
+    # a file name that is not valid UTF-8 reaches Python as surrogate escapes: the text output writes
+    # its original bytes back rather than failing (CSV, Parquet and JSON escape it, see rows.utf8_text)
+    if hasattr(sys.stdout, "reconfigure"):
+        sys.stdout.reconfigure(errors="surrogateescape")
     parser = build_parser(argv[0] if argv and not argv[0].startswith("-") else "")
     a = parser.parse_args(argv)
     if not getattr(a, "func", None):

@@ -136,9 +136,11 @@ def output_clash(outputs, inputs) -> tuple[Path, Path] | None:
 
 
 def resumable_outputs(out: Path) -> tuple[Path, ...]:
-    """Every file a resumable batch output writes: OUT, OUT.partial (with its .tmp and settings sidecar), OUT.tmp."""
+    """Every file a resumable batch output writes: OUT, OUT.partial (with its .tmp, its settings sidecar and
+    the sidecar's .tmp), OUT.tmp."""
     partial = out.with_name(out.name + ".partial")
-    return (out, partial, partial.with_name(partial.name + ".tmp"), partial.with_name(partial.name + ".json"),
+    sidecar = partial.with_name(partial.name + ".json")
+    return (out, partial, partial.with_name(partial.name + ".tmp"), sidecar, sidecar.with_name(sidecar.name + ".tmp"),
             out.with_name(out.name + ".tmp"))
 
 

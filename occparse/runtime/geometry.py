@@ -411,14 +411,15 @@ class FaceMesher:
        photos, panoramas, scenes), each new box refined by the mesh on an enlarged crop turned
        upright by the detector's eye key points; when the mesh still fails (masks, profiles),
        the mean face mesh is fitted to the detector's key points (``Face.source == "keypoints"``);
-    4. when no face found so far has a confident detector score, in a picture larger than an aligned crop: step 3 on
-       the picture turned by 180, 90 and 270 degrees, taken only when clearly better (a small
-       upside-down or sideways face, which the whole-picture probe of step 1 cannot see);
+    4. when no face found so far has a confident detector score, in a picture larger than an
+       aligned crop: step 3 on the picture turned by 180, 90 and 270 degrees; a confident turned box
+       is added, or replaces an upright face it overlaps when clearly better (a small upside-down or
+       sideways face, which the whole-picture probe of step 1 cannot see);
     5. only when all that found nothing in a picture larger than an aligned crop: both detectors on
        the picture and its mirror image, with and without a border, refined likewise
        (:meth:`_rescue`: masked faces that the mesh rejects and the full-range detector misses).
 
-    ``exhaustive=True`` (``--all-faces``) runs step 3 even after a confident first pass.
+    ``exhaustive=True`` (``--all-faces``) runs steps 3 and 4 even after a confident first pass.
     """
 
     #: Longer side above which the image is downscaled before the mesh runs (landmarks are
@@ -438,6 +439,10 @@ class FaceMesher:
     #: The same for each turned search (step 4 below, three turns): coarser, so that a picture with
     #: no confident face costs about twice the upright search, not four times.
     TURNED_TILE_BUDGET = 48
+    #: Full-range detector score a box found on a turned picture needs (step 4): a turn must be
+    #: convincing. Upside-down and tilted faces there score 0.88-0.95; on the real masked photos,
+    #: false sideways boxes on 8-px faces in a crowd reach 0.80.
+    TURNED_SURE = 0.85
     #: Pictures up to this side are searched whole, not tiled (aligned face crops).
     TILE_FROM = 240
     #: Smallest detector box (px) that gets a key-point fit when the mesh fails there.
@@ -487,8 +492,9 @@ class FaceMesher:
     def _small(self, rgb: np.ndarray) -> np.ndarray:
         """``rgb`` downscaled to ``MAX_SIDE``, cached for the image object: every search step reuses
         it (resizing a 100-Mpx photo costs seconds; rotating the small copy costs nothing)."""
-        if self._small_cache is not None and self._small_cache[0] is rgb:
-            return self._small_cache[1]
+        cached = self._small_cache  # one read: another thread may replace it meanwhile
+        if cached is not None and cached[0] is rgb:
+            return cached[1]
         small, _ = self._fit(rgb, self.MAX_SIDE)
         self._small_cache = (rgb, small)
         return small
@@ -560,7 +566,8 @@ class FaceMesher:
         overlapping square tiles at halving sizes (coarse to fine, at most ``TILE_BUDGET`` tiles).
         Each level is resized once so that a tile is at most 384 px (the detector sees 192).
         ``turn`` k searches ``np.rot90(rgb, k)`` instead (boxes in that turned picture's pixels);
-        the turn is applied to the resized copies, never to the full-resolution picture. ``budget``:
+        the turn is applied to the resized copies (the full-resolution picture only when it is
+        small enough to be searched at full resolution). ``budget``:
         most tiles (default ``TILE_BUDGET``)."""
         budget = self.TILE_BUDGET if budget is None else budget
         small = np.ascontiguousarray(np.rot90(self._small(rgb), turn)) if turn % 4 else self._small(rgb)
@@ -604,11 +611,13 @@ class FaceMesher:
 
     def _resized(self, rgb: np.ndarray, scale: float) -> np.ndarray:
         """``rgb`` resized by ``scale`` (area averaging), cached for the image object and scale: the
-        turned searches reuse the upright one's copy (resizing a 100-Mpx photo costs a second)."""
+        three turned searches share one copy (resizing a 100-Mpx photo costs a second). The cache
+        holds the array object: a caller must not change an image in place between two calls."""
         if scale == 1.0:
             return rgb
-        if self._resized_cache is not None and self._resized_cache[0] is rgb and self._resized_cache[1] == scale:
-            return self._resized_cache[2]
+        cached = self._resized_cache  # one read: another thread may replace it meanwhile
+        if cached is not None and cached[0] is rgb and cached[1] == scale:
+            return cached[2]
         h, w = rgb.shape[:2]
         out = cv2.resize(rgb, (max(1, round(w * scale)), max(1, round(h * scale))), interpolation=cv2.INTER_AREA)
         self._resized_cache = (rgb, scale, out)
@@ -698,39 +707,45 @@ class FaceMesher:
         # not _sure(): a mesh laid upright on an upside-down crop agrees with the detector's key
         # points there (both read the chin as the forehead), so only the detector's score counts
         if (self.search_rotations and self.search_small_faces and max(h, w) > self.TILE_FROM
-                and _strength(faces) < self.SURE):
-            faces = self._turned_search(rgb, faces) or faces
+                and (exhaustive or _strength(faces) < self.SURE)):
+            faces = self._turned_search(rgb, faces)
         if not faces and self.search_small_faces and max(h, w) > self.TILE_FROM:
             faces = self._rescue(rgb)
         return order_faces(faces, rgb.shape[:2])
 
     def _turned_search(self, rgb: np.ndarray, faces: list[Face]) -> list[Face]:
-        """The full-range detector's tile search on the picture turned by 180, 90 and 270 degrees,
-        for a picture whose upright search found no confident face: an upside-down or sideways face
-        that is small in its picture (the mesh's short-range detector, which the quarter-turn probe
-        above uses, only sees faces that fill much of the picture; the full-range detector misses
-        turned faces or puts a box on the chin). A turn is taken only when its best detection is
-        confident (>= ``SURE``) and clearly better (+0.15) than every face found upright, the same
-        rule as for the whole-picture turns (a mask turned upside down can look like a face).
-        Returns the faces found on the first such turn, landmarks in ``rgb``'s pixels; [] if none."""
+        """``faces`` (found upright, none confident) with the faces that the full-range detector's
+        tile search finds confidently on the picture turned by 180, 90 or 270 degrees: an upside-down
+        or sideways face that is small in its picture (the quarter-turn probe above uses the mesh's
+        short-range detector, which only sees faces that fill much of the picture; upright, the
+        full-range detector misses such a face or boxes its chin, where the mesh then lies upside
+        down). A turned box counts only when confident (>= ``TURNED_SURE``) and clearly (+0.15) better than
+        any upright face it overlaps, which it then replaces (the same rule as for whole-picture
+        turns: a mask turned upside down can look like a face); upright faces elsewhere stay when
+        trusted (:func:`_sure`), doubtful ones go once a turned face is found.
+        Returns the merged list, landmarks in ``rgb``'s pixels, unordered."""
         h, w = rgb.shape[:2]
-        base = _strength(faces)
+        out = list(faces)
+        turned: list[Face] = []
         for k in (2, 1, 3):
             dets = self.detections(rgb, tiles=True, turn=k, budget=self.TURNED_TILE_BUDGET)
-            if max((d.score for d in dets), default=-1.0) < max(self.SURE, base + 0.15):
-                continue
             back = cv2.invertAffineTransform(_rot90_matrix(k, h, w))
-            found: list[Face] = []
             for det in sorted((_transformed(d, back) for d in dets), key=lambda d: -d.score):
-                if any(_inside(det.keypoints[2], f.box) for f in found):
-                    continue
+                if det.score < self.TURNED_SURE:
+                    break
+                there = [f for f in out if _box_iou(f.box, det.box) > 0.2 or _inside(det.keypoints[2], f.box)
+                         or _inside(f.key_points()[2], det.box)]
+                if any((f.score if f.score is not None else 0.0) + 0.15 > det.score for f in there):
+                    continue  # a face found upright (or on an earlier turn) there is about as sure
                 # the crop is turned upright by the detector's eye line, now pointing the true way
                 f = self.face_from_detection(rgb, det)
-                if f is not None and not any(_box_iou(f.box, g.box) > 0.3 for g in found):
-                    found.append(f)
-            if found:
-                return found
-        return []
+                if f is not None:
+                    out = [g for g in out if not any(g is t for t in there)] + [f]
+                    turned.append(f)
+        if turned:  # a doubtful upright face (neither confident nor agreeing with its key points) goes:
+            # next to a confident turned face it is most likely a pattern, e.g. the suit's patch
+            out = [f for f in out if _sure(f) or any(f is t for t in turned)]
+        return out
 
     #: Crop sides (in detector-box sides) of the rescue's refinement: the search's two, then a
     #: wider one, where a masked face is small enough in the crop for the short-range detector

@@ -207,7 +207,9 @@ def _read_wide_colour(path: Path, bits: int | None) -> np.ndarray | None:
     OpenCV (Pillow keeps only the high byte); None when OpenCV does not give 16-bit samples for it."""
     import cv2
 
-    arr = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)  # the first page or frame, as Pillow reads it
+    data = _tiff_upright_tag(path.read_bytes())
+    # the first page or frame, as Pillow reads it
+    arr = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED) if data else None
     if arr is None or arr.dtype != np.uint16:
         return None
     if arr.ndim == 2:
@@ -222,6 +224,32 @@ def _read_wide_colour(path: Path, bits: int | None) -> np.ndarray | None:
         a = alpha.astype(np.float64) / float(2 ** significant_bits(alpha) - 1)
         rgb = rgb * a + 255.0 * (1.0 - a)
     return np.ascontiguousarray(np.clip(np.rint(rgb), 0, 255).astype(np.uint8))
+
+
+def _tiff_upright_tag(data: bytes) -> bytes:
+    """``data`` with a TIFF's first-page Orientation tag (274) set to 1; other files unchanged.
+
+    OpenCV fails to decode a non-square TIFF whose tag says 5-8 (a quarter turn): the caller reads
+    the samples as stored and turns them itself (:func:`_orient`)."""
+    import struct
+
+    if data[:4] not in (b"II*\x00", b"MM\x00*") or len(data) < 8:
+        return data
+    end = "<" if data[:2] == b"II" else ">"
+    (ifd,) = struct.unpack_from(end + "I", data, 4)
+    if ifd + 2 > len(data):
+        return data
+    (n,) = struct.unpack_from(end + "H", data, ifd)
+    for i in range(n):
+        at = ifd + 2 + 12 * i
+        if at + 12 > len(data):
+            break
+        tag, kind = struct.unpack_from(end + "HH", data, at)
+        if tag == 274 and kind == 3:  # SHORT, stored in the first two bytes of the value field
+            out = bytearray(data)
+            struct.pack_into(end + "H", out, at + 8, 1)
+            return bytes(out)
+    return data
 
 
 def _orient(rgb: np.ndarray, orientation: int) -> np.ndarray:
@@ -280,9 +308,11 @@ def read_image(path: str | Path, min_side: int = MIN_SIDE) -> LoadedImage:
         with Image.open(p) as im:
             wide, declared = _wide_samples(im)  # before load(), which drops the tile list that tells
             frames = int(getattr(im, "n_frames", 1) or 1) if getattr(im, "is_animated", False) else 1
+            # a TIFF's own Orientation tag, before load(): Pillow's TIFF loader may apply and drop it
+            tiff_orientation = getattr(im, "tag_v2", {}).get(0x0112) if wide else None
             im.load()
             source_mode = im.mode
-            orientation = im.getexif().get(0x0112, 1) if wide else 1
+            orientation = (tiff_orientation or im.getexif().get(0x0112, 1)) if wide else 1
             im = ImageOps.exif_transpose(im) or im
             rgb = None
             if wide:  # every 16-bit colour path (PNG, TIFF, PPM) goes through the same significant-bit scaling
