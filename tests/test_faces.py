@@ -427,8 +427,10 @@ def test_estimate_predict_and_folder_mode_agree(astronaut, tmp_path, capsys):
     names = sorted(images)
 
     assert main(["estimate", *(str(d / n) for n in names), "--json"]) == 0
-    est = {Path(o["path"]).name: o["faces"][0]["occlusion"]
-           for o in map(json.loads, capsys.readouterr().out.strip().splitlines())}
+    outs = list(map(json.loads, capsys.readouterr().out.strip().splitlines()))
+    est = {Path(o["path"]).name: o["faces"][0]["occlusion"] for o in outs}
+    found = {Path(o["path"]).name: o["n_faces"] for o in outs}
+    assert found["two.png"] == 2  # faces found, though only the subject is shown
     truth = tmp_path / "in.csv"
     truth.write_text("filename\n" + "\n".join(names) + "\n")
     assert main(["predict", "--csv", str(truth), "--images-root", str(d), "--out", str(tmp_path / "p.csv"),
@@ -440,6 +442,8 @@ def test_estimate_predict_and_folder_mode_agree(astronaut, tmp_path, capsys):
         rows = list(csv.DictReader(f))
     folder = {Path(r["filename"]).name: float(r["occlusion"]) for r in rows}
     assert all(r["subject"] == "1" for r in rows)
+    # n_faces counts the faces found, the same in folder mode (one analysed) as in --json (it said 1 and 2)
+    assert {Path(r["filename"]).name: int(r["n_faces"]) for r in rows} == found
     capsys.readouterr()
     for n in names:
         assert est[n] == pytest.approx(pred[n], abs=1e-4) and est[n] == pytest.approx(folder[n], abs=1e-4), n

@@ -125,6 +125,7 @@ class Prepared:
     status: Status = Status.OK
     message: str = ""
     fallback: bool = False  # the canonical face layout stands in for a mesh that found nothing
+    n_found: int | None = None  # faces found before --max-faces cut the list (None: len(faces))
 
     def lite(self) -> Prepared:
         return replace(self, image=None)
@@ -138,6 +139,7 @@ def failed(path: str, status: Status, message: str) -> Prepared:
 def prepare_image(mesher: FaceMesher, image: LoadedImage, options: EstimatorOptions) -> Prepared:
     """Mesh, detector scores and aligned crops of one image: the CPU stages, no network."""
     faces = mesher.detect(image.rgb, exhaustive=options.exhaustive)
+    n_found = len(faces)
     if options.max_faces is not None:
         faces = faces[: max(1, options.max_faces)]
     size = (image.height, image.width)
@@ -154,7 +156,7 @@ def prepare_image(mesher: FaceMesher, image: LoadedImage, options: EstimatorOpti
                         _join("no face found", first))
     scores = mesher.scores(image.rgb, faces) if options.detector_scores else [f.score for f in faces]
     crops = [align(image.rgb, f, options.crop_size, upscale=options.small_face_upscale) for f in faces]
-    return Prepared(image.path, size, image.is_gray, faces, scores, crops, image, message=first)
+    return Prepared(image.path, size, image.is_gray, faces, scores, crops, image, message=first, n_found=n_found)
 
 
 def _join(*parts: str) -> str:
@@ -315,7 +317,8 @@ class Estimator:
         )
         out = []
         for prep in batch:
-            base = ImageResult(prep.path, prep.status, prep.message, width=prep.size[1], height=prep.size[0])
+            base = ImageResult(prep.path, prep.status, prep.message, width=prep.size[1], height=prep.size[0],
+                               faces_found=prep.n_found)
             mine = [next(faces) for _ in prep.faces]
             base.faces = [a.result for a in mine]
             out.append(ImageAnalysis(prep.image, base, mine, prep.fallback))

@@ -115,6 +115,13 @@ class ImageResult:
     width: int = 0
     height: int = 0
     faces: list[FaceResult] = field(default_factory=list)
+    #: faces found in the image, before ``--max-faces`` (``faces`` may hold fewer); None: ``len(faces)``
+    faces_found: int | None = None
+
+    @property
+    def n_faces(self) -> int:
+        """Faces found in the image (every entry point reports this same count as ``n_faces``)."""
+        return len(self.faces) if self.faces_found is None else self.faces_found
 
     @property
     def ok(self) -> bool:
@@ -138,5 +145,6 @@ class ImageResult:
             if f["pose"] is not None:
                 f["pose"] = {k: None if v is None else round(float(v), 1) for k, v in f["pose"].items()}
         d["faces"] = faces
-        d["n_faces"] = len(self.faces)
+        del d["faces_found"]
+        d["n_faces"] = self.n_faces
         return d

@@ -64,7 +64,7 @@ def folder_row(filename: str, res) -> dict[str, str]:
     """One folder-mode row (text) for an :class:`~occparse.runtime.results.ImageResult`: its largest face."""
     row = {k: "" for k in FOLDER_COLUMNS}
     row.update(filename=utf8_text(filename), status=str(res.status), message=utf8_text(res.message),
-               n_faces=str(len(res.faces)))
+               n_faces=str(res.n_faces))
     if res.ok:
         f = res.faces[0]
         row.update(occlusion=f"{f.occlusion:.6f}", geometric=f"{f.geometric:.6f}",
