@@ -462,7 +462,9 @@ class FaceMesher:
         self._lock = threading.Lock()
         self._detector = None
         self._short = None
-        self._warm: set[int] = {id(self._mesh)}
+        # the mesh graph ran once above, on a blank picture; its landmark stage warns once more (a
+        # "NORM_RECT" line, straight to descriptor 2) on the first picture where it finds a face
+        self._warm: set[int] = set()
         self._boxes_cache: tuple[np.ndarray, list] | None = None
         self._small_cache: tuple[np.ndarray, np.ndarray] | None = None
         self._resized_cache: tuple[np.ndarray, float, np.ndarray] | None = None
@@ -472,7 +474,9 @@ class FaceMesher:
             if id(graph) not in self._warm:  # first run of a graph prints start-up chatter
                 with _quiet_stderr():
                     res = graph.process(np.ascontiguousarray(img))
-                self._warm.add(id(graph))
+                # a graph is warm once it has found something (the mesh's last warning comes then)
+                if getattr(res, "multi_face_landmarks", None) or getattr(res, "detections", None) or graph is not self._mesh:
+                    self._warm.add(id(graph))
                 return res
             return graph.process(np.ascontiguousarray(img))
 
