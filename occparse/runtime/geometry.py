@@ -474,8 +474,8 @@ class FaceMesher:
             if id(graph) not in self._warm:  # first run of a graph prints start-up chatter
                 with _quiet_stderr():
                     res = graph.process(np.ascontiguousarray(img))
-                # a graph is warm once it has found something (the mesh's last warning comes then)
-                if getattr(res, "multi_face_landmarks", None) or getattr(res, "detections", None) or graph is not self._mesh:
+                # the mesh graph is warm once it has found a face (its last warning comes then)
+                if graph is not self._mesh or res.multi_face_landmarks:
                     self._warm.add(id(graph))
                 return res
             return graph.process(np.ascontiguousarray(img))

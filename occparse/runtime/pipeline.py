@@ -117,7 +117,6 @@ class Prepared:
 
     path: str
     size: tuple[int, int]  # (height, width) of the original image
-    is_gray: bool
     faces: list[Face]
     scores: list[float | None]
     crops: list[AlignedCrop]
@@ -133,7 +132,7 @@ class Prepared:
 
 def failed(path: str, status: Status, message: str) -> Prepared:
     """A Prepared for an image that could not be read."""
-    return Prepared(str(path), (0, 0), False, [], [], [], None, status, message)
+    return Prepared(str(path), (0, 0), [], [], [], None, status, message)
 
 
 def prepare_image(mesher: FaceMesher, image: LoadedImage, options: EstimatorOptions) -> Prepared:
@@ -148,15 +147,15 @@ def prepare_image(mesher: FaceMesher, image: LoadedImage, options: EstimatorOpti
     if not faces and options.assume_aligned:
         face = replace(canonical_face(size), source="canonical")
         crop = align(image.rgb, face, options.crop_size)
-        return Prepared(image.path, size, image.is_gray, [face], [None], [crop], image, Status.OK,
+        return Prepared(image.path, size, [face], [None], [crop], image, Status.OK,
                         _join("no face found by the mesh; the canonical aligned-crop layout was assumed", first),
                         fallback=True)
     if not faces:
-        return Prepared(image.path, size, image.is_gray, [], [], [], image, Status.NO_FACE,
+        return Prepared(image.path, size, [], [], [], image, Status.NO_FACE,
                         _join("no face found", first))
     scores = mesher.scores(image.rgb, faces) if options.detector_scores else [f.score for f in faces]
     crops = [align(image.rgb, f, options.crop_size, upscale=options.small_face_upscale) for f in faces]
-    return Prepared(image.path, size, image.is_gray, faces, scores, crops, image, message=first, n_found=n_found)
+    return Prepared(image.path, size, faces, scores, crops, image, message=first, n_found=n_found)
 
 
 def _join(*parts: str) -> str:
@@ -302,17 +301,19 @@ class Estimator:
         geos = [geometric_occlusion(c, p, prep.size, self.options.facial_hair)
                 for (prep, _, c, _), p in zip(items, parses, strict=True)]
         oofs = [out_of_frame(c, prep.size, p.labels.shape) for (prep, _, c, _), p in zip(items, parses, strict=True)]
+        # the face's own crop decides, as it does the regressor's choice (a colour face on a grey backdrop is colour)
+        grays = [is_gray_rgb(c) for c in crops]
         finals = [g.overall for g in geos]
         if reg is not None and self.stacker is not None and items:
             X = np.stack([
-                face_features(g, float(r), is_gray_rgb(c.image), prep.fallback).vector(self.stacker.features)
-                for (prep, f, c, _), g, r in zip(items, geos, reg, strict=True)
+                face_features(g, float(r), gray, prep.fallback).vector(self.stacker.features)
+                for (prep, _, _, _), g, r, gray in zip(items, geos, reg, grays, strict=True)
             ])
             finals = [float(v) for v in self.stacker.predict(X)]
         # the stacker and the regressors saw the part inside the frame; the part outside is hidden
         finals = [with_out_of_frame(float(np.clip(v, 0, 1)), o.overall) for v, o in zip(finals, oofs, strict=True)]
         faces = iter(
-            self._face(prep, f, c, p, sc, g, finals[k], None if reg is None else float(reg[k]), oofs[k])
+            self._face(prep, f, c, p, sc, g, finals[k], None if reg is None else float(reg[k]), oofs[k], grays[k])
             for k, ((prep, f, c, sc), p, g) in enumerate(zip(items, parses, geos, strict=True))
         )
         out = []
@@ -326,7 +327,7 @@ class Estimator:
 
     @staticmethod
     def _face(prep: Prepared, f: Face, c: AlignedCrop, p: ParseResult, sc: float | None, g: GeometricOcclusion,
-              final: float, r: float | None, oof: OutOfFrame) -> FaceAnalysis:
+              final: float, r: float | None, oof: OutOfFrame, gray: bool) -> FaceAnalysis:
         x0, y0, x1, y1 = f.box
         geometric = with_out_of_frame(g.overall, oof.overall)
         regions = [RegionOcclusion(q.name, with_out_of_frame(q.fraction, oof.regions[q.name])) for q in g.regions]
@@ -336,8 +337,7 @@ class Estimator:
         res = FaceResult(
             occlusion=float(np.clip(final, 0, 1)), geometric=geometric, regions=regions,
             occluded_by=g.occluded_by, box=(x0, y0, x1, y1), landmark_confidence=sc,
-            # the face's own crop, as the regressor choice (a colour face on a grey backdrop is colour)
-            parser_confidence=g.parser_confidence, is_gray=is_gray_rgb(c.image), face_size=float(y1 - y0),
+            parser_confidence=g.parser_confidence, is_gray=gray, face_size=float(y1 - y0),
             regressor=r, uncertainty=unc, subject=f is prep.faces[0], rotation=f.rotation,
             out_of_frame=oof.overall, pose=pose, source=f.source, warnings=face_warnings(f, oof.overall, pose),
         )

@@ -23,6 +23,7 @@ FACE_EXTRA_COLUMNS = ("subject", "rotation", "out_of_frame", "yaw", "pitch", "ro
 FOLDER_COLUMNS = FOLDER_COLUMNS + FACE_EXTRA_COLUMNS
 
 _TEXT = {"filename", "status", "message", "source", "warnings"}
+_INT = {"n_faces", "is_gray"}
 
 
 def utf8_text(text: str) -> str:
@@ -41,7 +42,6 @@ def utf8_text(text: str) -> str:
         return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
     except UnicodeEncodeError:  # a surrogate that is no escaped byte
         return text.encode("utf-8", "backslashreplace").decode("utf-8")
-_INT = {"n_faces", "is_gray"}
 
 
 def column_type(column: str) -> str:
