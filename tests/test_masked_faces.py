@@ -82,3 +82,19 @@ def test_small_face_list_names_real_files_with_reasons(data_root):
         name, _, reason = ln.partition(" ")
         assert (data_root / "real" / "masked" / name).exists(), name
         assert len(reason.strip()) > 5, ln
+
+
+def test_not_masked_list_names_real_files_points_inside_and_reasons(data_root):
+    """benchmarks/masked_faces_not_masked.txt: 'NAME X Y  # reason', the point inside its photo."""
+    lines = [ln for ln in (ROOT / "benchmarks" / "masked_faces_not_masked.txt").read_text().splitlines()
+             if ln.strip() and not ln.startswith("#")]
+    assert len(lines) >= 5
+    for ln in lines:
+        fields, _, reason = ln.partition("#")
+        name, x, y = fields.split()
+        p = data_root / "real" / "masked" / name
+        if not p.exists():
+            pytest.skip(f"{p} not found (research-licensed, read in place)")
+        h, w = read_image(p).rgb.shape[:2]
+        assert 0 <= float(x) < w and 0 <= float(y) < h, ln
+        assert len(reason.strip()) > 10, ln
