@@ -95,6 +95,33 @@ def test_ray_engine_refuses_non_parquet_and_other_inputs_parts(tmp_path):
         plan(["a", "b", "c"], out, shard_size=3)
 
 
+def test_ray_resume_with_other_settings_is_refused(tmp_path, capsys):
+    """OUT.parts/_job.json records the run's settings; kept parts from other settings are not mixed in."""
+    import json
+
+    import pyarrow.parquet as pq
+
+    from occparse.runtime.distributed import EngineError, arrow_table, part_name, plan
+
+    cols = ("filename", "FaceOcclusion", "status", "geometric", "regressor")
+    out = str(tmp_path / "p.parquet")
+    fp32 = {"weights": "abc", "precision": "fp32", "facial_hair": "occluding"}
+    pl = plan(["a", "b", "c"], out, shard_size=2, settings=fp32)
+    # nothing kept yet: another run's settings simply replace the record
+    pl = plan(["a", "b", "c"], out, shard_size=2, settings={**fp32, "precision": "int8"})
+    pl = plan(["a", "b", "c"], out, shard_size=2, settings=fp32)
+    rows = [{"filename": n, "FaceOcclusion": "", "status": "missing", "geometric": "", "regressor": ""} for n in "ab"]
+    pq.write_table(arrow_table(rows, cols), f"{pl.parts}/{part_name(0)}")
+    assert plan(["a", "b", "c"], out, shard_size=2, settings=fp32).todo == [1]  # same settings: resumed
+    with pytest.raises(EngineError, match=r"precision fp32 \(now int8\); facial_hair occluding \(now visible\)"):
+        plan(["a", "b", "c"], out, shard_size=2, settings={**fp32, "precision": "int8", "facial_hair": "visible"})
+    # parts from before settings were recorded: resumed, with a line saying the settings were not checked
+    rec = tmp_path / "p.parquet.parts" / "_job.json"
+    rec.write_text(json.dumps({"kind": "predict", "shard_size": 2}))
+    assert plan(["a", "b", "c"], out, shard_size=2, settings=fp32).todo == [1]
+    assert "no record of its settings" in capsys.readouterr().err
+
+
 # ---------------------------------------------------------------- the Ray engine, end to end
 
 N = 24  # aligned crops: enough for several shards on two actors, small enough for a 2-core machine

@@ -234,7 +234,9 @@ def ray_options(a: argparse.Namespace, **kw):
                             facial_hair=a.facial_hair, weights=a.weights, **kw), None
 
 
-def run_ray(a: argparse.Namespace, names: list[str], sources: list[str], kind: str, options) -> int:
+def run_ray(a: argparse.Namespace, names: list[str], sources: list[str], kind: str, options,
+            settings: dict | None = None) -> int:
+    """The Ray engine for predict and folder mode; ``settings`` (:func:`run_settings`) guard its resume."""
     from ..runtime.distributed import require_ray, run
 
     require_ray()  # before any work: one line when Ray is not installed
@@ -242,7 +244,7 @@ def run_ray(a: argparse.Namespace, names: list[str], sources: list[str], kind: s
     if a.shard_rows < 1:
         return fail("--shard-rows must be at least 1")
     r = run(names, sources, a.out, options, kind, address=a.address, actors=a.actors, device=device, batch=a.batch,
-            shard_size=a.shard_rows)
+            shard_size=a.shard_rows, settings=settings)  # an EngineError becomes one line in cli.main
     print(f"wrote {r.rows} rows to {r.out}: ok {r.rows - r.failed}, failed {r.failed}")
     if r.actors:
         load = f"{min(r.actor_load_s):.1f}-{max(r.actor_load_s):.1f} s" if r.actor_load_s else "n/a"

@@ -348,4 +348,6 @@ def _estimate_folder_ray(a: argparse.Namespace) -> int:
                                 assume_aligned=a.assume_aligned, exhaustive=a.all_faces)
     if options is None:
         return err
-    return run_ray(a, names, names, "folder", options)
+    return run_ray(a, names, names, "folder", options,
+                   run_settings(a, all_faces=bool(a.all_faces), max_faces=a.max_faces if a.all_faces else 1,
+                                assume_aligned=bool(a.assume_aligned)))

@@ -144,4 +144,5 @@ def _predict_ray(a: argparse.Namespace) -> int:
     options, err = ray_options(a, max_faces=1, detector_scores=False, assume_aligned=a.assume_aligned)
     if options is None:
         return err
-    return run_ray(a, names, [join(a.images_root, n) for n in names], "predict", options)
+    return run_ray(a, names, [join(a.images_root, n) for n in names], "predict", options,
+                   run_settings(a, assume_aligned=bool(a.assume_aligned)))

@@ -133,9 +133,7 @@ class ResumableWriter:
             self.note = (f"{self.partial} has no record of its settings (written by an older occparse); resuming "
                          "without checking that they match this run's")
             return
-        keys = [k for k in self.settings if k in stored] + [k for k in stored if k not in self.settings]
-        diffs = [f"{k} {_show(stored.get(k))} (now {_show(self.settings.get(k))})" for k in keys
-                 if stored.get(k) != self.settings.get(k)]
+        diffs = settings_differences(stored, self.settings)
         if diffs:
             raise BatchInputError(
                 f"{self.partial} was written with other settings: {'; '.join(diffs)}. Rerun with the same options to "
@@ -214,6 +212,13 @@ class ResumableWriter:
 
 def _show(v) -> str:
     return "(not set)" if v is None else str(v).lower() if isinstance(v, bool) else str(v)
+
+
+def settings_differences(stored: dict, now: dict) -> list[str]:
+    """Each run setting that differs between a stored record and this run, as 'name OLD (now NEW)'
+    (both engines' resume checks use it)."""
+    keys = [k for k in now if k in stored] + [k for k in stored if k not in now]
+    return [f"{k} {_show(stored.get(k))} (now {_show(now.get(k))})" for k in keys if stored.get(k) != now.get(k)]
 
 
 _WORKER = None

@@ -12,7 +12,8 @@ via a temporary name) and removes ``OUT.parts``.
 Resuming: a rerun of the same command skips shards whose part file exists, so a killed run
 loses at most the shards in flight. Each part holds its rows' filenames, which a rerun checks
 against the input: parts of another input are refused, not mixed in (``OUT.parts/_job.json``
-records the job kind and shard size).
+records the job kind, the shard size and the settings that decide the numbers; a rerun with other
+settings is refused, naming each difference, as the local engine does with ``OUT.partial.json``).
 
 The rows are those of the local engine (:mod:`occparse.runtime.rows`), with the same per-row status.
 Ray is imported only here, only when this engine is asked for.
@@ -306,34 +307,41 @@ class Plan:
         return seq[k * self.shard_size:(k + 1) * self.shard_size]
 
 
-def plan(names: list[str], out: str, kind: str = "predict", shard_size: int = SHARD_SIZE) -> Plan:
+def plan(names: list[str], out: str, kind: str = "predict", shard_size: int = SHARD_SIZE,
+         settings: dict | None = None) -> Plan:
     """Check ``out``, make ``OUT.parts`` and find the shards still to do.
 
     A part already there is kept when it holds exactly its shard's filenames; a part holding the
     first rows of its shard (an earlier run on fewer rows) is done again; any other part means
-    another input, and :class:`EngineError` says to delete the parts folder."""
+    another input, and :class:`EngineError` says to delete the parts folder. ``settings`` (JSON-able
+    values: weights, precision, options; see ``occparse.cli.common.run_settings``) are recorded in
+    ``_job.json``; parts kept from a run with other settings raise :class:`EngineError` naming each
+    difference (parts from before settings were recorded are resumed, with a line on stderr)."""
     import pyarrow.fs as pafs
     import pyarrow.parquet as pq
+
+    from .batch import settings_differences
 
     if not out.lower().endswith(".parquet"):
         raise EngineError(f"--out {out}: the Ray engine writes Parquet; give a name ending in .parquet")
     parts = out + PARTS_SUFFIX if is_uri(out) else os.path.abspath(out) + PARTS_SUFFIX
     fs, parts_path = filesystem(parts)
     record = {"kind": kind, "shard_size": shard_size}
+    if settings is not None:
+        record["settings"] = settings
     n_shards = (len(names) + shard_size - 1) // shard_size
     p = Plan(out, parts, kind, shard_size, n_shards, [])
     try:
         fs.create_dir(parts_path, recursive=True)
         rec = f"{parts_path}/_job.json"
+        old = None
         if fs.get_file_info(rec).type == pafs.FileType.File:
             with fs.open_input_stream(rec) as f:
                 old = json.loads(f.read().decode())
-            if old != record:
+            if not isinstance(old, dict) or {k: old.get(k) for k in ("kind", "shard_size")} != {
+                    "kind": kind, "shard_size": shard_size}:
                 raise EngineError(f"{parts} was written by another kind of job or shard size ({old}); delete it to "
                                   "start over")
-        else:
-            with fs.open_output_stream(rec) as f:
-                f.write(json.dumps(record).encode())
         existing = fs.get_file_info(pafs.FileSelector(parts_path))
         done = set()
         for info in existing:
@@ -352,6 +360,16 @@ def plan(names: list[str], out: str, kind: str = "predict", shard_size: int = SH
             else:
                 raise EngineError(f"{info.path} holds other files than this input's shard {k}; delete {parts} to "
                                   "start over")
+        if done and old is not None and settings is not None:
+            if "settings" not in old:
+                print(f"{parts} has no record of its settings (written by an older occparse); resuming without "
+                      "checking that they match this run's", file=sys.stderr)
+            elif diffs := settings_differences(old["settings"], settings):
+                raise EngineError(f"{parts} was written with other settings: {'; '.join(diffs)}. Rerun with the same "
+                                  f"options to resume, or delete {parts} to start over")
+        if old is None or (not done and old != record):  # nothing kept yet: this run's settings decide
+            with fs.open_output_stream(rec) as f:
+                f.write(json.dumps(record).encode())
     except OSError as e:
         raise EngineError(f"--out {out}: cannot write beside it ({e})") from None
     p.todo = [k for k in range(n_shards) if k not in done]
@@ -361,7 +379,7 @@ def plan(names: list[str], out: str, kind: str = "predict", shard_size: int = SH
 def run(names: list[str], sources: list[str], out: str, options, kind: str = "predict", *,
         address: str | None = None, actors: int = 0, device: str = "cpu", batch: int = 64,
         shard_size: int = SHARD_SIZE, num_cpus: int | None = None, progress: bool = True,
-        two_stage: bool | None = None) -> RayRun:
+        two_stage: bool | None = None, settings: dict | None = None) -> RayRun:
     """Score ``sources`` (paths or URIs; ``names`` are the filenames written) with Ray; see the module docstring.
 
     ``address``: a Ray cluster to join (None: ``$RAY_ADDRESS``, else a local Ray with ``num_cpus``).
@@ -369,10 +387,12 @@ def run(names: list[str], sources: list[str], out: str, options, kind: str = "pr
     ``two_stage`` (default: with ``device="cuda"``): decoding and the mesh run in a separate pool of
     CPU actors (:class:`MeshStage`) that feeds the network actors, so a GPU actor is not held back
     by one core's mesh; on the CPU alone one stage is faster (no crops between processes).
-    Raises :class:`EngineError` for an output that cannot be written or parts of another input."""
+    ``settings``: what decides the numbers (see :func:`plan`), checked against kept parts.
+    Raises :class:`EngineError` for an output that cannot be written, parts of another input, or parts
+    written with other settings."""
     if len(names) != len(sources):
         raise ValueError("names and sources differ in length")
-    pl = plan(names, out, kind, shard_size)
+    pl = plan(names, out, kind, shard_size, settings)
     todo, n_shards, parts_uri = pl.todo, pl.n_shards, pl.parts
     if len(todo) < n_shards:
         print(f"resuming: {n_shards - len(todo)} of {n_shards} shards already in {parts_uri}", file=sys.stderr)
