@@ -60,6 +60,10 @@ def test_bisenet_onnx_matches_torch(tmp_path):
     res = fp.parse(crops)
     assert len(res) == 3 and res[0].labels.shape == (224, 224)
     assert np.allclose(res[0].probs.sum(0), 1.0, atol=1e-4)
+    # a spec naming another side than the file's fixed one: the file's side is used (it was an ONNX Runtime error)
+    other = FaceParser(path, ParserSpec(input_size=128), providers=["CPUExecutionProvider"])
+    assert other.spec.input_size == 64
+    assert np.array_equal(other.parse(crops)[0].labels, res[0].labels)
 
 
 class _Tiny19(torch.nn.Module):

@@ -114,3 +114,20 @@ def test_parser_refuses_both_starting_points(tmp_path, capsys):
     (tmp_path / "truth.csv").write_text("filename,FaceOcclusion,gender\n")
     rc = main(["train", "parser", "--pool", str(tmp_path), "--init-onnx", "a.onnx", "--init-from", "b.pt"])
     assert rc == 2 and "not both" in capsys.readouterr().err
+
+
+def test_parser_warm_start_at_another_input_size(tmp_path, capsys):
+    """A parser exported at one input side continues training at another: the weights carry over."""
+    from occparse.models.quantize import input_side
+    from occparse.train.parser import warm_start_onnx
+
+    torch.manual_seed(5)
+    src = BiSeNet(5, 0.25).eval()
+    _randomise_batchnorm(src)
+    path = export_onnx(src, tmp_path / "p64.onnx", 64)
+    assert input_side(path) == 64
+    model = warm_start_onnx(path, 0.25, 96).eval()
+    assert "takes 64 px; training continues at 96 px" in capsys.readouterr().out
+    x = torch.randn(1, 3, 96, 96)
+    with torch.no_grad():
+        assert torch.allclose(src(x), model(x), atol=1e-4)  # the same network, now fed 96-px crops

@@ -98,6 +98,14 @@ EPILOG = ("example:\n  occparse quantize parser --calib pools/lfw2 pools/utk3 --
           "  occparse models pin parser_int8 parser.int8.onnx parser.md   # pin it (keeps the listed spec)")
 
 
+def input_side(path: Path) -> int | None:
+    """The fixed input side (pixels) of an N x 3 x S x S ONNX model, or None when it is dynamic."""
+    import onnxruntime as ort
+
+    shape = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).get_inputs()[0].shape
+    return shape[-1] if len(shape) == 4 and isinstance(shape[-1], int) else None
+
+
 def add_arguments(ap: argparse.ArgumentParser) -> None:
     """``occparse quantize``'s options, on an ``argparse`` (sub-)parser."""
     ap.add_argument("model", choices=["parser", "regressor_color", "regressor_gray"], help="which shipped network")
@@ -129,7 +137,12 @@ def run(a: argparse.Namespace) -> int:
     except (OSError, RuntimeError) as e:
         print(f"occparse quantize: {e}")
         return 1
-    x = parser_pre(crops, ParserSpec()) if a.model == "parser" else regressor_pre(crops, RegressorSpec())
+    # calibrate at the model's own input side (a parser trained at 160 px takes 160 x 160 inputs)
+    side = input_side(src)
+    if a.model == "parser":
+        x = parser_pre(crops, ParserSpec(input_size=side or ParserSpec().input_size))
+    else:
+        x = regressor_pre(crops, RegressorSpec(input_size=side or RegressorSpec().input_size))
     try:
         quantize_model(src, a.out, x)
     except ImportError as e:

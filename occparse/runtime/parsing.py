@@ -12,7 +12,7 @@ the runtime cannot drift from what the model learned. This module imports no tor
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import cv2
@@ -148,6 +148,9 @@ class FaceParser:
             raise FileNotFoundError(f"parser model not found: {self.model_path}")
         self.session = make_session(self.model_path, self.providers, self.threads, self.spin)
         self.input_name = self.session.get_inputs()[0].name
+        side = self.session.get_inputs()[0].shape[-1]
+        if isinstance(side, int) and side != self.spec.input_size:  # a fixed input side wins over the spec's
+            self.spec = replace(self.spec, input_size=side)
         out_shape = self.session.get_outputs()[0].shape
         n_out = out_shape[1] if len(out_shape) == 4 and isinstance(out_shape[1], int) else None
         if n_out is not None and n_out != len(self.spec.class_map):

@@ -128,10 +128,16 @@ def warm_start_onnx(path: Path, width: float, input_size: int) -> torch.nn.Modul
     import onnxruntime as ort
 
     sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    probe = np.zeros((1, 3, input_size, input_size), np.float32)
+    # the weights do not depend on the input size, but an exported file's input side is fixed: probe and
+    # check at the file's own side, so a parser can continue at another input size
+    side = sess.get_inputs()[0].shape[-1]
+    side = side if isinstance(side, int) else input_size
+    probe = np.zeros((1, 3, side, side), np.float32)
     n_out = sess.run(None, {sess.get_inputs()[0].name: probe})[0].shape[1]
     model = BiSeNet(int(n_out), width)
-    diff = load_from_onnx(model, path, input_size)
+    diff = load_from_onnx(model, path, side)
+    if side != input_size:
+        print(f"{path} takes {side} px; training continues at {input_size} px")
     print(f"initialised from {path} (torch vs ONNX Runtime max abs diff {diff:.1e}); BatchNorm frozen")
     if n_out < N_CLASSES:
         expand_classes(model, N_CLASSES, copy_from=HAIR)
