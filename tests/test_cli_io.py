@@ -593,12 +593,29 @@ def test_predict_resume_checks_settings_and_old_partials_warn(tmp_path, monkeypa
         assert main(args) == 130
     capsys.readouterr()
     assert "facial_hair occluding (now visible)" in _refused(capsys, [*args, "--facial-hair", "visible"], partial)
+    # the same file names under another folder are other images
+    other = tmp_path / "other"
+    other.mkdir()
+    shutil.copy(EXAMPLE, other / "a.png")
+    moved = [*args[:4], str(other), *args[5:]]
+    assert f"images_root {tmp_path.resolve()} (now {other.resolve()})" in _refused(capsys, moved, partial)
     # a partial from before settings were stored: resumed, with a warning
     (tmp_path / "p.csv.partial.json").unlink()
     assert main(args) == 0
     cap = capsys.readouterr()
     assert "no record of its settings" in cap.err and "resuming: 1 of 2" in cap.err
     assert "wrote 2 rows" in cap.out and "1 added this run, 1 resumed" in cap.out
+
+
+def test_predict_keeps_a_row_with_an_empty_file_name(tmp_path, capsys):
+    """One output row per input row: an empty name was dropped, shifting every later row."""
+    shutil.copy(EXAMPLE, tmp_path / "a.png")
+    csv_in = _csv(tmp_path / "in.csv", "filename,FaceOcclusion,gender\na.png,0.1,F\n,0.1,M\na.png,0.1,F\n")
+    out = tmp_path / "p.csv"
+    assert main(["predict", "--csv", str(csv_in), "--images-root", str(tmp_path), "--out", str(out)]) == 1
+    rows = list(csv.DictReader(out.open()))
+    assert [(r["filename"], r["status"]) for r in rows] == [("a.png", "ok"), ("", "missing"), ("a.png", "ok")]
+    assert "missing 1" in capsys.readouterr().out
 
 
 # ---------------------------------------------------------------- small argument and input slips

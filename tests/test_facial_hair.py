@@ -117,6 +117,23 @@ def test_facial_hair_option_moves_the_geometric_estimate():
         geometric_occlusion(crop, parse, (224, 224), facial_hair="maybe")
 
 
+def test_facial_hair_option_leaves_a_face_without_facial_hair_alone():
+    """A faint facial-hair probability on a clean face (no pixel labelled facial hair) must not move any
+    feature: before, --facial-hair visible added it to P(face) everywhere and lowered the final estimate."""
+    crop, parse = _crop_with_beard()
+    labels = np.full_like(parse.labels, FACE)
+    probs = np.zeros_like(parse.probs)
+    probs[FACE], probs[FACIAL_HAIR], probs[HAIR] = 0.8, 0.1, 0.1  # face wins everywhere, a little beard mass
+    clean = ParseResult(labels, probs)
+    occ = geometric_occlusion(crop, clean, (224, 224))
+    vis = geometric_occlusion(crop, clean, (224, 224), facial_hair="visible")
+    assert vis.overall == occ.overall == 0.0
+    assert vis.soft == pytest.approx(occ.soft) and occ.soft == pytest.approx(0.2)
+    # where facial hair is labelled, its probability does count as face
+    _, beard = _crop_with_beard()
+    assert geometric_occlusion(crop, beard, (224, 224), facial_hair="visible").soft == pytest.approx(0.0, abs=1e-6)
+
+
 def test_evaluate_reports_bias_per_bin_and_facial_hair_groups():
     truth = [
         {"filename": f"{i}.jpg", "FaceOcclusion": str(gt), "gender": g, "facial_hair": str(fh)}

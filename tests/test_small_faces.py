@@ -81,3 +81,14 @@ def test_pipeline_passes_the_option_to_the_crop(monkeypatch):
     for up in ("linear", "lanczos"):
         prep = prepare_image(OneFace(), im, EstimatorOptions(small_face_upscale=up, detector_scores=False))
         assert np.array_equal(prep.crops[0].image, align(img, face, upscale=up).image)
+
+
+@pytest.mark.parametrize("bad,match", [({"facial_hair": "yes"}, "facial_hair"), ({"max_faces": 0}, "max_faces"),
+                                       ({"max_faces": -1}, "max_faces"), ({"max_faces": 2.5}, "max_faces"),
+                                       ({"crop_size": 8}, "crop_size")])
+def test_options_out_of_range_are_refused_when_the_estimator_is_made(bad, match):
+    """Not later, from analyze(), which promises never to raise for an image (facial_hair='yes' did)."""
+    from occparse.runtime.pipeline import Estimator, EstimatorOptions
+
+    with pytest.raises(ValueError, match=match):
+        Estimator(EstimatorOptions(use_learned=False, **bad))

@@ -84,7 +84,7 @@ def run(a: argparse.Namespace) -> int:
         if (clash := _image_clash(out, Path(a.images_root), rows)):
             return fail(f"--out {out} would write {clash[0]}, which is the input image {clash[1]}; give --out another "
                         "name")
-        writer = ResumableWriter(a.out, PREDICT_COLUMNS, settings=run_settings(a, assume_aligned=bool(a.assume_aligned)))
+        writer = ResumableWriter(a.out, PREDICT_COLUMNS, settings=_settings(a))
         done = writer.resume_check([r.filename for r in rows])
     except BatchInputError as e:
         return fail(str(e))
@@ -144,5 +144,13 @@ def _predict_ray(a: argparse.Namespace) -> int:
     options, err = ray_options(a, max_faces=1, detector_scores=False, assume_aligned=a.assume_aligned)
     if options is None:
         return err
-    return run_ray(a, names, [join(a.images_root, n) for n in names], "predict", options,
-                   run_settings(a, assume_aligned=bool(a.assume_aligned)))
+    return run_ray(a, names, [join(a.images_root, n) for n in names], "predict", options, _settings(a))
+
+
+def _settings(a: argparse.Namespace) -> dict:
+    """predict's resume record: the common settings, --assume-aligned and where the images are read from (the
+    same file names under another --images-root are other images)."""
+    from ..runtime.distributed import is_uri
+
+    root = a.images_root if is_uri(a.images_root) else str(Path(a.images_root).resolve())
+    return run_settings(a, assume_aligned=bool(a.assume_aligned), images_root=root)

@@ -49,7 +49,8 @@ def read_input_csv(csv_path: str | Path, images_root: str | Path) -> list[BatchR
         raise BatchInputError(f"{p}: needs a 'filename' column (the challenge contract is filename,FaceOcclusion,gender)"
                               f"{_header_hint([k for k in rows[0] if k is not None])}")
     root = Path(images_root)
-    return [BatchRow(r["filename"], root / r["filename"]) for r in rows if r.get("filename")]
+    # one output row per input row: an empty name is kept (its row says 'missing'), never dropped
+    return [BatchRow(r.get("filename") or "", root / (r.get("filename") or "")) for r in rows]
 
 
 def _header_hint(header: list[str]) -> str:

@@ -77,7 +77,8 @@ def join(root: str, name: str) -> str:
 
 
 def read_filenames(table_uri: str) -> list[str]:
-    """The non-empty ``filename`` values of a CSV or Parquet file (local or URI), in order."""
+    """The ``filename`` values of a CSV or Parquet file (local or URI), in order; an empty or null one is
+    kept as "" (one output row per input row; its row says 'missing')."""
     import pyarrow as pa
     import pyarrow.csv as pacsv
     import pyarrow.parquet as pq
@@ -98,7 +99,7 @@ def read_filenames(table_uri: str) -> list[str]:
             raise EngineError(f"{table_uri}: needs a 'filename' column (the challenge contract is "
                               "filename,FaceOcclusion,gender)") from None
         raise EngineError(f"{table_uri}: cannot read it ({str(e).splitlines()[0]})") from None
-    return [v for v in table.column("filename").to_pylist() if v]
+    return [v or "" for v in table.column("filename").to_pylist()]
 
 
 def list_folder(location: str) -> list[str]:
@@ -129,6 +130,8 @@ def _prepare_uri(mesher, options, uri: str):
     info = fs.get_file_info(path)
     if info.type == pafs.FileType.NotFound:
         return failed(uri, Status.MISSING, "no such file")
+    if info.type == pafs.FileType.Directory:  # an empty file name resolves to the images root itself
+        return failed(uri, Status.MISSING, "is a folder, not an image file (an empty file name?)")
     with tempfile.TemporaryDirectory() as tmp:
         local = os.path.join(tmp, "image" + Path(path).suffix)
         try:

@@ -98,7 +98,10 @@ def geometric_occlusion(crop: AlignedCrop, parse: ParseResult, original_size: tu
     if np.isnan(overall):
         overall = 1.0
     n = max(1, np.count_nonzero(r))
-    p_visible = parse.probs[FACE] + parse.probs[FACIAL_HAIR] if beard_is_face else parse.probs[FACE]
+    # only where the parser labels facial hair does its probability count as face: a faint beard probability
+    # spread over a clean face must not move the estimate of a face without facial hair
+    p_visible = (parse.probs[FACE] + np.where(labels == FACIAL_HAIR, parse.probs[FACIAL_HAIR], 0.0) if beard_is_face
+                 else parse.probs[FACE])
     soft = 1.0 - float(p_visible[r].sum()) / n
     per_region = [RegionOcclusion(name, _frac_hidden(regions.parts[name] & valid, visible)) for name in REGION_NAMES]
     hidden = r & ~visible

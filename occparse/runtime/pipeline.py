@@ -21,7 +21,14 @@ import numpy as np
 
 from .geometry import CANONICAL_SIZE, UPSCALE_INTERPOLATIONS, AlignedCrop, Face, FaceMesher, align, head_pose
 from .io import ImageInputError, LoadedImage, broken_link_detail, is_gray_rgb, read_image
-from .occlusion import GeometricOcclusion, OutOfFrame, geometric_occlusion, out_of_frame, with_out_of_frame
+from .occlusion import (
+    FACIAL_HAIR_CHOICES,
+    GeometricOcclusion,
+    OutOfFrame,
+    geometric_occlusion,
+    out_of_frame,
+    with_out_of_frame,
+)
 from .parsing import FaceParser, ParseResult
 from .results import FaceResult, ImageResult, RegionOcclusion, Status
 from .stacking import FaceFeatures
@@ -202,6 +209,8 @@ def prepare_path(mesher: FaceMesher, path: str | Path, options: EstimatorOptions
     p = Path(path)
     if not p.exists():
         return failed(str(p), Status.MISSING, broken_link_detail(p) if p.is_symlink() else "no such file")
+    if p.is_dir():  # a CSV row with an empty file name resolves to --images-root itself
+        return failed(str(p), Status.MISSING, "is a folder, not an image file (an empty file name?)")
     try:
         image = read_image(p)
     except ImageInputError as e:
@@ -231,8 +240,8 @@ class Estimator:
     Like insightface's app object: one object, one call for everything, including what the picture
     needs. ``Estimator(EstimatorOptions(...))`` raises :class:`occparse.errors.ModelError` when a
     model is missing or fails its pinned sha256, :class:`occparse.errors.VersionError` when the
-    stacker was saved under another scikit-learn version, and ValueError for an unknown
-    ``small_face_upscale``.
+    stacker was saved under another scikit-learn version, and ValueError for an option out of its range
+    (``small_face_upscale``, ``facial_hair``, ``max_faces`` < 1, ``crop_size`` < 32).
 
     Example::
 
@@ -247,8 +256,16 @@ class Estimator:
 
         self.options = options or EstimatorOptions()
         o = self.options
+        # options are checked here, once, so that analyze() keeps its promise of never raising for an image
         if o.small_face_upscale not in UPSCALE_INTERPOLATIONS:
             raise ValueError(f"small_face_upscale must be one of {sorted(UPSCALE_INTERPOLATIONS)}, not {o.small_face_upscale!r}")
+        if o.facial_hair not in FACIAL_HAIR_CHOICES:
+            raise ValueError(f"facial_hair must be one of {FACIAL_HAIR_CHOICES}, not {o.facial_hair!r}")
+        if o.max_faces is not None and (isinstance(o.max_faces, bool) or not isinstance(o.max_faces, int)
+                                        or o.max_faces < 1):
+            raise ValueError(f"max_faces must be a whole number of at least 1, or None for every face, not {o.max_faces!r}")
+        if o.crop_size < 32:
+            raise ValueError(f"crop_size must be at least 32 pixels, not {o.crop_size!r}")
         self.precision = resolve_precision(o.precision, o.providers, o.weights)
         path, spec = parser_model(o.parser, o.parser_spec, self.precision, o.weights)
         self.parser = FaceParser(path, spec, providers=list(o.providers) if o.providers else None, threads=o.threads,
