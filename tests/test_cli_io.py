@@ -193,6 +193,22 @@ def test_benchmark_bad_image_folder_is_one_line(tmp_path, capsys, kind):
     assert "error" in _one_error_line(cap.err)
 
 
+def test_benchmark_json_that_cannot_be_written_is_refused_before_the_run(tmp_path, capsys, monkeypatch):
+    import occparse.evaluation.benchmark as bench
+
+    monkeypatch.setattr(bench, "run_benchmark", lambda *a, **k: pytest.fail("the run started"))
+    for target, want in ((tmp_path / "no" / "b.json", "no such folder"), (tmp_path, "is a folder")):
+        assert main(["benchmark", "--images", str(EXAMPLE.parent), "-n", "1", "--json", str(target)]) == 2
+        assert want in _one_error_line(capsys.readouterr().err)
+
+
+def test_parser_that_is_not_onnx_and_a_spec_without_a_parser_are_one_line(capsys):
+    assert main(["estimate", str(EXAMPLE), "--parser", str(EXAMPLE)]) == 2
+    assert "not a usable ONNX model" in _one_error_line(capsys.readouterr().err)
+    assert main(["estimate", str(EXAMPLE), "--parser-spec", "celebamask19"]) == 2
+    assert "--parser" in _one_error_line(capsys.readouterr().err)
+
+
 def test_benchmark_skips_unreadable_files_with_a_count(tmp_path, capsys):
     d = tmp_path / "imgs"
     d.mkdir()

@@ -309,6 +309,19 @@ def run(a) -> int:
 
     if a.n < 1:
         return fail("-n must be at least 1", 2)
+    if a.json:  # before the run, not after minutes of it
+        out = Path(a.json)
+        if out.is_dir():
+            return fail(f"--json {out} is a folder; give a file name such as {out / 'bench.json'}", 2)
+        if not out.parent.is_dir():
+            return fail(f"--json {out}: no such folder {out.parent}", 2)
+        import tempfile
+
+        try:  # really try: permissions, read-only and pseudo file systems and root's privileges all decide
+            with tempfile.TemporaryFile(dir=out.parent):
+                pass
+        except OSError as e:
+            return fail(f"--json {out}: folder {out.parent} is not writable ({e.strerror or e})", 2)
     if a.images:
         folder = Path(a.images)
         if not folder.is_dir():
@@ -339,5 +352,11 @@ def run(a) -> int:
         print(f"skipped {rep.n_skipped} unreadable file(s) of {len(files)}", file=sys.stderr)
     print(rep.format())
     if a.json:
-        Path(a.json).write_text(strict_dumps(rep.to_dict(), indent=2))
+        tmp = Path(a.json).with_name(Path(a.json).name + ".tmp")
+        try:  # whole or not at all
+            tmp.write_text(strict_dumps(rep.to_dict(), indent=2))
+            os.replace(tmp, a.json)
+        except OSError as e:
+            tmp.unlink(missing_ok=True)
+            return fail(f"--json {a.json}: cannot write it ({e.strerror or e}); the report is printed above", 1)
     return 0

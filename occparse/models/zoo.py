@@ -160,6 +160,9 @@ def parser_model(path: str | Path | None = None, spec: str | None = None,
         if spec == "celebamask19":
             return p, ParserSpec.celebamask19()
         return p, ParserSpec.from_json(spec)
+    if spec is not None:
+        raise WeightsError(f"a parser spec ({spec}) describes a parser of your own: give its ONNX file with --parser "
+                           "(the shipped parser's spec is pinned in its manifest)")
     e = shipped_variant("parser", precision, folder)
     return e.path, ParserSpec(**{k: tuple(v) if isinstance(v, list) else v for k, v in e.spec.items()})
 

@@ -94,7 +94,7 @@ FaceAnalysis = FaceDetail
 @dataclass(frozen=True)
 class ImageAnalysis:
     """What :meth:`Estimator.analyze` returns: the numbers (``result``, an :class:`ImageResult`), the
-    image as read (``None`` when it could not be) and each face's :class:`FaceDetail`, largest first."""
+    image as read (``None`` when it could not be) and each face's :class:`FaceDetail`, the subject first."""
 
     image: LoadedImage | None
     result: ImageResult
@@ -365,8 +365,8 @@ class Estimator:
         PIL image, or a :class:`LoadedImage`.
 
         Returns an :class:`ImageAnalysis`; its ``result`` (an :class:`ImageResult`) holds one
-        :class:`FaceResult` per face, largest first, with ``occlusion`` in 0..1 (the stacker's fusion of
-        the geometric estimate, 1 - |V ∩ R| / |R| from the parser's labels inside the face-mesh oval R,
+        :class:`FaceResult` per face, the subject (nearest the image centre) first, then largest first,
+        with ``occlusion`` in 0..1 (the stacker's fusion of the geometric estimate, 1 - |V ∩ R| / |R| from the parser's labels inside the face-mesh oval R,
         and the ResNet-18 regressor). Never raises for bad input: ``result.status`` says what went
         wrong (missing file, not an image, too small, wrong array shape or dtype, no face)."""
         if isinstance(image, LoadedImage):

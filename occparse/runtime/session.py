@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..errors import OccparseError
+from ..errors import ModelError, OccparseError
 
 DEVICES = ("auto", "cpu", "cuda")
 CUDA = "CUDAExecutionProvider"
@@ -62,7 +62,8 @@ def make_session(path: str | Path, providers: list[str] | None = None, threads: 
     ``providers`` defaults to :func:`select_providers` ("auto": CUDA when available, else CPU).
     ``spin=False`` stops idle ONNX Runtime threads from busy-waiting, which would take CPU from
     the mesh worker processes that share the cores in batch mode. Raises :class:`DeviceError` when
-    CUDA was asked for and did not start."""
+    CUDA was asked for and did not start, :class:`occparse.errors.ModelError` when ``path`` is not an
+    ONNX model ONNX Runtime can load."""
     import onnxruntime as ort
 
     so = ort.SessionOptions()
@@ -73,7 +74,13 @@ def make_session(path: str | Path, providers: list[str] | None = None, threads: 
         so.intra_op_num_threads = threads
         so.inter_op_num_threads = 1
     so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    sess = ort.InferenceSession(str(path), sess_options=so, providers=providers or select_providers())
+    try:
+        sess = ort.InferenceSession(str(path), sess_options=so, providers=providers or select_providers())
+    except (ort.capi.onnxruntime_pybind11_state.InvalidProtobuf, ort.capi.onnxruntime_pybind11_state.Fail,
+            ort.capi.onnxruntime_pybind11_state.InvalidGraph, ort.capi.onnxruntime_pybind11_state.NoSuchFile) as e:
+        # a file that is not an ONNX model (a picture given as --parser): one line, not a 29-line traceback
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise ModelError(f"{path}: not a usable ONNX model ({first[:200]})") from None
     check_session(sess, providers)  # CUDA asked for but not started: an error, never a silent CPU run
     return sess
 
