@@ -71,13 +71,22 @@ def main(argv: list[str] | None = None) -> int:
     if a.not_masked_file:
         try:
             lines = Path(a.not_masked_file).read_text(encoding="utf-8").splitlines()
-            for ln in lines:
-                words = ln.split("#", 1)[0].split()
-                if words:
-                    not_masked[words[0]] = (float(words[1]), float(words[2]))
-        except (OSError, IndexError, ValueError) as e:
-            print(f"cannot read --not-masked-file (want 'NAME X Y' lines): {e}", file=sys.stderr)
+        except OSError as e:
+            print(f"cannot read --not-masked-file: {e}", file=sys.stderr)
             return 1
+        for i, ln in enumerate(lines, 1):
+            words = ln.split("#", 1)[0].split()
+            if not words:
+                continue
+            try:
+                not_masked[words[0]] = (float(words[1]), float(words[2]))
+            except (IndexError, ValueError):
+                print(f"{a.not_masked_file}:{i}: want 'NAME X Y  # why', got {ln.strip()!r}", file=sys.stderr)
+                return 1
+    names = {p.name for p in paths}
+    for listed, what in ((excluded, "--exclude"), (set(not_masked), "--not-masked-file")):
+        if unknown := sorted(listed - names):
+            print(f"warning: {what} names {len(unknown)} file(s) not in {root}: {' '.join(unknown[:5])}", file=sys.stderr)
     est = Estimator(EstimatorOptions(exhaustive=a.all_faces, small_face_upscale=a.small_face_upscale))
     rows, t0 = [], time.perf_counter()
     for p in paths:

@@ -193,6 +193,21 @@ def test_benchmark_bad_image_folder_is_one_line(tmp_path, capsys, kind):
     assert "error" in _one_error_line(cap.err)
 
 
+def test_evaluate_refuses_conflicting_truth_rows_and_scores_of_nothing(tmp_path, capsys):
+    truth = _csv(tmp_path / "t.csv", "filename,FaceOcclusion,gender\na.png,0.1,M\nb.png,0.2,F\n")
+    dup = _csv(tmp_path / "d.csv", "filename,FaceOcclusion,gender\na.png,0.1,M\nb.png,0.2,F\na.png,0.9,M\n")
+    paths = _csv(tmp_path / "p.csv", "filename,FaceOcclusion,status\nx/a.png,0.1,ok\nx/b.png,0.2,ok\n")
+    bare = _csv(tmp_path / "q.csv", "filename,FaceOcclusion,status\na.png,0.1,ok\nb.png,0.2,ok\n")
+    assert main(["evaluate", "--pred", str(bare), "--truth", str(dup)]) == 2
+    assert "line 4 (a.png): given again with other values than on line 2" in _one_error_line(capsys.readouterr().err)
+    assert main(["evaluate", "--pred", str(paths), "--truth", str(truth)]) == 2
+    assert "predictions hold paths" in _one_error_line(capsys.readouterr().err)
+    assert main(["evaluate", "--pred", str(bare), "--truth", str(truth), "--column", "status"]) == 2
+    assert "no valid prediction" in _one_error_line(capsys.readouterr().err)
+    assert main(["evaluate", "--pred", str(bare), "--truth", str(truth)]) == 0  # and the plain case still scores
+    assert "Score   0.000000" in capsys.readouterr().out
+
+
 def test_benchmark_json_that_cannot_be_written_is_refused_before_the_run(tmp_path, capsys, monkeypatch):
     import occparse.evaluation.benchmark as bench
 

@@ -79,6 +79,17 @@ def run(a: argparse.Namespace) -> int:
         ev = evaluate(pred, truth, missing_policy=a.missing)
     except TruthFileError as e:
         return fail(str(e))
+    if pred and ev.n_missing == len(truth):  # a Score of nothing but penalties means the names do not line up
+        names = [n for n in pred if n]
+        hint = ""
+        if any("/" in n or "\\" in n for n in names) and any(Path(n).name in {r["filename"] for r in truth} for n in names):
+            hint = ("; the predictions hold paths (as folder mode writes them) and the truth bare names: "
+                    "use `occparse predict --csv TRUTH --images-root DIR` for truth-aligned rows")
+        return fail(f"none of the {len(truth)} truth filenames (e.g. {truth[0]['filename']!r}) is in {a.pred}, whose "
+                    f"names look like {names[0]!r}{hint}")
+    if ev.n_invalid and ev.n_missing + ev.n_invalid == len(truth):
+        return fail(f"column {a.column!r} of {a.pred} holds no valid prediction (a number in [0, 1]) for any truth "
+                    "row; is it the right --column?")
     for n in notes:
         print(f"occparse: warning: {n}", file=sys.stderr)
     if ev.n_unknown:

@@ -165,8 +165,13 @@ def read_predictions(path: str | Path, column: str = "FaceOcclusion", notes: lis
 def _truth_problems(truth_rows: list[dict[str, str]]) -> list[str]:
     """Every truth row that breaks the contract (GT a number in [0, 1], gender F/M or in [0, 1]), described."""
     bad = []
+    seen: dict[str, tuple[int, tuple]] = {}
     for i, row in enumerate(truth_rows):
         where = f"line {i + 2} ({row.get('filename')})"  # line 1 is the header
+        value = (str(row.get("FaceOcclusion")).strip(), str(row.get("gender")).strip())
+        first = seen.setdefault(row.get("filename") or "", (i + 2, value))
+        if first[1] != value:  # which one would count?
+            bad.append(f"{where}: given again with other values than on line {first[0]}")
         raw = row.get("FaceOcclusion")
         try:
             gt = float(raw)  # type: ignore[arg-type]
