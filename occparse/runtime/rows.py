@@ -16,14 +16,14 @@ REGIONS = ("forehead", "left_eye", "right_eye", "nose", "mouth", "left_cheek", "
 
 #: folder mode's output (``occparse estimate DIR --out X``)
 FOLDER_COLUMNS = ("filename", "status", "message", "n_faces", "occlusion", "geometric", "regressor", "uncertainty",
-                  *(f"region_{n}" for n in REGIONS), "hidden_by_hair", "hidden_by_occluder",
-                  "x0", "y0", "x1", "y1", "is_gray")
+                  *(f"region_{n}" for n in REGIONS), "hidden_by_hair", "hidden_by_occluder", "hidden_by_facial_hair",
+                  "hidden_by_background", "x0", "y0", "x1", "y1", "is_gray")
 #: folder mode's face-finding facts (README, JSON schema), after FOLDER_COLUMNS' first part
 FACE_EXTRA_COLUMNS = ("subject", "rotation", "out_of_frame", "yaw", "pitch", "roll", "source", "warnings")
 FOLDER_COLUMNS = FOLDER_COLUMNS + FACE_EXTRA_COLUMNS
 
 _TEXT = {"filename", "status", "message", "source", "warnings"}
-_INT = {"n_faces", "is_gray"}
+_INT = {"n_faces", "is_gray", "subject", "rotation"}
 
 
 def utf8_text(text: str) -> str:
@@ -71,6 +71,8 @@ def folder_row(filename: str, res) -> dict[str, str]:
                    regressor="" if f.regressor is None else f"{f.regressor:.6f}",
                    uncertainty="" if f.uncertainty is None else f"{f.uncertainty:.6f}",
                    hidden_by_hair=f"{f.occluded_by.hair:.4f}", hidden_by_occluder=f"{f.occluded_by.occluder:.4f}",
+                   hidden_by_facial_hair=f"{f.occluded_by.facial_hair:.4f}",
+                   hidden_by_background=f"{f.occluded_by.background:.4f}",
                    x0=f"{f.box[0]:.1f}", y0=f"{f.box[1]:.1f}", x1=f"{f.box[2]:.1f}", y1=f"{f.box[3]:.1f}",
                    is_gray=str(int(f.is_gray)))
         for r in f.regions:
