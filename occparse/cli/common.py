@@ -245,7 +245,11 @@ def run_ray(a: argparse.Namespace, names: list[str], sources: list[str], kind: s
         return fail("--shard-rows must be at least 1")
     r = run(names, sources, a.out, options, kind, address=a.address, actors=a.actors, device=device, batch=a.batch,
             shard_size=a.shard_rows, settings=settings)  # an EngineError becomes one line in cli.main
-    print(f"wrote {r.rows} rows to {r.out}: ok {r.rows - r.failed}, failed {r.failed}")
+    # the local engine's summary line, with the same status names
+    line = f"wrote {r.rows} rows to {r.out}: " + ", ".join(f"{k} {v}" for k, v in sorted(r.statuses.items()))
+    if r.skipped_shards:
+        line += f" ({r.skipped_shards} of {r.shards} shards resumed from {r.out}.parts)"
+    print(line)
     if r.actors:
         load = f"{min(r.actor_load_s):.1f}-{max(r.actor_load_s):.1f} s" if r.actor_load_s else "n/a"
         mem = f"{min(r.actor_rss_mb):.0f}-{max(r.actor_rss_mb):.0f} MB" if r.actor_rss_mb else "n/a"

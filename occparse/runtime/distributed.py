@@ -25,7 +25,7 @@ import json
 import os
 import sys
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from ..errors import OccparseError
@@ -293,6 +293,7 @@ class RayRun:
     actors: int
     actor_load_s: list[float]
     actor_rss_mb: list[float]
+    statuses: dict[str, int] = field(default_factory=dict)  # rows per status ("ok", "no_face", ...)
 
 
 @dataclass
@@ -343,8 +344,10 @@ def plan(names: list[str], out: str, kind: str = "predict", shard_size: int = SH
                 old = json.loads(f.read().decode())
             if not isinstance(old, dict) or {k: old.get(k) for k in ("kind", "shard_size")} != {
                     "kind": kind, "shard_size": shard_size}:
-                raise EngineError(f"{parts} was written by another kind of job or shard size ({old}); delete it to "
-                                  "start over")
+                was = (f"{old.get('kind')} job, {old.get('shard_size')} rows a shard" if isinstance(old, dict)
+                       else "an unknown job")
+                raise EngineError(f"{parts} was written by another kind of job or shard size ({was}; now {kind}, "
+                                  f"{shard_size}); delete it to start over")
         existing = fs.get_file_info(pafs.FileSelector(parts_path))
         done = set()
         for info in existing:
@@ -431,10 +434,10 @@ def run(names: list[str], sources: list[str], out: str, options, kind: str = "pr
         if two_stage:
             # decode + mesh on CPU actors (one per CPU left over), networks on the GPU actors: each side scales alone
             n_mesh = max(1, min(int(res.get("CPU", 1)) - (n_actors if device == "cpu" else 0) or 1, len(todo)))
-            ds = ds.map_batches(MeshStage, batch_size=1, concurrency=n_mesh, num_cpus=1,
+            ds = ds.map_batches(MeshStage, batch_size=1, compute=ray.data.ActorPoolStrategy(size=n_mesh), num_cpus=1,
                                 fn_constructor_kwargs={"options": options})
         ds = ds.map_batches(
-            ShardScorer, batch_size=1, concurrency=n_actors,
+            ShardScorer, batch_size=1, compute=ray.data.ActorPoolStrategy(size=n_actors),
             num_cpus=1 if device == "cpu" else 0, num_gpus=1 if device == "cuda" else 0,
             fn_constructor_kwargs={"options": options, "kind": kind, "parts": parts_uri, "batch": batch,
                                    "device": device},
@@ -458,15 +461,16 @@ def run(names: list[str], sources: list[str], out: str, options, kind: str = "pr
         finally:
             if bar is not None:
                 bar.close()
-    rows, failed = merge_parts(parts_uri, out, n_shards, kind)
+    rows, statuses = merge_parts(parts_uri, out, n_shards, kind)
+    failed = rows - statuses.get("ok", 0)
     return RayRun(out, rows, failed, n_shards - len(todo), n_shards, startup, time.perf_counter() - t0, n_actors,
-                  sorted(set(loads)), sorted(rss.values()))
+                  sorted(set(loads)), sorted(rss.values()), statuses)
 
 
-def merge_parts(parts_uri: str, out: str, n_shards: int, kind: str) -> tuple[int, int]:
+def merge_parts(parts_uri: str, out: str, n_shards: int, kind: str) -> tuple[int, dict[str, int]]:
     """Stream the parts, in shard order, into ``out`` (via a temporary name), then remove the parts folder.
 
-    Returns (rows, rows whose status is not ok)."""
+    Returns (rows, rows per status)."""
     import pyarrow.compute as pc
     import pyarrow.parquet as pq
 
@@ -474,7 +478,8 @@ def merge_parts(parts_uri: str, out: str, n_shards: int, kind: str) -> tuple[int
     fs, parts = filesystem(parts_uri)
     _, out_path = filesystem(out)
     tmp = out_path + ".tmp"
-    rows = failed = 0
+    rows = 0
+    statuses: dict[str, int] = {}
     with pq.ParquetWriter(tmp, arrow_schema(columns), filesystem=fs) as w:
         for k in range(n_shards):
             p = f"{parts}/{part_name(k)}"
@@ -483,8 +488,9 @@ def merge_parts(parts_uri: str, out: str, n_shards: int, kind: str) -> tuple[int
             except FileNotFoundError:
                 raise EngineError(f"{p} is missing; rerun the same command to finish") from None
             rows += t.num_rows
-            failed += int(pc.sum(pc.not_equal(t.column("status"), "ok")).as_py() or 0)
+            for v in pc.value_counts(t.column("status")).to_pylist():
+                statuses[v["values"]] = statuses.get(v["values"], 0) + int(v["counts"])
             w.write_table(t)
     fs.move(tmp, out_path)
     fs.delete_dir(parts)
-    return rows, failed
+    return rows, statuses
