@@ -60,29 +60,17 @@ def main(argv: list[str] | None = None) -> int:
         print(f"no images in {root}", file=sys.stderr)
         return 1
     excluded = {s.strip() for s in a.exclude.split(",") if s.strip()}
-    if a.exclude_file:
-        try:
-            lines = Path(a.exclude_file).read_text(encoding="utf-8").splitlines()
-        except OSError as e:
-            print(f"cannot read --exclude-file: {e}", file=sys.stderr)
-            return 1
-        excluded |= {ln.split("#", 1)[0].split()[0] for ln in lines if ln.split("#", 1)[0].strip()}
     not_masked: dict[str, tuple[float, float]] = {}
-    if a.not_masked_file:
-        try:
-            lines = Path(a.not_masked_file).read_text(encoding="utf-8").splitlines()
-        except OSError as e:
-            print(f"cannot read --not-masked-file: {e}", file=sys.stderr)
-            return 1
-        for i, ln in enumerate(lines, 1):
-            words = ln.split("#", 1)[0].split()
-            if not words:
-                continue
+    try:
+        excluded |= {words[0] for _, words in _listed(a.exclude_file)}
+        for i, words in _listed(a.not_masked_file):
             try:
                 not_masked[words[0]] = (float(words[1]), float(words[2]))
             except (IndexError, ValueError):
-                print(f"{a.not_masked_file}:{i}: want 'NAME X Y  # why', got {ln.strip()!r}", file=sys.stderr)
-                return 1
+                raise ValueError(f"{a.not_masked_file}:{i}: want 'NAME X Y  # why', got {' '.join(words)!r}") from None
+    except (OSError, ValueError) as e:
+        print(f"cannot read a list file: {e}", file=sys.stderr)
+        return 1
     names = {p.name for p in paths}
     for listed, what in ((excluded, "--exclude"), (set(not_masked), "--not-masked-file")):
         if unknown := sorted(listed - names):
@@ -145,6 +133,14 @@ def main(argv: list[str] | None = None) -> int:
             w.writeheader()
             w.writerows(rows)
     return 0
+
+
+def _listed(path: str | None) -> list[tuple[int, list[str]]]:
+    """(line number, words) of each line of a list file that holds more than a '#' comment; [] without a file."""
+    if not path:
+        return []
+    lines = Path(path).read_text(encoding="utf-8").splitlines()
+    return [(i, ln.split("#", 1)[0].split()) for i, ln in enumerate(lines, 1) if ln.split("#", 1)[0].strip()]
 
 
 if __name__ == "__main__":
