@@ -63,14 +63,24 @@ def main(argv: list[str] | None = None) -> int:
     not_masked: dict[str, tuple[float, float]] = {}
     try:
         excluded |= {words[0] for _, words in _listed(a.exclude_file)}
+        bad = []
         for i, words in _listed(a.not_masked_file):
             try:
-                not_masked[words[0]] = (float(words[1]), float(words[2]))
+                point = (float(words[1]), float(words[2]))
             except (IndexError, ValueError):
-                raise ValueError(f"{a.not_masked_file}:{i}: want 'NAME X Y  # why', got {' '.join(words)!r}") from None
+                bad.append(f"{a.not_masked_file}:{i}: want 'NAME X Y  # why', got {' '.join(words)!r}")
+                continue
+            if words[0] in not_masked:
+                bad.append(f"{a.not_masked_file}:{i}: {words[0]} is listed twice")
+            not_masked[words[0]] = point
+        if bad:
+            raise ValueError("; ".join(bad))
     except (OSError, ValueError) as e:
         print(f"cannot read a list file: {e}", file=sys.stderr)
         return 1
+    if not_masked and a.all_faces:
+        print("warning: --not-masked-file applies to the subject of each image; with --all-faces only the plain "
+              "mouth rate is printed", file=sys.stderr)
     names = {p.name for p in paths}
     for listed, what in ((excluded, "--exclude"), (set(not_masked), "--not-masked-file")):
         if unknown := sorted(listed - names):

@@ -120,6 +120,14 @@ def test_ray_resume_with_other_settings_is_refused(tmp_path, capsys):
     rec.write_text(json.dumps({"kind": "predict", "shard_size": 2}))
     assert plan(["a", "b", "c"], out, shard_size=2, settings=fp32).todo == [1]
     assert "no record of its settings" in capsys.readouterr().err
+    assert json.loads(rec.read_text())["settings"] == fp32  # from then on, checked
+    rec.unlink()  # no record at all: the same
+    assert plan(["a", "b", "c"], out, shard_size=2, settings=fp32).todo == [1]
+    assert "no record of its settings" in capsys.readouterr().err and rec.exists()
+    # a part written with other columns (an older occparse's) is not mixed in
+    pq.write_table(arrow_table(rows, cols[:4]), f"{pl.parts}/{part_name(0)}")
+    with pytest.raises(EngineError, match="other columns"):
+        plan(["a", "b", "c"], out, shard_size=2, settings=fp32)
 
 
 # ---------------------------------------------------------------- the Ray engine, end to end

@@ -287,18 +287,20 @@ def _estimate_folder(a: argparse.Namespace) -> int:
 
 
 def _folder_output(path: Path) -> bool:
-    """Whether ``path`` is an earlier folder-mode output (its columns are FOLDER_COLUMNS), so a rerun may replace it."""
+    """Whether ``path`` is an earlier folder-mode output (its columns are FOLDER_COLUMNS, or those of an older
+    occparse), so a rerun may replace it."""
     import csv
 
-    from ..runtime.rows import FOLDER_COLUMNS
+    from ..runtime.rows import FOLDER_COLUMNS, FOLDER_COLUMNS_V1
 
+    known = (list(FOLDER_COLUMNS), list(FOLDER_COLUMNS_V1))
     try:
         if path.suffix.lower() == ".parquet":
             import pyarrow.parquet as pq
 
-            return list(pq.read_schema(path).names) == list(FOLDER_COLUMNS)
+            return list(pq.read_schema(path).names) in known
         with open(path, newline="", encoding="utf-8-sig") as f:
-            return next(csv.reader(f), []) == list(FOLDER_COLUMNS)
+            return next(csv.reader(f), []) in known
     except Exception:  # unreadable, not CSV, not Parquet, no pyarrow: not something occparse wrote
         return False
 

@@ -59,7 +59,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(a: argparse.Namespace) -> int:
-    from ..evaluation.metrics import TruthFileError, evaluate, format_evaluation, read_predictions, read_truth
+    from ..evaluation.metrics import (
+        TruthFileError,
+        evaluate,
+        format_evaluation,
+        read_predictions,
+        read_truth,
+        valid_prediction,
+    )
 
     if a.sheet or a.images_root:  # refused before any work: one line, exit 2
         if not a.sheet:
@@ -86,10 +93,11 @@ def run(a: argparse.Namespace) -> int:
             hint = ("; the predictions hold paths (as folder mode writes them) and the truth bare names: "
                     "use `occparse predict --csv TRUTH --images-root DIR` for truth-aligned rows")
         return fail(f"none of the {len(truth)} truth filenames (e.g. {truth[0]['filename']!r}) is in {a.pred}, whose "
-                    f"names look like {names[0]!r}{hint}")
-    if ev.n_invalid and ev.n_missing + ev.n_invalid == len(truth):
+                    f"names look like {names[0] if names else '(empty)'!r}{hint}")
+    given = [v for r in truth if (v := pred.get(r["filename"]))]  # failed rows (empty values) are scored, as documented
+    if given and all(valid_prediction(v) is None for v in given):
         return fail(f"column {a.column!r} of {a.pred} holds no valid prediction (a number in [0, 1]) for any truth "
-                    "row; is it the right --column?")
+                    f"row (e.g. {given[0]!r}); is it the right --column?")
     for n in notes:
         print(f"occparse: warning: {n}", file=sys.stderr)
     if ev.n_unknown:

@@ -168,7 +168,10 @@ def _truth_problems(truth_rows: list[dict[str, str]]) -> list[str]:
     seen: dict[str, tuple[int, tuple]] = {}
     for i, row in enumerate(truth_rows):
         where = f"line {i + 2} ({row.get('filename')})"  # line 1 is the header
-        value = (str(row.get("FaceOcclusion")).strip(), str(row.get("gender")).strip())
+        try:  # compared as values: 0.1 and 0.10, M and m are the same truth
+            value: tuple = (float(row.get("FaceOcclusion")), parse_gender(row.get("gender")))  # type: ignore[arg-type]
+        except (TypeError, ValueError, TruthFileError):
+            value = (str(row.get("FaceOcclusion")).strip(), str(row.get("gender")).strip())
         first = seen.setdefault(row.get("filename") or "", (i + 2, value))
         if first[1] != value:  # which one would count?
             bad.append(f"{where}: given again with other values than on line {first[0]}")
@@ -186,7 +189,8 @@ def _truth_problems(truth_rows: list[dict[str, str]]) -> list[str]:
     return bad
 
 
-def _as_valid_prediction(text: str | None) -> float | None:
+def valid_prediction(text: str | None) -> float | None:
+    """A prediction's text as a number in [0, 1], or None when it is empty, not a number, NaN or out of range."""
     if text is None or text == "":
         return None
     try:
@@ -228,7 +232,7 @@ def evaluate(
         except TruthFileError as e:
             raise TruthFileError(f"truth row {row['filename']}: {e}") from None
         raw = pred.get(row["filename"])
-        p = _as_valid_prediction(raw)
+        p = valid_prediction(raw)
         if p is None:
             if raw is None:
                 n_missing += 1
@@ -245,7 +249,7 @@ def evaluate(
         grays.append(str(row.get("is_gray", "")).strip() in ("1", "true", "True"))
         kinds.append(row.get("occluder", ""))
         sources.append(row.get("source", ""))
-        beards.append(_as_valid_prediction(row.get("facial_hair")))
+        beards.append(valid_prediction(row.get("facial_hair")))
     gt_a = np.array(gts)
     p_a = np.array(preds)
     m_a = np.array(males, dtype=bool)

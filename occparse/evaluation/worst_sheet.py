@@ -28,7 +28,7 @@ import numpy as np
 from ..errors import DataError
 from ..runtime.io import ImageInputError, read_csv_rows, read_image
 from ..runtime.visualize import FONT, put_text, wrap_text
-from .metrics import _as_valid_prediction, challenge_weights
+from .metrics import challenge_weights, valid_prediction
 
 #: side of a tile's picture area (pixels); the tile is TILE wide and TILE + CAPTION_H tall
 TILE = 200
@@ -85,8 +85,8 @@ def rank_worst(
     names, gts, ps = [], [], []
     for row in truth_rows:
         name = row.get("filename")
-        p = _as_valid_prediction(pred.get(name)) if name is not None else None
-        gt = _as_valid_prediction((row.get("FaceOcclusion") or "").strip())
+        p = valid_prediction(pred.get(name)) if name is not None else None
+        gt = valid_prediction((row.get("FaceOcclusion") or "").strip())
         if p is None or gt is None:
             continue
         names.append(name)
@@ -101,7 +101,7 @@ def rank_worst(
     components = components or {}
     return [
         WorstRow(names[i], float(gt_a[i]), float(ps[i]), float(err[i]), float(cost[i]),
-                 {c: _as_valid_prediction((v.get(names[i]) or "").strip()) for c, v in components.items()})
+                 {c: valid_prediction((v.get(names[i]) or "").strip()) for c, v in components.items()})
         for i in order
     ]
 

@@ -134,6 +134,8 @@ class ResumableWriter:
             self.note = (f"{self.partial} has no record of its settings (written by an older occparse); resuming "
                          "without checking that they match this run's")
             return
+        if missing := unrecorded_settings(stored, self.settings):
+            self.note = f"{self.partial} does not record {', '.join(missing)} (an older occparse); not checked"
         diffs = settings_differences(stored, self.settings)
         if diffs:
             raise BatchInputError(
@@ -213,6 +215,11 @@ class ResumableWriter:
 
 def _show(v) -> str:
     return "(not set)" if v is None else str(v).lower() if isinstance(v, bool) else str(v)
+
+
+def unrecorded_settings(stored: dict, now: dict) -> list[str]:
+    """The settings of this run that a stored record does not hold (written before they were recorded)."""
+    return [k for k in now if k not in stored]
 
 
 def settings_differences(stored: dict, now: dict) -> list[str]:

@@ -324,12 +324,13 @@ def plan(names: list[str], out: str, kind: str = "predict", shard_size: int = SH
     import pyarrow.fs as pafs
     import pyarrow.parquet as pq
 
-    from .batch import settings_differences
+    from .batch import settings_differences, unrecorded_settings
 
     if not out.lower().endswith(".parquet"):
         raise EngineError(f"--out {out}: the Ray engine writes Parquet; give a name ending in .parquet")
     parts = out + PARTS_SUFFIX if is_uri(out) else os.path.abspath(out) + PARTS_SUFFIX
     fs, parts_path = filesystem(parts)
+    columns = PREDICT_COLUMNS if kind == "predict" else FOLDER_COLUMNS
     record = {"kind": kind, "shard_size": shard_size}
     if settings is not None:
         record["settings"] = settings
@@ -357,6 +358,9 @@ def plan(names: list[str], out: str, kind: str = "predict", shard_size: int = SH
             if not (info.base_name.startswith("part-") and info.base_name.endswith(".parquet")):
                 continue
             k = int(info.base_name[5:-8])
+            if pq.read_schema(info.path, filesystem=fs).names != list(columns):
+                raise EngineError(f"{info.path} holds other columns than this occparse writes (an older version's "
+                                  f"part?); delete {parts} to start over")
             got = pq.read_table(info.path, filesystem=fs, columns=["filename"]).column("filename").to_pylist()
             want = p.shard(names, k)
             if got == want:
@@ -366,14 +370,20 @@ def plan(names: list[str], out: str, kind: str = "predict", shard_size: int = SH
             else:
                 raise EngineError(f"{info.path} holds other files than this input's shard {k}; delete {parts} to "
                                   "start over")
-        if done and old is not None and settings is not None:
-            if "settings" not in old:
-                print(f"{parts} has no record of its settings (written by an older occparse); resuming without "
-                      "checking that they match this run's", file=sys.stderr)
+        unchecked = False
+        if done and settings is not None:
+            if old is None or "settings" not in old:
+                unchecked = True
+                print(f"{parts} has no record of its settings (written by an older occparse, or the record was "
+                      "deleted); resuming without checking that they match this run's", file=sys.stderr)
             elif diffs := settings_differences(old["settings"], settings):
                 raise EngineError(f"{parts} was written with other settings: {'; '.join(diffs)}. Rerun with the same "
                                   f"options to resume, or delete {parts} to start over")
-        if old is None or (not done and old != record):  # nothing kept yet: this run's settings decide
+            elif missing := unrecorded_settings(old["settings"], settings):
+                print(f"{parts} does not record {', '.join(missing)} (an older occparse); not checked",
+                      file=sys.stderr)
+        # nothing kept yet, or kept parts resumed unchecked: from now on this run's settings are the record
+        if old is None or unchecked or (not done and old != record):
             with fs.open_output_stream(rec) as f:
                 f.write(json.dumps(record).encode())
     except OSError as e:

@@ -13,6 +13,7 @@ code (``occparse predict``, folder mode) runs the two halves separately:
 from __future__ import annotations
 
 import logging
+import numbers
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -261,7 +262,7 @@ class Estimator:
             raise ValueError(f"small_face_upscale must be one of {sorted(UPSCALE_INTERPOLATIONS)}, not {o.small_face_upscale!r}")
         if o.facial_hair not in FACIAL_HAIR_CHOICES:
             raise ValueError(f"facial_hair must be one of {FACIAL_HAIR_CHOICES}, not {o.facial_hair!r}")
-        if o.max_faces is not None and (isinstance(o.max_faces, bool) or not isinstance(o.max_faces, int)
+        if o.max_faces is not None and (isinstance(o.max_faces, bool) or not isinstance(o.max_faces, numbers.Integral)
                                         or o.max_faces < 1):
             raise ValueError(f"max_faces must be a whole number of at least 1, or None for every face, not {o.max_faces!r}")
         if o.crop_size < 32:

@@ -21,6 +21,9 @@ FOLDER_COLUMNS = ("filename", "status", "message", "n_faces", "occlusion", "geom
 #: folder mode's face-finding facts (README, JSON schema), after FOLDER_COLUMNS' first part
 FACE_EXTRA_COLUMNS = ("subject", "rotation", "out_of_frame", "yaw", "pitch", "roll", "source", "warnings")
 FOLDER_COLUMNS = FOLDER_COLUMNS + FACE_EXTRA_COLUMNS
+#: folder mode's columns before hidden_by_facial_hair and hidden_by_background (tenth session and earlier):
+#: such a file is still recognised as an earlier output that a rerun may replace
+FOLDER_COLUMNS_V1 = tuple(c for c in FOLDER_COLUMNS if c not in ("hidden_by_facial_hair", "hidden_by_background"))
 
 _TEXT = {"filename", "status", "message", "source", "warnings"}
 _INT = {"n_faces", "is_gray", "subject", "rotation"}

@@ -78,8 +78,10 @@ def make_session(path: str | Path, providers: list[str] | None = None, threads: 
         sess = ort.InferenceSession(str(path), sess_options=so, providers=providers or select_providers())
     except (ort.capi.onnxruntime_pybind11_state.InvalidProtobuf, ort.capi.onnxruntime_pybind11_state.Fail,
             ort.capi.onnxruntime_pybind11_state.InvalidGraph, ort.capi.onnxruntime_pybind11_state.NoSuchFile) as e:
-        # a file that is not an ONNX model (a picture given as --parser): one line, not a 29-line traceback
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        if isinstance(e, ort.capi.onnxruntime_pybind11_state.Fail) and "Load model" not in first:
+            raise  # FAIL is ONNX Runtime's generic status (a provider or device failing): not the file's fault
+        # a file that is not an ONNX model (a picture given as --parser): one line, not a 29-line traceback
         raise ModelError(f"{path}: not a usable ONNX model ({first[:200]})") from None
     check_session(sess, providers)  # CUDA asked for but not started: an error, never a silent CPU run
     return sess
