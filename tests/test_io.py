@@ -278,3 +278,12 @@ def test_broken_symlink_says_so(tmp_path):
     link.symlink_to(tmp_path / "gone.png")
     with pytest.raises(UnreadableFileError, match="broken symbolic link"):
         read_image(link)
+
+
+def test_too_small_result_reports_the_image_size(tmp_path):
+    """width/height said 0x0 while the message said 10x12."""
+    from occparse.runtime.pipeline import Estimator, EstimatorOptions
+
+    Image.new("RGB", (10, 12)).save(tmp_path / "tiny.png")
+    res = Estimator(EstimatorOptions(use_learned=False)).estimate(tmp_path / "tiny.png")
+    assert str(res.status) == "too_small" and (res.width, res.height) == (10, 12)

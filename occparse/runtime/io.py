@@ -54,6 +54,10 @@ class NotAnImageError(ImageInputError):
 class ImageTooSmallError(ImageInputError):
     status = "too_small"
 
+    def __init__(self, path: str | Path, detail: str, size: tuple[int, int] = (0, 0)):
+        super().__init__(path, detail)
+        self.size = size  # (height, width) of the image that was too small: results report it
+
 
 @dataclass(frozen=True)
 class LoadedImage:
@@ -334,7 +338,7 @@ def read_image(path: str | Path, min_side: int = MIN_SIDE) -> LoadedImage:
         raise NotAnImageError(p, f"image data is corrupt or truncated ({e})") from None
     h, w = rgb.shape[:2]
     if min(h, w) < min_side:
-        raise ImageTooSmallError(p, f"image is {w}x{h} pixels; at least {min_side}x{min_side} is needed")
+        raise ImageTooSmallError(p, f"image is {w}x{h} pixels; at least {min_side}x{min_side} is needed", (h, w))
     gray = source_mode in ("L", "LA", "I;16", "I;16B", "I;16L", "I;16N", "I", "F", "1") or is_gray_rgb(rgb)
     return LoadedImage(rgb=rgb, path=str(p), source_mode=source_mode, is_gray=gray, frames=frames)
 

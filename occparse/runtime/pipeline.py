@@ -138,9 +138,9 @@ class Prepared:
         return replace(self, image=None)
 
 
-def failed(path: str, status: Status, message: str) -> Prepared:
-    """A Prepared for an image that could not be read."""
-    return Prepared(str(path), (0, 0), [], [], [], None, status, message)
+def failed(path: str, status: Status, message: str, size: tuple[int, int] = (0, 0)) -> Prepared:
+    """A Prepared for an image that could not be read (``size``: (height, width) when known, e.g. too small)."""
+    return Prepared(str(path), size, [], [], [], None, status, message)
 
 
 def prepare_image(mesher: FaceMesher, image: LoadedImage, options: EstimatorOptions) -> Prepared:
@@ -215,7 +215,7 @@ def prepare_path(mesher: FaceMesher, path: str | Path, options: EstimatorOptions
     try:
         image = read_image(p)
     except ImageInputError as e:
-        return failed(str(p), _status_of(e), e.detail)
+        return failed(str(p), _status_of(e), e.detail, getattr(e, "size", (0, 0)))
     return prepare_image(mesher, image, options)
 
 
@@ -376,7 +376,8 @@ class Estimator:
             try:
                 loaded = load_any(image)
             except ImageInputError as e:
-                return ImageAnalysis(None, ImageResult(e.path, _status_of(e), e.detail))
+                h, w = getattr(e, "size", (0, 0))
+                return ImageAnalysis(None, ImageResult(e.path, _status_of(e), e.detail, width=w, height=h))
         return self.batch_finish([self.batch_prepare(loaded)])[0]
 
     # Old names, kept because they cost nothing: prepare/finish are the batch stages, analyze_loaded and
@@ -432,6 +433,6 @@ def load_any(image: str | Path | np.ndarray | Any, name: str | None = None) -> L
         rgb = _to_rgb8(ImageOps.exif_transpose(image) or image)
     h, w = rgb.shape[:2]
     if min(h, w) < MIN_SIDE:
-        raise ImageTooSmallError(label, f"image is {w}x{h} pixels; at least {MIN_SIDE}x{MIN_SIDE} is needed")
+        raise ImageTooSmallError(label, f"image is {w}x{h} pixels; at least {MIN_SIDE}x{MIN_SIDE} is needed", (h, w))
     gray = mode in ("L", "LA", "I;16", "I;16B", "I;16L", "I;16N", "I", "F", "1") or is_gray_rgb(rgb)
     return LoadedImage(rgb=rgb, path=str(label), source_mode=mode, is_gray=gray)
