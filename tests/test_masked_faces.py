@@ -74,9 +74,13 @@ def test_unpad_maps_a_mirrored_detection_back(mesher, astronaut, pad):
     assert g._box_iou(back.box, tuple(v * 2 for v in plain.box)) > 0.8
 
 
+def _list_lines(name: str) -> list[str]:
+    """The entries of a list file in benchmarks/ (comment lines left out)."""
+    return [ln for ln in (ROOT / "benchmarks" / name).read_text().splitlines() if ln.strip() and not ln.startswith("#")]
+
+
 def test_small_face_list_names_real_files_with_reasons(data_root):
-    lines = [ln for ln in (ROOT / "benchmarks" / "masked_faces_small.txt").read_text().splitlines()
-             if ln.strip() and not ln.startswith("#")]
+    lines = _list_lines("masked_faces_small.txt")
     assert len(lines) >= 10
     for ln in lines:
         name, _, reason = ln.partition(" ")
@@ -86,8 +90,7 @@ def test_small_face_list_names_real_files_with_reasons(data_root):
 
 def test_not_masked_list_names_real_files_points_inside_and_reasons(data_root):
     """benchmarks/masked_faces_not_masked.txt: 'NAME X Y  # reason', the point inside its photo."""
-    lines = [ln for ln in (ROOT / "benchmarks" / "masked_faces_not_masked.txt").read_text().splitlines()
-             if ln.strip() and not ln.startswith("#")]
+    lines = _list_lines("masked_faces_not_masked.txt")
     assert len(lines) >= 5
     for ln in lines:
         fields, _, reason = ln.partition("#")

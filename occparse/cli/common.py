@@ -152,7 +152,7 @@ def interrupted_message(writer) -> str:
     return "interrupted before any row was written; nothing was saved, rerun the command to start"
 
 
-def summary_line(out: Path, resumed: list[dict[str, str]], added: dict[str, int]) -> str:
+def summary_line(out: Path | str, resumed: list[dict[str, str]], added: dict[str, int]) -> str:
     """"wrote N rows to OUT: ok .., no_face .." over the whole file; after a resume, how many this run added."""
     counts = dict(added)
     for r in resumed:
@@ -245,8 +245,7 @@ def run_ray(a: argparse.Namespace, names: list[str], sources: list[str], kind: s
         return fail("--shard-rows must be at least 1")
     r = run(names, sources, a.out, options, kind, address=a.address, actors=a.actors, device=device, batch=a.batch,
             shard_size=a.shard_rows, settings=settings)  # an EngineError becomes one line in cli.main
-    # the local engine's summary line, with the same status names
-    line = f"wrote {r.rows} rows to {r.out}: " + ", ".join(f"{k} {v}" for k, v in sorted(r.statuses.items()))
+    line = summary_line(r.out, [], r.statuses)  # the local engine's line, with the same status names
     if r.skipped_shards:
         line += f" ({r.skipped_shards} of {r.shards} shards resumed from {r.out}.parts)"
     print(line)

@@ -240,9 +240,7 @@ def _estimate_folder(a: argparse.Namespace) -> int:
     columns = FOLDER_COLUMNS
     try:
         # rows stream to OUT.partial (CSV text, what resuming reads); only OUT itself is ever replaced
-        settings = run_settings(a, all_faces=bool(a.all_faces), max_faces=a.max_faces if a.all_faces else 1,
-                                assume_aligned=bool(a.assume_aligned))
-        writer = ResumableWriter(out, columns, settings=settings)
+        writer = ResumableWriter(out, columns, settings=_folder_settings(a))
         done = writer.resume_check([str(p) for p in paths])
     except BatchInputError as e:
         return fail(str(e))
@@ -350,6 +348,10 @@ def _estimate_folder_ray(a: argparse.Namespace) -> int:
                                 assume_aligned=a.assume_aligned, exhaustive=a.all_faces)
     if options is None:
         return err
-    return run_ray(a, names, names, "folder", options,
-                   run_settings(a, all_faces=bool(a.all_faces), max_faces=a.max_faces if a.all_faces else 1,
-                                assume_aligned=bool(a.assume_aligned)))
+    return run_ray(a, names, names, "folder", options, _folder_settings(a))
+
+
+def _folder_settings(a: argparse.Namespace) -> dict:
+    """Folder mode's resume record (both engines): the common settings and the face options."""
+    return run_settings(a, all_faces=bool(a.all_faces), max_faces=a.max_faces if a.all_faces else 1,
+                        assume_aligned=bool(a.assume_aligned))

@@ -89,7 +89,8 @@ def run(a: argparse.Namespace) -> int:
     if pred and ev.n_missing == len(truth):  # a Score of nothing but penalties means the names do not line up
         names = [n for n in pred if n]
         hint = ""
-        if any("/" in n or "\\" in n for n in names) and any(Path(n).name in {r["filename"] for r in truth} for n in names):
+        truth_names = {r["filename"] for r in truth}
+        if any("/" in n or "\\" in n for n in names) and any(Path(n).name in truth_names for n in names):
             hint = ("; the predictions hold paths (as folder mode writes them) and the truth bare names: "
                     "use `occparse predict --csv TRUTH --images-root DIR` for truth-aligned rows")
         return fail(f"none of the {len(truth)} truth filenames (e.g. {truth[0]['filename']!r}) is in {a.pred}, whose "

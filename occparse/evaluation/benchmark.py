@@ -315,13 +315,10 @@ def run(a) -> int:
             return fail(f"--json {out} is a folder; give a file name such as {out / 'bench.json'}", 2)
         if not out.parent.is_dir():
             return fail(f"--json {out}: no such folder {out.parent}", 2)
-        import tempfile
+        from ..cli.common import unwritable_folder
 
-        try:  # really try: permissions, read-only and pseudo file systems and root's privileges all decide
-            with tempfile.TemporaryFile(dir=out.parent):
-                pass
-        except OSError as e:
-            return fail(f"--json {out}: folder {out.parent} is not writable ({e.strerror or e})", 2)
+        if err := unwritable_folder(out.parent):
+            return fail(f"--json {out}: {err}", 2)
     if a.images:
         folder = Path(a.images)
         if not folder.is_dir():

@@ -102,8 +102,9 @@ def input_side(path: Path) -> int | None:
     """The fixed input side (pixels) of an N x 3 x S x S ONNX model, or None when it is dynamic."""
     import onnxruntime as ort
 
-    shape = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).get_inputs()[0].shape
-    return shape[-1] if len(shape) == 4 and isinstance(shape[-1], int) else None
+    from ..runtime.session import fixed_input_side
+
+    return fixed_input_side(ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]))
 
 
 def add_arguments(ap: argparse.ArgumentParser) -> None:

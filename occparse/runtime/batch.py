@@ -129,14 +129,7 @@ class ResumableWriter:
         """Refuse to resume rows computed under other settings, naming each difference."""
         if self.settings is None or not self.done:
             return
-        stored = self._stored_settings()
-        if stored is None:
-            self.note = (f"{self.partial} has no record of its settings (written by an older occparse); resuming "
-                         "without checking that they match this run's")
-            return
-        if missing := unrecorded_settings(stored, self.settings):
-            self.note = f"{self.partial} does not record {', '.join(missing)} (an older occparse); not checked"
-        diffs = settings_differences(stored, self.settings)
+        self.note, diffs = compare_settings(self._stored_settings(), self.settings, str(self.partial))
         if diffs:
             raise BatchInputError(
                 f"{self.partial} was written with other settings: {'; '.join(diffs)}. Rerun with the same options to "
@@ -217,16 +210,19 @@ def _show(v) -> str:
     return "(not set)" if v is None else str(v).lower() if isinstance(v, bool) else str(v)
 
 
-def unrecorded_settings(stored: dict, now: dict) -> list[str]:
-    """The settings of this run that a stored record does not hold (written before they were recorded)."""
-    return [k for k in now if k not in stored]
+def compare_settings(stored: dict | None, now: dict, where: str) -> tuple[str | None, list[str]]:
+    """A resume's settings check, for both engines: (a note for the user or None, the differences).
 
-
-def settings_differences(stored: dict, now: dict) -> list[str]:
-    """Each run setting that differs between a stored record and this run, as 'name OLD (now NEW)'
-    (both engines' resume checks use it)."""
+    ``stored``: the record kept beside the rows of ``where`` (None: none was kept, as by an older
+    occparse). Each difference reads 'name OLD (now NEW)'; a setting the record does not hold is not
+    compared, and the note says so."""
+    if stored is None:
+        return (f"{where} has no record of its settings (written by an older occparse, or the record was deleted); "
+                "resuming without checking that they match this run's"), []
+    missing = [k for k in now if k not in stored]
+    note = f"{where} does not record {', '.join(missing)} (an older occparse); not checked" if missing else None
     keys = [k for k in now if k in stored] + [k for k in stored if k not in now]
-    return [f"{k} {_show(stored.get(k))} (now {_show(now.get(k))})" for k in keys if stored.get(k) != now.get(k)]
+    return note, [f"{k} {_show(stored.get(k))} (now {_show(now.get(k))})" for k in keys if stored.get(k) != now.get(k)]
 
 
 _WORKER = None

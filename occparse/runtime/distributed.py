@@ -324,7 +324,7 @@ def plan(names: list[str], out: str, kind: str = "predict", shard_size: int = SH
     import pyarrow.fs as pafs
     import pyarrow.parquet as pq
 
-    from .batch import settings_differences, unrecorded_settings
+    from .batch import compare_settings
 
     if not out.lower().endswith(".parquet"):
         raise EngineError(f"--out {out}: the Ray engine writes Parquet; give a name ending in .parquet")
@@ -372,16 +372,14 @@ def plan(names: list[str], out: str, kind: str = "predict", shard_size: int = SH
                                   "start over")
         unchecked = False
         if done and settings is not None:
-            if old is None or "settings" not in old:
-                unchecked = True
-                print(f"{parts} has no record of its settings (written by an older occparse, or the record was "
-                      "deleted); resuming without checking that they match this run's", file=sys.stderr)
-            elif diffs := settings_differences(old["settings"], settings):
+            stored = old.get("settings") if old is not None else None
+            unchecked = stored is None
+            note, diffs = compare_settings(stored, settings, parts)
+            if diffs:
                 raise EngineError(f"{parts} was written with other settings: {'; '.join(diffs)}. Rerun with the same "
                                   f"options to resume, or delete {parts} to start over")
-            elif missing := unrecorded_settings(old["settings"], settings):
-                print(f"{parts} does not record {', '.join(missing)} (an older occparse); not checked",
-                      file=sys.stderr)
+            if note:
+                print(note, file=sys.stderr)
         # nothing kept yet, or kept parts resumed unchecked: from now on this run's settings are the record
         if old is None or unchecked or (not done and old != record):
             with fs.open_output_stream(rec) as f:

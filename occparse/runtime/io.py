@@ -33,9 +33,10 @@ class ImageInputError(InputError):
 
     status = "input_error"
 
-    def __init__(self, path: str | Path, detail: str):
+    def __init__(self, path: str | Path, detail: str, size: tuple[int, int] = (0, 0)):
         self.path = str(path)
         self.detail = detail
+        self.size = size  # (height, width) of the image when it was read (too small), else (0, 0): results report it
         super().__init__(f"{self.path}: {detail}")
 
 
@@ -53,10 +54,6 @@ class NotAnImageError(ImageInputError):
 
 class ImageTooSmallError(ImageInputError):
     status = "too_small"
-
-    def __init__(self, path: str | Path, detail: str, size: tuple[int, int] = (0, 0)):
-        super().__init__(path, detail)
-        self.size = size  # (height, width) of the image that was too small: results report it
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,7 @@ import cv2
 import numpy as np
 
 from ..labels import BACKGROUND, CLASSES, FACE, FACIAL_HAIR, HAIR, N_CLASSES, OCCLUDER, colorize
-from .session import make_session
+from .session import fixed_input_side, make_session
 
 __all__ = ["BACKGROUND", "CLASSES", "FACE", "FACIAL_HAIR", "HAIR", "N_CLASSES", "OCCLUDER", "colorize"]
 
@@ -148,8 +148,8 @@ class FaceParser:
             raise FileNotFoundError(f"parser model not found: {self.model_path}")
         self.session = make_session(self.model_path, self.providers, self.threads, self.spin)
         self.input_name = self.session.get_inputs()[0].name
-        side = self.session.get_inputs()[0].shape[-1]
-        if isinstance(side, int) and side != self.spec.input_size:  # a fixed input side wins over the spec's
+        side = fixed_input_side(self.session)
+        if side is not None and side != self.spec.input_size:  # a fixed input side wins over the spec's
             self.spec = replace(self.spec, input_size=side)
         out_shape = self.session.get_outputs()[0].shape
         n_out = out_shape[1] if len(out_shape) == 4 and isinstance(out_shape[1], int) else None

@@ -215,7 +215,7 @@ def prepare_path(mesher: FaceMesher, path: str | Path, options: EstimatorOptions
     try:
         image = read_image(p)
     except ImageInputError as e:
-        return failed(str(p), _status_of(e), e.detail, getattr(e, "size", (0, 0)))
+        return failed(str(p), _status_of(e), e.detail, e.size)
     return prepare_image(mesher, image, options)
 
 
@@ -376,7 +376,7 @@ class Estimator:
             try:
                 loaded = load_any(image)
             except ImageInputError as e:
-                h, w = getattr(e, "size", (0, 0))
+                h, w = e.size
                 return ImageAnalysis(None, ImageResult(e.path, _status_of(e), e.detail, width=w, height=h))
         return self.batch_finish([self.batch_prepare(loaded)])[0]
 

@@ -87,6 +87,13 @@ def make_session(path: str | Path, providers: list[str] | None = None, threads: 
     return sess
 
 
+def fixed_input_side(sess) -> int | None:
+    """The fixed input side (pixels) of an ONNX Runtime session whose input is N x C x S x S, or None when
+    the side is dynamic (a model exported at one side takes only that side)."""
+    shape = sess.get_inputs()[0].shape
+    return shape[-1] if len(shape) == 4 and isinstance(shape[-1], int) else None
+
+
 def gpu_name() -> str | None:
     """The first GPU's name from ``nvidia-smi``, or None when there is none."""
     import shutil

@@ -26,6 +26,7 @@ from tqdm import tqdm
 from ..evaluation.parser_eval import LFW_CLASSES, folder_crops, iou_report, lfw_val_crops
 from ..labels import HAIR, N_CLASSES
 from ..runtime.parsing import ParserSpec, preprocess
+from ..runtime.session import fixed_input_side
 from ..synth.sources import find_data_root
 from .bisenet import BiSeNet
 from .parser_data import PoolDataset, pool_items
@@ -130,8 +131,7 @@ def warm_start_onnx(path: Path, width: float, input_size: int) -> torch.nn.Modul
     sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     # the weights do not depend on the input size, but an exported file's input side is fixed: probe and
     # check at the file's own side, so a parser can continue at another input size
-    side = sess.get_inputs()[0].shape[-1]
-    side = side if isinstance(side, int) else input_size
+    side = fixed_input_side(sess) or input_size
     probe = np.zeros((1, 3, side, side), np.float32)
     n_out = sess.run(None, {sess.get_inputs()[0].name: probe})[0].shape[1]
     model = BiSeNet(int(n_out), width)
