@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from .face_checks import is_doubtful_face, is_small_face, warning_texts
 from .geometry import CANONICAL_SIZE, UPSCALE_INTERPOLATIONS, AlignedCrop, Face, FaceMesher, align, head_pose
 from .io import ImageInputError, LoadedImage, broken_link_detail, is_gray_rgb, read_image
 from .occlusion import (
@@ -352,12 +353,16 @@ class Estimator:
         r_all = None if r is None else with_out_of_frame(float(np.clip(r, 0, 1)), oof.overall)
         unc = None if r_all is None else float(max(final, geometric, r_all) - min(final, geometric, r_all))
         pose = head_pose(f)
+        size = float(y1 - y0)
+        small = is_small_face(size)
+        doubtful = is_doubtful_face(size, f.source, sc, g.parser_confidence)
         res = FaceResult(
             occlusion=float(np.clip(final, 0, 1)), geometric=geometric, regions=regions,
             occluded_by=g.occluded_by, box=(x0, y0, x1, y1), landmark_confidence=sc,
-            parser_confidence=g.parser_confidence, is_gray=gray, face_size=float(y1 - y0),
+            parser_confidence=g.parser_confidence, is_gray=gray, face_size=size,
             regressor=r, uncertainty=unc, subject=f is prep.faces[0], rotation=f.rotation,
-            out_of_frame=oof.overall, pose=pose, source=f.source, warnings=face_warnings(f, oof.overall, pose),
+            out_of_frame=oof.overall, pose=pose, source=f.source, small_face=small, doubtful_face=doubtful,
+            warnings=face_warnings(f, oof.overall, pose) + warning_texts(small, doubtful, size),
         )
         return FaceDetail(f, c, p, g, res)
 

@@ -92,6 +92,10 @@ class FaceResult:
     out_of_frame: float = 0.0  # fraction of R outside the image (counted as hidden in occlusion)
     pose: HeadPose | None = None
     source: str = "mesh"  # "mesh", or "keypoints" (mean mesh fitted to the detector's key points)
+    #: the face oval is under SMALL_FACE_PX tall: few pixels to read, the estimate is less reliable
+    small_face: bool = False
+    #: the face finding and the parse do not look like a face (occparse.runtime.face_checks)
+    doubtful_face: bool = False
     warnings: list[str] = field(default_factory=list)
 
     def region(self, name: str) -> float:

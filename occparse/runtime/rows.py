@@ -19,14 +19,17 @@ FOLDER_COLUMNS = ("filename", "status", "message", "n_faces", "occlusion", "geom
                   *(f"region_{n}" for n in REGIONS), "hidden_by_hair", "hidden_by_occluder", "hidden_by_facial_hair",
                   "hidden_by_background", "x0", "y0", "x1", "y1", "is_gray")
 #: folder mode's face-finding facts (README, JSON schema), after FOLDER_COLUMNS' first part
-FACE_EXTRA_COLUMNS = ("subject", "rotation", "out_of_frame", "yaw", "pitch", "roll", "source", "warnings")
+FACE_EXTRA_COLUMNS = ("subject", "rotation", "out_of_frame", "yaw", "pitch", "roll", "source", "small_face",
+                      "doubtful_face", "warnings")
 FOLDER_COLUMNS = FOLDER_COLUMNS + FACE_EXTRA_COLUMNS
-#: folder mode's columns before hidden_by_facial_hair and hidden_by_background (tenth session and earlier):
-#: such a file is still recognised as an earlier output that a rerun may replace
-FOLDER_COLUMNS_V1 = tuple(c for c in FOLDER_COLUMNS if c not in ("hidden_by_facial_hair", "hidden_by_background"))
+#: the columns of earlier occparse versions' folder output (without hidden_by_facial_hair and
+#: hidden_by_background; without small_face and doubtful_face): such a file is still recognised as
+#: occparse's own, which a rerun may replace
+FOLDER_COLUMNS_V2 = tuple(c for c in FOLDER_COLUMNS if c not in ("small_face", "doubtful_face"))
+FOLDER_COLUMNS_V1 = tuple(c for c in FOLDER_COLUMNS_V2 if c not in ("hidden_by_facial_hair", "hidden_by_background"))
 
 _TEXT = {"filename", "status", "message", "source", "warnings"}
-_INT = {"n_faces", "is_gray", "subject", "rotation"}
+_INT = {"n_faces", "is_gray", "subject", "rotation", "small_face", "doubtful_face"}
 
 
 def utf8_text(text: str) -> str:
@@ -93,7 +96,8 @@ def face_extra(f) -> dict[str, str]:
 
     return {"subject": str(int(f.subject)), "rotation": str(f.rotation), "out_of_frame": f"{f.out_of_frame:.4f}",
             "yaw": num(p.yaw if p else None), "pitch": num(p.pitch if p else None), "roll": num(p.roll if p else None),
-            "source": f.source, "warnings": "; ".join(f.warnings)}
+            "source": f.source, "small_face": str(int(f.small_face)), "doubtful_face": str(int(f.doubtful_face)),
+            "warnings": "; ".join(f.warnings)}
 
 
 def typed(rows: list[dict[str, str]], columns: tuple[str, ...]) -> dict[str, list]:
