@@ -131,7 +131,7 @@ def small_folder(tmp_path):
     Image.fromarray(rgb).save(d / "orig.png")
     Image.fromarray(np.ascontiguousarray(rgb[:, ::-1])).save(d / "flipped.png")
     Image.fromarray(to_gray3(rgb)).save(d / "gray.png")
-    (d / "notes.txt").write_text("not an image")
+    (d / "not_a_photo.jpg").write_text("not an image")
     return d
 
 
@@ -141,12 +141,13 @@ def test_parquet_out_of_the_box_and_no_side_csv(tmp_path, small_folder, capsys):
     keep.write_text("an earlier result the user wants to keep\n")
     out = tmp_path / "r.parquet"
     rc = main(["estimate", str(small_folder), "--out", str(out)])
-    assert rc == 1  # notes.txt failed
+    assert rc == 1  # not_a_photo.jpg failed
     assert keep.read_text() == "an earlier result the user wants to keep\n"
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["in", "r.csv", "r.parquet"]
+    # beside the output only its settings record (a rerun tells from it whether the output is current)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in", "r.csv", "r.parquet", "r.parquet.occparse.json"]
     rows = {Path(r["filename"]).name: r for r in pq.read_table(out).to_pylist()}
-    assert set(rows) == {"orig.png", "flipped.png", "gray.png", "notes.txt"}
-    assert rows["notes.txt"]["status"] == "not_an_image" and rows["notes.txt"]["occlusion"] is None
+    assert set(rows) == {"orig.png", "flipped.png", "gray.png", "not_a_photo.jpg"}
+    assert rows["not_a_photo.jpg"]["status"] == "not_an_image" and rows["not_a_photo.jpg"]["occlusion"] is None
     assert all(0.0 <= rows[n]["occlusion"] <= 1.0 for n in ("orig.png", "flipped.png", "gray.png"))
     assert rows["gray.png"]["is_gray"] == 1
 
@@ -309,12 +310,12 @@ def test_predict_refuses_missing_images_root_and_empty_csv(tmp_path, capsys):
 
 
 def test_estimate_predict_and_folder_mode_agree(tmp_path, small_folder, capsys):
-    names = ["orig.png", "flipped.png", "gray.png", "notes.txt"]
+    names = ["orig.png", "flipped.png", "gray.png", "not_a_photo.jpg"]
     single = {}
     for n in names:
         rc = main(["estimate", str(small_folder / n), "--json"])
         d = _strict_json(capsys.readouterr().out.strip().splitlines()[0])
-        assert rc == (1 if n == "notes.txt" else 0)
+        assert rc == (1 if n == "not_a_photo.jpg" else 0)
         single[n] = (d["status"], d["faces"][0]["occlusion"] if d["faces"] else None,
                      d["faces"][0]["geometric"] if d["faces"] else None)
     csv_in = _csv(tmp_path / "in.csv", "filename,FaceOcclusion,gender\n" + "".join(f"{n},0.1,F\n" for n in names))
@@ -337,7 +338,7 @@ def test_estimate_predict_and_folder_mode_agree(tmp_path, small_folder, capsys):
             assert value == pytest.approx(occ, abs=6e-5), n
         for value in (float(pred_rows[n]["geometric"]), float(folder_rows[n]["geometric"])):
             assert value == pytest.approx(geo, abs=6e-5), n
-    assert single["notes.txt"][0] == "not_an_image"
+    assert single["not_a_photo.jpg"][0] == "not_an_image"
 
 
 # ---------------------------------------------------------------- wide and 1-bit images
@@ -450,9 +451,12 @@ def test_folder_mode_output_inside_the_input_folder_is_not_an_input(small_folder
     assert main(["estimate", str(small_folder), "--out", str(out)]) == 1
     first = out.read_text()
     with open(out, newline="") as f:
-        assert sorted(Path(r["filename"]).name for r in csv.DictReader(f)) == ["flipped.png", "gray.png", "notes.txt",
+        assert sorted(Path(r["filename"]).name for r in csv.DictReader(f)) == ["flipped.png", "gray.png", "not_a_photo.jpg",
                                                                              "orig.png"]
-    assert main(["estimate", str(small_folder), "--out", str(out)]) == 1  # a rerun does not read r.csv either
+    # a rerun does not read r.csv either: the output is complete for these images
+    assert main(["estimate", str(small_folder), "--out", str(out)]) == 0
+    assert "already complete" in capsys.readouterr().err
+    assert main(["estimate", str(small_folder), "--out", str(out), "--overwrite"]) == 1
     assert out.read_text() == first
 
 
@@ -523,7 +527,7 @@ def test_folder_mode_out_that_is_an_input_is_refused(tmp_path, small_folder, cap
                                                "--out", str(mine)], mine)
     # found in the scanned folder, and not an earlier occparse output
     assert "not an earlier occparse" in _refused(capsys, ["estimate", str(small_folder), "--out", str(mine)], mine)
-    assert sorted(p.name for p in small_folder.iterdir()) == ["flipped.png", "gray.png", "mine.csv", "notes.txt",
+    assert sorted(p.name for p in small_folder.iterdir()) == ["flipped.png", "gray.png", "mine.csv", "not_a_photo.jpg",
                                                               "orig.png"]
 
 
@@ -534,9 +538,9 @@ def test_file_name_that_is_not_utf8_gets_a_row_and_resumes(tmp_path, capsys):
     d.mkdir()
     odd = d / os.fsdecode(b"b\xffd.png")
     shutil.copy(EXAMPLE, odd)
-    (d / "notes.txt").write_text("not an image")
+    (d / "not_a_photo.jpg").write_text("not an image")
     out = tmp_path / "r.csv"
-    assert main(["estimate", str(d), "--out", str(out)]) == 1  # notes.txt fails, the odd name does not
+    assert main(["estimate", str(d), "--out", str(out)]) == 1  # not_a_photo.jpg fails, the odd name does not
     rows = out.read_text(encoding="utf-8").splitlines()
     assert rows[1].startswith(str(d / "b\\xffd.png") + ",ok,")
     assert not out.with_name("r.csv.partial").exists()

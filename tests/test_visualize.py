@@ -15,7 +15,7 @@ from occparse.runtime.geometry import REGION_NAMES
 from occparse.runtime.results import FaceResult, OccluderShare, RegionOcclusion
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "astronaut.png"
-BAR_RED = np.array([220, 40, 40], np.uint8)
+BAR_RED = np.array(V.class_colour("occluder"), np.uint8)  # a bar with no breakdown of what hides it
 
 
 @pytest.fixture(scope="module")
@@ -128,9 +128,10 @@ def test_percent_labels_add_up_to_100(values):
 
 
 def test_zero_bars_have_no_tick():
-    zero = V.draw_panel(_face_result({}), 0, 1)
+    bars = slice(230, None)  # the region bars, below the class swatches (which use the same colours)
+    zero = V.draw_panel(_face_result({}), 0, 1)[bars]
     assert not np.all(zero == BAR_RED, axis=-1).any()
-    some = V.draw_panel(_face_result({"forehead": 0.35, "chin": float("nan")}), 0, 1)
+    some = V.draw_panel(_face_result({"forehead": 0.35, "chin": float("nan")}), 0, 1)[bars]
     assert np.all(some == BAR_RED, axis=-1).sum() > 100
 
 
@@ -139,3 +140,27 @@ def test_explanation_only_outside_both_components():
     assert V.explain_final(_face_result({}, geometric=0.002, regressor=0.037, occlusion=0.0)).startswith("Why below")
     assert V.explain_final(_face_result({}, geometric=0.0, regressor=0.128, occlusion=0.037)) is None
     assert V.explain_final(_face_result({}, geometric=0.1, regressor=None, occlusion=0.3)) is None
+
+
+def test_region_bars_take_the_colour_of_what_hides_them():
+    hair, occluder = np.array(V.class_colour("hair"), np.uint8), np.array(V.class_colour("occluder"), np.uint8)
+    res = _face_result({"forehead": 0.6, "mouth": 0.6})
+    hiders = {"forehead": [("hair", 1.0)], "mouth": [("occluder", 0.5), ("facial_hair", 0.5)]}
+    panel = V.draw_panel(res, 0, 1, hiders=hiders)[230:]  # the bars, below the class swatches
+    assert np.all(panel == hair, axis=-1).sum() > 100  # the forehead's bar is hair, not occluder red
+    red = np.all(panel == occluder, axis=-1).sum()
+    brown = np.all(panel == np.array(V.class_colour("facial_hair"), np.uint8), axis=-1).sum()
+    assert red > 50 and abs(red - brown) < 0.2 * red  # the mouth's bar is split half and half
+
+
+def test_beard_region_bars_and_legend_name_only_what_is_there(estimator, tmp_path):
+    case = Path(__file__).resolve().parents[2] / "shared" / "cases" / "beard_natural.jpg"
+    if not case.is_file():
+        pytest.skip("../shared/cases not found")
+    an = estimator.analyze(case)
+    hiders = V.region_hiders(an.faces[0])
+    assert hiders["chin"][0][0] == "facial_hair"  # the beard, not an occluder, hides the chin
+    header_with = V.draw_header(None, [], "t", 940, {"face", "facial_hair"})
+    header_all = V.draw_header(None, [], "t", 940, None)
+    swatch = np.array(V.class_colour("occluder"), np.uint8)
+    assert not np.all(header_with == swatch, axis=-1).any() and np.all(header_all == swatch, axis=-1).any()

@@ -27,7 +27,7 @@ from . import (
     synth,
     train,
 )
-from .common import PRECISION_CHOICES, fail, quiet_native_logs
+from .common import PRECISION_CHOICES, fail, plain_help, quiet_native_logs
 
 __all__ = ["PRECISION_CHOICES", "build_parser", "main"]
 
@@ -67,6 +67,7 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
         mod.add_parser(sub)
     for name, mod in TOOLS.items():
         mod.add_parser(sub, load=command in (None, name))
+    plain_help(p)
     return p
 
 

@@ -137,11 +137,12 @@ def output_clash(outputs, inputs) -> tuple[Path, Path] | None:
 
 def resumable_outputs(out: Path) -> tuple[Path, ...]:
     """Every file a resumable batch output writes: OUT, OUT.partial (with its .tmp, its settings sidecar and
-    the sidecar's .tmp), OUT.tmp."""
+    the sidecar's .tmp), OUT.tmp, and OUT.occparse.json (the settings of a complete OUT, with its .tmp)."""
     partial = out.with_name(out.name + ".partial")
     sidecar = partial.with_name(partial.name + ".json")
+    record = out.with_name(out.name + ".occparse.json")
     return (out, partial, partial.with_name(partial.name + ".tmp"), sidecar, sidecar.with_name(sidecar.name + ".tmp"),
-            out.with_name(out.name + ".tmp"))
+            out.with_name(out.name + ".tmp"), record, record.with_name(record.name + ".tmp"))
 
 
 def interrupted_message(writer) -> str:
@@ -300,6 +301,42 @@ def add_engine_args(p: argparse.ArgumentParser) -> None:
 
 ALIGNED_HELP = ("inputs are aligned face crops (like the challenge's 224x224 ones): when a heavy occluder defeats "
                 "the mesh, assume the canonical face layout instead of reporting no_face (the message says so)")
+
+
+def plain_text(text: str | None) -> str | None:
+    """``text`` (a docstring written in reST) as plain terminal text: ``code`` -> code, :func:`x` -> x, `x` -> x."""
+    import re
+
+    if not text:
+        return text
+    text = re.sub(r":[a-z]+:`~?([^`]+)`", r"\1", text)
+    text = re.sub(r"``([^`]+)``", r"\1", text)
+    return re.sub(r"(?<![A-Za-z0-9])`([^`]+)`(?![A-Za-z0-9])", r"\1", text)
+
+
+class HelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """Descriptions as written (line breaks kept); every option whose help does not already name its default
+    gets "(default: X)", so that ``--help`` shows what happens when the option is left out."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        default = action.default
+        if ("default" in text or default is None or default is False or default == argparse.SUPPRESS
+                or not action.option_strings or isinstance(default, bool) and not default):
+            return text
+        return text + " (default: %(default)s)"
+
+
+def plain_help(parser: argparse.ArgumentParser) -> None:
+    """Make ``parser`` and its subcommands print plain text with defaults (:class:`HelpFormatter`)."""
+    parser.formatter_class = HelpFormatter
+    parser.description = plain_text(parser.description)
+    parser.epilog = plain_text(parser.epilog)
+    for action in parser._actions:
+        action.help = plain_text(action.help) if isinstance(action.help, str) else action.help
+        if isinstance(action, argparse._SubParsersAction):
+            for sub in action.choices.values():
+                plain_help(sub)
 
 
 class ToolCommand:

@@ -59,7 +59,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", help="folder mode: write one row per image to this .csv or .parquet (resumable)")
     p.add_argument("--workers", type=int, default=0,
                    help="folder mode: processes for decoding and the mesh (default 0: one per core for 100+ files)")
-    p.add_argument("--batch", type=int, default=64, help="folder mode: crops per network batch")
+    p.add_argument("--batch", type=int, default=64,
+                   help="folder mode: crops per network batch (default 64; a part-filled batch runs after 2 s)")
+    p.add_argument("--overwrite", action="store_true",
+                   help="folder mode: compute OUT again even when it is already complete for these images and settings "
+                        "(default: say so and exit 0)")
     add_engine_args(p)
     p.add_argument("--visualize", nargs="?", const="auto", metavar="PATH",
                    help="write the picture: PATH, or NAME_occlusion.png beside the input when PATH is left out")
@@ -110,6 +114,7 @@ def run(a: argparse.Namespace) -> int:
     if app is None:
         return err
     failures = 0
+    out = _Stdout()
     for path, pic in zip(a.images, pictures, strict=True):
         try:
             an = app.analyze(path)
@@ -118,20 +123,9 @@ def run(a: argparse.Namespace) -> int:
             failures += 1
             continue
         res = an.result
-        if a.json:
-            from ..runtime.rows import utf8_text
-
-            d = res.to_dict(all_faces=a.all_faces)
-            d["path"], d["message"] = utf8_text(d["path"]), utf8_text(d["message"])  # as folder mode writes it
-            print(strict_dumps(d))
-        elif res.ok:
-            print(_table(res, a.all_faces))
-        if not res.ok:
-            if not a.json:
-                print(f"{path}: {res.status}: {res.message}", file=sys.stderr)
-            failures += 1
-            continue
-        if pic is not None:
+        # the picture first: a reader that closes stdout early (`| head -1`) must not cost it
+        picture_line = None
+        if res.ok and pic is not None:
             pic.parent.mkdir(parents=True, exist_ok=True)
             try:
                 written = cv2.imwrite(str(pic), draw_estimate(an, None if a.all_faces else 1)[..., ::-1])
@@ -141,9 +135,45 @@ def run(a: argparse.Namespace) -> int:
             if not written:
                 print(f"{path}: error: could not write the picture {pic}", file=sys.stderr)
                 failures += 1
-                continue
-            print(f"picture: {pic}", file=sys.stderr if a.json else sys.stdout)
+            else:
+                picture_line = f"picture: {pic}"
+        if a.json:
+            from ..runtime.rows import utf8_text
+
+            d = res.to_dict(all_faces=a.all_faces)
+            d["path"], d["message"] = utf8_text(d["path"]), utf8_text(d["message"])  # as folder mode writes it
+            out.say(strict_dumps(d))
+        elif res.ok:
+            out.say(_table(res, a.all_faces))
+        if not res.ok:
+            if not a.json:
+                print(f"{path}: {res.status}: {res.message}", file=sys.stderr)
+            failures += 1
+            continue
+        if picture_line:
+            if a.json:
+                print(picture_line, file=sys.stderr)
+            else:
+                out.say(picture_line)
+    if out.gone:
+        raise BrokenPipeError  # every picture is written; the CLI's entry point exits quietly (141)
     return 1 if failures else 0
+
+
+class _Stdout:
+    """Standard output that a reader may close early (``occparse estimate x.png | head -1``): after that,
+    lines are dropped and the work (pictures) goes on; ``gone`` says it happened."""
+
+    def __init__(self) -> None:
+        self.gone = False
+
+    def say(self, text: str) -> None:
+        if self.gone:
+            return
+        try:
+            print(text, flush=True)
+        except BrokenPipeError:
+            self.gone = True
 
 
 def _pct(v: float | None, fmt: str = ".1%") -> str:
@@ -194,6 +224,10 @@ def _face_facts(f) -> list[str]:
     return facts + [f"    warning: {w}" for w in f.warnings]
 
 
+#: the extensions named in the "skipped" line (the common ones; IMAGE_EXTENSIONS has all)
+IMAGE_EXTENSIONS_SHOWN = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", "...")
+
+
 def _estimate_folder(a: argparse.Namespace) -> int:
     """Folder/batch mode: every image under the inputs, one row each, streamed to --out, resumable."""
     from tqdm import tqdm
@@ -203,13 +237,21 @@ def _estimate_folder(a: argparse.Namespace) -> int:
 
     if a.engine == "ray":
         return _estimate_folder_ray(a)
+    from ..runtime.io import has_image_extension
+
     paths: list[Path] = []
     named: set[Path] = set()  # the files named on the command line (not found in a folder)
+    skipped = 0  # files in a folder without an image extension (.DS_Store, notes.txt, ...)
+    scanned: list[Path] = []  # those files: not read, but never written over either
     for item in a.images:
         p = Path(item)
         if p.is_dir():
             # a broken symbolic link gets a row too (status missing), never silence
-            paths += sorted(q for q in p.rglob("*") if q.is_file() or (q.is_symlink() and not q.exists()))
+            found = sorted(q for q in p.rglob("*") if q.is_file() or (q.is_symlink() and not q.exists()))
+            images = [q for q in found if has_image_extension(q)]
+            skipped += len(found) - len(images)
+            paths += images
+            scanned += [q for q in found if not has_image_extension(q)]
         else:
             paths.append(p)
             named.add(p)
@@ -221,12 +263,13 @@ def _estimate_folder(a: argparse.Namespace) -> int:
     # resume) writes them again; a file there that occparse did not write is an input, and refused as above
     own = {q.resolve() for q in resumable_outputs(out)}
     mine = [q.resolve() in own for q in paths]
-    if (clash := output_clash([out], [q for q, m in zip(paths, mine, strict=True) if m])) and not _folder_output(out):
+    theirs = [q for q, m in zip(paths, mine, strict=True) if m] + [q for q in scanned if q.resolve() in own]
+    if (clash := output_clash([out], theirs)) and not _folder_output(out):
         return fail(f"--out {out} is the input {clash[1]} (not an earlier occparse estimate output); give --out "
                     "another name")
     paths = [q for q, m in zip(paths, mine, strict=True) if not m]
     if not paths:
-        return fail("no files found in the given folder(s)")
+        return fail("no image files found in the given folder(s)")
     parquet = out.suffix.lower() == ".parquet"
     # refuse before computing anything: a writer that is missing at the end would lose the run
     if out.suffix.lower() not in (".csv", ".parquet"):
@@ -238,9 +281,16 @@ def _estimate_folder(a: argparse.Namespace) -> int:
     if err := unwritable_folder(out.parent):
         return fail(f"--out {out}: {err}")
     columns = FOLDER_COLUMNS
+    if skipped:  # said once the options are known to be good, so that a refusal stays one line
+        print(f"occparse: skipped {skipped} file{'s' if skipped != 1 else ''} without an image extension "
+              f"({', '.join(IMAGE_EXTENSIONS_SHOWN)})", file=sys.stderr)
     try:
         # rows stream to OUT.partial (CSV text, what resuming reads); only OUT itself is ever replaced
         writer = ResumableWriter(out, columns, settings=_folder_settings(a))
+        if not a.overwrite and (n := writer.complete_rows([str(p) for p in paths])) is not None:
+            print(f"{out} is already complete: {n} rows from these images with these settings; nothing to do "
+                  "(--overwrite computes it again)", file=sys.stderr)
+            return 0
         done = writer.resume_check([str(p) for p in paths])
     except BatchInputError as e:
         return fail(str(e))
@@ -330,10 +380,21 @@ def _csv_to_parquet(src: Path, dst: Path, columns: tuple[str, ...]) -> Path:
 def _estimate_folder_ray(a: argparse.Namespace) -> int:
     """Folder mode with --engine ray: files under local folders or URIs (s3://bucket/prefix/)."""
     from ..runtime.distributed import PARTS_SUFFIX, is_uri, list_folder
+    from ..runtime.io import has_image_extension
 
     names: list[str] = []
+    skipped = 0
     for item in a.images:
-        names += list_folder(item) if is_uri(item) or Path(item).is_dir() else [item]
+        if is_uri(item) or Path(item).is_dir():
+            found = list_folder(item)
+            images = [n for n in found if has_image_extension(n)]
+            skipped += len(found) - len(images)
+            names += images
+        else:
+            names.append(item)
+    if skipped:
+        print(f"occparse: skipped {skipped} file{'s' if skipped != 1 else ''} without an image extension "
+              f"({', '.join(IMAGE_EXTENSIONS_SHOWN)})", file=sys.stderr)
     named = [n for n in a.images if not is_uri(n) and not Path(n).is_dir()]
     if not is_uri(a.out) and (clash := output_clash([a.out, a.out + ".tmp"], named)):
         return fail(f"--out {a.out} would write {clash[0]}, which is the input {clash[1]}; give --out another name")
@@ -343,7 +404,7 @@ def _estimate_folder_ray(a: argparse.Namespace) -> int:
         names = [n for n in names if is_uri(n) or (Path(n).resolve() not in (out, Path(str(out) + ".tmp"))
                                                    and parts not in Path(n).resolve().parents)]
     if not names:
-        return fail("no files found in the given folder(s)")
+        return fail("no image files found in the given folder(s)")
     options, err = ray_options(a, max_faces=1 if not a.all_faces else a.max_faces, detector_scores=False,
                                 assume_aligned=a.assume_aligned, exhaustive=a.all_faces)
     if options is None:

@@ -24,14 +24,14 @@ def add_parser(sub) -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
         description="For each image: find the faces (MediaPipe), parse each aligned crop (BiSeNet on ONNX Runtime) "
         "and write, in the original image's geometry, NAME_labels.png (0 background, 1 visible face, 2 hair, "
-        "3 occluder) and NAME_overlay.png (classes tinted, face region outlined).",
+        "3 occluder, 4 facial hair) and NAME_overlay.png (classes tinted, face region outlined).",
         epilog="""examples:
   occparse parse photo.jpg --out-dir parsed/
   occparse parse a.jpg b.png --out-dir parsed/ --parser my_celebamask.onnx --parser-spec celebamask19
 
 --parser-spec: "celebamask19" for the common 19-class CelebAMask-HQ BiSeNet export (512x512 input, ImageNet
 mean/std), or a JSON file {"input_size": S, "mean": [..], "std": [..], "class_map": [..]} mapping each output
-class to occparse's 0..3. Exit status 1 when any image failed (each failure is reported on stderr).""",
+class to occparse's 0..4 (0 background, 1 visible face, 2 hair, 3 occluder, 4 facial hair). Exit status 1 when any image failed (each failure is reported on stderr).""",
     )
     add_arguments(p)
     p.set_defaults(func=run)

@@ -57,7 +57,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--assume-aligned", action="store_true", help=ALIGNED_HELP)
     p.add_argument("--workers", type=int, default=0,
                    help="processes for decoding and the mesh (default 0: one per core for 100+ rows, else 1)")
-    p.add_argument("--batch", type=int, default=64, help="crops per network batch (default 64)")
+    p.add_argument("--batch", type=int, default=64,
+                   help="crops per network batch (default 64; a part-filled batch runs after 2 s)")
+    p.add_argument("--overwrite", action="store_true",
+                   help="compute OUT again even when it is already complete for this CSV and these settings "
+                        "(default: say so and exit 0)")
     add_engine_args(p)
     add_parser_args(p)
 
@@ -85,6 +89,10 @@ def run(a: argparse.Namespace) -> int:
             return fail(f"--out {out} would write {clash[0]}, which is the input image {clash[1]}; give --out another "
                         "name")
         writer = ResumableWriter(a.out, PREDICT_COLUMNS, settings=_settings(a))
+        if not a.overwrite and (n := writer.complete_rows([r.filename for r in rows])) is not None:
+            print(f"{out} is already complete: {n} rows from this CSV with these settings; nothing to do "
+                  "(--overwrite computes it again)", file=sys.stderr)
+            return 0
         done = writer.resume_check([r.filename for r in rows])
     except BatchInputError as e:
         return fail(str(e))

@@ -195,9 +195,47 @@ class ResumableWriter:
         self.drop_settings()
         return self.out
 
+    @property
+    def record(self) -> Path:
+        """``OUT.occparse.json``: the settings a complete output was computed with (see :meth:`complete_rows`)."""
+        return self.out.with_name(self.out.name + ".occparse.json")
+
     def drop_settings(self) -> None:
-        """Remove the settings record (the output is complete; nothing is left to resume)."""
+        """The output is complete: its settings move from ``OUT.partial.json`` to :attr:`record`, so that a rerun
+        can tell whether the output is still current."""
+        if self.settings is not None:
+            import json
+
+            tmp = self.record.with_name(self.record.name + ".tmp")
+            tmp.write_text(json.dumps({"format": 1, "settings": self.settings}, indent=1, sort_keys=True) + "\n",
+                           encoding="utf-8")
+            os.replace(tmp, self.record)
         self.sidecar.unlink(missing_ok=True)
+
+    def complete_rows(self, expected: list[str]) -> int | None:
+        """The number of rows of a complete ``OUT`` that already holds exactly these inputs (in order), computed with
+        this run's settings; None when there is none, or it is from other inputs or settings, or cannot be read
+        (then a rerun recomputes it)."""
+        import json
+
+        from .rows import utf8_text
+
+        if self.partial.exists() or not self.out.is_file() or self.settings is None:
+            return None
+        try:
+            stored = json.loads(self.record.read_text(encoding="utf-8")).get("settings")
+            if self.out.suffix.lower() == ".parquet":
+                import pyarrow.parquet as pq
+
+                names = [str(v) for v in pq.read_table(self.out, columns=["filename"]).column("filename").to_pylist()]
+            else:
+                with open(self.out, newline="", encoding="utf-8") as f:
+                    names = [r["filename"] for r in csv.DictReader(f)]
+        except (OSError, ValueError, KeyError, AttributeError, ImportError):
+            return None
+        if stored != json.loads(json.dumps(self.settings)) or names != [utf8_text(e) for e in expected]:
+            return None
+        return len(names)
 
     def close(self) -> None:
         if self._f is not None:
@@ -281,14 +319,26 @@ def prepared(est, paths: list[Path], workers: int = 1, max_inflight: int = 256, 
         yield result
 
 
-def analyses(est, paths: list[Path], workers: int = 1, batch_size: int = 64, pool=None) -> Iterator:
+#: Longest wait (seconds) before a part-filled network batch runs anyway, so that rows reach the output
+#: (and survive Ctrl-C) every few seconds whatever the folder size and ``batch_size``.
+MAX_BATCH_WAIT_S = 2.0
+
+
+def analyses(est, paths: list[Path], workers: int = 1, batch_size: int = 64, pool=None,
+             max_wait_s: float = MAX_BATCH_WAIT_S) -> Iterator:
     """ImageAnalysis for each path, in order. Decoding and the mesh run in ``workers`` processes;
-    the networks run here on batches of ``batch_size`` crops. Memory stays flat: a bounded number
-    of images is in flight (see :func:`prepared`)."""
+    the networks run here on batches of ``batch_size`` crops, or on the crops gathered in
+    ``max_wait_s`` seconds when fewer arrive (so finished rows are never held back long). Memory stays
+    flat: a bounded number of images is in flight (see :func:`prepared`)."""
+    import time
+
     buf = []
+    started = 0.0
     for prep in prepared(est, paths, workers, pool=pool):
+        if not buf:
+            started = time.monotonic()
         buf.append(prep)
-        if len(buf) >= batch_size:
+        if len(buf) >= batch_size or time.monotonic() - started >= max_wait_s:
             yield from est.batch_finish(buf)
             buf = []
     if buf:

@@ -288,6 +288,17 @@ def broken_link_detail(p: Path) -> str:
         return "broken symbolic link: its target does not exist"
 
 
+#: File extensions folder mode reads as images (lower case). Other files in a folder are skipped and
+#: counted; a file named on the command line is read whatever its extension.
+IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".jpe", ".jfif", ".png", ".bmp", ".dib", ".tif", ".tiff", ".webp",
+                              ".gif", ".ppm", ".pgm", ".pbm", ".pnm", ".jp2", ".j2k", ".tga"})
+
+
+def has_image_extension(path: str | Path) -> bool:
+    """Whether ``path``'s extension is one of :data:`IMAGE_EXTENSIONS` (case-insensitive)."""
+    return Path(path).suffix.lower() in IMAGE_EXTENSIONS
+
+
 def read_image(path: str | Path, min_side: int = MIN_SIDE) -> LoadedImage:
     """Read ``path`` into an upright 8-bit RGB :class:`LoadedImage` or raise an :class:`ImageInputError`."""
     p = Path(path)

@@ -48,9 +48,9 @@ CLASS_COLOURS: dict[str, tuple[int, int, int]] = {
     "background": (150, 150, 150),
 }
 FALLBACK_COLOUR = (0, 190, 190)
-#: Short names drawn on the zoomed face; "L"/"R" are the subject's own left and right.
-REGION_TAGS = {"forehead": "forehead", "left_eye": "L eye", "right_eye": "R eye", "nose": "nose", "mouth": "mouth",
-               "left_cheek": "L cheek", "right_cheek": "R cheek", "chin": "chin"}
+#: Names drawn on the zoomed face; left and right are the subject's own (the left eye is on the picture's right).
+REGION_TAGS = {"forehead": "forehead", "left_eye": "left eye", "right_eye": "right eye", "nose": "nose",
+               "mouth": "mouth", "left_cheek": "left cheek", "right_cheek": "right cheek", "chin": "chin"}
 
 
 def _key(name: str) -> str:
@@ -85,7 +85,7 @@ def _legend(img: np.ndarray) -> None:
     scale = max(0.35, img.shape[1] / 900)
     y = int(18 * scale / 0.5)
     x = 6
-    entries = [(c.replace("_", " "), class_colour(c)) for c in CLASSES[1:]] + [("face region R", (0, 220, 0))]
+    entries = [(c.replace("_", " "), class_colour(c)) for c in CLASSES[1:]] + [("face region", (0, 220, 0))]
     for name, colour in entries:
         cv2.putText(img, name, (x, y), FONT, scale, (0, 0, 0), 3, cv2.LINE_AA)
         cv2.putText(img, name, (x, y), FONT, scale, colour, 1, cv2.LINE_AA)
@@ -253,9 +253,27 @@ def draw_face_tile(rgb: np.ndarray, fa) -> np.ndarray:
     taken: list = []
     for s_, x, y in tags:
         _tag(out, s_, x, y, 0.4, taken=taken)
-    if not inside_photo.all():
+    if (regions.face & ~inside_photo).any():  # only when the face region itself runs past the photo's border
         _tag(out, "grey: outside the photo (counted as hidden)", TILE / 2, TILE - 14, 0.4)
-    _tag(out, "L / R = the subject's own left / right", TILE / 2, 14, 0.4)
+    return out
+
+
+def region_hiders(fa) -> dict[str, list[tuple[str, float]]]:
+    """For each sub-region, what hides it: (class name, share of the region's hidden pixels), largest first.
+
+    Read from the parser's labels on the aligned crop (``fa`` is a pipeline.FaceDetail), so that each
+    region's bar can be coloured by what covers it; the bar's length is the reported number."""
+    labels = fa.parse.labels
+    parts = face_regions(fa.crop.face, labels.shape).parts
+    out: dict[str, list[tuple[str, float]]] = {}
+    for name in REGION_NAMES:
+        hidden = labels[parts[name] & (labels != 1)]
+        if hidden.size == 0:
+            out[name] = []
+            continue
+        counts = np.bincount(np.minimum(hidden, len(CLASSES) - 1), minlength=len(CLASSES)).astype(float)
+        out[name] = sorted(((CLASSES[k], counts[k] / hidden.size) for k in range(len(CLASSES)) if counts[k] > 0),
+                           key=lambda kv: -kv[1])
     return out
 
 
@@ -263,8 +281,12 @@ def draw_face_tile(rgb: np.ndarray, fa) -> np.ndarray:
 # the panel
 
 
-def draw_panel(res, index: int, n_faces: int, height: int = ROW_H) -> np.ndarray:
-    """PANEL_W x ``height`` RGB panel with one face's numbers (``res`` is a FaceResult)."""
+def draw_panel(res, index: int, n_faces: int, height: int = ROW_H,
+               hiders: dict[str, list[tuple[str, float]]] | None = None) -> np.ndarray:
+    """PANEL_W x ``height`` RGB panel with one face's numbers (``res`` is a FaceResult).
+
+    ``hiders`` (:func:`region_hiders`) colours each region's bar by what hides it; without it the bars
+    are drawn in the occluder colour."""
     p = np.full((height, PANEL_W, 3), PAPER, np.uint8)
     x = 14
     y = 26
@@ -272,9 +294,10 @@ def draw_panel(res, index: int, n_faces: int, height: int = ROW_H) -> np.ndarray
     put_text(p, f"{head}  ({res.face_size:.0f} px tall in the photo)", x, y, 0.45, MUTED)
     y += 36
     put_text(p, f"occluded {res.occlusion:.1%}", x, y, 0.85, (200, 20, 20), 2)
-    put_text(p, "final estimate: share of R hidden", x + 230, y - 6, 0.38, MUTED)
+    put_text(p, "final estimate: share of the face", x + 230, y - 6, 0.38, MUTED)
+    put_text(p, "region hidden", x + 230, y + 8, 0.38, MUTED)
     y += 24
-    comps = f"components: geometric {res.geometric:.1%} (R minus visible face)"
+    comps = f"components: geometric {res.geometric:.1%} (face region minus visible face)"
     put_text(p, comps, x, y, 0.42)
     if res.regressor is not None:
         y += 18
@@ -285,7 +308,12 @@ def draw_panel(res, index: int, n_faces: int, height: int = ROW_H) -> np.ndarray
             y += 16
             put_text(p, line, x, y, 0.38, (150, 60, 0))
     y += 28
-    put_text(p, "what the parser sees inside R (sums to 100%)", x, y, 0.45, MUTED)
+    for flag, text in ((res.small_face, "small face: fewer pixels, a less sure reading"),
+                       (res.doubtful_face, "doubtful face: may not be a face; look at it")):
+        if flag:
+            y += 16
+            put_text(p, text, x, y, 0.4, (200, 20, 20))
+    put_text(p, "what the parser sees inside the face region (sums to 100%)", x, y, 0.42, MUTED)
     shares = shares_of_r(res)
     labels = percent_labels([v for _, v in shares])
     col = 0
@@ -301,7 +329,7 @@ def draw_panel(res, index: int, n_faces: int, height: int = ROW_H) -> np.ndarray
     y += 30
     put_text(p, "occluded share of each region", x, y, 0.45, MUTED)
     y += 16
-    put_text(p, "left / right: the subject's own (L eye appears on the right)", x, y, 0.36, MUTED)
+    put_text(p, "left / right: the subject's own; bars coloured by what hides the region", x, y, 0.36, MUTED)
     bx0, bx1 = x + 140, PANEL_W - 64
     for name in REGION_NAMES:
         y += 22
@@ -313,15 +341,22 @@ def draw_panel(res, index: int, n_faces: int, height: int = ROW_H) -> np.ndarray
             put_text(p, "n/a", bx1 + 6, y, 0.4, MUTED)
             continue
         fill = int(round((bx1 - bx0) * min(max(v, 0.0), 1.0)))
-        if fill >= 1:  # a 0% bar stays empty: no tick
-            cv2.rectangle(p, (bx0, y - 11), (bx0 + fill - 1, y + 1), (220, 40, 40), -1)
+        parts = (hiders or {}).get(name) or [("occluder", 1.0)]
+        start = bx0
+        for k, (cls, share) in enumerate(parts):  # a 0% bar stays empty: no tick
+            end = bx0 + fill if k == len(parts) - 1 else min(bx0 + fill, start + int(round(fill * share)))
+            if end > start:
+                cv2.rectangle(p, (start, y - 11), (end - 1, y + 1), class_colour(cls), -1)
+            start = end
         put_text(p, f"{v:.0%}", bx1 + 6, y, 0.4)
     return p
 
 
 def draw_header(rgb: np.ndarray | None, boxes: list[tuple[float, float, float, float]], title: str,
-                width: int) -> np.ndarray:
-    """The strip above the faces: the whole photo small, faces boxed and numbered, and how to read the rest."""
+                width: int, present: set[str] | None = None) -> np.ndarray:
+    """The strip above the faces: the whole photo small, faces boxed and numbered, and how to read the rest.
+
+    ``present``: the parser classes seen in the drawn faces' regions; the legend names only those (all when None)."""
     hd = np.full((HEADER_H, width, 3), (235, 235, 235), np.uint8)
     x = 10
     if rgb is not None:
@@ -340,8 +375,8 @@ def draw_header(rgb: np.ndarray | None, boxes: list[tuple[float, float, float, f
         hd[y0 : y0 + th, x : x + tw] = thumb
         x += tw + 16
     lines = [
-        ("The green line is the face region R (MediaPipe face-mesh oval); every percentage is a share of R.", INK),
-        ("Inside R each pixel is tinted by what the face parser sees there:", INK),
+        ("The green line is the face region (MediaPipe face-mesh oval); every percentage is a share of it.", INK),
+        ("Inside it each pixel is tinted by what the face parser sees there:", INK),
     ]
     y = 28
     put_text(hd, title, x, y, 0.5, INK, 1)
@@ -352,12 +387,15 @@ def draw_header(rgb: np.ndarray | None, boxes: list[tuple[float, float, float, f
     y += 22
     cx = x
     for name in CLASSES:
+        if present is not None and name not in present:
+            continue
         shown = "visible face" if name == "face" else name.replace("_", " ")
         _swatch(hd, cx, y, class_colour(name))
         put_text(hd, shown, cx + 18, y, 0.4)
         cx += 30 + cv2.getTextSize(shown, FONT, 0.4, 1)[0][0]
     y += 20
-    for line in wrap_text("White lines and dark labels mark the sub-regions; outside R the photo is dimmed.",
+    for line in wrap_text("White lines and dark labels mark the sub-regions; outside the face region the photo "
+                          "is dimmed.",
                       width - x - 10, 0.4):
         put_text(hd, line, x, y, 0.4, MUTED)
         y += 18
@@ -384,10 +422,12 @@ def draw_estimate(analysis, max_faces: int | None = None) -> np.ndarray:
         title = f"{name}: {analysis.result.status} {analysis.result.message}".strip()
     if getattr(analysis, "fallback", False):
         title += " (no mesh: canonical layout assumed)"
-    rows = [draw_header(img, [fa.face.box for fa in faces], title, width)]
+    hiders = [region_hiders(fa) for fa in faces]
+    present = {name for fa in faces for name, share in shares_of_r(fa.result) if share >= 0.0005}  # shown >= 0.1%
+    rows = [draw_header(img, [fa.face.box for fa in faces], title, width, present if faces else None)]
     for i, fa in enumerate(faces):
         tile = draw_face_tile(img, fa)
-        panel = draw_panel(fa.result, i, len(faces))
+        panel = draw_panel(fa.result, i, len(faces), hiders=hiders[i])
         row = np.hstack([tile, panel])
         cv2.line(row, (0, 0), (width - 1, 0), (200, 200, 200), 1)
         rows.append(row)

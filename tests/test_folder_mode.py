@@ -1,0 +1,94 @@
+"""Folder mode as a user meets it: only image files become rows, a complete output is not recomputed,
+rows reach the output while a run goes on, and a closed stdout never costs the picture."""
+
+from __future__ import annotations
+
+import csv
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from occparse.cli import main
+
+ROOT = Path(__file__).resolve().parents[1]
+ASTRONAUT = ROOT / "examples" / "astronaut.png"
+
+
+def _rows(path: Path) -> list[dict[str, str]]:
+    with open(path, newline="", encoding="utf-8") as f:
+        return list(csv.DictReader(f))
+
+
+def test_folder_reads_image_files_only_and_says_how_many_it_skipped(tmp_path, capsys):
+    d = tmp_path / "in"
+    d.mkdir()
+    Image.open(ASTRONAUT).save(d / "photo.png")
+    (d / ".DS_Store").write_bytes(b"\x00\x00\x00\x01Bud1")
+    (d / "notes.txt").write_text("camera settings")
+    out = tmp_path / "r.csv"
+    assert main(["estimate", str(d), "--out", str(out)]) == 0
+    assert "skipped 2 files without an image extension" in capsys.readouterr().err
+    rows = _rows(out)
+    assert [Path(r["filename"]).name for r in rows] == ["photo.png"] and rows[0]["status"] == "ok"
+
+
+def test_a_broken_file_with_an_image_extension_is_still_a_row(tmp_path):
+    d = tmp_path / "in"
+    d.mkdir()
+    Image.open(ASTRONAUT).save(d / "a.png")
+    (d / "b.jpg").write_text("this is not a JPEG")
+    out = tmp_path / "r.csv"
+    assert main(["estimate", str(d), "--out", str(out)]) == 1
+    status = {Path(r["filename"]).name: r["status"] for r in _rows(out)}
+    assert status == {"a.png": "ok", "b.jpg": "not_an_image"}
+
+
+def test_rerun_of_a_complete_output_says_so_and_keeps_it(tmp_path, capsys):
+    d = tmp_path / "in"
+    d.mkdir()
+    Image.open(ASTRONAUT).save(d / "a.png")
+    out = tmp_path / "r.csv"
+    assert main(["estimate", str(d), "--out", str(out)]) == 0
+    before = out.stat().st_mtime_ns
+    capsys.readouterr()
+    assert main(["estimate", str(d), "--out", str(out)]) == 0
+    assert "already complete" in capsys.readouterr().err
+    assert out.stat().st_mtime_ns == before  # not rewritten
+    # other settings: the output is computed again
+    assert main(["estimate", str(d), "--out", str(out), "--facial-hair", "visible"]) == 0
+    assert "already complete" not in capsys.readouterr().err and out.stat().st_mtime_ns != before
+    # another input set: computed again too
+    Image.open(ASTRONAUT).transpose(Image.Transpose.FLIP_LEFT_RIGHT).save(d / "b.png")
+    assert main(["estimate", str(d), "--out", str(out), "--facial-hair", "visible"]) == 0
+    assert len(_rows(out)) == 2
+    # --overwrite recomputes a complete output
+    before = out.stat().st_mtime_ns
+    assert main(["estimate", str(d), "--out", str(out), "--facial-hair", "visible", "--overwrite"]) == 0
+    assert out.stat().st_mtime_ns != before
+
+
+def test_part_filled_batches_run_without_waiting_for_a_full_one(monkeypatch):
+    """Rows must reach the writer while the run goes on (Ctrl-C keeps them), whatever --batch is."""
+    from occparse.runtime import batch
+    from occparse.runtime.pipeline import Estimator, EstimatorOptions
+
+    est = Estimator(EstimatorOptions())
+    sizes: list[int] = []
+    real = est.batch_finish
+    monkeypatch.setattr(est, "batch_finish", lambda buf: (sizes.append(len(buf)), real(buf))[1])
+    paths = [ASTRONAUT] * 3
+    results = list(batch.analyses(est, paths, batch_size=64, max_wait_s=0.0))
+    assert len(results) == 3 and sizes == [1, 1, 1]
+
+
+def test_closed_stdout_is_quiet_and_still_writes_the_picture(tmp_path):
+    pic = tmp_path / "out.png"
+    script = (f"{sys.executable} -m occparse estimate {ASTRONAUT} --visualize {pic} | head -c 1 >/dev/null; "
+              "exit ${PIPESTATUS[0]}")
+    done = subprocess.run(["bash", "-c", script], capture_output=True, text=True, timeout=300)
+    assert done.returncode in (0, 141), done.stderr
+    assert "Traceback" not in done.stderr and "BrokenPipe" not in done.stderr
+    assert pic.is_file() and np.asarray(Image.open(pic)).size > 0
