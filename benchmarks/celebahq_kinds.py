@@ -17,8 +17,8 @@ the CelebAMask-HQ mask (1 = hair). Only hair is labelled there: a hat, a hand, g
 R count as visible in this truth while occparse counts them as occluding, so the truth's ``kind``
 column (hat, fringe, facial_hair, eyeglasses, plain, other; first that applies, from the attributes)
 and its ``hair_only`` column (yes: no hat, glasses, facial hair or stubble) let a reader set those
-rows apart: every score is also broken down by both. A photo the truth mesh finds no face in has no truth and is
-listed, not scored. Scores (``occparse.evaluation.metrics``): final estimate, geometric estimate,
+rows apart: every score is also broken down by both. A photo the truth mesh finds no face in has no
+truth and is listed, not scored. Scores (``occparse.evaluation.metrics``): final estimate, geometric estimate,
 and two diagnostics that separate the causes of an error: ``parser hair in R`` (share of the truth's
 R that the parser labels hair: the hair mask alone, compared like with like) and ``geometric on truth
 R`` (the parser's not-face share of the truth's R: occparse's own R taken out). Each with Err per
@@ -43,8 +43,9 @@ Writes into --out: ``truth_hair.csv`` (filename, FaceOcclusion, gender, kind, ha
 contract, so ``occparse evaluate --pred pred_hair.csv --truth truth_hair.csv --by kind`` reproduces part (a)),
 ``pred_hair.csv`` (filename, FaceOcclusion, status, geometric, regressor, parser_hair, geometric_truth_r),
 ``faces.csv`` (one row per val photo of both parts: kinds, estimates, forehead, facial-hair share)
-and ``report.txt``; --sheet draws the worst hair-mask rows with the truth hair tinted red, the
-truth's R outlined green, occparse's R yellow and the parser's hair cyan. The data are
+and ``report.txt``; --sheet draws the worst hair-mask rows (--sheet-hair-only: only hair_only rows)
+with the truth hair tinted red, the truth's R outlined green, occparse's R yellow and the parser's
+hair cyan (near R). The data are
 research-licensed: read from the data folder, never copied.
 """
 
@@ -228,6 +229,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--facial-hair", choices=["occluding", "visible"], default="occluding")
     ap.add_argument("--sheet", type=Path, help="contact sheet of the worst hair-mask rows (.png/.jpg)")
     ap.add_argument("--sheet-count", type=int, default=24)
+    ap.add_argument("--sheet-hair-only", action="store_true",
+                    help="draw only hair_only rows (no hat, glasses, facial hair: where the truth is complete)")
     ap.add_argument("--json", type=Path, help="also write the summary as JSON")
     a = ap.parse_args(argv)
 
@@ -374,7 +377,8 @@ def main(argv: list[str] | None = None) -> int:
     if a.json:
         a.json.write_text(dumps(summary, indent=2) + "\n")
     if a.sheet:
-        draw_sheet(a.sheet, truth, pred_rows, maps, got, {p.name: p.image_path for p in hair_photos}, a.sheet_count)
+        rows = [r for r in truth if r["hair_only"] == "yes"] if a.sheet_hair_only else truth
+        draw_sheet(a.sheet, rows, pred_rows, maps, got, {p.name: p.image_path for p in hair_photos}, a.sheet_count)
     return 0
 
 
