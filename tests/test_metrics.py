@@ -283,6 +283,9 @@ def test_cli_evaluate_by(tmp_path, capsys):
     out = json.loads(capsys.readouterr().out)
     assert out["by"][0]["column"] == "kind"
     assert {v["value"]: v["score"] for v in out["by"][0]["values"]} == pytest.approx({"x": 0.015, "y": 0.115})
+    assert main(["evaluate", "--pred", str(p), "--truth", str(t), "--by", "gender", "--json"]) == 0
+    f = json.loads(capsys.readouterr().out)["by"][0]["values"][0]
+    assert f["value"] == "F" and f["err_m"] is None and f["score"] == pytest.approx(ERR_F)  # strict JSON: null
     assert main(["evaluate", "--pred", str(p), "--truth", str(t), "--by", "source", "--json"]) == 2
     cap = capsys.readouterr()
     assert cap.out == "" and "--by source" in cap.err and str(t) in cap.err and "kind" in cap.err
