@@ -220,3 +220,72 @@ def test_cli_bad_truth_exits_2_with_one_line(tmp_path, capsys, truth_text):
     assert cap.out == ""
     err = cap.err.strip()
     assert err.startswith("occparse: error:") and "\n" not in err and "Traceback" not in cap.err
+
+
+# --by: the hand-worked rows split two ways. kind x = {a (F, GT 0, p 0.1), c (M, 0.2, 0.2)}:
+# Err_F = 0.01, Err_M = 0 -> Score = 0.005 + 0.01 = 0.015; bias = (0.1 + 0) / 2 = +0.05.
+# kind y = {b (F, 0.5, 0.3), d (M, 0.1, 0.4)}: Err_F = 0.04, Err_M = 0.09 -> Score = 0.065 + 0.05 = 0.115;
+# bias = (-0.2 + 0.3) / 2 = +0.05, MAE 0.25, mean GT 0.3.
+KIND_TRUTH = [dict(r, kind=k) for r, k in zip(TRUTH, ["x", "y", "x", "y"], strict=True)]
+
+
+def test_by_column_scores_each_value():
+    ev = evaluate(PRED, KIND_TRUTH, by=["kind"])
+    assert [b.column for b in ev.by] == ["kind"]
+    x, y = ev.by[0].values
+    assert (x.value, x.n, x.n_f, x.n_m) == ("x", 2, 1, 1)
+    assert x.err_f == pytest.approx(0.01) and x.err_m == pytest.approx(0.0) and x.score == pytest.approx(0.015)
+    assert x.bias == pytest.approx(0.05) and x.mae == pytest.approx(0.05) and x.mean_truth == pytest.approx(0.1)
+    assert y.score == pytest.approx(0.115) and y.err_f == pytest.approx(0.04) and y.err_m == pytest.approx(0.09)
+    assert y.bias == pytest.approx(0.05) and y.mae == pytest.approx(0.25) and y.mean_truth == pytest.approx(0.3)
+    # the whole is unchanged by asking for a breakdown
+    assert ev.score == pytest.approx(SCORE)
+
+
+def test_by_one_gender_value_and_numeric_order():
+    truth = [dict(r, bin=b) for r, b in zip(TRUTH, ["10", "2", "10", ""], strict=True)]
+    ev = evaluate(PRED, truth, by=["bin", "gender", "bin"])  # asked twice: reported once
+    assert [b.column for b in ev.by] == ["bin", "gender"]
+    assert [v.value for v in ev.by[0].values] == ["2", "10", ""]  # numbers by value, the empty value last
+    f, m = ev.by[1].values
+    assert (f.value, f.n_f, f.n_m) == ("F", 2, 0) and f.score == pytest.approx(ERR_F) and math.isnan(f.err_m)
+    assert (m.value, m.n_m) == ("M", 2) and m.score == pytest.approx(ERR_M)
+
+
+def test_by_counts_missing_rows_as_the_whole_does():
+    """A missing prediction is scored (worst) in its value's row too, or left out of both under skip."""
+    pred = {k: v for k, v in PRED.items() if k != "b.jpg"}
+    y = evaluate(pred, KIND_TRUTH, by=["kind"]).by[0].values[1]
+    assert y.n == 2 and y.bias == pytest.approx(((0.0 - 0.5) + 0.3) / 2)  # b scored 0 (truth 0.5 -> worst is 0)
+    y = evaluate(pred, KIND_TRUTH, missing_policy="skip", by=["kind"]).by[0].values[1]
+    assert (y.n, y.n_f, y.n_m) == (1, 0, 1) and y.score == pytest.approx(0.09)
+
+
+def test_by_refuses_missing_and_continuous_columns():
+    with pytest.raises(TruthFileError, match="no column 'occluder'.*filename, FaceOcclusion, gender, kind"):
+        evaluate(PRED, KIND_TRUTH, by=["occluder"])
+    many = [{"filename": f"{i}.jpg", "FaceOcclusion": "0.1", "gender": "F", "share": str(i / 1000)} for i in range(150)]
+    with pytest.raises(TruthFileError, match="150 distinct values"):
+        evaluate({}, many, by=["share"])
+
+
+def test_cli_evaluate_by(tmp_path, capsys):
+    t = _write_csv(tmp_path / "truth.csv", ["filename", "FaceOcclusion", "gender", "kind"],
+                   [[r["filename"], r["FaceOcclusion"], r["gender"], r["kind"]] for r in KIND_TRUTH])
+    p = _write_csv(tmp_path / "pred.csv", ["filename", "FaceOcclusion"], [[k, v] for k, v in PRED.items()])
+    assert main(["evaluate", "--pred", str(p), "--truth", str(t), "--by", "kind"]) == 0
+    out = capsys.readouterr().out
+    rows = {line.split()[0]: line.split() for line in out.splitlines()[out.splitlines().index(
+        next(x for x in out.splitlines() if x.startswith("by kind"))) + 1:] if line.strip()}
+    assert rows["x"][1:4] == ["2", "1", "1"] and float(rows["x"][4]) == pytest.approx(0.015)
+    assert float(rows["y"][4]) == pytest.approx(0.115) and float(rows["y"][8]) == pytest.approx(0.05)
+    assert main(["evaluate", "--pred", str(p), "--truth", str(t), "--by", "kind", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["by"][0]["column"] == "kind"
+    assert {v["value"]: v["score"] for v in out["by"][0]["values"]} == pytest.approx({"x": 0.015, "y": 0.115})
+    assert main(["evaluate", "--pred", str(p), "--truth", str(t), "--by", "gender", "--json"]) == 0
+    f = json.loads(capsys.readouterr().out)["by"][0]["values"][0]
+    assert f["value"] == "F" and f["err_m"] is None and f["score"] == pytest.approx(ERR_F)  # strict JSON: null
+    assert main(["evaluate", "--pred", str(p), "--truth", str(t), "--by", "source", "--json"]) == 2
+    cap = capsys.readouterr()
+    assert cap.out == "" and "--by source" in cap.err and str(t) in cap.err and "kind" in cap.err

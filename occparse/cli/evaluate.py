@@ -27,12 +27,17 @@ def add_parser(sub) -> argparse.ArgumentParser:
 scored as the worst possible value (--missing worst); --missing zero scores it as 0, --missing skip
 leaves it out of the error (still reported).
 
+--by COLUMN breaks the metric down by the values of a truth column (a kind, a source, an occluder):
+a table with n (and n per gender), Score, Err_F, Err_M, MAE, bias and the mean truth for each value,
+over the same rows as the whole; in --json under "by". A column the truth lacks is refused (exit 2).
+
 --sheet draws the worst rows (by their share of the error, w(p-GT)^2) as a contact sheet: each photo
 with its truth, prediction, signed error (blue under-read, red over-read) and, when the prediction CSV
 has them, the geometric and regressor components. Missing or invalid rows are not drawn.
 
 examples:
   occparse evaluate --pred preds.csv --truth bench/truth.csv --json
+  occparse evaluate --pred preds.csv --truth hair_val/truth.csv --by kind --column geometric
   occparse evaluate --pred pred_lfw.csv --truth lfwval/truth.csv --sheet worst.png \\
       --images-root ../shared/data/faces/lfw_parts/images --sheet-count 24""",
     )
@@ -48,6 +53,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p.add_argument("--column", default="FaceOcclusion",
                    help="prediction column to score (predict also writes 'geometric' and 'regressor')")
+    p.add_argument("--by", action="append", default=[], metavar="COLUMN",
+                   help="also report Score, Err_F, Err_M, MAE and bias (mean signed error) for each value of this "
+                        "truth column, e.g. kind, source, occluder (repeatable; at most 100 values a column)")
     p.add_argument("--missing", choices=["worst", "zero", "skip"], default="worst", help="how missing rows are scored")
     p.add_argument("--strict", action="store_true",
                    help="exit 1 when any prediction is missing or invalid, or names a file not in the truth")
@@ -61,6 +69,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(a: argparse.Namespace) -> int:
     from ..evaluation.metrics import (
         TruthFileError,
+        check_by_columns,
         evaluate,
         format_evaluation,
         read_predictions,
@@ -83,7 +92,8 @@ def run(a: argparse.Namespace) -> int:
     notes: list[str] = []
     try:
         pred, truth = read_predictions(a.pred, a.column, notes), read_truth(a.truth)
-        ev = evaluate(pred, truth, missing_policy=a.missing)
+        check_by_columns(truth, a.by, where=a.truth)  # the message names the file
+        ev = evaluate(pred, truth, missing_policy=a.missing, by=a.by)
     except TruthFileError as e:
         return fail(str(e))
     if pred and ev.n_missing == len(truth):  # a Score of nothing but penalties means the names do not line up

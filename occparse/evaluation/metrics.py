@@ -97,6 +97,39 @@ class GroupError:
 
 
 @dataclass
+class ValueScore:
+    """The challenge metric over the rows whose truth ``column`` holds one value (``occparse evaluate --by``).
+
+    ``score`` is Score = (Err_F + Err_M)/2 + |Err_F - Err_M| over those rows (the plain Err of the one
+    gender when the other has no row; NaN when no row was scored); ``mae`` and ``bias`` (mean of
+    prediction - truth, negative = under-read) are over all of them; ``mean_truth`` is their mean GT."""
+
+    value: str
+    n: int
+    n_f: int
+    n_m: int
+    score: float
+    err_f: float
+    err_m: float
+    mae: float
+    bias: float
+    mean_truth: float
+
+
+@dataclass
+class ColumnBreakdown:
+    """Every value of one truth column and its :class:`ValueScore`, values in sorted order (numbers by value)."""
+
+    column: str
+    values: list[ValueScore] = field(default_factory=list)
+
+
+#: --by refuses a column with more distinct values than this (a continuous column, such as a
+#: facial-hair share, gives one row per sample: bin it into a kind column first)
+MAX_BY_VALUES = 100
+
+
+@dataclass
 class Evaluation:
     """Everything `occparse evaluate` reports."""
 
@@ -115,6 +148,7 @@ class Evaluation:
     missing_examples: list[str] = field(default_factory=list)
     n_unknown: int = 0  # prediction rows whose filename is not in the truth (not scored)
     unknown_examples: list[str] = field(default_factory=list)
+    by: list[ColumnBreakdown] = field(default_factory=list)  # one per --by column, in the order asked
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -202,10 +236,49 @@ def valid_prediction(text: str | None) -> float | None:
     return v
 
 
+def check_by_columns(truth_rows: list[dict[str, str]], columns: list[str] | tuple[str, ...], where: str = "the truth") -> None:
+    """Raise :class:`TruthFileError` unless every one of ``columns`` is a column of ``truth_rows`` with at
+    most :data:`MAX_BY_VALUES` distinct values (the message names the columns there are)."""
+    have = list(truth_rows[0]) if truth_rows else []
+    for c in columns:
+        if c not in have:
+            raise TruthFileError(f"--by {c}: {where} has no column {c!r}; its columns are {', '.join(have)}")
+        n = len({(r.get(c) or "").strip() for r in truth_rows})
+        if n > MAX_BY_VALUES:
+            raise TruthFileError(f"--by {c}: column {c!r} of {where} has {n} distinct values (at most {MAX_BY_VALUES}); "
+                                 "--by is for kinds (source, occluder, ...): bin a continuous column into a kind "
+                                 "column first")
+
+
+def _value_order(values: set[str]) -> list[str]:
+    """Numbers by value (2 before 10), then text in alphabetical order; the empty value last."""
+    def key(v: str):
+        try:
+            return (0, float(v), v)
+        except ValueError:
+            return (1 if v else 2, 0.0, v)
+    return sorted(values, key=key)
+
+
+def breakdown(column: str, values: list[str], p: np.ndarray, gt: np.ndarray, male: np.ndarray) -> ColumnBreakdown:
+    """The challenge metric per value of one column. ``values`` (text, stripped), ``p`` and ``gt`` (float,
+    0..1) and ``male`` (bool) are aligned, one entry per scored row."""
+    v_a = np.array(values, dtype=object)
+    out = ColumnBreakdown(column)
+    for v in _value_order(set(values)):
+        m = v_a == v
+        score, err_f, err_m = challenge_score(p[m], gt[m], male[m])
+        d = p[m] - gt[m]
+        out.values.append(ValueScore(v, int(m.sum()), int((m & ~male).sum()), int((m & male).sum()), score, err_f,
+                                     err_m, float(np.mean(np.abs(d))), float(np.mean(d)), float(np.mean(gt[m]))))
+    return out
+
+
 def evaluate(
     pred: dict[str, str],
     truth_rows: list[dict[str, str]],
     missing_policy: str = "worst",
+    by: list[str] | tuple[str, ...] = (),
 ) -> Evaluation:
     """Score predictions against truth.
 
@@ -213,13 +286,21 @@ def evaluate(
     (the default) it is scored as the prediction farthest from the truth (0 or 1), which is
     what a crashed row would cost in the challenge; under ``"zero"`` it is scored as 0;
     under ``"skip"`` it is left out of the error but still counted and reported.
+
+    ``by``: truth columns (e.g. ``kind``, ``source``, ``occluder``) to break the metric down by: Score,
+    Err_F, Err_M, MAE and bias for each of their values (``Evaluation.by``), over the same scored rows
+    as the whole. Raises :class:`TruthFileError` for a column the truth lacks, or one with more than
+    :data:`MAX_BY_VALUES` values.
     """
     if missing_policy not in ("worst", "zero", "skip"):
         raise ValueError("missing_policy must be worst, zero or skip")
+    by = list(dict.fromkeys(by))  # a column asked twice is reported once
+    check_by_columns(truth_rows, by)
     if problems := _truth_problems(truth_rows):
         raise TruthFileError(f"{len(problems)} invalid truth value(s): " + "; ".join(problems[:5])
                              + ("; ..." if len(problems) > 5 else ""))
     gts, preds, males, grays, kinds, sources, beards = [], [], [], [], [], [], []
+    by_values: dict[str, list[str]] = {c: [] for c in by}
     n_missing = n_invalid = 0
     missing_examples: list[str] = []
     for row in truth_rows:
@@ -250,6 +331,8 @@ def evaluate(
         kinds.append(row.get("occluder", ""))
         sources.append(row.get("source", ""))
         beards.append(valid_prediction(row.get("facial_hair")))
+        for c in by_values:
+            by_values[c].append((row.get(c) or "").strip())
     gt_a = np.array(gts)
     p_a = np.array(preds)
     m_a = np.array(males, dtype=bool)
@@ -294,6 +377,7 @@ def evaluate(
         score=score, err_f=err_f, err_m=err_m, gap=gap, mae=mae, pearson_r=r,
         missing_policy=missing_policy, groups=groups, missing_examples=missing_examples,
         n_unknown=len(unknown), unknown_examples=unknown[:10],
+        by=[breakdown(c, by_values[c], p_a, gt_a, m_a) for c in by],
     )
 
 
@@ -324,4 +408,20 @@ def format_evaluation(ev: Evaluation) -> str:
     for g in ev.groups:
         lines.append(f"{g.name:<28}{g.n:>7}{_fmt(g.err, '.6f'):>12}{_fmt(g.mae, '.4f'):>9}{_fmt(g.bias, '+.4f'):>9}")
     lines.append("(bias: mean signed error, prediction - truth; negative = occlusion under-read)")
+    for b in ev.by:
+        lines += ["", format_breakdown(b)]
+    return "\n".join(lines)
+
+
+def format_breakdown(b: ColumnBreakdown) -> str:
+    """One --by column as a table: a line per value (an empty value reads ``(empty)``)."""
+    width = max([len(b.column) + 3, 12, *(len(v.value) + 2 for v in b.values)])
+    lines = [f"{'by ' + b.column:<{width}}{'n':>6}{'n_F':>6}{'n_M':>6}{'Score':>11}{'Err_F':>11}{'Err_M':>11}"
+             f"{'MAE':>8}{'bias':>9}{'mean GT':>9}"]
+    for v in b.values:
+        lines.append(f"{v.value or '(empty)':<{width}}{v.n:>6}{v.n_f:>6}{v.n_m:>6}{_fmt(v.score, '.6f'):>11}"
+                     f"{_fmt(v.err_f, '.6f'):>11}{_fmt(v.err_m, '.6f'):>11}{_fmt(v.mae, '.4f'):>8}"
+                     f"{_fmt(v.bias, '+.4f'):>9}{_fmt(v.mean_truth, '.4f'):>9}")
+    if any(v.n_f == 0 or v.n_m == 0 for v in b.values):
+        lines.append("(a value with one gender only: Score is that gender's Err, without the gap term)")
     return "\n".join(lines)

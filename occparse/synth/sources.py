@@ -9,6 +9,10 @@ Splits are fixed so that no training command can see a benchmark face or a bench
   benchmark come from LFW ``val``, for training from LFW ``train``.
 * ``holdout`` is the part of the training faces (5 of 100 name-hash buckets) that the regressors
   never train on: their validation split, and the faces the stacker is fitted on.
+* CelebA-HQ (``faces/celebahq``, ``faces/celebahq_hair``): a photo is ``val`` when its file name
+  hashes into the last :data:`CELEBAHQ_VAL_PERCENT` buckets of its folder (20 of 100 for the
+  attribute photos, 40 for the 600 with hair masks, so that about 240 of them measure), else
+  ``train`` (:func:`celebahq_split`).
 """
 
 from __future__ import annotations
@@ -69,6 +73,60 @@ def bench_utkface_names() -> list[str]:
 #: Name-hash buckets (of 100) of training faces held out from the regressors' training: their
 #: validation split, and the faces the stacker is fitted on (``holdout`` split).
 HOLDOUT_BUCKETS = 5
+
+
+#: Share (percent of the 100 name-hash buckets) of each CelebA-HQ folder that is ``val``; the last
+#: buckets, so the ``holdout`` buckets (< HOLDOUT_BUCKETS) of a training command stay in ``train``.
+CELEBAHQ_VAL_PERCENT = {"celebahq": 20, "celebahq_hair": 40}
+
+
+def celebahq_split(filename: str, folder: str = "celebahq") -> str:
+    """``"val"`` or ``"train"`` for a CelebA-HQ photo, from its file name alone (e.g. ``"27639.jpg"``).
+
+    ``folder`` is ``"celebahq"`` (attribute labels only, 20% val) or ``"celebahq_hair"`` (hair masks,
+    40% val). The two folders hold different photo ids, so no photo can fall on both sides; CelebA
+    identities can still repeat across photos (the data holds no identity labels), so a val face
+    may resemble a train face of the same person. Raises ValueError for another folder."""
+    if folder not in CELEBAHQ_VAL_PERCENT:
+        raise ValueError(f"folder must be one of {sorted(CELEBAHQ_VAL_PERCENT)}, not {folder!r}")
+    return "val" if stable_bucket(filename) >= 100 - CELEBAHQ_VAL_PERCENT[folder] else "train"
+
+
+@dataclass(frozen=True)
+class CelebAPhoto:
+    """One CelebA-HQ photo: its image, its hair mask (``None`` outside ``celebahq_hair``), gender
+    ("F"/"M") and CelebA's 40 attributes as booleans (True where the CSV says +1)."""
+
+    folder: str
+    image_path: Path
+    hair_path: Path | None
+    gender: str
+    attributes: dict[str, bool]
+
+    @property
+    def name(self) -> str:
+        return self.image_path.name
+
+
+def celebahq_photos(data_root: Path, folder: str = "celebahq", split: str = "val") -> list[CelebAPhoto]:
+    """The photos of one CelebA-HQ folder and split (``"train"``, ``"val"`` or ``"all"``), in file-name
+    order, from its ``attributes.csv``. Raises :class:`DataNotFoundError` when the folder or its
+    attributes are missing, ValueError for an unknown folder or split."""
+    if split not in ("train", "val", "all"):
+        raise ValueError(f"split must be train, val or all, not {split!r}")
+    if folder not in CELEBAHQ_VAL_PERCENT:
+        raise ValueError(f"folder must be one of {sorted(CELEBAHQ_VAL_PERCENT)}, not {folder!r}")
+    d = data_root / "faces" / folder
+    rows = _csv_rows(d / "attributes.csv")
+    out = []
+    for r in sorted(rows, key=lambda r: r["filename"]):
+        name = r["filename"]
+        if split != "all" and celebahq_split(name, folder) != split:
+            continue
+        attrs = {k: v.strip() == "1" for k, v in r.items() if k not in ("filename", "gender") and v is not None}
+        hair = d / "hair" / (Path(name).stem + ".png") if folder == "celebahq_hair" else None
+        out.append(CelebAPhoto(folder, d / "images" / name, hair, r["gender"], attrs))
+    return out
 
 
 def _in_split(name: str, split: str) -> bool:
