@@ -70,6 +70,43 @@ def bench_utkface_names() -> list[str]:
     return [line.strip() for line in text.splitlines() if line.strip() and not line.startswith("#")]
 
 
+#: Kinds of contradiction in the LFW label audit (occparse/synth/lfw_label_audit.csv): what the LFW Part
+#: Labels call a region, against occparse's definition of occlusion.
+LFW_AUDIT_KINDS = ("beard_as_skin", "sunglasses_as_skin", "hand_as_skin", "object_as_skin", "headwear_as_skin",
+                   "hair_as_skin", "lips_as_hair", "skin_as_hair", "other")
+#: Where on the face a contradicting region lies (the audit's ``where`` column).
+LFW_AUDIT_WHERE = ("lower_face", "mouth", "eyes", "forehead", "cheeks", "whole_face", "other")
+
+
+@dataclass(frozen=True)
+class LabelContradiction:
+    """One region of an LFW label map that contradicts the definition of occlusion, judged by eye on
+    contact sheets (photo beside its labels): e.g. a moustache labelled skin (``beard_as_skin``,
+    ``mouth``). ``severity`` is "clear" or "minor" (a few percent of the face, or a doubtful call)."""
+
+    filename: str
+    split: str
+    gender: str
+    kind: str
+    where: str
+    severity: str
+    note: str
+
+
+def lfw_label_audit() -> dict[str, list[LabelContradiction]]:
+    """The committed audit of the 2,000 LFW Part Labels maps: photo file name -> its contradictions
+    (photos whose labels agree with the definition are absent)."""
+    import csv
+    import io
+
+    text = resources.files("occparse.synth").joinpath("lfw_label_audit.csv").read_text(encoding="utf-8")
+    out: dict[str, list[LabelContradiction]] = {}
+    for r in csv.DictReader(io.StringIO(text)):
+        out.setdefault(r["filename"], []).append(LabelContradiction(**{k: r[k] for k in (
+            "filename", "split", "gender", "kind", "where", "severity", "note")}))
+    return out
+
+
 #: Name-hash buckets (of 100) of training faces held out from the regressors' training: their
 #: validation split, and the faces the stacker is fitted on (``holdout`` split).
 HOLDOUT_BUCKETS = 5
