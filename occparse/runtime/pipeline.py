@@ -22,6 +22,7 @@ import numpy as np
 
 from .geometry import CANONICAL_SIZE, UPSCALE_INTERPOLATIONS, AlignedCrop, Face, FaceMesher, align, head_pose
 from .io import ImageInputError, LoadedImage, broken_link_detail, is_gray_rgb, read_image
+from .iso import iso_components
 from .occlusion import (
     FACIAL_HAIR_CHOICES,
     GeometricOcclusion,
@@ -352,12 +353,15 @@ class Estimator:
         r_all = None if r is None else with_out_of_frame(float(np.clip(r, 0, 1)), oof.overall)
         unc = None if r_all is None else float(max(final, geometric, r_all) - min(final, geometric, r_all))
         pose = head_pose(f)
+        occlusion = float(np.clip(final, 0, 1))
+        iso = iso_components(occlusion, {q.name: q.fraction for q in regions}, oof.regions)
         res = FaceResult(
-            occlusion=float(np.clip(final, 0, 1)), geometric=geometric, regions=regions,
+            occlusion=occlusion, geometric=geometric, regions=regions,
             occluded_by=g.occluded_by, box=(x0, y0, x1, y1), landmark_confidence=sc,
             parser_confidence=g.parser_confidence, is_gray=gray, face_size=float(y1 - y0),
             regressor=r, uncertainty=unc, subject=f is prep.faces[0], rotation=f.rotation,
             out_of_frame=oof.overall, pose=pose, source=f.source, warnings=face_warnings(f, oof.overall, pose),
+            iso=iso,
         )
         return FaceDetail(f, c, p, g, res)
 
