@@ -104,7 +104,6 @@ def test_ray_resume_with_other_settings_is_refused(tmp_path, capsys):
     import pyarrow.parquet as pq
 
     from occparse.runtime.distributed import EngineError, arrow_table, part_name, plan
-
     from occparse.runtime.results import ImageResult, Status
     from occparse.runtime.rows import PREDICT_COLUMNS, predict_row
 

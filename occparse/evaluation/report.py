@@ -104,6 +104,8 @@ def iter_batches(path: Path, columns: list[str], wanted: list[str], batch_rows: 
         for c in wanted:
             col = batch.column(batch.schema.get_field_index(c))
             if _is_number(c):
+                if pa.types.is_string(col.type) or pa.types.is_large_string(col.type):  # text numbers: "" is empty
+                    col = pc.if_else(pc.equal(col, ""), pa.scalar(None, col.type), col)
                 out[c] = pc.cast(col, pa.float64()).to_numpy(zero_copy_only=False)
             else:
                 out[c] = pc.fill_null(pc.cast(col, pa.string()), "").to_pylist()
