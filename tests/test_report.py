@@ -199,6 +199,21 @@ def test_report_refuses_bad_input_with_one_line(tmp_path, capsys, args, message)
     assert not (tmp_path / "o.html").exists()
 
 
+def test_report_on_empty_and_all_failed_results(tmp_path, recwarn):
+    """A header alone, or only failed rows: a page all the same (figures with no data, n/a numbers)."""
+    (tmp_path / "empty.csv").write_text(",".join(FOLDER_COLUMNS) + "\n")
+    assert main(["report", str(tmp_path / "empty.csv"), "--out", str(tmp_path / "e.html"), "--no-overlay"]) == 0
+    data = _folder_csv(tmp_path / "r.csv", n=60)
+    lines = (tmp_path / "r.csv").read_text().splitlines()
+    failed = [ln for ln, ok in zip(lines[1:], data["ok"], strict=True) if not ok]
+    (tmp_path / "f.csv").write_text("\n".join([lines[0], *failed]) + "\n")
+    assert main(["report", str(tmp_path / "f.csv"), "--out", str(tmp_path / "f.html"), "--by", "is_gray"]) == 0
+    for name in ("e.html", "f.html"):
+        p = _parse((tmp_path / name).read_text())
+        assert {"fig-status", "fig-histogram", "fig-face"} <= p.ids and p.thumbs == 0
+    assert not [w for w in recwarn if issubclass(w.category, UserWarning)]
+
+
 # ---------------------------------------------------------------- headless Chromium
 
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -254,7 +269,8 @@ def test_report_renders_in_headless_chromium(tmp_path):
     page = tmp_path / "report.html"
     assert main(["report", str(results), "--out", str(page), *extra]) == 0
     png = tmp_path / "report.png"
-    console, requests = chromium_screenshot(page, png, tmp_path / "chromium")
+    size = tuple(int(v) for v in os.environ.get("OCCPARSE_REPORT_WINDOW", "1280x2400").split("x"))
+    console, requests = chromium_screenshot(page, png, tmp_path / "chromium", size=size)
     assert console == [], console
     assert requests == [], requests
     _not_blank(png)

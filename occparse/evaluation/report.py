@@ -443,7 +443,10 @@ def aggregate(path: str | Path, by: str | None = None, groups_file: str | Path |
     if by:
         if by in columns:
             def group_of(names, b):
-                return [v or None for v in b[by]]
+                vals = b[by]
+                if isinstance(vals, np.ndarray):  # a number column (is_gray, rotation, ...): its values as text
+                    return [f"{v:g}" if np.isfinite(v) else None for v in vals]
+                return [v or None for v in vals]
         else:
             src = groups_file if groups_file is not None else truth_file
             if src is None:
@@ -503,7 +506,7 @@ def _plt():
 def fig_status(agg: Aggregate) -> str:
     plt = _plt()
     items = agg.status.most_common()
-    fig, ax = plt.subplots(figsize=(6, 0.45 * len(items) + 0.8))
+    fig, ax = plt.subplots(figsize=(3.6, 0.45 * len(items) + 1.0))
     labels = [k or "(empty)" for k, _ in items][::-1]
     vals = [v for _, v in items][::-1]
     colours = ["#3a7d44" if k == "ok" else "#c0392b" for k in labels]
@@ -521,7 +524,7 @@ def fig_histogram(agg: Aggregate) -> str:
     plt = _plt()
     h = agg.all.hist.reshape(DRAW_BINS, -1).sum(1)
     edges = np.linspace(0, 1, DRAW_BINS + 1)
-    fig, ax = plt.subplots(figsize=(8, 3.4))
+    fig, ax = plt.subplots(figsize=(7, 3.2))
     ax.bar(edges[:-1] * 100, h, width=100 / DRAW_BINS, align="edge", color="#4c72b0", edgecolor="white", lw=0.4)
     qs = quantiles(agg.all.hist)
     for q, ls in ((0.5, "-"), (0.9, "--"), (0.99, ":")):
@@ -531,7 +534,8 @@ def fig_histogram(agg: Aggregate) -> str:
     ax.set_xlabel("occluded share of the face region R (%)")
     ax.set_ylabel("faces (log scale)")
     ax.set_title(f"Distribution of occlusion ({agg.all.n_ok:,} measured faces)")
-    ax.legend(frameon=False, fontsize=8)
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(frameon=False, fontsize=8)
     ax.spines[["top", "right"]].set_visible(False)
     return _png(fig)
 
@@ -647,7 +651,8 @@ def fig_groups(agg: Aggregate, names: list[str]) -> str:
     a1.set_xlabel("occluded share of R (%)")
     a1.set_ylabel("share of the group's faces")
     a1.set_title("Occlusion by group", fontsize=10)
-    a1.legend(frameon=False, fontsize=8)
+    if a1.get_legend_handles_labels()[0]:
+        a1.legend(frameon=False, fontsize=8)
     means = [agg.groups[g].mean() * 100 for g in names]
     a2.bar(range(len(names)), means, color="#4c72b0")
     for x, v in enumerate(means):
@@ -792,11 +797,9 @@ def render(agg: Aggregate, title: str, th: Thumbnailer | None, by: str | None = 
              f"{agg.all.n_ok:,} measured faces. Occlusion is the occluded share of the face region R (the MediaPipe "
              "face oval), 0 = fully visible, 1 = fully hidden.</p>"]
 
-    parts.append("<h2>Counts by status</h2>")
-    parts.append(_img(fig_status(agg), "images by status", "fig-status"))
-
-    parts.append("<h2>Distribution of occlusion</h2>")
-    parts.append(_img(fig_histogram(agg), "histogram of occlusion", "fig-histogram"))
+    parts.append("<h2>Counts by status and distribution of occlusion</h2>")
+    parts.append('<div class="row">' + _img(fig_status(agg), "images by status", "fig-status")
+                 + _img(fig_histogram(agg), "histogram of occlusion", "fig-histogram") + "</div>")
     qs = quantiles(agg.all.hist)
     parts.append('<table id="quantiles"><tr><th>mean</th>' + "".join(f"<th>{int(q * 100)}%</th>" for q in qs)
                  + f"</tr><tr><td>{_pct(agg.all.mean())}</td>" + "".join(f"<td>{_pct(v)}</td>" for v in qs.values())
