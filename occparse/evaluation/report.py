@@ -24,7 +24,6 @@ import heapq
 import html
 import io
 import math
-import os
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -164,13 +163,18 @@ class NameMap:
 
     def __init__(self, values: dict[str, str]):
         self.values = values
-        self.by_base = {os.path.basename(k.replace("\\", "/")): v for k, v in values.items()}
+        self.by_base = {_base(k): v for k, v in values.items()}
 
     def get(self, name: str) -> str | None:
         v = self.values.get(name)
         if v is None:
-            v = self.by_base.get(os.path.basename(name.replace("\\", "/")))
+            v = self.by_base.get(_base(name))
         return v
+
+
+def _base(name: str) -> str:
+    """The last component of a path written with / or \\ (os.path.basename is slower, and POSIX-only)."""
+    return name.rsplit("/", 1)[-1].rsplit("\\", 1)[-1]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -894,7 +898,7 @@ def render(agg: Aggregate, title: str, th: Thumbnailer | None, by: str | None = 
             parts.append('<p class="muted">Look at these first. Overlay: R outlined in green, tinted by what the parser '
                          "sees (visible face blue, hair yellow, occluder red, facial hair brown, background gray), "
                          "sub-regions outlined. The caption holds the numbers from the results file; the overlay is "
-                         "drawn anew by this occparse with its default settings.</p>")
+                         "drawn anew by the installed occparse with its default settings.</p>")
             parts.append(_thumbs(agg.top, th, "top", bar.update if bar else None))
             parts.append("<h2>Faces with warnings</h2>")
             if agg.warn_kinds:
