@@ -41,7 +41,8 @@ def _folder_csv(path: Path, n: int = 400, seed: int = 0) -> dict:
             r.update(occlusion=f"{occ[i]:.6f}", geometric=f"{occ[i]:.6f}", regressor=f"{occ[i] * 0.9:.6f}",
                      hidden_by_hair="0.6000", hidden_by_occluder="0.3000", hidden_by_facial_hair="0.1000",
                      hidden_by_background="0.0000", out_of_frame="0.0000",
-                     warnings="out_of_frame: 30% of the face region lies outside" if i % 50 == 7 else "",
+                     warnings=("out_of_frame: 30% of the face region lies outside; rotated: the face is turned; "
+                               "it was read upright" if i % 50 == 7 else ""),
                      face_occlusion_prevention_raw=f"{occ[i]:.6f}",
                      face_occlusion_prevention_score=str(round(100 * (1 - occ[i]))),
                      face_occlusion_prevention_code="success", eyes_visible_code="failure_to_assess",
@@ -113,7 +114,8 @@ def test_aggregates_match_numpy_whatever_the_batch_size(tmp_path):
             sel = ok & (data["gender"] == g)
             assert agg.groups[g].n_ok == sel.sum()
             assert agg.groups[g].mean() == pytest.approx(occ[sel].mean(), abs=1e-6)
-        assert agg.warn_kinds["out_of_frame"] == sum(1 for i in range(900) if i % 50 == 7 and ok[i])
+        n_warned = sum(1 for i in range(900) if i % 50 == 7 and ok[i])
+        assert agg.warn_kinds == {"out_of_frame": n_warned, "rotated": n_warned}  # "; " inside a message too
         assert agg.iso_codes["eyes_visible"]["failure_to_assess"] == ok.sum()
     assert np.array_equal(small.all.hist, big.all.hist)
 
@@ -143,7 +145,7 @@ def test_report_html_is_self_contained_and_complete(tmp_path):
     assert "http://" not in html and "https://" not in html and "url(" not in html
     # thumbnails: the 12 most occluded, then up to 6 per warning kind; only the example photo exists
     n_warned = min(6, sum(1 for i in range(300) if i % 50 == 7 and data["ok"][i]))
-    assert p.thumbs == 12 + n_warned
+    assert p.thumbs == 12 + 2 * n_warned  # two warning kinds
     assert p.placeholders == p.thumbs - 1  # every other photo is missing: a placeholder, not a crash
     assert "thumb-notes" in p.ids and "not found" in html
     face_imgs = [i for i in p.imgs if i.get("class") == "face"]

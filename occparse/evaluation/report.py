@@ -24,6 +24,7 @@ import heapq
 import html
 import io
 import math
+import re
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -50,6 +51,7 @@ MAX_GROUPS = 200
 DRAW_GROUPS = 8
 WARNING_EXAMPLES = 6  # thumbnails per warning kind
 THUMB = 180  # thumbnail side, pixels
+_WARNING_KIND = re.compile(r"(?:^|; )([a-z][a-z0-9_]*):")
 
 
 class ReportError(DataError, ValueError):
@@ -385,7 +387,9 @@ class Aggregate:
             if not w or not ok[i]:
                 continue
             self.n_warned += 1
-            for kind in dict.fromkeys(x.split(":", 1)[0].strip() for x in w.split("; ") if x.strip()):
+            # "kind: message" items joined by "; " (a message may hold "; " itself): the kinds are the
+            # snake_case words before a colon that open the text or follow "; "
+            for kind in dict.fromkeys(_WARNING_KIND.findall(w)) or ("other",):
                 self.warn_kinds[kind] += 1
                 ex = self.warn_examples.setdefault(kind, [])
                 if len(ex) < WARNING_EXAMPLES:
