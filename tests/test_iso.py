@@ -43,6 +43,9 @@ def test_eye_out_of_frame_or_empty_fails_to_assess():
     assert c.mouth_occlusion_prevention.ok and c.face_occlusion_prevention.ok
     # exactly half outside still counts (the threshold is "more than half")
     assert iso_components(0.5, REGIONS, oof | {"left_eye": 0.5}).eyes_visible.ok
+    import numpy as np
+
+    assert iso_components(np.float32(0.25), REGIONS).face_occlusion_prevention.score == 75  # numpy numbers too
     c = iso_components(float("nan"), REGIONS | {"mouth": float("nan")})
     assert c.mouth_occlusion_prevention.code == ReturnCode.FAILURE_TO_ASSESS
     assert c.face_occlusion_prevention.code == ReturnCode.FAILURE_TO_ASSESS

@@ -97,7 +97,11 @@ def score(raw: float) -> int:
 
 
 def _finite(v) -> bool:
-    return v is not None and isinstance(v, int | float) and math.isfinite(v)
+    """A real number (Python or numpy, any width) that is not NaN or infinite."""
+    try:
+        return v is not None and not isinstance(v, str | bytes) and math.isfinite(float(v))
+    except (TypeError, ValueError):
+        return False
 
 
 def component(name: str, raw: float | None) -> QualityComponent:
