@@ -84,8 +84,10 @@ def test_ray_engine_refuses_non_parquet_and_other_inputs_parts(tmp_path):
     out = str(tmp_path / "p.parquet")
     pl = plan(["a", "b", "c"], out, shard_size=2)
     assert pl.todo == [0, 1]
-    t = arrow_table([{"filename": "x", "FaceOcclusion": "", "status": "missing", "geometric": "", "regressor": ""}],
-                    ("filename", "FaceOcclusion", "status", "geometric", "regressor"))
+    from occparse.runtime.results import ImageResult, Status
+    from occparse.runtime.rows import PREDICT_COLUMNS, predict_row
+
+    t = arrow_table([predict_row("x", ImageResult("x", Status.MISSING))], PREDICT_COLUMNS)
     import pyarrow.parquet as pq
 
     pq.write_table(t, f"{pl.parts}/{part_name(0)}")
@@ -102,15 +104,17 @@ def test_ray_resume_with_other_settings_is_refused(tmp_path, capsys):
     import pyarrow.parquet as pq
 
     from occparse.runtime.distributed import EngineError, arrow_table, part_name, plan
+    from occparse.runtime.results import ImageResult, Status
+    from occparse.runtime.rows import PREDICT_COLUMNS, predict_row
 
-    cols = ("filename", "FaceOcclusion", "status", "geometric", "regressor")
+    cols = PREDICT_COLUMNS
     out = str(tmp_path / "p.parquet")
     fp32 = {"weights": "abc", "precision": "fp32", "facial_hair": "occluding"}
     pl = plan(["a", "b", "c"], out, shard_size=2, settings=fp32)
     # nothing kept yet: another run's settings simply replace the record
     pl = plan(["a", "b", "c"], out, shard_size=2, settings={**fp32, "precision": "int8"})
     pl = plan(["a", "b", "c"], out, shard_size=2, settings=fp32)
-    rows = [{"filename": n, "FaceOcclusion": "", "status": "missing", "geometric": "", "regressor": ""} for n in "ab"]
+    rows = [predict_row(n, ImageResult(n, Status.MISSING)) for n in "ab"]
     pq.write_table(arrow_table(rows, cols), f"{pl.parts}/{part_name(0)}")
     assert plan(["a", "b", "c"], out, shard_size=2, settings=fp32).todo == [1]  # same settings: resumed
     with pytest.raises(EngineError, match=r"precision fp32 \(now int8\); facial_hair occluding \(now visible\)"):
@@ -125,7 +129,7 @@ def test_ray_resume_with_other_settings_is_refused(tmp_path, capsys):
     assert plan(["a", "b", "c"], out, shard_size=2, settings=fp32).todo == [1]
     assert "no record of its settings" in capsys.readouterr().err and rec.exists()
     # a part written with other columns (an older occparse's) is not mixed in
-    pq.write_table(arrow_table(rows, cols[:4]), f"{pl.parts}/{part_name(0)}")
+    pq.write_table(arrow_table([{c: r[c] for c in cols[:4]} for r in rows], cols[:4]), f"{pl.parts}/{part_name(0)}")
     with pytest.raises(EngineError, match="other columns"):
         plan(["a", "b", "c"], out, shard_size=2, settings=fp32)
 

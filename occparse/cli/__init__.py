@@ -24,6 +24,7 @@ from . import (
     parser_eval,
     predict,
     quantize,
+    report,
     synth,
     train,
 )
@@ -36,6 +37,7 @@ EPILOG = """examples:
   occparse synth --preset bench --out bench/ --preview sheet.png
   occparse synth --preset train --count 20000 --out synth_train/
   occparse evaluate --pred preds.csv --truth bench/truth.csv
+  occparse report results.csv --out report.html --by gender --groups labels.csv   # one HTML page (see --help)
   occparse benchmark --images bench/images -n 200       # per-stage latency and images/s (see --help)
   occparse quantize parser --calib pools/lfw --out weights/parser.int8.onnx   # int8 CPU models (see --help)
 
@@ -45,7 +47,7 @@ Occlusion = 1 - |V ∩ R| / |R|: R is the MediaPipe face-oval polygon, V the vis
 
 
 #: the commands, in the order ``occparse --help`` lists them
-COMMANDS = (synth, evaluate, parse, estimate, predict, fit_stacker, train)
+COMMANDS = (synth, evaluate, parse, estimate, predict, report, fit_stacker, train)
 #: the tools, registered by name only unless asked for (their options import numpy and OpenCV)
 TOOLS = {"benchmark": benchmark, "quantize": quantize, "parser-eval": parser_eval, "error-budget": error_budget,
          "models": models}

@@ -43,6 +43,7 @@ def add_parser(sub) -> argparse.ArgumentParser:
   occparse estimate examples/astronaut.png --visualize        # writes examples/astronaut_occlusion.png
   occparse estimate photo.jpg --visualize out.png --json
   occparse estimate group.jpg --all-faces
+  occparse estimate photo.jpg --profile iso                  # only the ISO/IEC 29794-5 style components
   occparse estimate photos/ --out results.csv --workers 2    # folder mode: a row per file, resumable
 
 Exit status: 0 when every image gave a face, 1 when any failed (no face, unreadable, not an image, too small);
@@ -68,6 +69,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--visualize", nargs="?", const="auto", metavar="PATH",
                    help="write the picture: PATH, or NAME_occlusion.png beside the input when PATH is left out")
     p.add_argument("--json", action="store_true", help="one JSON object per image (schema in README)")
+    p.add_argument("--profile", choices=("full", "iso"), default="full",
+                   help="full (default): everything; iso: only the ISO/IEC 29794-5 style occlusion components "
+                   "(face occlusion prevention, eyes visible, mouth occlusion prevention: raw value, score 0..100, "
+                   "return code; docs/iso_components.md). Folder mode always writes every column")
     p.add_argument("--all-faces", action="store_true",
                    help="search for and report every face (default: only the subject, the face nearest the image centre)")
     p.add_argument("--assume-aligned", action="store_true", help=ALIGNED_HELP)
@@ -90,6 +95,9 @@ def run(a: argparse.Namespace) -> int:
             return fail("--visualize is for single images, not folder mode")
         if a.json:
             return fail("--json is for single images; folder mode writes its rows to --out (.csv or .parquet)")
+        if a.profile != "full":
+            return fail("--profile iso is for single images; folder mode's rows always hold the ISO components "
+                        "(columns face_occlusion_prevention_raw ... mouth_occlusion_prevention_code)")
         return _estimate_folder(a)
 
     if a.visualize and a.visualize != "auto" and len(a.images) > 1:
@@ -142,9 +150,12 @@ def run(a: argparse.Namespace) -> int:
 
             d = res.to_dict(all_faces=a.all_faces)
             d["path"], d["message"] = utf8_text(d["path"]), utf8_text(d["message"])  # as folder mode writes it
+            if a.profile == "iso":
+                d["faces"] = [{"subject": f["subject"], "iso": f["iso"]} for f in d["faces"]]
+                d = {k: d[k] for k in ("path", "status", "message", "n_faces", "faces")}
             out.say(strict_dumps(d))
         elif res.ok:
-            out.say(_table(res, a.all_faces))
+            out.say(_iso_table(res, a.all_faces) if a.profile == "iso" else _table(res, a.all_faces))
         if not res.ok:
             if not a.json:
                 print(f"{path}: {res.status}: {res.message}", file=sys.stderr)
@@ -201,6 +212,22 @@ def _table(res, all_faces: bool) -> str:
         )
         lines.append("    " + "  ".join(f"{n} {_pct(f.region(n), '.0%')}" for n in REGION_NAMES))
         lines += _face_facts(f)
+        lines.append("    ISO/IEC 29794-5 style: " + _iso_line(f))
+    return "\n".join(lines)
+
+
+def _iso_line(f) -> str:
+    """The three ISO/IEC 29794-5 style components of a face on one line: score (raw occluded share)."""
+    from ..runtime.iso import of_face
+
+    return "  ".join(f"{c.name} {c.score} (raw {c.raw:.3f})" if c.ok else f"{c.name} {c.code}" for c in of_face(f))
+
+
+def _iso_table(res, all_faces: bool) -> str:
+    """``--profile iso``: per face, only the three components (score 0..100, raw occluded share, return code)."""
+    lines = [f"{res.path}: {res.n_faces} face(s)"]
+    for i, f in enumerate(res.faces if all_faces else res.faces[:1]):
+        lines.append(f"  face {i + 1}: {_iso_line(f)}")
     return "\n".join(lines)
 
 

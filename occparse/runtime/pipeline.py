@@ -23,6 +23,7 @@ import numpy as np
 from .face_checks import is_doubtful_face, is_small_face, warning_texts
 from .geometry import CANONICAL_SIZE, UPSCALE_INTERPOLATIONS, AlignedCrop, Face, FaceMesher, align, head_pose
 from .io import ImageInputError, LoadedImage, broken_link_detail, is_gray_rgb, read_image
+from .iso import iso_components
 from .occlusion import (
     FACIAL_HAIR_CHOICES,
     GeometricOcclusion,
@@ -356,13 +357,15 @@ class Estimator:
         size = float(y1 - y0)
         small = is_small_face(size)
         doubtful = is_doubtful_face(size, f.source, sc, g.parser_confidence)
+        occlusion = float(np.clip(final, 0, 1))
+        iso = iso_components(occlusion, {q.name: q.fraction for q in regions}, oof.regions)
         res = FaceResult(
-            occlusion=float(np.clip(final, 0, 1)), geometric=geometric, regions=regions,
+            occlusion=occlusion, geometric=geometric, regions=regions,
             occluded_by=g.occluded_by, box=(x0, y0, x1, y1), landmark_confidence=sc,
             parser_confidence=g.parser_confidence, is_gray=gray, face_size=size,
             regressor=r, uncertainty=unc, subject=f is prep.faces[0], rotation=f.rotation,
             out_of_frame=oof.overall, pose=pose, source=f.source, small_face=small, doubtful_face=doubtful,
-            warnings=face_warnings(f, oof.overall, pose) + warning_texts(small, doubtful, size),
+            warnings=face_warnings(f, oof.overall, pose) + warning_texts(small, doubtful, size), iso=iso,
         )
         return FaceDetail(f, c, p, g, res)
 

@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from enum import StrEnum
 
+from .iso import IsoComponents
+
 
 class Status(StrEnum):
     """Why an image has (or has no) faces; the string value is what CSV and JSON output write."""
@@ -97,6 +99,8 @@ class FaceResult:
     #: the face finding and the parse do not look like a face (occparse.runtime.face_checks)
     doubtful_face: bool = False
     warnings: list[str] = field(default_factory=list)
+    #: ISO/IEC 29794-5 style components (occparse.runtime.iso); None: not computed (``iso.of_face`` computes them)
+    iso: IsoComponents | None = None
 
     def region(self, name: str) -> float:
         for r in self.regions:
@@ -136,7 +140,10 @@ class ImageResult:
         d = asdict(self)
         d["status"] = str(self.status)
         faces = d["faces"] if all_faces else d["faces"][:1]
-        for f in faces:
+        for f, face in zip(faces, self.faces, strict=False):
+            from .iso import of_face
+
+            f["iso"] = of_face(face).to_dict()
             f["status"] = str(f["status"])
             f["regions"] = {r["name"]: round(r["fraction"], 4) for r in f["regions"]}
             for k in ("occlusion", "geometric", "parser_confidence", "regressor", "uncertainty", "face_size",

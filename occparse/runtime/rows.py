@@ -7,8 +7,15 @@ Imports nothing heavy (the CLI imports it while building its options).
 
 from __future__ import annotations
 
+from .iso import COLUMNS as ISO_COLUMNS
+from .iso import of_face, row_values
+
 #: predict's output: the challenge's two columns, the status, and the two components of the estimate
 PREDICT_COLUMNS = ("filename", "FaceOcclusion", "status", "geometric", "regressor")
+#: predict's columns before the ISO/IEC 29794-5 style components were added
+PREDICT_COLUMNS_V1 = PREDICT_COLUMNS
+#: then the ISO/IEC 29794-5 style components (occparse.runtime.iso): raw, score, code for each of three
+PREDICT_COLUMNS = PREDICT_COLUMNS + ISO_COLUMNS
 
 #: the region names of occparse.runtime.geometry.REGION_NAMES (repeated so this module stays import-light;
 #: tests/test_distributed.py checks they agree)
@@ -22,14 +29,16 @@ FOLDER_COLUMNS = ("filename", "status", "message", "n_faces", "occlusion", "geom
 FACE_EXTRA_COLUMNS = ("subject", "rotation", "out_of_frame", "yaw", "pitch", "roll", "source", "small_face",
                       "doubtful_face", "warnings")
 FOLDER_COLUMNS = FOLDER_COLUMNS + FACE_EXTRA_COLUMNS
-#: the columns of earlier occparse versions' folder output (without hidden_by_facial_hair and
-#: hidden_by_background; without small_face and doubtful_face): such a file is still recognised as
-#: occparse's own, which a rerun may replace
+#: the columns of earlier occparse versions' folder output, still recognised as occparse's own (a rerun may
+#: replace them): V2 without the ISO/IEC 29794-5 style components and the small_face / doubtful_face flags,
+#: V1 also without hidden_by_facial_hair and hidden_by_background
 FOLDER_COLUMNS_V2 = tuple(c for c in FOLDER_COLUMNS if c not in ("small_face", "doubtful_face"))
+FOLDER_COLUMNS = FOLDER_COLUMNS + ISO_COLUMNS
 FOLDER_COLUMNS_V1 = tuple(c for c in FOLDER_COLUMNS_V2 if c not in ("hidden_by_facial_hair", "hidden_by_background"))
 
-_TEXT = {"filename", "status", "message", "source", "warnings"}
-_INT = {"n_faces", "is_gray", "subject", "rotation", "small_face", "doubtful_face"}
+_TEXT = {"filename", "status", "message", "source", "warnings", *(c for c in ISO_COLUMNS if c.endswith("_code"))}
+_INT = {"n_faces", "is_gray", "subject", "rotation", "small_face", "doubtful_face",
+        *(c for c in ISO_COLUMNS if c.endswith("_score"))}
 
 
 def utf8_text(text: str) -> str:
@@ -58,11 +67,12 @@ def column_type(column: str) -> str:
 def predict_row(filename: str, res) -> dict[str, str]:
     """One ``predict`` row (text, as written to CSV) for an :class:`~occparse.runtime.results.ImageResult`."""
     row = {"filename": utf8_text(filename), "FaceOcclusion": "", "status": str(res.status), "geometric": "",
-           "regressor": ""}
+           "regressor": "", **row_values(None)}
     if res.ok:
         f = res.faces[0]
         row.update(FaceOcclusion=f"{f.occlusion:.6f}", geometric=f"{f.geometric:.6f}",
                    regressor="" if f.regressor is None else f"{f.regressor:.6f}")
+        row.update(row_values(of_face(f)))
     return row
 
 
@@ -71,6 +81,7 @@ def folder_row(filename: str, res) -> dict[str, str]:
     row = {k: "" for k in FOLDER_COLUMNS}
     row.update(filename=utf8_text(filename), status=str(res.status), message=utf8_text(res.message),
                n_faces=str(res.n_faces))
+    row.update(row_values(None))
     if res.ok:
         f = res.faces[0]
         row.update(occlusion=f"{f.occlusion:.6f}", geometric=f"{f.geometric:.6f}",
@@ -84,6 +95,7 @@ def folder_row(filename: str, res) -> dict[str, str]:
         for r in f.regions:
             row[f"region_{r.name}"] = "" if r.fraction != r.fraction else f"{r.fraction:.4f}"
         row.update(face_extra(f))
+        row.update(row_values(of_face(f)))
     return row
 
 
