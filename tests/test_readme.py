@@ -82,15 +82,25 @@ def test_parse_check_catches_a_wrong_option():
         build_parser().parse_args(["estimate", "x.png", "--no-such-option"])
 
 
-def test_relative_links_point_to_files():
+def _anchors(page: Path) -> set[str]:
+    """GitHub's anchors for the headings of a Markdown page (lower case, punctuation dropped, spaces -> '-')."""
+    text = re.sub(r"^```.*?^```", "", page.read_text(encoding="utf-8"), flags=re.S | re.M)
+    return {re.sub(r"[^\w\- ]", "", h.strip().lower()).replace(" ", "-")
+            for h in re.findall(r"^#+ (.+)$", text, re.M)}
+
+
+def test_relative_links_point_to_files_and_headings():
     missing = []
     for page in [README, ROOT / "CHANGELOG.md", *DOCS]:
         for target in re.findall(r"\]\(([^)\s]+)\)", page.read_text(encoding="utf-8")):
-            if re.match(r"[a-z]+:", target) or target.startswith("#"):
+            if re.match(r"[a-z]+:", target):
                 continue
-            path = (page.parent / target.split("#")[0]).resolve()
+            file, _, anchor = target.partition("#")
+            path = (page.parent / file).resolve() if file else page
             rel = path.relative_to(ROOT).as_posix() if path.is_relative_to(ROOT) else str(path)
-            if not path.exists() and rel not in COMING_WITH_THEIR_FEATURES:
+            if rel in COMING_WITH_THEIR_FEATURES:
+                continue
+            if not path.exists() or (anchor and path.suffix == ".md" and anchor not in _anchors(path)):
                 missing.append(f"{page.relative_to(ROOT)} -> {target}")
     assert not missing, missing
 
