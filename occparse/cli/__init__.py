@@ -42,7 +42,7 @@ EPILOG = """examples:
   occparse quantize parser --calib pools/lfw --out weights/parser.int8.onnx   # int8 CPU models (see --help)
 
 Occlusion = 1 - |V ∩ R| / |R|: R is the MediaPipe face-oval polygon, V the visible face
-(skin and features). See README.md for the data contract and the method.
+(skin and features). See docs/method.md for the method and docs/data.md for the data contract.
 """
 
 

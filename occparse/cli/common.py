@@ -186,7 +186,7 @@ def estimator(a: argparse.Namespace, **kw):
 
 def run_settings(a: argparse.Namespace, **extra) -> dict:
     """What decides the numbers of a batch run, as JSON-able values: stored beside OUT.partial so a resume with
-    other settings is refused (README, Resuming). ``extra``: the command's own such options.
+    other settings is refused (docs/outputs.md, Folder mode). ``extra``: the command's own such options.
 
     The weights are named by their pinned sha256s (one digest: the same files in another folder match);
     ``--precision auto`` by what it resolves to on this machine (auto = int8 on a CPU); a parser file of
@@ -286,7 +286,7 @@ def add_parser_args(p: argparse.ArgumentParser) -> None:
 
 
 def add_engine_args(p: argparse.ArgumentParser) -> None:
-    """--engine/--address/--actors: the batch commands on a Ray cluster (README, Running on a cluster)."""
+    """--engine/--address/--actors: the batch commands on a Ray cluster (docs/cluster.md)."""
     p.add_argument("--engine", choices=("local", "ray"), default="local",
                    help="local (default: processes on this machine) or ray (Ray Data actors, this machine or a "
                    "cluster; needs occparse[ray]; writes Parquet, resumable by shard)")

@@ -68,7 +68,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     add_engine_args(p)
     p.add_argument("--visualize", nargs="?", const="auto", metavar="PATH",
                    help="write the picture: PATH, or NAME_occlusion.png beside the input when PATH is left out")
-    p.add_argument("--json", action="store_true", help="one JSON object per image (schema in README)")
+    p.add_argument("--json", action="store_true", help="one JSON object per image (schema in docs/outputs.md)")
     p.add_argument("--profile", choices=("full", "iso"), default="full",
                    help="full (default): everything; iso: only the ISO/IEC 29794-5 style occlusion components "
                    "(face occlusion prevention, eyes visible, mouth occlusion prevention: raw value, score 0..100, "

@@ -9,7 +9,7 @@ R (the mesh run on the occluded image, as ``predict`` does):
 
 The second is the floor of the geometric method with this mesh; the gap between the two is what
 a better parser can still win. Why it exists: it tells whether to spend compute on the parser or
-on the region (see the README's Results).
+on the region (see docs/commands.md, error-budget).
 """
 
 from __future__ import annotations

@@ -4,7 +4,7 @@ Why: on a CPU the parser and the regressors cost more than the face mesh; static
 quantization (ONNX Runtime, QDQ format, per-channel weights) runs them about 2-3x faster on
 CPUs with VNNI. Activation ranges are calibrated on aligned training crops (a synth pool),
 never on the benchmark split. Accuracy is not assumed: compare both precisions with
-``occparse predict --precision fp32|int8`` + ``occparse evaluate`` (results in the README).
+``occparse predict --precision fp32|int8`` + ``occparse evaluate`` (results in the model cards).
 Needs the ``onnx`` package (the ``[train]`` extra); the quantized models then run anywhere.
 """
 

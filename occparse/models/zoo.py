@@ -10,7 +10,7 @@ package (the wheel holds the repository's ``weights/`` folder as the package dat
 ``occparse/weights_data``), else the checkout's ``weights/`` beside the source (editable installs
 and ``PYTHONPATH`` use).
 
-The fp32 regressors are not in the repository (size policy, see README); a manifest entry whose
+The fp32 regressors are not in the repository (size policy, see docs/training.md); a manifest entry whose
 file is absent but whose ``NAME_int8`` copy is present is *not shipped*, not broken, and
 ``--precision fp32`` runs the int8 regressor in its place.
 """
@@ -106,7 +106,7 @@ def shipped(name: str, folder: str | Path | None = None, verify: bool = True) ->
         raise WeightsError(f"no shipped model named {name!r} in {weights_dir(folder) / 'manifest.json'}")
     e = entries[name]
     if not e.path.is_file():
-        hint = " (not in the repository; README, Models: how to restore it)" if not_shipped(e, entries) else ""
+        hint = " (not in the repository; docs/training.md, Models: how to restore it)" if not_shipped(e, entries) else ""
         raise WeightsError(f"{e.path} is missing (listed in manifest.json){hint}")
     key = (str(e.path), e.path.stat().st_mtime)
     if verify and key not in _VERIFIED:
@@ -127,7 +127,7 @@ def resolve_precision(precision: str = "auto", providers: list[str] | tuple[str,
                       folder: str | Path | None = None) -> str:
     """"fp32" or "int8" for the shipped networks.
 
-    "auto" picks the int8 models on CPU (2-3x faster there, accuracy measured in the README) and
+    "auto" picks the int8 models on CPU (2-3x faster there, accuracy in the model cards) and
     fp32 when CUDA will run them (int8 QDQ models gain nothing on a GPU).
     """
     if precision not in PRECISIONS:

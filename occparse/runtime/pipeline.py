@@ -289,8 +289,8 @@ class Estimator:
         prec = "int8" if self.precision == "int8" and "regressor_color_int8" in have else "fp32"
         if prec == "fp32" and "regressor_color" in have and not_shipped(have["regressor_color"], have) \
                 and not (o.regressor_color and o.regressor_gray):
-            # the fp32 regressors are left out of the repository (README, Models); their int8 copies stand in
-            _log.warning("occparse: note: the fp32 regressors are not installed; using the int8 ones (README, Models)")
+            # the fp32 regressors are left out of the repository (docs/training.md, Models); their int8 copies stand in
+            _log.warning("occparse: note: the fp32 regressors are not installed; using the int8 ones (docs/training.md, Models)")
             prec = "int8"
         color = o.regressor_color or (shipped_variant("regressor_color", prec, o.weights).path
                                       if "regressor_color" in have else None)

@@ -136,7 +136,7 @@ class ImageResult:
         return self.status == Status.OK
 
     def to_dict(self, all_faces: bool = True) -> dict:
-        """The JSON schema documented in the README."""
+        """The JSON schema documented in docs/outputs.md."""
         d = asdict(self)
         d["status"] = str(self.status)
         faces = d["faces"] if all_faces else d["faces"][:1]

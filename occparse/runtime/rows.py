@@ -25,7 +25,7 @@ REGIONS = ("forehead", "left_eye", "right_eye", "nose", "mouth", "left_cheek", "
 FOLDER_COLUMNS = ("filename", "status", "message", "n_faces", "occlusion", "geometric", "regressor", "uncertainty",
                   *(f"region_{n}" for n in REGIONS), "hidden_by_hair", "hidden_by_occluder", "hidden_by_facial_hair",
                   "hidden_by_background", "x0", "y0", "x1", "y1", "is_gray")
-#: folder mode's face-finding facts (README, JSON schema), after FOLDER_COLUMNS' first part
+#: folder mode's face-finding facts (docs/outputs.md, JSON schema), after FOLDER_COLUMNS' first part
 FACE_EXTRA_COLUMNS = ("subject", "rotation", "out_of_frame", "yaw", "pitch", "roll", "source", "small_face",
                       "doubtful_face", "warnings")
 FOLDER_COLUMNS = FOLDER_COLUMNS + FACE_EXTRA_COLUMNS
@@ -47,7 +47,7 @@ def utf8_text(text: str) -> str:
     A file name that is not valid UTF-8 (bytes such as 0xFF, from another system's encoding) reaches
     Python as surrogate escapes (``os.fsdecode``); CSV, Parquet and JSON cannot hold those. Each
     undecodable byte is written as a backslash escape instead: ``b<0xFF>d.png`` -> ``b\\xffd.png``
-    (README, Folder mode). Other lone surrogates become ``\\udXXX``."""
+    (docs/outputs.md, Folder mode). Other lone surrogates become ``\\udXXX``."""
     try:
         text.encode("utf-8")
         return text
@@ -100,7 +100,7 @@ def folder_row(filename: str, res) -> dict[str, str]:
 
 
 def face_extra(f) -> dict[str, str]:
-    """Folder-mode columns for the face-finding facts of a :class:`~occparse.runtime.results.FaceResult` (README, JSON schema)."""
+    """Folder-mode columns for the face-finding facts of a :class:`~occparse.runtime.results.FaceResult` (docs/outputs.md, JSON schema)."""
     p = f.pose
 
     def num(v):

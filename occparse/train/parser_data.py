@@ -30,7 +30,7 @@ def pool_items(dirs: list[Path]) -> list[tuple[Path, Path]]:
 #: benchmark split (mesh on the crop), so a target face width maps to a shrink factor.
 FACE_SHARE = 0.72
 #: Face widths (px, in the photo) that :func:`low_resolution` simulates, drawn log-uniformly: the
-#: faces of 6-40 px that the real masked photos hold (README, Results) and that the parser, trained
+#: faces of 6-40 px that the real masked photos hold (benchmarks/masked_faces.py) and that the parser, trained
 #: on well-resolved 224-px crops, reads as bare skin once they are warped up to the crop.
 LOWRES_FACE_PX = (12.0, 64.0)
 #: How a small photo face is brought back up to the crop: the runtime's warp (bilinear, or
