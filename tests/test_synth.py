@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from occparse.cli import main
-from occparse.runtime.geometry import Face
+from occparse.runtime.mesh import Face
 from occparse.synth import sources
 from occparse.synth.engine import IGNORE, KINDS, NEGATIVE_KINDS, Synthesizer, bench_tasks, occlusion_of
 from occparse.synth.writer import TRUTH_COLUMNS
@@ -31,7 +31,7 @@ def _bases(synth):
 
 
 def _my_region(base) -> np.ndarray:
-    """R rasterised here, independently of occparse.runtime.geometry: filled face-oval polygon at the image's size."""
+    """R rasterised here, independently of occparse.runtime.regions: filled face-oval polygon at the image's size."""
     img = cv2.imread(str(base.image_path))
     mask = np.zeros(img.shape[:2], np.uint8)
     cv2.fillPoly(mask, [np.round(base.face.oval).astype(np.int32)], 1)
@@ -88,7 +88,7 @@ def test_ground_truth_is_the_pixel_ratio(synth, kind):
 
 
 def test_region_occlusion_matches_masks(synth):
-    from occparse.runtime.geometry import face_regions
+    from occparse.runtime.regions import face_regions
 
     base = _bases(synth)[0]
     s = synth.make(base, np.random.default_rng(3), kinds=("hand",))

@@ -154,7 +154,7 @@ def _pct(v: float | None, fmt: str = ".1%") -> str:
 
 
 def _table(res, all_faces: bool) -> str:
-    from ..runtime.geometry import REGION_NAMES
+    from ..runtime.regions import REGION_NAMES
 
     if not res.ok:
         return f"{res.path}: {res.status}: {res.message}"

@@ -13,8 +13,9 @@ import cv2
 import numpy as np
 
 from ..labels import FACE, FACIAL_HAIR, HAIR, OCCLUDER
-from .geometry import REGION_NAMES, AlignedCrop, face_regions
+from .align import AlignedCrop
 from .parsing import ParseResult
+from .regions import REGION_NAMES, face_regions
 from .results import OccluderShare, RegionOcclusion
 
 #: what facial hair counts as: "occluding" (the data definition, default) or "visible" (face)

@@ -20,8 +20,10 @@ from typing import Any
 
 import numpy as np
 
-from .geometry import CANONICAL_SIZE, UPSCALE_INTERPOLATIONS, AlignedCrop, Face, FaceMesher, align, head_pose
+from .align import CANONICAL_SIZE, UPSCALE_INTERPOLATIONS, AlignedCrop, align
+from .faces import FaceMesher
 from .io import ImageInputError, LoadedImage, broken_link_detail, is_gray_rgb, read_image
+from .mesh import Face, head_pose
 from .occlusion import (
     FACIAL_HAIR_CHOICES,
     GeometricOcclusion,
@@ -67,7 +69,7 @@ class EstimatorOptions:
     facial_hair: str = "occluding"
     weights: str | None = None  # folder of shipped-style weights (manifest.json); None = $OCCPARSE_WEIGHTS, else installed
     #: how a small face (under about 53 px) is enlarged to the crop: "lanczos" (default), "linear" (before),
-    #: "cubic" or "nearest" (geometry.align; benchmarks/lowres_parser.py measures them)
+    #: "cubic" or "nearest" (align.align; benchmarks/lowres_parser.py measures them)
     small_face_upscale: str = "lanczos"
 
 

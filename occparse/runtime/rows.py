@@ -10,7 +10,7 @@ from __future__ import annotations
 #: predict's output: the challenge's two columns, the status, and the two components of the estimate
 PREDICT_COLUMNS = ("filename", "FaceOcclusion", "status", "geometric", "regressor")
 
-#: the region names of occparse.runtime.geometry.REGION_NAMES (repeated so this module stays import-light;
+#: the region names of occparse.runtime.regions.REGION_NAMES (repeated so this module stays import-light;
 #: tests/test_distributed.py checks they agree)
 REGIONS = ("forehead", "left_eye", "right_eye", "nose", "mouth", "left_cheek", "right_cheek", "chin")
 

@@ -22,8 +22,9 @@ import numpy as np
 
 from ..labels import CLASSES as LABEL_NAMES
 from ..labels import PALETTE
-from .geometry import REGION_NAMES, Face, face_regions
+from .mesh import Face
 from .parsing import CLASSES, colorize
+from .regions import REGION_NAMES, face_regions
 
 # Layout (pixels). The picture is HEADER_H + ROW_H * faces tall and TILE + PANEL_W wide.
 TILE = 520  # side of the zoomed face view

@@ -26,7 +26,8 @@ import numpy as np
 from tqdm import tqdm
 
 from ..errors import DataError
-from ..runtime.geometry import Face, FaceMesher
+from ..runtime.faces import FaceMesher
+from ..runtime.mesh import Face
 
 
 class DataNotFoundError(DataError, FileNotFoundError):
