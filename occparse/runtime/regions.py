@@ -1,7 +1,16 @@
 """The face region R and its sub-regions, from a face's mesh landmarks.
 
-R is the filled polygon of the mesh's 36-point face-oval loop, rasterised at the image's own
-resolution: this is the definition of "the face" that every occlusion number in occparse uses.
+R is the filled polygon of the mesh's 36-point face-oval loop, restored where an occluder pulled it
+in (:func:`region_outline`), rasterised at the image's own resolution: this is the definition of
+"the face" that every occlusion number in occparse uses, at runtime, in evaluation and in the
+synthetic data's truth.
+
+The mesh fits the face it can see: under a cap brim it puts the top of the forehead at the brim, and
+the part the cap hides would fall outside R. A face-shape prior (``occparse/assets/face_oval_prior.npz``,
+card: docs/face_region.md) predicts the 36 oval points from the eyes, eyebrows, nose and lips in a
+pose-normalised frame; where the prediction lies outward of the mesh oval by more than the mesh's
+own jitter on clean faces, the outline is moved out towards it. R is the union of the mesh polygon
+and that outline, so it never shrinks; on a clean face the two agree within the jitter.
 
 Sub-regions (all clipped to R; they need not tile R exactly):
 
@@ -21,6 +30,7 @@ from __future__ import annotations
 
 import functools
 from dataclasses import dataclass, field
+from importlib import resources
 
 import cv2
 import numpy as np
@@ -28,6 +38,7 @@ import numpy as np
 from .mesh import (
     BETWEEN_EYES,
     CHIN_BOTTOM,
+    FACE_OVAL,
     LEFT_BROW,
     LEFT_EYE,
     LOWER_LIP_BOTTOM,
@@ -51,9 +62,120 @@ def _fill(shape: tuple[int, int], pts: np.ndarray) -> np.ndarray:
     return mask.astype(bool)
 
 
+PRIOR_FILE = "face_oval_prior.npz"
+
+
+@functools.lru_cache(maxsize=1)
+def oval_prior() -> dict[str, np.ndarray]:
+    """The shipped face-shape prior (occparse/assets/face_oval_prior.npz): ``anchors`` (k,) and ``oval``
+    (36,) landmark indices, ``template`` (k, 3) the anchors' mean shape (RMS radius 1: one face-size
+    unit), ``weights`` (3k, 108) and ``oval_mean`` (36, 3) the ridge model in template units,
+    ``tolerance`` (36,) the mesh's outward jitter per oval point, face-size units."""
+    with resources.files("occparse.assets").joinpath(PRIOR_FILE).open("rb") as f, np.load(f) as d:
+        return {k: d[k] for k in d.files}
+
+
+def umeyama(src: np.ndarray, dst: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
+    """Least-squares similarity (s, R, t), s R src_i + t ~ dst_i; src, dst (n, 3) float64. Raises
+    numpy's LinAlgError only on non-finite input."""
+    ms, md = src.mean(0), dst.mean(0)
+    a, b = src - ms, dst - md
+    u, sig, vt = np.linalg.svd(b.T @ a / len(src))
+    d = np.ones(3)
+    if np.linalg.det(u) * np.linalg.det(vt) < 0:
+        d[-1] = -1
+    r = u @ np.diag(d) @ vt
+    var = float((a ** 2).sum(1).mean())
+    s = float((sig * d).sum() / var) if var > 0 else 1.0
+    return s, r, md - s * r @ ms
+
+
+def predicted_oval(landmarks: np.ndarray, depth: np.ndarray, prior: dict[str, np.ndarray] | None = None
+                   ) -> tuple[np.ndarray, float]:
+    """The prior's 36 face-oval points for a face: landmarks (478, 2) pixels, depth (478,) the mesh's z
+    in the same units. Returns ((36, 2) float64 picture pixels, pixels per face-size unit)."""
+    prior = oval_prior() if prior is None else prior
+    pts = np.concatenate([landmarks, depth[:, None]], 1).astype(np.float64)
+    anc = pts[prior["anchors"]]
+    tpl = prior["template"].astype(np.float64)
+    s, r, t = umeyama(anc, tpl)
+    x = (anc @ (s * r).T + t - tpl).ravel()
+    y = prior["oval_mean"].astype(np.float64) + (x @ prior["weights"].astype(np.float64)).reshape(-1, 3)
+    back = (y - t) @ r / s  # inverse similarity; orthographic: drop z
+    return back[:, :2], 1.0 / s
+
+
+def _outward_normals(loop: np.ndarray) -> np.ndarray:
+    """(n, 2) unit normals of a closed polygon (n, 2), pointing away from its centroid."""
+    tangent = np.roll(loop, -1, 0) - np.roll(loop, 1, 0)
+    n = np.stack([tangent[:, 1], -tangent[:, 0]], 1)
+    n /= np.linalg.norm(n, axis=1, keepdims=True) + 1e-9
+    flip = ((loop - loop.mean(0)) * n).sum(1) < 0
+    n[flip] *= -1
+    return n
+
+
+#: Positions in the 36-point oval loop of its upper part (forehead and temples, from the forehead top
+#: round to the cheekbones on both sides) and of its lower part (jaw and chin).
+OVAL_UPPER = tuple(range(0, 9)) + tuple(range(28, 36))
+OVAL_LOWER = tuple(range(10, 27))
+
+
+def outward_gaps(landmarks: np.ndarray, depth: np.ndarray, prior: dict[str, np.ndarray] | None = None
+                 ) -> np.ndarray:
+    """(36,) how far the prior's oval point lies outward of the mesh's, along the mesh oval's outward
+    normal, in face-size units (negative: inward), less the part common to the whole oval.
+
+    An occluder over the face's border pulls in one part of the oval (a cap the top, a scarf the
+    bottom); a gap all round is the face's own proportions (a child's face, for one), not occlusion.
+    The common part is the smaller of the upper and the lower part's median gaps, when positive."""
+    pred, unit = predicted_oval(landmarks, depth, prior)
+    return _gaps(landmarks[list(FACE_OVAL)].astype(np.float64), pred, unit)
+
+
+def _gaps(mesh: np.ndarray, pred: np.ndarray, unit: float) -> np.ndarray:
+    gaps = ((pred - mesh) * _outward_normals(mesh)).sum(1) / unit
+    common = max(0.0, min(float(np.median(gaps[list(OVAL_UPPER)])), float(np.median(gaps[list(OVAL_LOWER)]))))
+    return gaps - common
+
+
+def restored_outline(face: Face) -> np.ndarray | None:
+    """The outline of R where the prior restores it: (36, 2) float32 picture pixels, the mesh's face oval
+    moved out towards the prior's where that lies outward (:func:`outward_gaps`) by more than the
+    mesh's jitter (``tolerance``); each point moves by a weight that ramps from 0 at the tolerance to 1 at twice it,
+    so the outline has no steps. None when nothing moves: on a clean face, and for a face without
+    depth (a key-point fit, already the mean face)."""
+    if face.depth is None:
+        return None
+    prior = oval_prior()
+    mesh = face.oval.astype(np.float64)
+    pred, unit = predicted_oval(face.landmarks, face.depth, prior)
+    if not np.isfinite(pred).all():
+        return None
+    gaps = _gaps(mesh, pred, unit)
+    tol = prior["tolerance"].astype(np.float64)
+    w = np.clip((gaps - tol) / tol, 0.0, 1.0)
+    if not w.any():
+        return None
+    return (mesh + w[:, None] * (pred - mesh)).astype(np.float32)
+
+
+def region_outline(face: Face) -> np.ndarray:
+    """(36, 2) float32 picture pixels: :func:`restored_outline`, or the mesh's face oval where nothing
+    is restored."""
+    out = restored_outline(face)
+    return face.oval if out is None else out
+
+
 def face_region(face: Face, shape: tuple[int, int] | None = None) -> np.ndarray:
-    """R: the filled face-oval polygon as a boolean mask of ``shape`` (default: the face's image)."""
-    return _fill(shape or face.image_size, face.oval)
+    """R as a boolean mask of ``shape`` (default: the face's image): the mesh's filled face-oval
+    polygon united with the restored outline's (:func:`restored_outline`)."""
+    shape = shape or face.image_size
+    r = _fill(shape, face.oval)
+    out = restored_outline(face)
+    if out is not None:
+        r |= _fill(shape, out)
+    return r
 
 
 def _hull(points: np.ndarray, grow: float = 1.0) -> np.ndarray:

@@ -61,7 +61,8 @@ class FaceResult:
     """One face. ``occlusion`` is the final estimate; the components are kept beside it.
 
     All fractions are floats in 0..1 (0 fully visible, 1 fully hidden) of the face region R, the
-    filled MediaPipe face-oval polygon at the image's resolution:
+    filled MediaPipe face-oval polygon at the image's resolution, restored where an occluder pulled
+    it in (``occparse.runtime.regions``, docs/face_region.md):
 
     * ``occlusion``: the scikit-learn stacker's fusion of ``geometric`` and ``regressor`` (the
       geometric estimate alone when no regressor or stacker is loaded);
