@@ -31,10 +31,15 @@ def _bases(synth):
 
 
 def _my_region(base) -> np.ndarray:
-    """R rasterised here, independently of occparse.runtime.regions: filled face-oval polygon at the image's size."""
+    """R rasterised here, independently of occparse.runtime.regions' rasteriser: the filled face-oval polygon
+    united with its restored outline (the outline is the definition's, ``regions.region_outline``), at the
+    image's size."""
+    from occparse.runtime.regions import region_outline
+
     img = cv2.imread(str(base.image_path))
     mask = np.zeros(img.shape[:2], np.uint8)
-    cv2.fillPoly(mask, [np.round(base.face.oval).astype(np.int32)], 1)
+    for outline in (base.face.oval, region_outline(base.face)):
+        cv2.fillPoly(mask, [np.round(outline).astype(np.int32)], 1)
     return mask.astype(bool)
 
 

@@ -72,7 +72,8 @@ def oval_prior() -> dict[str, np.ndarray]:
     unit), ``weights`` (3k, 108) and ``oval_mean`` (36, 3) the ridge model in template units,
     ``tolerance`` (36,) the mesh's outward jitter per oval point, face-size units."""
     with resources.files("occparse.assets").joinpath(PRIOR_FILE).open("rb") as f, np.load(f) as d:
-        return {k: d[k] for k in d.files}
+        # float64 once here, not per face
+        return {k: d[k].astype(np.float64) if d[k].dtype.kind == "f" else d[k] for k in d.files}
 
 
 def umeyama(src: np.ndarray, dst: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
@@ -95,19 +96,22 @@ def predicted_oval(landmarks: np.ndarray, depth: np.ndarray, prior: dict[str, np
     """The prior's 36 face-oval points for a face: landmarks (478, 2) pixels, depth (478,) the mesh's z
     in the same units. Returns ((36, 2) float64 picture pixels, pixels per face-size unit)."""
     prior = oval_prior() if prior is None else prior
-    pts = np.concatenate([landmarks, depth[:, None]], 1).astype(np.float64)
-    anc = pts[prior["anchors"]]
-    tpl = prior["template"].astype(np.float64)
+    idx = prior["anchors"]
+    anc = np.column_stack([landmarks[idx], depth[idx]]).astype(np.float64)
+    tpl = prior["template"].astype(np.float64, copy=False)
     s, r, t = umeyama(anc, tpl)
     x = (anc @ (s * r).T + t - tpl).ravel()
-    y = prior["oval_mean"].astype(np.float64) + (x @ prior["weights"].astype(np.float64)).reshape(-1, 3)
+    y = (prior["oval_mean"].astype(np.float64, copy=False)
+         + (x @ prior["weights"].astype(np.float64, copy=False)).reshape(-1, 3))
     back = (y - t) @ r / s  # inverse similarity; orthographic: drop z
     return back[:, :2], 1.0 / s
 
 
 def _outward_normals(loop: np.ndarray) -> np.ndarray:
     """(n, 2) unit normals of a closed polygon (n, 2), pointing away from its centroid."""
-    tangent = np.roll(loop, -1, 0) - np.roll(loop, 1, 0)
+    tangent = np.empty_like(loop)
+    tangent[1:-1] = loop[2:] - loop[:-2]
+    tangent[0], tangent[-1] = loop[1] - loop[-1], loop[0] - loop[-2]
     n = np.stack([tangent[:, 1], -tangent[:, 0]], 1)
     n /= np.linalg.norm(n, axis=1, keepdims=True) + 1e-9
     flip = ((loop - loop.mean(0)) * n).sum(1) < 0
@@ -119,6 +123,7 @@ def _outward_normals(loop: np.ndarray) -> np.ndarray:
 #: round to the cheekbones on both sides) and of its lower part (jaw and chin).
 OVAL_UPPER = tuple(range(0, 9)) + tuple(range(28, 36))
 OVAL_LOWER = tuple(range(10, 27))
+_UPPER, _LOWER = np.array(OVAL_UPPER), np.array(OVAL_LOWER)
 
 
 def outward_gaps(landmarks: np.ndarray, depth: np.ndarray, prior: dict[str, np.ndarray] | None = None
@@ -135,16 +140,30 @@ def outward_gaps(landmarks: np.ndarray, depth: np.ndarray, prior: dict[str, np.n
 
 def _gaps(mesh: np.ndarray, pred: np.ndarray, unit: float) -> np.ndarray:
     gaps = ((pred - mesh) * _outward_normals(mesh)).sum(1) / unit
-    common = max(0.0, min(float(np.median(gaps[list(OVAL_UPPER)])), float(np.median(gaps[list(OVAL_LOWER)]))))
+    common = max(0.0, min(float(np.median(gaps[_UPPER])), float(np.median(gaps[_LOWER]))))
     return gaps - common
 
 
 def restored_outline(face: Face) -> np.ndarray | None:
     """The outline of R where the prior restores it: (36, 2) float32 picture pixels, the mesh's face oval
     moved out towards the prior's where that lies outward (:func:`outward_gaps`) by more than the
-    mesh's jitter (``tolerance``); each point moves by a weight that ramps from 0 at the tolerance to 1 at twice it,
-    so the outline has no steps. None when nothing moves: on a clean face, and for a face without
-    depth (a key-point fit, already the mean face)."""
+    mesh's jitter (``tolerance``); each point moves by a weight that ramps from 0 at the tolerance to
+    1 at twice it, so the outline has no steps. None when nothing moves: on a clean face, and for a
+    face without depth (a key-point fit, already the mean face). Kept on the face object (a face's
+    landmarks are not changed in place; every transform makes a new Face), as R, the sub-regions and
+    the out-of-frame share of one face each ask for it."""
+    cached = face.__dict__.get(_CACHE, _NONE)
+    if cached is not _NONE:
+        return cached
+    out = _restore(face)
+    object.__setattr__(face, _CACHE, out)  # Face is a frozen dataclass; this is a cache, not a field
+    return out
+
+
+_CACHE, _NONE = "_restored_outline", object()
+
+
+def _restore(face: Face) -> np.ndarray | None:
     if face.depth is None:
         return None
     prior = oval_prior()
@@ -153,7 +172,7 @@ def restored_outline(face: Face) -> np.ndarray | None:
     if not np.isfinite(pred).all():
         return None
     gaps = _gaps(mesh, pred, unit)
-    tol = prior["tolerance"].astype(np.float64)
+    tol = prior["tolerance"].astype(np.float64, copy=False)
     w = np.clip((gaps - tol) / tol, 0.0, 1.0)
     if not w.any():
         return None
