@@ -146,3 +146,28 @@ def test_a_painted_cap_raises_the_reading_and_keeps_the_top(astronaut):
     rise = capped.result.faces[0].occlusion - clean.result.faces[0].occlusion
     assert rise > 0.5 * newly > 0.03
     assert capped.result.faces[0].region("forehead") >= 0.3
+
+
+def test_a_region_the_pose_turns_away_has_no_value():
+    from occparse.runtime.occlusion import region_with_out_of_frame
+
+    nan = float("nan")
+    assert region_with_out_of_frame(nan, 0.0) != region_with_out_of_frame(nan, 0.0)  # empty in R: NaN
+    assert region_with_out_of_frame(nan, 1.0) == 1.0  # wholly outside the frame: hidden
+    assert region_with_out_of_frame(0.2, 0.5) == pytest.approx(0.6)
+
+
+def test_a_turned_head_reports_its_far_side_as_turned_away(data_root):
+    """A CelebA-HQ face turned about 55 degrees under a cap: the oval's far side runs across the nose,
+    so the nose, the far eye and the far cheek have no pixels in R. They read null with a warning,
+    not 100% hidden."""
+    import math
+
+    from occparse.runtime.pipeline import Estimator
+
+    res = Estimator().estimate(data_root / "faces/celebahq/images/13498.jpg").faces[0]
+    assert abs(res.pose.yaw) > 40
+    away = [r.name for r in res.regions if math.isnan(r.fraction)]
+    assert "nose" in away
+    assert all(0.0 <= r.fraction <= 1.0 for r in res.regions if r.name not in away)
+    assert any(w.startswith("turned_away:") and "nose" in w for w in res.warnings)

@@ -147,9 +147,9 @@ def run(a: argparse.Namespace) -> int:
 
 
 def _pct(v: float | None, fmt: str = ".1%") -> str:
-    """A fraction as a percentage; a region outside the picture has no value (NaN) and says so."""
+    """A fraction as a percentage; a region the head's pose turns out of R has no value (NaN) and says so."""
     if v is None or not math.isfinite(v):
-        return "n/a (outside frame)"
+        return "n/a (turned away)"
     return format(v, fmt)
 
 

@@ -78,6 +78,17 @@ def with_out_of_frame(inside: float, oof: float) -> float:
     return float(oof + (1.0 - oof) * inside)
 
 
+def region_with_out_of_frame(inside: float, oof: float) -> float:
+    """A sub-region's occlusion with its part outside the frame counted as hidden (as
+    :func:`with_out_of_frame`), except for a region with no pixels in R at all (``inside`` NaN and
+    nothing of it outside the frame): the head's pose turned it out of view (a face turned ~50
+    degrees: the oval's far side runs across the nose, and the nose, the far eye and the far cheek lie
+    outside R). That region has no value (NaN), not 1: nothing hides it but the face itself."""
+    if inside != inside and oof <= 0.0:
+        return float("nan")
+    return with_out_of_frame(inside, oof)
+
+
 def _frac_hidden(part: np.ndarray, visible: np.ndarray) -> float:
     # count_nonzero: the same counts as bool .sum(), several times faster (this runs 9 times a face)
     n = np.count_nonzero(part)

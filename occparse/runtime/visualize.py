@@ -339,7 +339,7 @@ def draw_panel(res, index: int, n_faces: int, height: int = ROW_H) -> np.ndarray
         put_text(p, name.replace("_", " "), x, y, 0.42)
         cv2.rectangle(p, (bx0, y - 11), (bx1, y + 1), (220, 228, 242), -1)
         if math.isnan(v):
-            put_text(p, "outside the photo", bx0 + 6, y - 1, 0.36, MUTED)
+            put_text(p, "turned out of view by the head's pose", bx0 + 6, y - 1, 0.36, MUTED)
             put_text(p, "n/a", bx1 + 6, y, 0.4, MUTED)
             continue
         fill = int(round((bx1 - bx0) * min(max(v, 0.0), 1.0)))
