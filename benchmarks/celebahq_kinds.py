@@ -134,7 +134,7 @@ class Measured:
 
 def measure(est, paths: list[Path], workers: int, batch: int, keep_maps: set[str]) -> dict[str, Measured]:
     from occparse.runtime.batch import analyses
-    from occparse.runtime.geometry import face_region
+    from occparse.runtime.regions import face_region
 
     out: dict[str, Measured] = {}
     t0 = time.time()
@@ -160,7 +160,7 @@ def measure(est, paths: list[Path], workers: int, batch: int, keep_maps: set[str
 def hair_truth(photos, show_progress: bool = True):
     """(rows, maps, no_mesh): truth rows of the hair-mask photos, per-photo (R, hair mask) and the names
     the truth mesh found no face in."""
-    from occparse.runtime.geometry import face_region
+    from occparse.runtime.regions import face_region
     from occparse.synth.sources import _mesh_cached, read_label_map
 
     meshes = _mesh_cached([p.image_path for p in photos], "celebahq_hair", show_progress)

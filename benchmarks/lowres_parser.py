@@ -4,7 +4,7 @@
                                        [--upscale linear,cubic] [--every N] [--limit N]
 
 A face W px wide in a photo reaches the parser as a 224-px aligned crop warped up from W px
-(``geometry.align``, bilinear) and then shrunk to the parser's 128 px. This script simulates that on
+(``align.align``, bilinear) and then shrunk to the parser's 128 px. This script simulates that on
 the benchmark split (aligned 224-px synthetic crops with exact labels): each crop, aligned as the
 pipeline aligns it (mesh on the crop, else the canonical layout), is shrunk with area averaging
 until its face oval is W px wide, then brought back to 224 px with the chosen interpolation, and
@@ -60,10 +60,11 @@ def main(argv: list[str] | None = None) -> int:
     from dataclasses import replace
 
     from occparse.labels import FACE, OCCLUDER
-    from occparse.runtime.geometry import align, face_regions
+    from occparse.runtime.align import align
     from occparse.runtime.occlusion import geometric_occlusion
     from occparse.runtime.parsing import iou_per_class
     from occparse.runtime.pipeline import Estimator, EstimatorOptions, canonical_face
+    from occparse.runtime.regions import face_regions
 
     bench = Path(a.bench)
     if not (bench / "truth.csv").is_file():

@@ -48,7 +48,8 @@ def facial_hair_zone(face, shape: tuple[int, int]) -> np.ndarray:
     follows head roll) that lie inside the face region R grown by 10% about its centre, or inside
     R's part below that line moved down by 20% of the face height (a beard hangs below the chin).
     """
-    from .runtime.geometry import CHIN_BOTTOM, FOREHEAD_TOP, _fill
+    from .runtime.mesh import CHIN_BOTTOM, FOREHEAD_TOP
+    from .runtime.regions import _fill
 
     lm = face.landmarks.astype(np.float64)
     _, down = face.axes()

@@ -54,7 +54,7 @@ def _private_mesh_cache(tmp_path_factory: pytest.TempPathFactory):
 @pytest.fixture(scope="session")
 def mesher():
     """One MediaPipe Face Mesh graph for the whole session (start-up is the slow part)."""
-    from occparse.runtime.geometry import FaceMesher
+    from occparse.runtime.faces import FaceMesher
 
     with FaceMesher(max_faces=4) as m:
         yield m

@@ -434,7 +434,7 @@ def test_estimate_stderr_has_no_native_log_lines():
 
 def test_library_use_is_quiet_too():
     # a picture with a face too: the mesh's landmark stage warns once ("NORM_RECT") on its first face
-    code = ("import numpy as np; from occparse.runtime.geometry import FaceMesher; m = FaceMesher(); "
+    code = ("import numpy as np; from occparse.runtime.faces import FaceMesher; m = FaceMesher(); "
             "m.detector_boxes(np.zeros((64, 64, 3), np.uint8)); "
             "from occparse import Estimator; Estimator().analyze('examples/astronaut.png'); "
             "import time; time.sleep(0.5)")

@@ -17,7 +17,7 @@ needs_ray = pytest.mark.skipif(not HAVE_RAY, reason='ray not installed (pip inst
 
 
 def test_region_columns_match_geometry():
-    from occparse.runtime.geometry import REGION_NAMES
+    from occparse.runtime.regions import REGION_NAMES
     from occparse.runtime.rows import REGIONS
 
     assert REGIONS == REGION_NAMES

@@ -16,8 +16,10 @@ import numpy as np
 import pytest
 
 from occparse.models.zoo import manifest
-from occparse.runtime.geometry import Detection, Face, FaceMesher, fit_keypoints, head_pose, order_faces
+from occparse.runtime.detector import Detection
+from occparse.runtime.faces import FaceMesher, order_faces
 from occparse.runtime.io import is_gray_rgb, read_image
+from occparse.runtime.mesh import Face, fit_keypoints, head_pose
 from occparse.runtime.occlusion import with_out_of_frame
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -340,7 +342,7 @@ def test_keypoint_fit_lands_on_the_key_points(mesher, astronaut):
 
 
 def _iou(a: Face, b: Face) -> float:
-    from occparse.runtime.geometry import face_region
+    from occparse.runtime.regions import face_region
 
     ra, rb = face_region(a), face_region(b)
     return float((ra & rb).sum() / (ra | rb).sum())

@@ -7,9 +7,11 @@ import pytest
 
 from occparse.evaluation.metrics import evaluate
 from occparse.labels import FACE, FACIAL_HAIR, HAIR, OCCLUDER, facial_hair_zone, split_facial_hair
-from occparse.runtime.geometry import CHIN_BOTTOM, FOREHEAD_TOP, NOSE_TIP, AlignedCrop, face_region
+from occparse.runtime.align import AlignedCrop
+from occparse.runtime.mesh import CHIN_BOTTOM, FOREHEAD_TOP, NOSE_TIP
 from occparse.runtime.occlusion import geometric_occlusion
 from occparse.runtime.parsing import ParseResult
+from occparse.runtime.regions import face_region
 
 
 @pytest.fixture(scope="module")
@@ -87,7 +89,8 @@ def test_look_alikes_change_the_picture_not_the_truth(synth):
 
 
 def _crop_with_beard():
-    from occparse.runtime.geometry import CANONICAL_SIZE, Face
+    from occparse.runtime.align import CANONICAL_SIZE
+    from occparse.runtime.mesh import Face
 
     rng = np.random.default_rng(0)
     # a round "face" of landmarks: only the oval matters to geometric_occlusion's R

@@ -5,17 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from occparse.runtime.geometry import (
-    CANONICAL_POINTS,
-    CANONICAL_SIZE,
-    FACE_OVAL,
-    REGION_NAMES,
-    Face,
-    align,
-    face_region,
-    face_regions,
-)
+from occparse.runtime.align import CANONICAL_POINTS, CANONICAL_SIZE, align
 from occparse.runtime.io import read_image
+from occparse.runtime.mesh import FACE_OVAL, Face
+from occparse.runtime.regions import REGION_NAMES, face_region, face_regions
 
 # A benchmark UTKFace chip (200x200) whose whole mesh lies inside the frame.
 UTK_NAME = "10_0_0_20170110224500062.jpg.chip.jpg"

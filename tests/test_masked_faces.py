@@ -11,7 +11,7 @@ import cv2
 import numpy as np
 import pytest
 
-from occparse.runtime import geometry as g
+from occparse.runtime import detector as g
 from occparse.runtime.io import read_image
 
 ROOT = Path(__file__).resolve().parents[1]

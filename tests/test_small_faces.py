@@ -1,4 +1,4 @@
-"""Small faces: how the aligned crop enlarges a face of a few pixels (geometry.align, EstimatorOptions.small_face_upscale)."""
+"""Small faces: how the aligned crop enlarges a face of a few pixels (align.align, EstimatorOptions.small_face_upscale)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import cv2
 import numpy as np
 import pytest
 
-from occparse.runtime.geometry import CANONICAL_SIZE, SMALL_FACE_SCALE, align, alignment_matrix
+from occparse.runtime.align import CANONICAL_SIZE, SMALL_FACE_SCALE, align, alignment_matrix
 from occparse.runtime.pipeline import canonical_face
 
 

@@ -19,7 +19,7 @@ def test_face_mesh_does_not_import_unused_heavy_modules():
     (the stacker is evaluated with numpy) must not be imported to mesh a face."""
     out = _run(
         "import sys\n"
-        "from occparse.runtime.geometry import FaceMesher\n"
+        "from occparse.runtime.faces import FaceMesher\n"
         "m = FaceMesher(max_faces=1)\n"
         "print(','.join(x for x in ('matplotlib', 'sounddevice', 'sklearn', 'torch', "
         "'mediapipe.tasks.python.audio') if x in sys.modules))\n"

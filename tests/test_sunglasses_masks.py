@@ -7,7 +7,7 @@ import pytest
 
 from occparse.cli import main
 from occparse.labels import OCCLUDER
-from occparse.runtime.geometry import face_region
+from occparse.runtime.regions import face_region
 from occparse.synth import occluders as occ
 from occparse.synth.engine import KINDS, SynthConfig, Synthesizer
 from occparse.synth.real_occluders import SUNGLASS_SHAPES, _lens_outline, sunglasses_layer

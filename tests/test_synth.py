@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from occparse.cli import main
-from occparse.runtime.geometry import Face
+from occparse.runtime.mesh import Face
 from occparse.synth import sources
 from occparse.synth.engine import IGNORE, KINDS, NEGATIVE_KINDS, Synthesizer, bench_tasks, occlusion_of
 from occparse.synth.writer import TRUTH_COLUMNS
@@ -31,10 +31,15 @@ def _bases(synth):
 
 
 def _my_region(base) -> np.ndarray:
-    """R rasterised here, independently of occparse.runtime.geometry: filled face-oval polygon at the image's size."""
+    """R rasterised here, independently of occparse.runtime.regions' rasteriser: the filled face-oval polygon
+    united with its restored outline (the outline is the definition's, ``regions.region_outline``), at the
+    image's size."""
+    from occparse.runtime.regions import region_outline
+
     img = cv2.imread(str(base.image_path))
     mask = np.zeros(img.shape[:2], np.uint8)
-    cv2.fillPoly(mask, [np.round(base.face.oval).astype(np.int32)], 1)
+    for outline in (base.face.oval, region_outline(base.face)):
+        cv2.fillPoly(mask, [np.round(outline).astype(np.int32)], 1)
     return mask.astype(bool)
 
 
@@ -88,7 +93,7 @@ def test_ground_truth_is_the_pixel_ratio(synth, kind):
 
 
 def test_region_occlusion_matches_masks(synth):
-    from occparse.runtime.geometry import face_regions
+    from occparse.runtime.regions import face_regions
 
     base = _bases(synth)[0]
     s = synth.make(base, np.random.default_rng(3), kinds=("hand",))

@@ -11,7 +11,7 @@ import pytest
 from PIL import Image
 
 from occparse.runtime import visualize as V
-from occparse.runtime.geometry import REGION_NAMES
+from occparse.runtime.regions import REGION_NAMES
 from occparse.runtime.results import FaceResult, OccluderShare, RegionOcclusion
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "astronaut.png"

@@ -188,14 +188,14 @@ class _Stdout:
 
 
 def _pct(v: float | None, fmt: str = ".1%") -> str:
-    """A fraction as a percentage; a region outside the picture has no value (NaN) and says so."""
+    """A fraction as a percentage; a region the head's pose turns out of R has no value (NaN) and says so."""
     if v is None or not math.isfinite(v):
-        return "n/a (outside frame)"
+        return "n/a (turned away)"
     return format(v, fmt)
 
 
 def _table(res, all_faces: bool) -> str:
-    from ..runtime.geometry import REGION_NAMES
+    from ..runtime.regions import REGION_NAMES
 
     if not res.ok:
         return f"{res.path}: {res.status}: {res.message}"

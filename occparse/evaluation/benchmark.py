@@ -149,7 +149,7 @@ def _time_batched(name: str, fn, items: list, batch: int) -> StageTiming:
 def run_benchmark(images: list[Path], batch: int = 64, providers: list[str] | None = None,
                   precision: str = "auto", workers: int = 0, flip_tta: bool = False,
                   weights: str | None = None) -> BenchReport:
-    from ..runtime.geometry import align
+    from ..runtime.align import align
     from ..runtime.io import ImageInputError, read_image
     from ..runtime.pipeline import Estimator, EstimatorOptions, face_features
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from ..labels import CLASSES, FACIAL_HAIR, HAIR, IGNORE, N_CLASSES, split_facial_hair
-from ..runtime.geometry import align
+from ..runtime.align import align
 from ..runtime.parsing import FaceParser, iou_per_class
 from ..runtime.strictjson import dumps as strict_dumps
 from ..synth.sources import FaceSource, find_data_root, read_label_map, read_rgb

@@ -552,7 +552,9 @@ def _canonical_regions(scale: int = 2):
     """R and the sub-regions on the canonical 224 x 224 face (occparse's mean mesh), drawn ``scale`` times larger."""
     from importlib import resources
 
-    from ..runtime.geometry import CANONICAL_SIZE, Face, face_regions
+    from ..runtime.align import CANONICAL_SIZE
+    from ..runtime.mesh import Face
+    from ..runtime.regions import face_regions
 
     with resources.files("occparse.assets").joinpath("canonical_face_224.npy").open("rb") as f:
         lm = np.load(f).astype(np.float32) * scale

@@ -11,8 +11,10 @@ module's ``__spec__``, which makes it load at once.)
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import importlib.util
+import os
 import sys
 import threading
 import types
@@ -82,3 +84,28 @@ def import_mediapipe():
     import mediapipe
 
     return mediapipe
+
+
+@contextlib.contextmanager
+def quiet_stderr():
+    """Silence C++ start-up chatter (TFLite, absl) written straight to file descriptor 2.
+
+    OCCPARSE_VERBOSE=1 (or the CLI's --verbose) keeps it."""
+    if os.environ.get("OCCPARSE_VERBOSE", "") not in ("", "0"):
+        yield
+        return
+    try:
+        fd = sys.stderr.fileno()
+    except (AttributeError, OSError, ValueError):
+        yield
+        return
+    sys.stderr.flush()
+    saved = os.dup(fd)
+    try:
+        with open(os.devnull, "w") as devnull:
+            os.dup2(devnull.fileno(), fd)
+            yield
+    finally:
+        os.dup2(saved, fd)
+        os.close(saved)
+

@@ -270,7 +270,7 @@ def _init_worker(options) -> None:
     global _WORKER
     import cv2
 
-    from .geometry import FaceMesher
+    from .faces import FaceMesher
 
     cv2.setNumThreads(1)
     _WORKER = (FaceMesher(max_faces=options.max_faces), options)

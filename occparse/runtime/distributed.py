@@ -167,7 +167,7 @@ class MeshStage:
     def __init__(self, options):
         import cv2
 
-        from .geometry import FaceMesher
+        from .faces import FaceMesher
 
         cv2.setNumThreads(1)  # one core per actor
         self.options = options
@@ -205,6 +205,7 @@ class ShardScorer:
 
     def __call__(self, batch: dict) -> dict:
         import pickle
+        import resource
 
         import numpy as np
 
@@ -224,7 +225,7 @@ class ShardScorer:
             out["failed"].append(sum(r["status"] != "ok" for r in rows))
             out["seconds"].append(time.perf_counter() - t)
             out["load_s"].append(self.load_s)
-            out["rss_mb"].append(_peak_rss_mb())
+            out["rss_mb"].append(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)  # peak, KiB on Linux
             out["pid"].append(os.getpid())
         return {k: np.asarray(v) for k, v in out.items()}
 
@@ -251,12 +252,6 @@ class ShardScorer:
         tmp = f"{final}.tmp-{os.getpid()}"
         pq.write_table(arrow_table(rows, columns), tmp, filesystem=fs)
         fs.move(tmp, final)  # a part is there whole or not at all
-
-
-def _peak_rss_mb() -> float:
-    import resource
-
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
 
 
 def part_name(shard: int) -> str:

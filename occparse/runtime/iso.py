@@ -42,7 +42,7 @@ COMPONENTS: tuple[str, ...] = ("face_occlusion_prevention", "eyes_visible", "mou
 #: more than this share of a zone outside the image: failure to assess (the eyes: either eye)
 MAX_OUT_OF_FRAME = 0.5
 
-#: the occparse regions (occparse.runtime.geometry.REGION_NAMES) each zone is read from
+#: the occparse regions (occparse.runtime.regions.REGION_NAMES) each zone is read from
 ZONES: dict[str, tuple[str, ...]] = {
     "eyes_visible": ("left_eye", "right_eye"),
     "mouth_occlusion_prevention": ("mouth",),

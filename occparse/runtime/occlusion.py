@@ -13,8 +13,9 @@ import cv2
 import numpy as np
 
 from ..labels import FACE, FACIAL_HAIR, HAIR, OCCLUDER
-from .geometry import REGION_NAMES, AlignedCrop, face_regions
+from .align import AlignedCrop
 from .parsing import ParseResult
+from .regions import REGION_NAMES, face_regions, restored_outline
 from .results import OccluderShare, RegionOcclusion
 
 #: what facial hair counts as: "occluding" (the data definition, default) or "visible" (face)
@@ -49,9 +50,12 @@ class OutOfFrame:
 
 def out_of_frame(crop: AlignedCrop, original_size: tuple[int, int], shape: tuple[int, int] | None = None) -> OutOfFrame:
     """The part of the face region the image border cuts off, measured in the aligned crop, where
-    the whole face-oval polygon is rasterised (also past the frame; the crop's own margin holds it)."""
+    the whole of R (the face-oval polygon and its restored outline) is rasterised (also past the
+    frame; the crop's own margin holds it)."""
     h, w = original_size
-    oval = crop.face.oval @ crop.inverse[:, :2].T + crop.inverse[:, 2]  # back in the photo's pixels
+    restored = restored_outline(crop.face)
+    outline = crop.face.oval if restored is None else np.vstack([crop.face.oval, restored])
+    oval = outline @ crop.inverse[:, :2].T + crop.inverse[:, 2]  # R's outline back in the photo's pixels
     if oval[:, 0].min() >= 0 and oval[:, 1].min() >= 0 and oval[:, 0].max() <= w - 1 and oval[:, 1].max() <= h - 1:
         # the usual case, and the fast path: R (and every sub-region, all inside R) lies in the frame
         return OutOfFrame(0.0, dict.fromkeys(REGION_NAMES, 0.0))
@@ -72,6 +76,17 @@ def with_out_of_frame(inside: float, oof: float) -> float:
     if oof >= 1.0 or inside != inside:
         return 1.0
     return float(oof + (1.0 - oof) * inside)
+
+
+def region_with_out_of_frame(inside: float, oof: float) -> float:
+    """A sub-region's occlusion with its part outside the frame counted as hidden (as
+    :func:`with_out_of_frame`), except for a region with no pixels in R at all (``inside`` NaN and
+    nothing of it outside the frame): the head's pose turned it out of view (a face turned ~50
+    degrees: the oval's far side runs across the nose, and the nose, the far eye and the far cheek lie
+    outside R). That region has no value (NaN), not 1: nothing hides it but the face itself."""
+    if inside != inside and oof <= 0.0:
+        return float("nan")
+    return with_out_of_frame(inside, oof)
 
 
 def _frac_hidden(part: np.ndarray, visible: np.ndarray) -> float:

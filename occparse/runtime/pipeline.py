@@ -20,16 +20,19 @@ from typing import Any
 
 import numpy as np
 
+from .align import CANONICAL_SIZE, UPSCALE_INTERPOLATIONS, AlignedCrop, align
 from .face_checks import is_doubtful_face, is_small_face, warning_texts
-from .geometry import CANONICAL_SIZE, UPSCALE_INTERPOLATIONS, AlignedCrop, Face, FaceMesher, align, head_pose
+from .faces import FaceMesher
 from .io import ImageInputError, LoadedImage, broken_link_detail, is_gray_rgb, read_image
 from .iso import iso_components
+from .mesh import Face, head_pose
 from .occlusion import (
     FACIAL_HAIR_CHOICES,
     GeometricOcclusion,
     OutOfFrame,
     geometric_occlusion,
     out_of_frame,
+    region_with_out_of_frame,
     with_out_of_frame,
 )
 from .parsing import FaceParser, ParseResult
@@ -69,7 +72,7 @@ class EstimatorOptions:
     facial_hair: str = "occluding"
     weights: str | None = None  # folder of shipped-style weights (manifest.json); None = $OCCPARSE_WEIGHTS, else installed
     #: how a small face (under about 53 px) is enlarged to the crop: "lanczos" (default), "linear" (before),
-    #: "cubic" or "nearest" (geometry.align; benchmarks/lowres_parser.py measures them)
+    #: "cubic" or "nearest" (align.align; benchmarks/lowres_parser.py measures them)
     small_face_upscale: str = "lanczos"
 
 
@@ -177,14 +180,18 @@ OUT_OF_FRAME_WARN = 0.02
 EXTREME_YAW, EXTREME_PITCH = 45.0, 30.0
 
 
-def face_warnings(face: Face, oof: float, pose) -> list[str]:
-    """Short, stable warning strings for one face (empty when the reading needs no caveat)."""
+def face_warnings(face: Face, oof: float, pose, turned_away: list[str] | tuple[str, ...] = ()) -> list[str]:
+    """Short, stable warning strings for one face (empty when the reading needs no caveat).
+    ``turned_away``: sub-regions with no pixels in R (the head's pose), reported without a value."""
     out = []
     if oof > OUT_OF_FRAME_WARN:
         out.append(f"out_of_frame: {oof:.0%} of the face region lies outside the image and counts as hidden")
     if pose is not None and ((pose.yaw is not None and abs(pose.yaw) > EXTREME_YAW)
                              or (pose.pitch is not None and abs(pose.pitch) > EXTREME_PITCH)):
         out.append("extreme_pose: the face is turned far from frontal; the face region is less reliable")
+    if turned_away:
+        out.append(f"turned_away: the head's pose turns the {', '.join(n.replace('_', ' ') for n in turned_away)} "
+                   "out of the face region; no value")
     if face.rotation:
         out.append(f"rotated: the face is turned; it was read upright (picture turned {face.rotation} degrees clockwise)")
     if face.source == "keypoints":
@@ -350,7 +357,8 @@ class Estimator:
               final: float, r: float | None, oof: OutOfFrame, gray: bool) -> FaceAnalysis:
         x0, y0, x1, y1 = f.box
         geometric = with_out_of_frame(g.overall, oof.overall)
-        regions = [RegionOcclusion(q.name, with_out_of_frame(q.fraction, oof.regions[q.name])) for q in g.regions]
+        regions = [RegionOcclusion(q.name, region_with_out_of_frame(q.fraction, oof.regions[q.name]))
+                   for q in g.regions]
         r_all = None if r is None else with_out_of_frame(float(np.clip(r, 0, 1)), oof.overall)
         unc = None if r_all is None else float(max(final, geometric, r_all) - min(final, geometric, r_all))
         pose = head_pose(f)
@@ -365,7 +373,8 @@ class Estimator:
             parser_confidence=g.parser_confidence, is_gray=gray, face_size=size,
             regressor=r, uncertainty=unc, subject=f is prep.faces[0], rotation=f.rotation,
             out_of_frame=oof.overall, pose=pose, source=f.source, small_face=small, doubtful_face=doubtful,
-            warnings=face_warnings(f, oof.overall, pose) + warning_texts(small, doubtful, size), iso=iso,
+            warnings=face_warnings(f, oof.overall, pose, [q.name for q in regions if q.fraction != q.fraction])
+            + warning_texts(small, doubtful, size), iso=iso,
         )
         return FaceDetail(f, c, p, g, res)
 

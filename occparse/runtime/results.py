@@ -28,7 +28,7 @@ class Status(StrEnum):
 
 @dataclass(frozen=True)
 class RegionOcclusion:
-    """Occluded fraction of one named face sub-region (see geometry.REGION_NAMES)."""
+    """Occluded fraction of one named face sub-region (see regions.REGION_NAMES)."""
 
     name: str
     fraction: float
@@ -48,7 +48,7 @@ class OccluderShare:
 
 @dataclass(frozen=True)
 class HeadPose:
-    """Head pose in degrees (see geometry.head_pose). yaw > 0: the subject turns to their own left
+    """Head pose in degrees (see mesh.head_pose). yaw > 0: the subject turns to their own left
     (towards the picture's right); pitch > 0: chin up; roll: the eye line's angle in the picture,
     counter-clockwise positive, in (-180, 180]. yaw and pitch are None for a face fitted from
     detector key points (no depth)."""
@@ -63,14 +63,15 @@ class FaceResult:
     """One face. ``occlusion`` is the final estimate; the components are kept beside it.
 
     All fractions are floats in 0..1 (0 fully visible, 1 fully hidden) of the face region R, the
-    filled MediaPipe face-oval polygon at the image's resolution:
+    filled MediaPipe face-oval polygon at the image's resolution, restored where an occluder pulled
+    it in (``occparse.runtime.regions``, docs/face_region.md):
 
     * ``occlusion``: the scikit-learn stacker's fusion of ``geometric`` and ``regressor`` (the
       geometric estimate alone when no regressor or stacker is loaded);
     * ``geometric``: 1 - |V ∩ R| / |R| with V the parser's visible-face pixels mapped back to the image;
     * ``regressor``: the ResNet-18 regressor's output on the aligned crop (colour or gray model), or None;
     * ``uncertainty``: the spread (max - min) of the three estimates, or None without a regressor;
-    * ``regions``: the geometric fraction per sub-region (``occparse.runtime.geometry.REGION_NAMES``; NaN
+    * ``regions``: the geometric fraction per sub-region (``occparse.runtime.regions.REGION_NAMES``; NaN
       where a region is empty);
     * ``occluded_by``: what covers the occluded part of R (shares summing to 1, or all 0 when nothing does);
     * ``box``, ``face_size``: pixels of the original image; ``landmark_confidence`` (0..1) from

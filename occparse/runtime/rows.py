@@ -17,7 +17,7 @@ PREDICT_COLUMNS_V1 = PREDICT_COLUMNS
 #: then the ISO/IEC 29794-5 style components (occparse.runtime.iso): raw, score, code for each of three
 PREDICT_COLUMNS = PREDICT_COLUMNS + ISO_COLUMNS
 
-#: the region names of occparse.runtime.geometry.REGION_NAMES (repeated so this module stays import-light;
+#: the region names of occparse.runtime.regions.REGION_NAMES (repeated so this module stays import-light;
 #: tests/test_distributed.py checks they agree)
 REGIONS = ("forehead", "left_eye", "right_eye", "nose", "mouth", "left_cheek", "right_cheek", "chin")
 

@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import VersionError
-from .geometry import REGION_NAMES
+from .regions import REGION_NAMES
 
 #: No face size: the fit set is aligned crops, whose face size hardly varies, so the model could
 #: not learn its effect and would extrapolate arbitrarily on real photos (it did, on LFW val).

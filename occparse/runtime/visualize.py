@@ -22,8 +22,9 @@ import numpy as np
 
 from ..labels import CLASSES as LABEL_NAMES
 from ..labels import PALETTE
-from .geometry import REGION_NAMES, Face, face_regions
+from .mesh import Face
 from .parsing import CLASSES, colorize
+from .regions import REGION_NAMES, _fill, face_regions, restored_outline
 
 # Layout (pixels). The picture is HEADER_H + ROW_H * faces tall and TILE + PANEL_W wide.
 TILE = 520  # side of the zoomed face view
@@ -77,6 +78,9 @@ def label_overlay(rgb: np.ndarray, labels: np.ndarray, faces: list[Face], alpha:
     thick = max(1, round(max(rgb.shape[:2]) / 400))
     for f in faces:
         cv2.polylines(out, [np.round(f.oval * 16).astype(np.int32)], True, (0, 220, 0), thick, cv2.LINE_AA, 4)
+        restored = restored_outline(f)
+        if restored is not None:
+            dashed_polyline(out, restored, (0, 220, 0), thick, outside=f.oval)
     _legend(out)
     return out
 
@@ -94,6 +98,24 @@ def _legend(img: np.ndarray) -> None:
 
 # ---------------------------------------------------------------------------------------------
 # drawing helpers
+
+
+def dashed_polyline(img: np.ndarray, pts: np.ndarray, colour, thick: int = 1, dash: float = 6.0,
+                    outside: np.ndarray | None = None) -> None:
+    """Draw the closed polygon ``pts`` ((n, 2) float pixels) on ``img`` in place as a dashed line:
+    ``dash`` pixels drawn, ``dash`` left out, along its length. With ``outside`` (another polygon),
+    only the dashes lying more than a pixel outside it are drawn."""
+    loop = np.vstack([pts, pts[:1]]).astype(np.float64)
+    seg = np.diff(loop, axis=0)
+    length = np.hypot(seg[:, 0], seg[:, 1])
+    at = np.concatenate([[0.0], np.cumsum(length)])
+    other = None if outside is None else outside.reshape(-1, 1, 2).astype(np.float32)
+    for start in np.arange(0.0, at[-1], 2 * dash):
+        ts = np.linspace(start, min(start + dash, at[-1]), 4)
+        xy = np.stack([np.interp(ts, at, loop[:, 0]), np.interp(ts, at, loop[:, 1])], 1)
+        if other is not None and cv2.pointPolygonTest(other, tuple(map(float, xy[1:3].mean(0))), True) > -1.0:
+            continue
+        cv2.polylines(img, [np.round(xy * 16).astype(np.int32)], False, colour, thick, cv2.LINE_AA, 4)
 
 
 def put_text(img, s, x, y, size=0.45, colour=INK, bold=1):
@@ -250,9 +272,17 @@ def draw_face_tile(rgb: np.ndarray, fa) -> np.ndarray:
             tags.append((REGION_TAGS.get(name, name), mo["m10"] / mo["m00"], mo["m01"] / mo["m00"]))
     oval = np.round(face_t.oval * 16).astype(np.int32)
     cv2.polylines(out, [oval], True, R_GREEN, 2, cv2.LINE_AA, 4)
+    restored = restored_outline(face_t)
+    # R reaches past the mesh's oval (a cap brim, a fringe): said, and drawn dashed, from 1% of R
+    restored_shown = restored is not None and np.count_nonzero(r & ~_fill(r.shape, face_t.oval)) > 0.01 * r.sum()
+    if restored_shown:
+        dashed_polyline(out, restored, (0, 0, 0), 3, outside=face_t.oval)
+        dashed_polyline(out, restored, R_GREEN, 2, outside=face_t.oval)
     taken: list = []
     for s_, x, y in tags:
         _tag(out, s_, x, y, 0.4, taken=taken)
+    if restored_shown:
+        _tag(out, "dashed: face region restored past the mesh (counted)", TILE / 2, TILE - 32, 0.4)
     if (regions.face & ~inside_photo).any():  # only when the face region itself runs past the photo's border
         _tag(out, "grey: outside the photo (counted as hidden)", TILE / 2, TILE - 14, 0.4)
     return out
@@ -337,7 +367,7 @@ def draw_panel(res, index: int, n_faces: int, height: int = ROW_H,
         put_text(p, name.replace("_", " "), x, y, 0.42)
         cv2.rectangle(p, (bx0, y - 11), (bx1, y + 1), (220, 228, 242), -1)
         if math.isnan(v):
-            put_text(p, "outside the photo", bx0 + 6, y - 1, 0.36, MUTED)
+            put_text(p, "turned out of view by the head's pose", bx0 + 6, y - 1, 0.36, MUTED)
             put_text(p, "n/a", bx1 + 6, y, 0.4, MUTED)
             continue
         fill = int(round((bx1 - bx0) * min(max(v, 0.0), 1.0)))
@@ -375,7 +405,8 @@ def draw_header(rgb: np.ndarray | None, boxes: list[tuple[float, float, float, f
         hd[y0 : y0 + th, x : x + tw] = thumb
         x += tw + 16
     lines = [
-        ("The green line is the face region (MediaPipe face-mesh oval); every percentage is a share of it.", INK),
+        ("The green line is the face region (face-mesh oval, dashed where restored); every percentage is a share "
+         "of it.", INK),
         ("Inside it each pixel is tinted by what the face parser sees there:", INK),
     ]
     y = 28

@@ -28,8 +28,10 @@ from pathlib import Path
 import numpy as np
 
 from ..labels import IGNORE, facial_hair_zone, split_facial_hair
-from ..runtime.geometry import CANONICAL_SIZE, Face, align, face_region, face_regions
+from ..runtime.align import CANONICAL_SIZE, align
 from ..runtime.io import to_gray3
+from ..runtime.mesh import Face
+from ..runtime.regions import face_region, face_regions
 from . import occluders as occ
 from .compose import camera_finish, composite, harmonise_layer
 from .real_occluders import (

@@ -14,7 +14,8 @@ import cv2
 import numpy as np
 
 from ..labels import HAIR, OCCLUDER
-from ..runtime.geometry import (
+from ..runtime.align import alignment_matrix
+from ..runtime.mesh import (
     BETWEEN_EYES,
     CHIN_BOTTOM,
     FOREHEAD_TOP,
@@ -24,9 +25,8 @@ from ..runtime.geometry import (
     NOSE_TIP,
     RIGHT_BROW,
     Face,
-    alignment_matrix,
-    face_region,
 )
+from ..runtime.regions import face_region
 from .sources import BaseFace, OccluderLibrary, read_label_map, read_rgb
 
 

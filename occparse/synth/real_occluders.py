@@ -29,7 +29,9 @@ import cv2
 import numpy as np
 
 from ..labels import FACIAL_HAIR, OCCLUDER, facial_hair_zone, split_facial_hair
-from ..runtime.geometry import OUTER_LIPS, _fill, alignment_matrix, face_region
+from ..runtime.align import alignment_matrix
+from ..runtime.mesh import OUTER_LIPS
+from ..runtime.regions import _fill, face_region
 from .occluders import Layer, _face_frame
 from .sources import BaseFace, read_label_map, read_rgb
 
@@ -330,7 +332,7 @@ def sunglasses_layer(base: BaseFace, base_rgb: np.ndarray, shape, rng: np.random
 def hat_layer(base: BaseFace, shape, rng: np.random.Generator) -> Layer:
     """A procedural hat, helmet or beanie: a crown over the head whose lower edge falls between the top of
     the face oval and the eyebrows, often with a brim (its shadowed edge over the forehead)."""
-    from ..runtime.geometry import FOREHEAD_TOP, LEFT_BROW, RIGHT_BROW
+    from ..runtime.mesh import FOREHEAD_TOP, LEFT_BROW, RIGHT_BROW
 
     face = base.face
     lm = face.landmarks

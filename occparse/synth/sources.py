@@ -30,7 +30,8 @@ import numpy as np
 from tqdm import tqdm
 
 from ..errors import DataError
-from ..runtime.geometry import Face, FaceMesher
+from ..runtime.faces import FaceMesher
+from ..runtime.mesh import Face
 
 
 class DataNotFoundError(DataError, FileNotFoundError):
@@ -201,27 +202,31 @@ def _pick_central(faces: list[Face]) -> Face | None:
 
 
 def _mesh_cached(paths: list[Path], key: str, show_progress: bool = True) -> dict[str, Face]:
-    """Mesh every image once and keep the landmarks in the cache folder (shared by every command)."""
+    """Mesh every image once and keep the landmarks and depth in the cache folder (shared by every
+    command). A cache without depth (written before the face region was restored, which needs it) is
+    meshed again."""
     from ..runtime.io import read_image
 
     folder = hashlib.sha1(str(paths[0].parent.resolve()).encode()).hexdigest()[:8] if paths else "none"
     cache = cache_dir() / f"mesh_{key}_{folder}.npz"
     found: dict[str, Face] = {}
-    if cache.exists():
+    current = cache.exists() and "depth" in np.load(cache, allow_pickle=False).files
+    if current:
         z = np.load(cache, allow_pickle=False)
-        for n, lm, hh, ww in zip(z["names"], z["landmarks"], z["h"], z["w"], strict=True):
+        for n, lm, dp, hh, ww in zip(z["names"], z["landmarks"], z["depth"], z["h"], z["w"], strict=True):
             if not np.isnan(lm[0, 0]):
-                found[str(n)] = Face(lm.astype(np.float32), (int(hh), int(ww)))
+                found[str(n)] = Face(lm.astype(np.float32), (int(hh), int(ww)), dp.astype(np.float32))
         known = set(z["names"].tolist())
         todo = [p for p in paths if p.name not in known]
     else:
         known, todo = set(), list(paths)
     if not todo:
         return found
-    names, lms, hs, ws = [], [], [], []
-    if cache.exists():
+    names, lms, deps, hs, ws = [], [], [], [], []
+    if current:
         z = np.load(cache, allow_pickle=False)
-        names, lms, hs, ws = list(z["names"]), list(z["landmarks"]), list(z["h"]), list(z["w"])
+        names, lms, deps = list(z["names"]), list(z["landmarks"]), list(z["depth"])
+        hs, ws = list(z["h"]), list(z["w"])
     with FaceMesher(max_faces=4) as mesher:
         for p in tqdm(todo, desc=f"meshing {key} faces (cached for next time)", disable=not show_progress, unit="img"):
             img = read_image(p).rgb
@@ -229,13 +234,16 @@ def _mesh_cached(paths: list[Path], key: str, show_progress: bool = True) -> dic
             names.append(p.name)
             hs.append(img.shape[0])
             ws.append(img.shape[1])
-            if face is None:
+            if face is None or face.depth is None:
                 lms.append(np.full((478, 2), np.nan, np.float32))
+                deps.append(np.full(478, np.nan, np.float32))
             else:
                 lms.append(face.landmarks)
-                found[p.name] = Face(face.landmarks, face.image_size)
+                deps.append(face.depth)
+                found[p.name] = Face(face.landmarks, face.image_size, face.depth)
     tmp = cache.with_suffix(".tmp.npz")
-    np.savez_compressed(tmp, names=np.array(names), landmarks=np.stack(lms), h=np.array(hs), w=np.array(ws))
+    np.savez_compressed(tmp, names=np.array(names), landmarks=np.stack(lms), depth=np.stack(deps), h=np.array(hs),
+                        w=np.array(ws))
     os.replace(tmp, cache)
     return found
 

@@ -126,7 +126,7 @@ def write_lfw_photo_truth(synth: Synthesizer, out: Path) -> Path:
     and the share of R that is facial hair (:func:`occparse.labels.split_facial_hair`), so that ``occparse
     evaluate`` can report faces with and without facial hair. Filenames are relative to the data
     folder's ``faces/lfw_parts/images``. Returns ``out/truth.csv``."""
-    from ..runtime.geometry import face_region
+    from ..runtime.regions import face_region
     from .engine import base_labels, base_visible, occlusion_of
 
     rows = []
@@ -174,7 +174,7 @@ def preview(synth: Synthesizer, tasks: list[Task], seed: int, path: Path, n: int
 def facial_hair_rule_sheet(synth: Synthesizer, n: int = 24) -> np.ndarray:
     """LFW men with the most hair in the lower face: photo | zone (green) and facial hair (brown) | labels."""
     from ..labels import HAIR, colorize, facial_hair_zone, split_facial_hair
-    from ..runtime.geometry import face_region
+    from ..runtime.regions import face_region
     from .sources import read_rgb
 
     men = [f for f in synth.faces.of("lfw") if f.gender == "M"] or synth.faces.of("lfw")
