@@ -453,9 +453,9 @@ def test_folder_mode_output_inside_the_input_folder_is_not_an_input(small_folder
     with open(out, newline="") as f:
         assert sorted(Path(r["filename"]).name for r in csv.DictReader(f)) == ["flipped.png", "gray.png", "not_a_photo.jpg",
                                                                              "orig.png"]
-    # a rerun does not read r.csv either: the output is complete for these images
-    assert main(["estimate", str(small_folder), "--out", str(out)]) == 0
-    assert "already complete" in capsys.readouterr().err
+    # a rerun does not read r.csv either: the output is complete for these images (its failed row keeps exit 1)
+    assert main(["estimate", str(small_folder), "--out", str(out)]) == 1
+    assert "already complete: 4 rows from these images with these settings, 1 of them failed" in capsys.readouterr().err
     assert main(["estimate", str(small_folder), "--out", str(out), "--overwrite"]) == 1
     assert out.read_text() == first
 

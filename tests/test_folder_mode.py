@@ -4,8 +4,11 @@ rows reach the output while a run goes on, and a closed stdout never costs the p
 from __future__ import annotations
 
 import csv
+import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -57,9 +60,11 @@ def test_rerun_of_a_complete_output_says_so_and_keeps_it(tmp_path, capsys):
     assert main(["estimate", str(d), "--out", str(out)]) == 0
     assert "already complete" in capsys.readouterr().err
     assert out.stat().st_mtime_ns == before  # not rewritten
-    # other settings: the output is computed again
+    # other settings: the output is computed again, saying why
     assert main(["estimate", str(d), "--out", str(out), "--facial-hair", "visible"]) == 0
-    assert "already complete" not in capsys.readouterr().err and out.stat().st_mtime_ns != before
+    err = capsys.readouterr().err
+    assert "already complete" not in err and out.stat().st_mtime_ns != before
+    assert "other settings (facial_hair occluding (now visible)): computing it again" in err
     # another input set: computed again too
     Image.open(ASTRONAUT).transpose(Image.Transpose.FLIP_LEFT_RIGHT).save(d / "b.png")
     assert main(["estimate", str(d), "--out", str(out), "--facial-hair", "visible"]) == 0
@@ -92,3 +97,59 @@ def test_closed_stdout_is_quiet_and_still_writes_the_picture(tmp_path):
     assert done.returncode in (0, 141), done.stderr
     assert "Traceback" not in done.stderr and "BrokenPipe" not in done.stderr
     assert pic.is_file() and np.asarray(Image.open(pic)).size > 0
+
+
+def test_a_rerun_of_a_complete_output_keeps_its_exit_status(tmp_path, capsys):
+    d = tmp_path / "in"
+    d.mkdir()
+    Image.open(ASTRONAUT).save(d / "a.png")
+    (d / "b.png").write_text("not a PNG")
+    out = tmp_path / "r.csv"
+    assert main(["estimate", str(d), "--out", str(out)]) == 1
+    capsys.readouterr()
+    assert main(["estimate", str(d), "--out", str(out)]) == 1  # the output still holds a failed row
+    assert "1 of them failed" in capsys.readouterr().err
+
+
+def test_a_symbolic_link_loop_in_a_folder_is_a_row_not_a_crash(tmp_path, capsys):
+    d = tmp_path / "in"
+    d.mkdir()
+    Image.open(ASTRONAUT).save(d / "a.png")
+    (d / "loop.jpg").symlink_to(d / "loop.jpg")
+    (d / "x.jpg").symlink_to(d / "y.jpg")
+    (d / "y.jpg").symlink_to(d / "x.jpg")
+    out = tmp_path / "r.csv"
+    assert main(["estimate", str(d), "--out", str(out)]) == 1
+    assert "Traceback" not in capsys.readouterr().err
+    status = {Path(r["filename"]).name: r["status"] for r in _rows(out)}
+    assert status["a.png"] == "ok" and {status["loop.jpg"], status["x.jpg"], status["y.jpg"]} <= {"missing", "unreadable"}
+
+
+def test_ctrl_c_with_worker_processes_stops_promptly_and_keeps_rows(tmp_path):
+    """SIGINT goes to the whole process group, as a terminal sends it: the worker processes ignore it and
+    the parent stops the pool (a worker killed while holding the pool's queue lock hung the parent)."""
+    d = tmp_path / "in"
+    d.mkdir()
+    img = Image.open(ASTRONAUT)
+    for i in range(120):
+        img.save(d / f"{i:03d}.png")
+    out = tmp_path / "r.csv"
+    partial = tmp_path / "r.csv.partial"
+    p = subprocess.Popen([sys.executable, "-m", "occparse", "estimate", str(d), "--out", str(out), "--workers", "2",
+                          "--batch", "8"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                         start_new_session=True)
+    try:
+        deadline = time.monotonic() + 240
+        while time.monotonic() < deadline and p.poll() is None:
+            if partial.is_file() and partial.read_text().count("\n") >= 3:
+                break
+            time.sleep(0.2)
+        assert p.poll() is None, p.communicate()
+        os.killpg(p.pid, signal.SIGINT)
+        _, err = p.communicate(timeout=60)
+    finally:
+        if p.poll() is None:
+            os.killpg(p.pid, signal.SIGKILL)
+    assert p.returncode == 130, err
+    assert "interrupted" in err and "Traceback" not in err
+    assert len(_rows(partial)) >= 2 and not out.exists()

@@ -41,6 +41,15 @@ def fail(msg: str, code: int = 2) -> int:
     return code
 
 
+def resolved(path: Path) -> Path:
+    """``path`` made absolute with its links followed, or only made absolute when that fails (a link loop
+    raises RuntimeError, a path that is too long OSError): a file that cannot be resolved still gets its row."""
+    try:
+        return path.resolve()
+    except (OSError, RuntimeError, ValueError):
+        return path.absolute()
+
+
 def unique_stems(paths: list[str], by_folder: bool = False) -> list[str]:
     """A stem per input for its output files, never one for two inputs.
 
@@ -52,7 +61,7 @@ def unique_stems(paths: list[str], by_folder: bool = False) -> list[str]:
     from collections import Counter
 
     def key(p: str, stem: str) -> tuple[str, str]:
-        return (str(Path(p).resolve().parent) if by_folder else "", stem.lower())
+        return (str(resolved(Path(p)).parent) if by_folder else "", stem.lower())
 
     stems = [Path(p).stem for p in paths]
     counts = Counter(key(p, st) for p, st in zip(paths, stems, strict=True))

@@ -21,6 +21,7 @@ from .common import (
     output_clash,
     picture_path_error,
     ray_options,
+    resolved,
     resumable_outputs,
     run_ray,
     run_settings,
@@ -288,9 +289,9 @@ def _estimate_folder(a: argparse.Namespace) -> int:
         return fail(f"--out {out} would write {clash[0]}, which is the input {clash[1]}; give --out another name")
     # the output's own files (OUT, OUT.partial, ...) found in a scanned input folder are not inputs: a rerun (or
     # resume) writes them again; a file there that occparse did not write is an input, and refused as above
-    own = {q.resolve() for q in resumable_outputs(out)}
-    mine = [q.resolve() in own for q in paths]
-    theirs = [q for q, m in zip(paths, mine, strict=True) if m] + [q for q in scanned if q.resolve() in own]
+    own = {resolved(q) for q in resumable_outputs(out)}
+    mine = [resolved(q) in own for q in paths]
+    theirs = [q for q, m in zip(paths, mine, strict=True) if m] + [q for q in scanned if resolved(q) in own]
     if (clash := output_clash([out], theirs)) and not _folder_output(out):
         return fail(f"--out {out} is the input {clash[1]} (not an earlier occparse estimate output); give --out "
                     "another name")
@@ -314,10 +315,14 @@ def _estimate_folder(a: argparse.Namespace) -> int:
     try:
         # rows stream to OUT.partial (CSV text, what resuming reads); only OUT itself is ever replaced
         writer = ResumableWriter(out, columns, settings=_folder_settings(a))
-        if not a.overwrite and (n := writer.complete_rows([str(p) for p in paths])) is not None:
-            print(f"{out} is already complete: {n} rows from these images with these settings; nothing to do "
+        if not a.overwrite and (done_before := writer.complete_rows([str(p) for p in paths])) is not None:
+            n, failed = done_before
+            print(f"{out} is already complete: {n} rows from these images with these settings"
+                  f"{f', {failed} of them failed (see the status column)' if failed else ''}; nothing to do "
                   "(--overwrite computes it again)", file=sys.stderr)
-            return 0
+            return 1 if failed else 0
+        if writer.stale and not a.overwrite:
+            print(f"occparse: {writer.stale}", file=sys.stderr)
         done = writer.resume_check([str(p) for p in paths])
     except BatchInputError as e:
         return fail(str(e))
@@ -426,10 +431,10 @@ def _estimate_folder_ray(a: argparse.Namespace) -> int:
     if not is_uri(a.out) and (clash := output_clash([a.out, a.out + ".tmp"], named)):
         return fail(f"--out {a.out} would write {clash[0]}, which is the input {clash[1]}; give --out another name")
     if not is_uri(a.out):  # the output's own files are never inputs
-        out = Path(a.out).resolve()
+        out = resolved(Path(a.out))
         parts = Path(str(out) + PARTS_SUFFIX)
-        names = [n for n in names if is_uri(n) or (Path(n).resolve() not in (out, Path(str(out) + ".tmp"))
-                                                   and parts not in Path(n).resolve().parents)]
+        names = [n for n in names if is_uri(n) or (resolved(Path(n)) not in (out, Path(str(out) + ".tmp"))
+                                                   and parts not in resolved(Path(n)).parents)]
     if not names:
         return fail("no image files found in the given folder(s)")
     options, err = ray_options(a, max_faces=1 if not a.all_faces else a.max_faces, detector_scores=False,

@@ -89,10 +89,14 @@ def run(a: argparse.Namespace) -> int:
             return fail(f"--out {out} would write {clash[0]}, which is the input image {clash[1]}; give --out another "
                         "name")
         writer = ResumableWriter(a.out, PREDICT_COLUMNS, settings=_settings(a))
-        if not a.overwrite and (n := writer.complete_rows([r.filename for r in rows])) is not None:
-            print(f"{out} is already complete: {n} rows from this CSV with these settings; nothing to do "
+        if not a.overwrite and (done_before := writer.complete_rows([r.filename for r in rows])) is not None:
+            n, failed = done_before
+            print(f"{out} is already complete: {n} rows from this CSV with these settings"
+                  f"{f', {failed} of them failed (see the status column)' if failed else ''}; nothing to do "
                   "(--overwrite computes it again)", file=sys.stderr)
-            return 0
+            return 1 if failed else 0
+        if writer.stale and not a.overwrite:
+            print(f"occparse: {writer.stale}", file=sys.stderr)
         done = writer.resume_check([r.filename for r in rows])
     except BatchInputError as e:
         return fail(str(e))

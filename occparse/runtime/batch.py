@@ -11,6 +11,7 @@ import csv
 import io
 import multiprocessing as mp
 import os
+import signal
 from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -89,6 +90,8 @@ class ResumableWriter:
         self.written = 0  # rows written by this run
         #: a line for the user about the resume (a partial file from before settings were stored), or None
         self.note: str | None = None
+        #: why a complete OUT is computed again (other settings or inputs), set by complete_rows
+        self.stale: str | None = None
 
     def _read_done(self) -> list[dict[str, str]]:
         if not self.partial.exists():
@@ -212,14 +215,15 @@ class ResumableWriter:
             os.replace(tmp, self.record)
         self.sidecar.unlink(missing_ok=True)
 
-    def complete_rows(self, expected: list[str]) -> int | None:
-        """The number of rows of a complete ``OUT`` that already holds exactly these inputs (in order), computed with
-        this run's settings; None when there is none, or it is from other inputs or settings, or cannot be read
-        (then a rerun recomputes it)."""
+    def complete_rows(self, expected: list[str]) -> tuple[int, int] | None:
+        """(rows, failed rows) of a complete ``OUT`` that already holds exactly these inputs (in order), computed
+        with this run's settings; None when there is none, or it is from other inputs or settings, or cannot be
+        read (then a rerun recomputes it, and :attr:`stale` says why when ``OUT`` is occparse's)."""
         import json
 
         from .rows import utf8_text
 
+        self.stale = None
         if self.partial.exists() or not self.out.is_file() or self.settings is None:
             return None
         try:
@@ -227,15 +231,23 @@ class ResumableWriter:
             if self.out.suffix.lower() == ".parquet":
                 import pyarrow.parquet as pq
 
-                names = [str(v) for v in pq.read_table(self.out, columns=["filename"]).column("filename").to_pylist()]
+                table = pq.read_table(self.out, columns=["filename", "status"])
+                names = [str(v) for v in table.column("filename").to_pylist()]
+                statuses = [str(v) for v in table.column("status").to_pylist()]
             else:
                 with open(self.out, newline="", encoding="utf-8") as f:
-                    names = [r["filename"] for r in csv.DictReader(f)]
+                    rows = list(csv.DictReader(f))
+                names, statuses = [r["filename"] for r in rows], [r["status"] for r in rows]
         except (OSError, ValueError, KeyError, AttributeError, ImportError):
             return None
-        if stored != json.loads(json.dumps(self.settings)) or names != [utf8_text(e) for e in expected]:
+        if stored != json.loads(json.dumps(self.settings)):
+            _, diffs = compare_settings(stored, self.settings, str(self.out))
+            self.stale = f"{self.out} was computed with other settings ({'; '.join(diffs)}): computing it again"
             return None
-        return len(names)
+        if names != [utf8_text(e) for e in expected]:
+            self.stale = f"{self.out} holds other inputs ({len(names)} rows): computing it again"
+            return None
+        return len(names), sum(st != "ok" for st in statuses)
 
     def close(self) -> None:
         if self._f is not None:
@@ -272,6 +284,9 @@ def _init_worker(options) -> None:
 
     from .faces import FaceMesher
 
+    # Ctrl-C is the parent's to handle: a worker killed by it while holding the pool's task-queue lock
+    # would leave the parent waiting on that lock forever when it shuts the pool down
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     cv2.setNumThreads(1)
     _WORKER = (FaceMesher(max_faces=options.max_faces), options)
 

@@ -14,8 +14,9 @@ from .iso import of_face, row_values
 PREDICT_COLUMNS = ("filename", "FaceOcclusion", "status", "geometric", "regressor")
 #: predict's columns before the ISO/IEC 29794-5 style components were added
 PREDICT_COLUMNS_V1 = PREDICT_COLUMNS
-#: then the ISO/IEC 29794-5 style components (occparse.runtime.iso): raw, score, code for each of three
-PREDICT_COLUMNS = PREDICT_COLUMNS + ISO_COLUMNS
+#: then the ISO/IEC 29794-5 style components (occparse.runtime.iso): raw, score, code for each of three,
+#: and the message that says why a row failed (or what was assumed)
+PREDICT_COLUMNS = PREDICT_COLUMNS + ISO_COLUMNS + ("message",)
 
 #: the region names of occparse.runtime.regions.REGION_NAMES (repeated so this module stays import-light;
 #: tests/test_distributed.py checks they agree)
@@ -67,7 +68,7 @@ def column_type(column: str) -> str:
 def predict_row(filename: str, res) -> dict[str, str]:
     """One ``predict`` row (text, as written to CSV) for an :class:`~occparse.runtime.results.ImageResult`."""
     row = {"filename": utf8_text(filename), "FaceOcclusion": "", "status": str(res.status), "geometric": "",
-           "regressor": "", **row_values(None)}
+           "regressor": "", **row_values(None), "message": utf8_text(res.message)}
     if res.ok:
         f = res.faces[0]
         row.update(FaceOcclusion=f"{f.occlusion:.6f}", geometric=f"{f.geometric:.6f}",
