@@ -32,7 +32,13 @@ def add_parser(sub) -> argparse.ArgumentParser:
           inside R); predict on them with --images-root DATA/faces/lfw_parts/images.
   lfw-train the same for the 1,500 real LFW train photos: real-photo rows for `occparse fit-stacker`
           (the parser trained on these photos and the regressors on synthetic variants of them; judge any
-          stacker on lfw-val, never on these).
+          stacker on lfw-val, never on these). With --agreeing-labels (lfw-val, lfw-train): only the
+          photos whose labels agree with the definition (not in occparse/synth/lfw_label_audit.csv);
+          every LFW truth row has an lfw_labels column (agree/contradict) for `occparse evaluate --by`.
+  celebahq-hair  a parser pool of real hair: the train part of faces/celebahq_hair (hair mask -> hair;
+          the rest of R -> visible face on photos without hat, glasses or facial hair, else unknown;
+          all else unknown), --count samples (default: 4 per photo; each photo the same number of
+          times); the val part is the CelebA benchmark's and never written.
 
 examples:
   occparse synth --preset bench --out /tmp/bench
@@ -46,11 +52,12 @@ examples:
 
 #: presets whose samples are fixed: no --count, no --kind-weight
 FIXED_PRESETS = ("bench", "lfw-val", "lfw-train")
+PRESETS = ("bench", "train", "holdout", "lfw-val", "lfw-train", "celebahq-hair")
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     """``occparse synth``'s options."""
-    p.add_argument("--preset", choices=["bench", "train", "holdout", "lfw-val", "lfw-train"], default="train",
+    p.add_argument("--preset", choices=list(PRESETS), default="train",
                    help="which faces and occluders (default train)")
     p.add_argument("--out", type=Path, help="output folder (images/, labels/, truth.csv)")
     p.add_argument("--count", type=int, help="number of samples for --preset train (default 10000)")
@@ -70,6 +77,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "(repeatable, one per kind; kinds: hand, object, hair, glasses, sunglasses, cap, mask, "
                         "scarf, beard, goggles, hat, held_object; beard needs --engine real; naming goggles, hat "
                         "or held_object adds them to the first engine)")
+    p.add_argument("--agreeing-labels", action="store_true",
+                   help="lfw-val/lfw-train: write only photos whose LFW labels agree with the definition "
+                        "(the committed label audit)")
     p.add_argument("--data", help="data folder (default $OCCPARSE_DATA or ../shared/data)")
     p.add_argument("--workers", type=int, default=0, help="processes (default: all cores)")
     p.add_argument("--sources", default="lfw,utkface", help="base faces: lfw, utkface or both (default both)")
@@ -90,6 +100,10 @@ def run(a: argparse.Namespace) -> int:
         return fail(f"--kind-weight does not apply to --preset {a.preset} (its samples are fixed)")
     if not a.out and not a.preview:
         return fail("nothing to do: give --out DIR and/or --preview SHEET.png")
+    if a.agreeing_labels and a.preset not in ("lfw-val", "lfw-train"):
+        return fail("--agreeing-labels applies to --preset lfw-val and lfw-train only")
+    if a.preset == "celebahq-hair":
+        return _run_celebahq_hair(a)
     split = {"train": "train", "holdout": "holdout"}.get(a.preset, "bench")
     if a.preset in ("lfw-val", "lfw-train"):
         if not a.out:
@@ -100,7 +114,7 @@ def run(a: argparse.Namespace) -> int:
             synth = Synthesizer(a.data, "bench" if a.preset == "lfw-val" else "train", SynthConfig(), ("lfw",))
         except DataNotFoundError as e:
             return fail(str(e))
-        truth = write_lfw_photo_truth(synth, Path(a.out))
+        truth = write_lfw_photo_truth(synth, Path(a.out), agreeing_only=a.agreeing_labels)
         _print_distribution(truth)
         print(f"images: --images-root {synth.faces.root / 'faces/lfw_parts/images'}")
         return 0
@@ -132,6 +146,31 @@ def run(a: argparse.Namespace) -> int:
         job = WriteJob(str(synth.faces.root), split, a.seed, cfg, sources, a.limit, str(a.out))
         truth = write_dataset(job, tasks, workers=a.workers)
         _print_distribution(truth)
+    return 0
+
+
+def _run_celebahq_hair(a: argparse.Namespace) -> int:
+    from ..synth.celebahq_pool import write_celebahq_hair_pool
+    from ..synth.sources import DataNotFoundError, celebahq_photos, find_data_root
+
+    if not a.out:
+        return fail("--preset celebahq-hair needs --out DIR")
+    if a.kind_weight or a.preview or a.engine:
+        return fail("--kind-weight, --preview and --engine do not apply to --preset celebahq-hair (no pastes)")
+    if a.count is not None and a.count < 1:
+        return fail(f"--count must be at least 1, not {a.count}")
+    try:
+        root = find_data_root(a.data)
+        n = len(celebahq_photos(root, "celebahq_hair", "train")[: a.limit])
+        variants = max(1, round(a.count / n)) if a.count and n else 4
+        truth, counts = write_celebahq_hair_pool(root, Path(a.out), variants=variants, size=a.size, limit=a.limit,
+                                                 gray_every=round(1 / a.gray_rate) if a.gray_rate > 0 else 0)
+    except (DataNotFoundError, ValueError) as e:
+        return fail(str(e))
+    print(f"{counts['samples']} samples ({variants} per photo) from {counts['photos'] - counts['no_mesh']} of "
+          f"{counts['photos']} train hair-mask photos ({counts['no_mesh']} without a face found; "
+          f"{counts['clean']} clean: R minus hair labelled face)")
+    _print_distribution(truth)
     return 0
 
 

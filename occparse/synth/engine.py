@@ -9,7 +9,9 @@ label map are then warped to the canonical 224 x 224 crop.
 Label maps (for parser training, values in :mod:`occparse.labels`): 0 background, 1 visible
 face, 2 hair, 3 occluder, 4 facial hair, and 255 "unknown" where the truth is not known
 (UTKFace pixels outside R, and a UTKFace man's facial-hair zone, since UTKFace has no pixel
-labels to say whether he has a beard; pixels mirrored in from outside the base image).
+labels to say whether he has a beard; pixels mirrored in from outside the base image; the regions of
+an LFW label map that the committed label audit found to contradict the definition, e.g. a moustache
+labelled skin: :func:`occparse.synth.sources.ignore_contradictions`).
 LFW's hair label becomes facial hair by :func:`occparse.labels.split_facial_hair`. Truth is
 unchanged by that split: facial hair occludes, like all hair.
 
@@ -44,7 +46,16 @@ from .real_occluders import (
     shadow_layer,
     sunglasses_layer,
 )
-from .sources import BaseFace, FaceSource, OccluderLibrary, find_data_root, read_label_map, read_rgb
+from .sources import (
+    BaseFace,
+    FaceSource,
+    OccluderLibrary,
+    find_data_root,
+    ignore_contradictions,
+    lfw_label_audit_of,
+    read_label_map,
+    read_rgb,
+)
 
 KINDS = ("hand", "object", "hair", "glasses", "sunglasses", "cap", "mask", "scarf", "beard", "goggles", "hat",
          "held_object")
@@ -141,8 +152,11 @@ def base_visible(base: BaseFace, region: np.ndarray) -> np.ndarray:
 def base_labels(base: BaseFace, region: np.ndarray) -> np.ndarray:
     """Label map of the unoccluded base image (values of :mod:`occparse.labels`)."""
     if base.label_path is not None:
-        lab = read_label_map(base.label_path)
-        return split_facial_hair(lab, base.face, base.gender)
+        lab = split_facial_hair(read_label_map(base.label_path), base.face, base.gender)
+        if base.source == "lfw" and (bad := lfw_label_audit_of(base.name)):
+            # the audited regions contradict the definition (a beard labelled skin, ...): never learnt from
+            lab = ignore_contradictions(lab, base.face, bad)
+        return lab
     lab = np.full(region.shape, IGNORE, np.uint8)
     lab[region] = 1
     if base.gender.upper().startswith("M"):  # a beard or not: UTKFace cannot say

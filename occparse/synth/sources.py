@@ -108,6 +108,74 @@ def lfw_label_audit() -> dict[str, list[LabelContradiction]]:
     return out
 
 
+def lfw_labels_agree(filename: str) -> bool:
+    """True when the audit found nothing in the LFW label map of ``filename`` that contradicts the
+    definition of occlusion (the photo is absent from ``lfw_label_audit.csv``)."""
+    return filename not in _audit_cached()
+
+
+def lfw_label_audit_of(filename: str) -> list[LabelContradiction]:
+    """The audited contradictions of one LFW photo (empty when its labels agree); read once, cached."""
+    return _audit_cached().get(filename, [])
+
+
+def _audit_cached() -> dict[str, list[LabelContradiction]]:
+    global _AUDIT
+    if _AUDIT is None:
+        _AUDIT = lfw_label_audit()
+    return _AUDIT
+
+
+_AUDIT: dict[str, list[LabelContradiction]] | None = None
+
+
+def contradiction_region(face: Face, shape: tuple[int, int], where: str) -> np.ndarray:
+    """The pixels of an image of ``shape`` (H, W) that an audited contradiction at ``where`` may cover,
+    from the face mesh alone: a boolean H x W mask, generous on purpose (training ignores it).
+
+    * ``mouth``, ``lower_face``: below the line through the subnasale, inside R grown by 10% or R moved
+      down by 20% of the face height (:func:`occparse.labels.facial_hair_zone`: where a beard can be);
+    * ``eyes``: each eye's contour hull grown 2.2x about its centre (a lens reaches past the lids);
+    * ``forehead``: above the line through the bottom of the eyebrows, inside R grown by 10% about its
+      centre (a headband or a fringe labelled skin);
+    * ``cheeks``: R grown by 10%, below the eyebrow line;
+    * ``whole_face``, ``other``: R grown by 10%.
+
+    Raises ValueError for a ``where`` outside :data:`LFW_AUDIT_WHERE`."""
+    from ..labels import facial_hair_zone
+    from ..runtime.geometry import LEFT_BROW, LEFT_EYE, RIGHT_BROW, RIGHT_EYE, _fill, _hull
+
+    if where not in LFW_AUDIT_WHERE:
+        raise ValueError(f"where must be one of {', '.join(LFW_AUDIT_WHERE)}, not {where!r}")
+    if where in ("mouth", "lower_face"):
+        return facial_hair_zone(face, shape)
+    lm = face.landmarks.astype(np.float64)
+    if where == "eyes":
+        return _fill(shape, _hull(lm[list(LEFT_EYE)], 2.2)) | _fill(shape, _hull(lm[list(RIGHT_EYE)], 2.2))
+    oval = face.oval.astype(np.float64)
+    centre = oval.mean(0)
+    grown = _fill(shape, (oval - centre) * 1.1 + centre)
+    if where in ("whole_face", "other"):
+        return grown
+    _, down = face.axes()
+    brow_line = max(float(lm[i] @ down) for i in LEFT_BROW + RIGHT_BROW)
+    ys, xs = np.mgrid[0 : shape[0], 0 : shape[1]]
+    along = xs * float(down[0]) + ys * float(down[1])
+    return grown & ((along < brow_line) if where == "forehead" else (along >= brow_line))
+
+
+def ignore_contradictions(labels: np.ndarray, face: Face, contradictions: list[LabelContradiction]) -> np.ndarray:
+    """``labels`` (uint8 H x W) with every audited contradicting region set to 255 (ignored by the
+    training loss): no rule relabels them safely (a moustache labelled skin may cover any share of its
+    region), so they are not relabelled. Returns a new array; the input is not changed."""
+    from ..labels import IGNORE
+
+    out = labels.copy()
+    for c in contradictions:
+        out[contradiction_region(face, labels.shape, c.where)] = IGNORE
+    return out
+
+
 #: Name-hash buckets (of 100) of training faces held out from the regressors' training: their
 #: validation split, and the faces the stacker is fitted on (``holdout`` split).
 HOLDOUT_BUCKETS = 5

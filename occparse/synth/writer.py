@@ -15,10 +15,21 @@ from tqdm import tqdm
 
 from ..labels import FACIAL_HAIR, OCCLUDER, PALETTE
 from .engine import Sample, SynthConfig, Synthesizer, Task, bench_tasks, run_task
-from .sources import read_label_map
+from .sources import lfw_labels_agree, read_label_map
 
-#: facial_hair: share of R that is facial hair (LFW val truth only; empty where unknown)
-TRUTH_COLUMNS = ("filename", "FaceOcclusion", "gender", "is_gray", "occluder", "source", "base", "facial_hair")
+#: facial_hair: share of R that is facial hair (LFW val truth only; empty where unknown);
+#: lfw_labels: on an LFW base face, "agree" or "contradict" (the photo is in the committed label audit,
+#: occparse/synth/lfw_label_audit.csv: its truth counts e.g. a beard labelled skin as visible), so
+#: ``occparse evaluate --by lfw_labels`` reports all photos and those whose labels agree; empty elsewhere
+TRUTH_COLUMNS = ("filename", "FaceOcclusion", "gender", "is_gray", "occluder", "source", "base", "facial_hair",
+                 "lfw_labels")
+
+
+def lfw_labels_value(source: str, base_name: str) -> str:
+    """The ``lfw_labels`` truth value of a row on base face ``base_name`` of ``source``."""
+    if source != "lfw":
+        return ""
+    return "agree" if lfw_labels_agree(base_name) else "contradict"
 
 
 @dataclass(frozen=True)
@@ -45,6 +56,7 @@ def sample_row(name: str, s: Sample) -> dict[str, str]:
     return {
         "filename": name, "FaceOcclusion": f"{s.occlusion:.6f}", "gender": s.gender, "is_gray": str(int(s.is_gray)),
         "occluder": "+".join(s.kinds) or "none", "source": s.source, "base": s.base_name,
+        "lfw_labels": lfw_labels_value(s.source, s.base_name),
     }
 
 
@@ -120,23 +132,29 @@ def tasks_for(synth: Synthesizer, preset: str, count: int) -> list[Task]:
     return [Task(int(rng.integers(n)), i) for i in range(count)]
 
 
-def write_lfw_photo_truth(synth: Synthesizer, out: Path) -> Path:
+def write_lfw_photo_truth(synth: Synthesizer, out: Path, agreeing_only: bool = False) -> Path:
     """Truth for the real LFW photos of ``synth``'s split themselves (no synthetic occluder): the 500 val
     photos for split ``bench``, the 1,500 train photos for ``train``. GT from their skin labels inside R,
     and the share of R that is facial hair (:func:`occparse.labels.split_facial_hair`), so that ``occparse
-    evaluate`` can report faces with and without facial hair. Filenames are relative to the data
-    folder's ``faces/lfw_parts/images``. Returns ``out/truth.csv``."""
+    evaluate`` can report faces with and without facial hair (the facial hair that the label map shows:
+    an audited region is left out, see :func:`occparse.synth.engine.base_labels`), and ``lfw_labels``
+    (agree / contradict, the committed label audit). ``agreeing_only`` leaves the contradicting photos
+    out (for fitting on real truth). Filenames are relative to the data folder's
+    ``faces/lfw_parts/images``. Returns ``out/truth.csv``."""
     from ..runtime.regions import face_region
     from .engine import base_labels, base_visible, occlusion_of
 
     rows = []
     for f in synth.faces.of("lfw"):
+        if agreeing_only and not lfw_labels_agree(f.name):
+            continue
         lab_shape = read_label_map(f.label_path).shape
         region = face_region(f.face, lab_shape)
         gt = occlusion_of(region, base_visible(f, region))
         beard = float((base_labels(f, region)[region] == FACIAL_HAIR).mean()) if region.any() else 0.0
         rows.append({"filename": f.name, "FaceOcclusion": f"{gt:.6f}", "gender": f.gender, "is_gray": "0",
-                     "occluder": "none", "source": "lfw", "base": f.name, "facial_hair": f"{beard:.6f}"})
+                     "occluder": "none", "source": "lfw", "base": f.name, "facial_hair": f"{beard:.6f}",
+                     "lfw_labels": lfw_labels_value("lfw", f.name)})
     out.mkdir(parents=True, exist_ok=True)
     write_truth(out / "truth.csv", rows)
     return out / "truth.csv"
