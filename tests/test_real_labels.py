@@ -9,10 +9,11 @@ from types import SimpleNamespace
 import cv2
 import numpy as np
 import pytest
-from occparse.runtime.geometry import CHIN_BOTTOM, FOREHEAD_TOP, LEFT_EYE, RIGHT_EYE, face_region
 
 from occparse.cli import main
 from occparse.labels import FACE, HAIR, IGNORE, split_facial_hair
+from occparse.runtime.mesh import CHIN_BOTTOM, FOREHEAD_TOP, LEFT_EYE, RIGHT_EYE
+from occparse.runtime.regions import face_region
 from occparse.synth import sources
 from occparse.synth.celebahq_pool import hair_pool_labels, is_clean, write_celebahq_hair_pool
 from occparse.synth.engine import base_labels

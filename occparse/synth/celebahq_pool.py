@@ -27,8 +27,9 @@ import cv2
 import numpy as np
 
 from ..labels import FACE, HAIR, IGNORE
-from ..runtime.geometry import CANONICAL_SIZE, align, face_region
+from ..runtime.align import CANONICAL_SIZE, align
 from ..runtime.io import to_gray3
+from ..runtime.regions import face_region
 from .sources import CelebAPhoto, _mesh_cached, celebahq_photos, read_label_map, read_rgb
 
 #: attributes that make a photo's non-hair R unknown (something besides hair may cover the face)

@@ -143,7 +143,8 @@ def contradiction_region(face: Face, shape: tuple[int, int], where: str) -> np.n
 
     Raises ValueError for a ``where`` outside :data:`LFW_AUDIT_WHERE`."""
     from ..labels import facial_hair_zone
-    from ..runtime.geometry import LEFT_BROW, LEFT_EYE, RIGHT_BROW, RIGHT_EYE, _fill, _hull
+    from ..runtime.mesh import LEFT_BROW, LEFT_EYE, RIGHT_BROW, RIGHT_EYE
+    from ..runtime.regions import _fill, _hull
 
     if where not in LFW_AUDIT_WHERE:
         raise ValueError(f"where must be one of {', '.join(LFW_AUDIT_WHERE)}, not {where!r}")
