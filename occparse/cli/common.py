@@ -154,6 +154,21 @@ def resumable_outputs(out: Path) -> tuple[Path, ...]:
             out.with_name(out.name + ".tmp"), record, record.with_name(record.name + ".tmp"))
 
 
+def rerun_status(writer, expected: list[str], what: str, overwrite: bool) -> int | None:
+    """The exit status of a rerun whose output is already complete for ``expected`` (the inputs, in order) and
+    this run's settings, after saying so; None when the output must be computed (it says why when an earlier
+    complete output is replaced). ``what`` names the inputs in the line ("these images", "this CSV")."""
+    if not overwrite and (done := writer.complete_rows(expected)) is not None:
+        n, failed = done
+        print(f"{writer.out} is already complete: {n} rows from {what} with these settings"
+              f"{f', {failed} of them failed (see the status column)' if failed else ''}; nothing to do "
+              "(--overwrite computes it again)", file=sys.stderr)
+        return 1 if failed else 0
+    if writer.stale and not overwrite:
+        print(f"occparse: {writer.stale}", file=sys.stderr)
+    return None
+
+
 def interrupted_message(writer) -> str:
     """What Ctrl-C leaves behind, truthfully: the partial file and its rows, or nothing to resume."""
     if writer.partial.exists():

@@ -21,6 +21,7 @@ from .common import (
     output_clash,
     picture_path_error,
     ray_options,
+    rerun_status,
     resolved,
     resumable_outputs,
     run_ray,
@@ -315,14 +316,8 @@ def _estimate_folder(a: argparse.Namespace) -> int:
     try:
         # rows stream to OUT.partial (CSV text, what resuming reads); only OUT itself is ever replaced
         writer = ResumableWriter(out, columns, settings=_folder_settings(a))
-        if not a.overwrite and (done_before := writer.complete_rows([str(p) for p in paths])) is not None:
-            n, failed = done_before
-            print(f"{out} is already complete: {n} rows from these images with these settings"
-                  f"{f', {failed} of them failed (see the status column)' if failed else ''}; nothing to do "
-                  "(--overwrite computes it again)", file=sys.stderr)
-            return 1 if failed else 0
-        if writer.stale and not a.overwrite:
-            print(f"occparse: {writer.stale}", file=sys.stderr)
+        if (rc := rerun_status(writer, [str(p) for p in paths], "these images", a.overwrite)) is not None:
+            return rc
         done = writer.resume_check([str(p) for p in paths])
     except BatchInputError as e:
         return fail(str(e))

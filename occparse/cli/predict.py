@@ -17,6 +17,7 @@ from .common import (
     interrupted_message,
     output_clash,
     ray_options,
+    rerun_status,
     resumable_outputs,
     run_ray,
     run_settings,
@@ -89,14 +90,8 @@ def run(a: argparse.Namespace) -> int:
             return fail(f"--out {out} would write {clash[0]}, which is the input image {clash[1]}; give --out another "
                         "name")
         writer = ResumableWriter(a.out, PREDICT_COLUMNS, settings=_settings(a))
-        if not a.overwrite and (done_before := writer.complete_rows([r.filename for r in rows])) is not None:
-            n, failed = done_before
-            print(f"{out} is already complete: {n} rows from this CSV with these settings"
-                  f"{f', {failed} of them failed (see the status column)' if failed else ''}; nothing to do "
-                  "(--overwrite computes it again)", file=sys.stderr)
-            return 1 if failed else 0
-        if writer.stale and not a.overwrite:
-            print(f"occparse: {writer.stale}", file=sys.stderr)
+        if (rc := rerun_status(writer, [r.filename for r in rows], "this CSV", a.overwrite)) is not None:
+            return rc
         done = writer.resume_check([r.filename for r in rows])
     except BatchInputError as e:
         return fail(str(e))
