@@ -329,33 +329,86 @@ def sunglasses_layer(base: BaseFace, base_rgb: np.ndarray, shape, rng: np.random
     return Layer("sunglasses", np.clip(rgb, 0, 255).astype(np.float32), alpha, OCCLUDER)
 
 
-def hat_layer(base: BaseFace, shape, rng: np.random.Generator) -> Layer:
-    """A procedural hat, helmet or beanie: a crown over the head whose lower edge falls between the top of
-    the face oval and the eyebrows, often with a brim (its shadowed edge over the forehead)."""
+#: The headwear :func:`hat_layer` draws, with how often: a hat or helmet crown, a baseball cap with its brim
+#: over the forehead, a knitted beanie pulled low, a hood and a headscarf (both frame the face and cover its
+#: border: forehead, temples, jaw).
+HEADWEAR_STYLES = (("crown", 0.3), ("cap", 0.25), ("beanie", 0.2), ("hood", 0.125), ("headscarf", 0.125))
+
+
+def hat_layer(base: BaseFace, shape, rng: np.random.Generator, style: str | None = None) -> Layer:
+    """Procedural headwear over the head and the top or border of the face (class occluder): one of
+    :data:`HEADWEAR_STYLES` (drawn by its weight when ``style`` is None).
+
+    The truth's face region comes from the base image, so what a brim, a hood or a scarf hides of the
+    face's border counts as hidden, as the data definition asks. Raises ValueError for an unknown style."""
     from ..runtime.mesh import FOREHEAD_TOP, LEFT_BROW, RIGHT_BROW
 
+    names = [n for n, _ in HEADWEAR_STYLES]
+    if style is None:
+        weights = np.array([w for _, w in HEADWEAR_STYLES])
+        style = names[int(rng.choice(len(names), p=weights / weights.sum()))]
+    if style not in names:
+        raise ValueError(f"unknown headwear style {style!r}; choose from {', '.join(names)}")
     face = base.face
     lm = face.landmarks
     across, down, fw, fh, _ = _face_frame(face)
     brow = lm[list(LEFT_BROW + RIGHT_BROW)].mean(0)
     top = lm[FOREHEAD_TOP]
-    edge = top + rng.uniform(0.25, 1.05) * (brow - top)  # lower edge of the crown, on the midline
     h, w = shape
     ys, xs = np.mgrid[0:h, 0:w].astype(np.float32)
+    if style in ("hood", "headscarf"):
+        # the fabric frames the face: everything around an opening over the eyes, nose and mouth
+        centre = face.oval.mean(0) + down * fh * rng.uniform(-0.02, 0.06 if style == "hood" else 0.1)
+        u = (xs - centre[0]) * across[0] + (ys - centre[1]) * across[1]
+        v = (xs - centre[0]) * down[0] + (ys - centre[1]) * down[1]
+        open_w = fw * rng.uniform(0.42, 0.5)  # wide enough to leave the eyes' outer corners free
+        open_h = fh * (rng.uniform(0.46, 0.56) if style == "hood" else rng.uniform(0.40, 0.50))
+        # the outer edge: the head's outline grown by the fabric's fold, centred a little higher
+        outer_w, outer_h = fw * rng.uniform(0.6, 0.74), fh * rng.uniform(0.78, 0.95)
+        vo = v + fh * rng.uniform(0.08, 0.16)
+        inside_opening = (u / open_w) ** 2 + (v / open_h) ** 2 <= 1
+        inside_outer = (u / outer_w) ** 2 + (vo / outer_h) ** 2 <= 1
+        mask = (inside_outer & ~inside_opening).astype(np.float32)
+        if style == "hood":  # a hood leaves the chin and neck free below the opening
+            mask[v > open_h * rng.uniform(0.6, 1.0)] = 0
+        mask = cv2.GaussianBlur(mask, (0, 0), 1.0)
+        rgb = _textured(shape, rng)
+        shade = np.clip(1 - 0.35 * np.exp(-np.maximum(0, (u / open_w) ** 2 + (v / open_h) ** 2 - 1) * 6), 0.6, 1)
+        return Layer("hat", rgb * shade[..., None].astype(np.float32), np.clip(mask, 0, 1), OCCLUDER)
+    low = {"crown": (0.25, 1.05), "cap": (0.15, 0.6), "beanie": (0.55, 1.15)}[style]
+    edge = top + rng.uniform(*low) * (brow - top)  # lower edge of the crown, on the midline
     along = (xs - edge[0]) * down[0] + (ys - edge[1]) * down[1]
     side = (xs - edge[0]) * across[0] + (ys - edge[1]) * across[1]
     half = fw * rng.uniform(0.55, 0.7)
     curve = rng.uniform(0.0, 0.12) * fh * (side / half) ** 2  # the edge rises or dips towards the temples
-    crown = (along < curve * rng.choice([-1, 1])) & (np.abs(side) < half) & (along > -1.2 * fh)
+    # a dome over the head (caps, beanies, helmets); a hat's crown is sometimes flat-topped
+    crown_h = fh * rng.uniform(0.45, 0.7)
+    dome = (side / half) ** 2 + (np.minimum(along, 0) / crown_h) ** 2 <= 1
+    if style == "crown" and rng.random() < 0.4:
+        dome = (np.abs(side) < half * rng.uniform(0.8, 0.95)) & (along > -crown_h)
+    crown = (along < curve * rng.choice([-1, 1])) & dome
     mask = crown.astype(np.float32)
-    if rng.random() < 0.6:  # a brim: a flat band below the crown, wider than it
-        brim_h = fh * rng.uniform(0.04, 0.12)
-        brim_w = half * rng.uniform(1.0, 1.5)
-        brim = (along >= -0.01 * fh) & (along < brim_h) & (np.abs(side) < brim_w)
+    rgb = _textured(shape, rng)
+    if style == "beanie":  # knitted ribs, a folded band at the bottom
+        ribs = 1 + 0.12 * np.sin(side / max(1.0, fw * 0.025))
+        band = np.where(along > -fh * rng.uniform(0.08, 0.16), 0.85, 1.0)
+        rgb = rgb * (ribs * band)[..., None].astype(np.float32)
+    brim_p = {"crown": 0.6, "cap": 1.0, "beanie": 0.0}[style]
+    if rng.random() < brim_p:
+        if style == "cap":  # a peak seen from the front: curved down in the middle, its underside in shadow
+            brim_h = fh * rng.uniform(0.08, 0.2)
+            brim_w = half * rng.uniform(0.75, 1.05)
+            sag = brim_h * rng.uniform(0.2, 0.6) * (1 - (side / brim_w) ** 2)
+            brim = (along >= -0.01 * fh) & (along < brim_h * 0.5 + sag) & (np.abs(side) < brim_w)
+            under = brim & (along > brim_h * 0.15)
+            rgb = np.where(under[..., None], rgb * rng.uniform(0.35, 0.6), rgb).astype(np.float32)
+        else:  # a flat band below the crown, wider than it
+            brim_h = fh * rng.uniform(0.04, 0.12)
+            brim_w = half * rng.uniform(1.0, 1.5)
+            brim = (along >= -0.01 * fh) & (along < brim_h) & (np.abs(side) < brim_w)
         mask = np.maximum(mask, brim.astype(np.float32))
     mask = cv2.GaussianBlur(mask, (0, 0), 0.8)
-    rgb = _textured(shape, rng)
-    return Layer("hat", rgb, np.clip(mask, 0, 1), OCCLUDER)
+    return Layer("hat", np.clip(rgb, 0, 255).astype(np.float32), np.clip(mask, 0, 1), OCCLUDER)
 
 
 def held_object_layer(base: BaseFace, shape, lib, rng: np.random.Generator) -> Layer:
