@@ -92,7 +92,11 @@ def unwritable_folder(folder: Path) -> str | None:
         with tempfile.TemporaryFile(dir=probe):
             pass
     except OSError as e:
-        return f"folder {probe} is not writable ({e.strerror or e})"
+        # a folder that cannot be created reports the nearest existing one, whose error names the real cause
+        reason = e.strerror or str(e)
+        if probe != folder:
+            return f"folder {folder} cannot be created in {probe} ({reason})"
+        return f"folder {probe} is not writable ({reason})"
     return None
 
 

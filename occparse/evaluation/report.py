@@ -85,8 +85,9 @@ def results_kind(columns: list[str]) -> str:
         if "FaceOcclusion" in columns:
             return "predict"
     raise ReportError("not an occparse results file: folder mode's output has filename, status, occlusion; "
-                      f"predict's has filename, FaceOcclusion, status (this one has {', '.join(columns[:8])}"
-                      f"{'...' if len(columns) > 8 else ''})")
+                      "predict's has filename, FaceOcclusion, status ("
+                      + (f"this one has {', '.join(columns[:8])}{'...' if len(columns) > 8 else ''})" if columns
+                         else "this one has no columns: is it empty?)"))
 
 
 def _is_number(column: str) -> bool:

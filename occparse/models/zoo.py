@@ -103,7 +103,11 @@ def shipped(name: str, folder: str | Path | None = None, verify: bool = True) ->
     fails its pinned sha256."""
     entries = manifest(folder)
     if name not in entries:
-        raise WeightsError(f"no shipped model named {name!r} in {weights_dir(folder) / 'manifest.json'}")
+        where = weights_dir(folder) / "manifest.json"
+        if not where.is_file():
+            raise WeightsError(f"{weights_dir(folder)} holds no manifest.json: not an occparse weights folder "
+                               "(--weights DIR names a folder with manifest.json and the models it lists)")
+        raise WeightsError(f"no shipped model named {name!r} in {where}")
     e = entries[name]
     if not e.path.is_file():
         hint = " (not in the repository; docs/training.md, Models: how to restore it)" if not_shipped(e, entries) else ""
