@@ -693,3 +693,17 @@ def test_predict_csv_without_filename_lists_the_columns_found(tmp_path, capsys, 
     line = _refused(capsys, ["predict", "--csv", str(src), "--images-root", str(tmp_path), "--out",
                              str(tmp_path / "p.csv")])
     assert "found the column(s)" in line and hint in line
+
+
+def test_auto_picture_never_replaces_a_file_occparse_did_not_write(tmp_path, capsys):
+    photo = tmp_path / "p.png"
+    Image.fromarray(_astronaut()).save(photo)
+    mine = tmp_path / "p_occlusion.png"
+    mine.write_text("the user's own notes")
+    assert main(["estimate", str(photo), "--visualize"]) == 2
+    assert "not a picture occparse wrote" in _one_error_line(capsys.readouterr().err)
+    assert mine.read_text() == "the user's own notes"
+    mine.unlink()
+    assert main(["estimate", str(photo), "--visualize"]) == 0
+    assert Image.open(mine).info.get("Software") == "occparse"
+    assert main(["estimate", str(photo), "--visualize"]) == 0  # its own picture is replaced on a rerun

@@ -119,6 +119,11 @@ def run(a: argparse.Namespace) -> int:
             return fail(f"--visualize would write its picture to {pic}, which is the input {inp}; "
                         "name the picture with --visualize PATH (one image) or rename that input")
         return fail(f"--visualize {pic} is the input image {inp}; give the picture another file name")
+    if a.visualize == "auto":  # a name occparse chose never replaces a file occparse did not write
+        for pic in pictures:
+            if pic is not None and pic.exists() and not _own_picture(pic):
+                return fail(f"--visualize would replace {pic}, which is not a picture occparse wrote; name the "
+                            "picture with --visualize PATH (one image) or move that file")
     app, err = estimator(a, max_faces=a.max_faces if a.all_faces else None, assume_aligned=a.assume_aligned,
                           exhaustive=a.all_faces)
     if app is None:
@@ -138,7 +143,7 @@ def run(a: argparse.Namespace) -> int:
         if res.ok and pic is not None:
             pic.parent.mkdir(parents=True, exist_ok=True)
             try:
-                written = cv2.imwrite(str(pic), draw_estimate(an, None if a.all_faces else 1)[..., ::-1])
+                written = _write_picture(pic, draw_estimate(an, None if a.all_faces else 1))
             except cv2.error as e:
                 written = False
                 print(f"{path}: error: {str(e).strip().splitlines()[-1]}", file=sys.stderr)
@@ -171,6 +176,42 @@ def run(a: argparse.Namespace) -> int:
     if out.gone:
         raise BrokenPipeError  # every picture is written; the CLI's entry point exits quietly (141)
     return 1 if failures else 0
+
+
+#: the PNG text chunk that marks a picture as occparse's (so that a rerun may replace it)
+PICTURE_SOFTWARE = "occparse"
+
+
+def _write_picture(path: Path, rgb) -> bool:
+    """Write the picture (RGB uint8); a PNG carries a Software text chunk naming occparse. False when it cannot
+    be written (cv2.error for a format OpenCV cannot write, as before)."""
+    import cv2
+
+    if path.suffix.lower() == ".png":
+        from PIL import Image, PngImagePlugin
+
+        info = PngImagePlugin.PngInfo()
+        info.add_text("Software", PICTURE_SOFTWARE)
+        try:
+            Image.fromarray(rgb).save(path, pnginfo=info)
+            return True
+        except OSError:
+            return False
+    return bool(cv2.imwrite(str(path), rgb[..., ::-1]))
+
+
+def _own_picture(path: Path) -> bool:
+    """Whether ``path`` is a picture occparse wrote: a PNG with occparse's Software chunk, or (written before the
+    chunk existed) a PNG exactly as wide as occparse's pictures."""
+    from PIL import Image
+
+    from ..runtime.visualize import PANEL_W, TILE
+
+    try:
+        with Image.open(path) as im:
+            return im.format == "PNG" and (im.info.get("Software") == PICTURE_SOFTWARE or im.width == TILE + PANEL_W)
+    except (OSError, ValueError):
+        return False
 
 
 class _Stdout:
