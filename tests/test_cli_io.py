@@ -707,3 +707,17 @@ def test_auto_picture_never_replaces_a_file_occparse_did_not_write(tmp_path, cap
     assert main(["estimate", str(photo), "--visualize"]) == 0
     assert Image.open(mine).info.get("Software") == "occparse"
     assert main(["estimate", str(photo), "--visualize"]) == 0  # its own picture is replaced on a rerun
+
+
+def test_text_output_says_how_many_faces_it_shows(tmp_path, capsys):
+    astro = _astronaut()
+    canvas = np.full((512, 1100, 3), 128, np.uint8)
+    canvas[:, :512] = astro
+    canvas[:, 560:1072] = astro[:, ::-1]
+    photo = tmp_path / "two.png"
+    Image.fromarray(canvas).save(photo)
+    assert main(["estimate", str(photo)]) == 0
+    head = capsys.readouterr().out.splitlines()[0]
+    assert "2 face(s), 1 shown (--all-faces for every face)" in head
+    assert main(["estimate", str(photo), "--all-faces"]) == 0
+    assert "shown" not in capsys.readouterr().out.splitlines()[0]

@@ -242,7 +242,9 @@ def _table(res, all_faces: bool) -> str:
 
     if not res.ok:
         return f"{res.path}: {res.status}: {res.message}"
-    lines = [f"{res.path}: {res.n_faces} face(s), {res.width}x{res.height}"]
+    shown = len(res.faces) if all_faces else min(1, len(res.faces))
+    found = f"{res.n_faces} face(s)" + (f", {shown} shown (--all-faces for every face)" if shown < res.n_faces else "")
+    lines = [f"{res.path}: {found}, {res.width}x{res.height}"]
     if res.message:  # what was assumed: the first frame of several, the canonical layout
         lines.append(f"  note: {res.message}")
     for i, f in enumerate(res.faces if all_faces else res.faces[:1]):
