@@ -337,12 +337,12 @@ def draw_panel(res, index: int, n_faces: int, height: int = ROW_H,
         for line in wrap_text(why, PANEL_W - 2 * x, 0.38):
             y += 16
             put_text(p, line, x, y, 0.38, (150, 60, 0))
-    y += 28
     for flag, text in ((res.small_face, "small face: fewer pixels, a less sure reading"),
                        (res.doubtful_face, "doubtful face: may not be a face; look at it")):
         if flag:
-            y += 16
+            y += 18
             put_text(p, text, x, y, 0.4, (200, 20, 20))
+    y += 28
     put_text(p, "what the parser sees inside the face region (sums to 100%)", x, y, 0.42, MUTED)
     shares = shares_of_r(res)
     labels = percent_labels([v for _, v in shares])
