@@ -20,17 +20,23 @@ ROOT = Path(__file__).resolve().parents[1]
 ASTRONAUT = ROOT / "examples" / "astronaut.png"
 
 
+def _folder(tmp_path: Path, photo: str = "a.png", others: dict[str, bytes] | None = None) -> Path:
+    """``tmp_path/in`` holding the example photo as ``photo`` and ``others`` (name -> bytes) beside it."""
+    d = tmp_path / "in"
+    d.mkdir()
+    Image.open(ASTRONAUT).save(d / photo)
+    for name, data in (others or {}).items():
+        (d / name).write_bytes(data)
+    return d
+
+
 def _rows(path: Path) -> list[dict[str, str]]:
     with open(path, newline="", encoding="utf-8") as f:
         return list(csv.DictReader(f))
 
 
 def test_folder_reads_image_files_only_and_says_how_many_it_skipped(tmp_path, capsys):
-    d = tmp_path / "in"
-    d.mkdir()
-    Image.open(ASTRONAUT).save(d / "photo.png")
-    (d / ".DS_Store").write_bytes(b"\x00\x00\x00\x01Bud1")
-    (d / "notes.txt").write_text("camera settings")
+    d = _folder(tmp_path, "photo.png", {".DS_Store": b"\x00\x00\x00\x01Bud1", "notes.txt": b"camera settings"})
     out = tmp_path / "r.csv"
     assert main(["estimate", str(d), "--out", str(out)]) == 0
     assert "skipped 2 files without an image extension" in capsys.readouterr().err
@@ -39,10 +45,7 @@ def test_folder_reads_image_files_only_and_says_how_many_it_skipped(tmp_path, ca
 
 
 def test_a_broken_file_with_an_image_extension_is_still_a_row(tmp_path):
-    d = tmp_path / "in"
-    d.mkdir()
-    Image.open(ASTRONAUT).save(d / "a.png")
-    (d / "b.jpg").write_text("this is not a JPEG")
+    d = _folder(tmp_path, others={"b.jpg": b"this is not a JPEG"})
     out = tmp_path / "r.csv"
     assert main(["estimate", str(d), "--out", str(out)]) == 1
     status = {Path(r["filename"]).name: r["status"] for r in _rows(out)}
@@ -50,9 +53,7 @@ def test_a_broken_file_with_an_image_extension_is_still_a_row(tmp_path):
 
 
 def test_rerun_of_a_complete_output_says_so_and_keeps_it(tmp_path, capsys):
-    d = tmp_path / "in"
-    d.mkdir()
-    Image.open(ASTRONAUT).save(d / "a.png")
+    d = _folder(tmp_path)
     out = tmp_path / "r.csv"
     assert main(["estimate", str(d), "--out", str(out)]) == 0
     before = out.stat().st_mtime_ns
@@ -100,10 +101,7 @@ def test_closed_stdout_is_quiet_and_still_writes_the_picture(tmp_path):
 
 
 def test_a_rerun_of_a_complete_output_keeps_its_exit_status(tmp_path, capsys):
-    d = tmp_path / "in"
-    d.mkdir()
-    Image.open(ASTRONAUT).save(d / "a.png")
-    (d / "b.png").write_text("not a PNG")
+    d = _folder(tmp_path, others={"b.png": b"not a PNG"})
     out = tmp_path / "r.csv"
     assert main(["estimate", str(d), "--out", str(out)]) == 1
     capsys.readouterr()
@@ -112,9 +110,7 @@ def test_a_rerun_of_a_complete_output_keeps_its_exit_status(tmp_path, capsys):
 
 
 def test_a_symbolic_link_loop_in_a_folder_is_a_row_not_a_crash(tmp_path, capsys):
-    d = tmp_path / "in"
-    d.mkdir()
-    Image.open(ASTRONAUT).save(d / "a.png")
+    d = _folder(tmp_path)
     (d / "loop.jpg").symlink_to(d / "loop.jpg")
     (d / "x.jpg").symlink_to(d / "y.jpg")
     (d / "y.jpg").symlink_to(d / "x.jpg")

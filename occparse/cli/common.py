@@ -158,6 +158,27 @@ def resumable_outputs(out: Path) -> tuple[Path, ...]:
             out.with_name(out.name + ".tmp"), record, record.with_name(record.name + ".tmp"))
 
 
+#: the extensions named in the "skipped" line (the common ones; io.IMAGE_EXTENSIONS has all)
+IMAGE_EXTENSIONS_SHOWN = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", "...")
+
+
+def by_extension(found: list) -> tuple[list, list]:
+    """``found`` (paths or names) split into those with an image extension and the others, each in order."""
+    from ..runtime.io import has_image_extension
+
+    images, others = [], []
+    for f in found:
+        (images if has_image_extension(f) else others).append(f)
+    return images, others
+
+
+def say_skipped(n: int) -> None:
+    """The folder-mode line for ``n`` files left out for their extension (nothing when none)."""
+    if n:
+        print(f"occparse: skipped {n} file{'s' if n != 1 else ''} without an image extension "
+              f"({', '.join(IMAGE_EXTENSIONS_SHOWN)})", file=sys.stderr)
+
+
 def rerun_status(writer, expected: list[str], what: str, overwrite: bool) -> int | None:
     """The exit status of a rerun whose output is already complete for ``expected`` (the inputs, in order) and
     this run's settings, after saying so; None when the output must be computed (it says why when an earlier
@@ -350,7 +371,7 @@ class HelpFormatter(argparse.RawDescriptionHelpFormatter):
         text = action.help or ""
         default = action.default
         if ("default" in text or default is None or default is False or default == argparse.SUPPRESS
-                or not action.option_strings or isinstance(default, bool) and not default):
+                or not action.option_strings):
             return text
         return text + " (default: %(default)s)"
 

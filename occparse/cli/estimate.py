@@ -14,6 +14,7 @@ from .common import (
     ALIGNED_HELP,
     add_engine_args,
     add_parser_args,
+    by_extension,
     default_workers,
     estimator,
     fail,
@@ -26,6 +27,7 @@ from .common import (
     resumable_outputs,
     run_ray,
     run_settings,
+    say_skipped,
     summary_line,
     unique_stems,
     unwritable_folder,
@@ -66,7 +68,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="folder mode: crops per network batch (default 64; a part-filled batch runs after 2 s)")
     p.add_argument("--overwrite", action="store_true",
                    help="folder mode: compute OUT again even when it is already complete for these images and settings "
-                        "(default: say so and exit 0)")
+                        "(default: say so and exit with its status)")
     add_engine_args(p)
     p.add_argument("--visualize", nargs="?", const="auto", metavar="PATH",
                    help="write the picture: PATH, or NAME_occlusion.png beside the input when PATH is left out")
@@ -296,10 +298,6 @@ def _face_facts(f) -> list[str]:
     return facts + [f"    warning: {w}" for w in f.warnings]
 
 
-#: the extensions named in the "skipped" line (the common ones; IMAGE_EXTENSIONS has all)
-IMAGE_EXTENSIONS_SHOWN = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", "...")
-
-
 def _estimate_folder(a: argparse.Namespace) -> int:
     """Folder/batch mode: every image under the inputs, one row each, streamed to --out, resumable."""
     from tqdm import tqdm
@@ -309,21 +307,17 @@ def _estimate_folder(a: argparse.Namespace) -> int:
 
     if a.engine == "ray":
         return _estimate_folder_ray(a)
-    from ..runtime.io import has_image_extension
-
     paths: list[Path] = []
     named: set[Path] = set()  # the files named on the command line (not found in a folder)
-    skipped = 0  # files in a folder without an image extension (.DS_Store, notes.txt, ...)
-    scanned: list[Path] = []  # those files: not read, but never written over either
+    scanned: list[Path] = []  # files in a folder without an image extension: not read, never written over either
     for item in a.images:
         p = Path(item)
         if p.is_dir():
             # a broken symbolic link gets a row too (status missing), never silence
-            found = sorted(q for q in p.rglob("*") if q.is_file() or (q.is_symlink() and not q.exists()))
-            images = [q for q in found if has_image_extension(q)]
-            skipped += len(found) - len(images)
+            images, others = by_extension(sorted(q for q in p.rglob("*")
+                                                 if q.is_file() or (q.is_symlink() and not q.exists())))
             paths += images
-            scanned += [q for q in found if not has_image_extension(q)]
+            scanned += others
         else:
             paths.append(p)
             named.add(p)
@@ -353,9 +347,7 @@ def _estimate_folder(a: argparse.Namespace) -> int:
     if err := unwritable_folder(out.parent):
         return fail(f"--out {out}: {err}")
     columns = FOLDER_COLUMNS
-    if skipped:  # said once the options are known to be good, so that a refusal stays one line
-        print(f"occparse: skipped {skipped} file{'s' if skipped != 1 else ''} without an image extension "
-              f"({', '.join(IMAGE_EXTENSIONS_SHOWN)})", file=sys.stderr)
+    say_skipped(len(scanned))  # once the options are known to be good, so that a refusal stays one line
     try:
         # rows stream to OUT.partial (CSV text, what resuming reads); only OUT itself is ever replaced
         writer = ResumableWriter(out, columns, settings=_folder_settings(a))
@@ -450,21 +442,17 @@ def _csv_to_parquet(src: Path, dst: Path, columns: tuple[str, ...]) -> Path:
 def _estimate_folder_ray(a: argparse.Namespace) -> int:
     """Folder mode with --engine ray: files under local folders or URIs (s3://bucket/prefix/)."""
     from ..runtime.distributed import PARTS_SUFFIX, is_uri, list_folder
-    from ..runtime.io import has_image_extension
 
     names: list[str] = []
     skipped = 0
     for item in a.images:
         if is_uri(item) or Path(item).is_dir():
-            found = list_folder(item)
-            images = [n for n in found if has_image_extension(n)]
-            skipped += len(found) - len(images)
+            images, others = by_extension(list_folder(item))
             names += images
+            skipped += len(others)
         else:
             names.append(item)
-    if skipped:
-        print(f"occparse: skipped {skipped} file{'s' if skipped != 1 else ''} without an image extension "
-              f"({', '.join(IMAGE_EXTENSIONS_SHOWN)})", file=sys.stderr)
+    say_skipped(skipped)
     named = [n for n in a.images if not is_uri(n) and not Path(n).is_dir()]
     if not is_uri(a.out) and (clash := output_clash([a.out, a.out + ".tmp"], named)):
         return fail(f"--out {a.out} would write {clash[0]}, which is the input {clash[1]}; give --out another name")

@@ -138,15 +138,17 @@ class ResumableWriter:
                 f"{self.partial} was written with other settings: {'; '.join(diffs)}. Rerun with the same options to "
                 f"resume, or delete {self.partial} and {self.sidecar} to start over")
 
-    def _write_settings(self) -> None:
+    def _write_settings(self, path: Path | None = None) -> None:
+        """Record this run's settings atomically in ``path`` (default: the ``OUT.partial.json`` sidecar)."""
         import json
 
         if self.settings is None:
             return
-        tmp = self.sidecar.with_name(self.sidecar.name + ".tmp")
+        path = path or self.sidecar
+        tmp = path.with_name(path.name + ".tmp")
         tmp.write_text(json.dumps({"format": 1, "settings": self.settings}, indent=1, sort_keys=True) + "\n",
                        encoding="utf-8")
-        os.replace(tmp, self.sidecar)
+        os.replace(tmp, path)
 
     def resume_check(self, expected: list[str]) -> int:
         """How many input rows are already done; refuses a partial file from another input, or one whose stored
@@ -206,13 +208,7 @@ class ResumableWriter:
     def drop_settings(self) -> None:
         """The output is complete: its settings move from ``OUT.partial.json`` to :attr:`record`, so that a rerun
         can tell whether the output is still current."""
-        if self.settings is not None:
-            import json
-
-            tmp = self.record.with_name(self.record.name + ".tmp")
-            tmp.write_text(json.dumps({"format": 1, "settings": self.settings}, indent=1, sort_keys=True) + "\n",
-                           encoding="utf-8")
-            os.replace(tmp, self.record)
+        self._write_settings(self.record)
         self.sidecar.unlink(missing_ok=True)
 
     def complete_rows(self, expected: list[str]) -> tuple[int, int] | None:

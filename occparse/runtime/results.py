@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from enum import StrEnum
 
-from .iso import IsoComponents
+from .iso import IsoComponents, of_face
 
 
 class Status(StrEnum):
@@ -142,8 +142,6 @@ class ImageResult:
         d["status"] = str(self.status)
         faces = d["faces"] if all_faces else d["faces"][:1]
         for f, face in zip(faces, self.faces, strict=False):
-            from .iso import of_face
-
             f["iso"] = of_face(face).to_dict()
             f["status"] = str(f["status"])
             f["regions"] = {r["name"]: round(r["fraction"], 4) for r in f["regions"]}

@@ -12,8 +12,6 @@ from .iso import of_face, row_values
 
 #: predict's output: the challenge's two columns, the status, and the two components of the estimate
 PREDICT_COLUMNS = ("filename", "FaceOcclusion", "status", "geometric", "regressor")
-#: predict's columns before the ISO/IEC 29794-5 style components were added
-PREDICT_COLUMNS_V1 = PREDICT_COLUMNS
 #: then the ISO/IEC 29794-5 style components (occparse.runtime.iso): raw, score, code for each of three,
 #: and the message that says why a row failed (or what was assumed)
 PREDICT_COLUMNS = PREDICT_COLUMNS + ISO_COLUMNS + ("message",)
