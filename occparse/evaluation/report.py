@@ -36,6 +36,7 @@ import numpy as np
 from ..errors import DataError
 from ..runtime.iso import COMPONENTS as ISO_COMPONENTS
 from ..runtime.rows import REGIONS, column_type
+from .metrics import challenge_weights
 
 #: fine histogram of occlusion, for quantiles and the drawn histogram (50 bins of 20 fine bins each)
 FINE_BINS = 1000
@@ -323,7 +324,7 @@ class Aggregate:
             # a missing or failed prediction scores as the worst value, as `occparse evaluate` does by default
             p = np.where(np.isfinite(p) & ok[idx], p, np.where(gt >= 0.5, 0.0, 1.0))
             p, gt = p[have], gt[have]
-            w = 1.0 / 30.0 + gt
+            w = challenge_weights(gt)
             g.t_num += float(np.sum(w * (p - gt) ** 2))
             g.t_w += float(w.sum())
             g.t_abs += float(np.abs(p - gt).sum())
@@ -551,14 +552,11 @@ def fig_histogram(agg: Aggregate) -> str:
 
 def _canonical_regions(scale: int = 2):
     """R and the sub-regions on the canonical 224 x 224 face (occparse's mean mesh), drawn ``scale`` times larger."""
-    from importlib import resources
-
     from ..runtime.align import CANONICAL_SIZE
-    from ..runtime.mesh import Face
+    from ..runtime.mesh import Face, canonical_mesh
     from ..runtime.regions import face_regions
 
-    with resources.files("occparse.assets").joinpath("canonical_face_224.npy").open("rb") as f:
-        lm = np.load(f).astype(np.float32) * scale
+    lm = canonical_mesh() * scale
     side = CANONICAL_SIZE * scale
     return face_regions(Face(landmarks=lm, image_size=(side, side))), side
 

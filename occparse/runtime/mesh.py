@@ -8,6 +8,7 @@ region R and its sub-regions are :mod:`.regions`; aligned crops are :mod:`.align
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
@@ -203,18 +204,23 @@ def _with_detection(face: Face, dets: list[tuple[float, np.ndarray]]) -> Face:
     return face if errs[i] >= 1.0 else replace(face, score=dets[i][0], keypoint_error=float(errs[i]))
 
 
-def _canonical_mesh() -> np.ndarray:
+@functools.lru_cache(maxsize=1)
+def canonical_mesh() -> np.ndarray:
+    """The mean mesh of aligned training crops (occparse/assets/canonical_face_224.npy): (478, 2) float32
+    pixels of a 224 x 224 crop, read once (read-only: callers transform copies of it)."""
     from importlib import resources
 
     with resources.files("occparse.assets").joinpath("canonical_face_224.npy").open("rb") as f:
-        return np.load(f).astype(np.float32)
+        mean = np.load(f).astype(np.float32)
+    mean.flags.writeable = False
+    return mean
 
 
 def fit_keypoints(det: Detection, size: tuple[int, int], rotation: int = 0) -> Face | None:
     """The mean mesh of aligned crops (occparse/assets) placed on a detector's key points by a
     similarity transform (eyes, nose tip, mouth centre): a face the mesh could not fit (masks,
     strong occluders) still gets a face region. Depth is unknown (None); None when degenerate."""
-    mean = _canonical_mesh()
+    mean = canonical_mesh()
     src = np.stack([mean[list(RIGHT_EYE)].mean(0), mean[list(LEFT_EYE)].mean(0), mean[NOSE_TIP],
                     mean[[UPPER_LIP_INNER, LOWER_LIP_INNER]].mean(0)]).astype(np.float32)
     m, _ = cv2.estimateAffinePartial2D(src, det.keypoints[:4].astype(np.float32), method=cv2.LMEDS)

@@ -25,7 +25,7 @@ from .face_checks import is_doubtful_face, is_small_face, warning_texts
 from .faces import FaceMesher
 from .io import ImageInputError, LoadedImage, broken_link_detail, is_gray_rgb, read_image
 from .iso import iso_components
-from .mesh import Face, head_pose
+from .mesh import Face, canonical_mesh, head_pose
 from .occlusion import (
     FACIAL_HAIR_CHOICES,
     GeometricOcclusion,
@@ -206,10 +206,7 @@ def canonical_face(size: tuple[int, int]) -> Face:
 
     For aligned face crops like the challenge's, where a heavy occluder can defeat the mesh: the
     face is where aligned faces always are."""
-    from importlib import resources
-
-    with resources.files("occparse.assets").joinpath("canonical_face_224.npy").open("rb") as f:
-        mean = np.load(f)
+    mean = canonical_mesh()
     h, w = size
     return Face((mean * np.array([w / CANONICAL_SIZE, h / CANONICAL_SIZE], np.float32)).astype(np.float32), (h, w))
 

@@ -18,6 +18,7 @@ Splits are fixed so that no training command can see a benchmark face or a bench
 from __future__ import annotations
 
 import configparser
+import functools
 import hashlib
 import os
 from dataclasses import dataclass
@@ -119,14 +120,9 @@ def lfw_label_audit_of(filename: str) -> list[LabelContradiction]:
     return _audit_cached().get(filename, [])
 
 
+@functools.lru_cache(maxsize=1)
 def _audit_cached() -> dict[str, list[LabelContradiction]]:
-    global _AUDIT
-    if _AUDIT is None:
-        _AUDIT = lfw_label_audit()
-    return _AUDIT
-
-
-_AUDIT: dict[str, list[LabelContradiction]] | None = None
+    return lfw_label_audit()
 
 
 def contradiction_region(face: Face, shape: tuple[int, int], where: str) -> np.ndarray:
