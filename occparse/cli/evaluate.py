@@ -69,7 +69,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(a: argparse.Namespace) -> int:
     from ..evaluation.metrics import (
         TruthFileError,
-        check_by_columns,
         evaluate,
         format_evaluation,
         read_predictions,
@@ -92,8 +91,7 @@ def run(a: argparse.Namespace) -> int:
     notes: list[str] = []
     try:
         pred, truth = read_predictions(a.pred, a.column, notes), read_truth(a.truth)
-        check_by_columns(truth, a.by, where=a.truth)  # the message names the file
-        ev = evaluate(pred, truth, missing_policy=a.missing, by=a.by)
+        ev = evaluate(pred, truth, missing_policy=a.missing, by=a.by, truth_name=a.truth)  # messages name the file
     except TruthFileError as e:
         return fail(str(e))
     if pred and ev.n_missing == len(truth):  # a Score of nothing but penalties means the names do not line up

@@ -279,6 +279,7 @@ def evaluate(
     truth_rows: list[dict[str, str]],
     missing_policy: str = "worst",
     by: list[str] | tuple[str, ...] = (),
+    truth_name: str = "the truth",
 ) -> Evaluation:
     """Score predictions against truth.
 
@@ -290,12 +291,12 @@ def evaluate(
     ``by``: truth columns (e.g. ``kind``, ``source``, ``occluder``) to break the metric down by: Score,
     Err_F, Err_M, MAE and bias for each of their values (``Evaluation.by``), over the same scored rows
     as the whole. Raises :class:`TruthFileError` for a column the truth lacks, or one with more than
-    :data:`MAX_BY_VALUES` values.
+    :data:`MAX_BY_VALUES` values; the message calls the truth ``truth_name`` (its file, from the CLI).
     """
     if missing_policy not in ("worst", "zero", "skip"):
         raise ValueError("missing_policy must be worst, zero or skip")
     by = list(dict.fromkeys(by))  # a column asked twice is reported once
-    check_by_columns(truth_rows, by)
+    check_by_columns(truth_rows, by, where=truth_name)
     if problems := _truth_problems(truth_rows):
         raise TruthFileError(f"{len(problems)} invalid truth value(s): " + "; ".join(problems[:5])
                              + ("; ..." if len(problems) > 5 else ""))
