@@ -39,6 +39,12 @@ def add_parser(sub) -> argparse.ArgumentParser:
           the rest of R -> visible face on photos without hat, glasses or facial hair, else unknown;
           all else unknown), --count samples (default: 4 per photo; each photo the same number of
           times); the val part is the CelebA benchmark's and never written.
+  celebahq-attributes  a parser pool from the train part of faces/celebahq, which has attributes but no
+          pixel labels: a teacher parser's labels (--teacher) where it is confident, corrected by the
+          attributes inside the facial-hair zone (a goatee/moustache/sideburns photo: the zone's
+          beard-like pixels -> facial hair; a clean photo: facial hair there -> face); photos with
+          Bangs or a hat are left out. One sample per photo; --max-per-kind caps beard, light_hair
+          (bald, receding or grey, clean) and plain photos.
 
 examples:
   occparse synth --preset bench --out /tmp/bench
@@ -52,7 +58,7 @@ examples:
 
 #: presets whose samples are fixed: no --count, no --kind-weight
 FIXED_PRESETS = ("bench", "lfw-val", "lfw-train")
-PRESETS = ("bench", "train", "holdout", "lfw-val", "lfw-train", "celebahq-hair")
+PRESETS = ("bench", "train", "holdout", "lfw-val", "lfw-train", "celebahq-hair", "celebahq-attributes")
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -87,6 +93,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--none-rate", type=float, default=0.35, help="share of samples without pasted occluder (default 0.35)")
     p.add_argument("--gray-rate", type=float, default=0.15, help="share converted to grayscale (default 0.15)")
     p.add_argument("--size", type=int, default=224, help="crop side in pixels (default 224)")
+    p.add_argument("--teacher", type=Path, metavar="PARSER.onnx",
+                   help="celebahq-attributes only: the parser whose labels the attributes correct "
+                        "(default: the shipped weights/parser.onnx)")
+    p.add_argument("--max-per-kind", action="append", default=[], metavar="KIND=N",
+                   help="celebahq-attributes only: at most N photos of a kind (beard, light_hair, plain); repeatable")
 
 
 def run(a: argparse.Namespace) -> int:
@@ -104,6 +115,10 @@ def run(a: argparse.Namespace) -> int:
         return fail("--agreeing-labels applies to --preset lfw-val and lfw-train only")
     if a.preset == "celebahq-hair":
         return _run_celebahq_hair(a)
+    if a.preset == "celebahq-attributes":
+        return _run_celebahq_attributes(a)
+    if a.teacher or a.max_per_kind:
+        return fail("--teacher and --max-per-kind apply to --preset celebahq-attributes only")
     split = {"train": "train", "holdout": "holdout"}.get(a.preset, "bench")
     if a.preset in ("lfw-val", "lfw-train"):
         if not a.out:
@@ -206,3 +221,37 @@ def _print_distribution(truth: Path) -> None:
           f"p95 {np.quantile(gt, 0.95):.3f}  max {gt.max():.3f}")
     print(f"by gender: F mean {gt[~male].mean() if (~male).any() else math.nan:.3f} (n={int((~male).sum())})  "
           f"M mean {gt[male].mean() if male.any() else math.nan:.3f} (n={int(male.sum())});  gray {gray.mean():.0%}")
+
+
+def _run_celebahq_attributes(a: argparse.Namespace) -> int:
+    from ..synth.celebahq_attr_pool import write_celebahq_attribute_pool
+    from ..synth.sources import DataNotFoundError, find_data_root
+
+    if not a.out:
+        return fail("--preset celebahq-attributes needs --out DIR")
+    if a.kind_weight or a.preview or a.engine or a.count is not None:
+        return fail("--kind-weight, --preview, --engine and --count do not apply to --preset celebahq-attributes "
+                    "(one sample per photo; cap a kind with --max-per-kind)")
+    caps = {}
+    for item in a.max_per_kind:
+        kind, _, n = item.partition("=")
+        if kind not in ("beard", "light_hair", "plain") or not n.isdigit():
+            return fail(f"--max-per-kind {item!r}: use KIND=N with KIND beard, light_hair or plain and N >= 0")
+        caps[kind] = int(n)
+    teacher = a.teacher
+    if teacher is None:
+        from ..models.zoo import weights_dir
+
+        teacher = weights_dir() / "parser.onnx"
+    if not Path(teacher).is_file():
+        return fail(f"teacher parser not found: {teacher}")
+    try:
+        root = find_data_root(a.data)
+        truth, counts = write_celebahq_attribute_pool(root, Path(a.out), Path(teacher), caps, size=a.size,
+                                                      gray_every=round(1 / a.gray_rate) if a.gray_rate > 0 else 0)
+    except (DataNotFoundError, ValueError) as e:
+        return fail(str(e))
+    print(f"{counts['samples']} samples: {counts['beard']} beard, {counts['light_hair']} light-hair and "
+          f"{counts['plain']} plain train photos ({counts['no_mesh']} without a face found)")
+    _print_distribution(truth)
+    return 0

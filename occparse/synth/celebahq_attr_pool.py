@@ -1,0 +1,149 @@
+"""A parser training pool from CelebA-HQ photos that have attributes but no pixel labels.
+
+CelebA's attributes say *whether* a photo shows facial hair, not *where*. This pool turns them into
+pixel labels with a teacher parser (an occparse parser ONNX export) and rules the attributes make safe:
+
+* ``beard`` photos (a man with ``Goatee``, ``Mustache`` or ``Sideburns``): inside the facial-hair zone
+  (:func:`occparse.labels.facial_hair_zone`, within R), a pixel whose teacher probability of facial hair
+  plus hair reaches ``beard_threshold`` (below the teacher's own 0.5) is facial hair; the zone's other
+  pixels are unknown (the beard the teacher misses, or skin: the attribute cannot tell). This is a
+  multiple-instance reading of the attribute: the photo holds facial hair, so the zone's most
+  beard-like pixels are taught as such.
+* ``plain`` photos (clean by :func:`occparse.synth.celebahq_pool.is_clean`: no hat, eyeglasses or
+  facial hair of any kind, and no ``Bangs``): the zone holds no facial hair, so the teacher's facial
+  hair there becomes visible face and its hair there unknown (long hair can fall across the jaw);
+  in the rest of R, wherever the teacher's first choice is face it is taught as face whatever its
+  confidence (nothing but hair can hide such a face, and the teacher's hair is kept only where sure).
+  With ``Bald``, ``Receding_Hairline`` or ``Gray_Hair`` such a photo is a *light-hair negative*: a
+  bare or wrinkled forehead that a parser taught on fringes may read as hair.
+* Everywhere else the teacher's label is kept where its confidence reaches ``confidence``, unknown
+  (255) below it.
+
+So the pool moves the student where the attribute is certain and copies the teacher elsewhere; a
+teacher's systematic error outside the zone is copied too, which is why the pool is mixed with real
+pixel labels in training and judged on the CelebA val photos (never written here).
+
+Only ``train`` photos (:func:`occparse.synth.sources.celebahq_split`) are used. The truth CSV's
+``FaceOcclusion`` is the share of R the labels mark as not visible face, counting unknown pixels as
+visible: a rough value for pool statistics, not for fitting regressors (``occluder`` is
+``attr_beard``, ``attr_plain`` or ``attr_light_hair``).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from ..labels import FACE, FACIAL_HAIR, HAIR, IGNORE, facial_hair_zone
+from ..runtime.align import CANONICAL_SIZE, align
+from ..runtime.io import to_gray3
+from ..runtime.regions import face_region
+from .celebahq_pool import is_clean
+from .sources import CelebAPhoto, _mesh_cached, celebahq_photos, read_rgb
+
+BEARD_ATTRIBUTES = ("Goatee", "Mustache", "Sideburns")
+LIGHT_HAIR_ATTRIBUTES = ("Bald", "Receding_Hairline", "Gray_Hair")
+
+
+def photo_kind(p: CelebAPhoto) -> str | None:
+    """``"beard"``, ``"light_hair"``, ``"plain"`` or None (not used) for one photo, from its attributes.
+
+    A photo with ``Bangs`` or ``Wearing_Hat`` is not used (its forehead is unknown), nor one with
+    ``Eyeglasses`` (CelebA does not tell dark glasses from clear ones); a beard photo must be a man's
+    (CelebA marks some women's sideburns)."""
+    a = p.attributes
+    if a.get("Bangs", True) or a.get("Wearing_Hat", True) or a.get("Eyeglasses", True):
+        return None
+    if p.gender == "M" and any(a.get(k, False) for k in BEARD_ATTRIBUTES):
+        return "beard"
+    if is_clean(a):
+        return "light_hair" if any(a.get(k, False) for k in LIGHT_HAIR_ATTRIBUTES) else "plain"
+    return None
+
+
+def attribute_labels(probs: np.ndarray, zone: np.ndarray, kind: str, region: np.ndarray | None = None,
+                     beard_threshold: float = 0.3, confidence: float = 0.8) -> np.ndarray:
+    """Training labels (uint8 H x W, occparse classes and 255) of one crop.
+
+    ``probs``: the teacher's 5 x H x W float32 class probabilities; ``zone``: bool H x W, the facial-hair
+    zone within R; ``kind``: :func:`photo_kind`'s answer; ``region``: bool H x W, R (None: R is not
+    used, only the zone). Raises ValueError for an unknown kind or shapes that differ."""
+    if kind not in ("beard", "plain", "light_hair"):
+        raise ValueError(f"kind must be beard, plain or light_hair, not {kind!r}")
+    if probs.shape[1:] != zone.shape or (region is not None and region.shape != zone.shape):
+        raise ValueError(f"teacher probabilities {probs.shape[1:]}, zone {zone.shape} and region differ in shape")
+    top = probs.argmax(0).astype(np.uint8)
+    lab = np.where(probs.max(0) >= confidence, top, IGNORE).astype(np.uint8)
+    if kind != "beard" and region is not None:
+        lab[region & (top == FACE)] = FACE
+    if kind == "beard":
+        beardish = (probs[FACIAL_HAIR] + probs[HAIR]) >= beard_threshold
+        lab[zone] = IGNORE
+        lab[zone & beardish] = FACIAL_HAIR
+    else:
+        lab[zone & (top == FACIAL_HAIR)] = FACE
+        lab[zone & (top == HAIR)] = IGNORE
+    return lab
+
+
+def write_celebahq_attribute_pool(data_root: Path, out: Path, teacher: Path, max_per_kind: dict[str, int] | None = None,
+                                  gray_every: int = 4, size: int = CANONICAL_SIZE, beard_threshold: float = 0.3,
+                                  confidence: float = 0.8, show_progress: bool = True) -> tuple[Path, dict[str, int]]:
+    """Write the pool into ``out`` (images/, labels/, truth.csv), one sample per used train photo of
+    ``faces/celebahq``; ``max_per_kind`` caps each kind (file-name order), e.g. ``{"plain": 600}``.
+    Every ``gray_every``-th sample is stored gray (three equal channels; 0: none).
+
+    Returns (truth path, counts per kind plus ``no_mesh`` and ``samples``). Raises DataNotFoundError
+    when the folder is missing, FileNotFoundError without the teacher, ValueError when no photo is used."""
+    from ..runtime.parsing import FaceParser
+    from .writer import write_truth
+
+    caps = max_per_kind or {}
+    photos, counts = [], {"beard": 0, "light_hair": 0, "plain": 0, "no_mesh": 0, "samples": 0}
+    for p in celebahq_photos(data_root, "celebahq", "train"):
+        kind = photo_kind(p)
+        if kind is not None and sum(k == kind for _, k in photos) < caps.get(kind, 1 << 30):
+            photos.append((p, kind))
+    parser = FaceParser(teacher, threads=2)
+    meshes = _mesh_cached([p.image_path for p, _ in photos], "celebahq", show_progress)
+    (out / "images").mkdir(parents=True, exist_ok=True)
+    (out / "labels").mkdir(parents=True, exist_ok=True)
+    rows = []
+    items = photos
+    if show_progress:
+        from tqdm import tqdm
+
+        items = tqdm(photos, desc="labelling CelebA-HQ attribute photos", unit="img")
+    for p, kind in items:
+        face = meshes.get(p.name)
+        if face is None:
+            counts["no_mesh"] += 1
+            continue
+        rgb = read_rgb(p.image_path)
+        shape = rgb.shape[:2]
+        region = face_region(face, shape)
+        zone = (facial_hair_zone(face, shape) & region).astype(np.uint8)
+        crop = align(rgb, face, size)
+        crop_zone = align(zone, face, size, nearest=True, matrix=crop.matrix, fill=0).image.astype(bool)
+        crop_r = align(region.astype(np.uint8), face, size, nearest=True, matrix=crop.matrix, fill=0).image.astype(bool)
+        probs = parser.parse([crop.image])[0].probs
+        lab = attribute_labels(probs, crop_zone, kind, crop_r, beard_threshold, confidence)
+        i = len(rows)
+        gray = gray_every > 0 and i % gray_every == gray_every - 1
+        name = f"{i:06d}.jpg"
+        cv2.imwrite(str(out / "images" / name), (to_gray3(crop.image) if gray else crop.image)[..., ::-1],
+                    [cv2.IMWRITE_JPEG_QUALITY, 95])
+        cv2.imwrite(str(out / "labels" / f"{i:06d}.png"), lab)
+        n = int(crop_r.sum())
+        gt = float((crop_r & (lab != FACE) & (lab != IGNORE)).sum()) / n if n else 1.0
+        rows.append({"filename": name, "FaceOcclusion": f"{gt:.6f}", "gender": p.gender, "is_gray": str(int(gray)),
+                     "occluder": f"attr_{kind}", "source": "celebahq", "base": p.name})
+        counts[kind] += 1
+    if not rows:
+        raise ValueError("no CelebA-HQ train photo of a usable kind with a face found by the mesh")
+    counts["samples"] = len(rows)
+    truth = out / "truth.csv"
+    write_truth(truth, rows)
+    return truth, counts

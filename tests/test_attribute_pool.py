@@ -1,0 +1,125 @@
+"""The CelebA-HQ attribute pool: which photos it uses, how the attributes correct the teacher's labels,
+and a short run on the data folder with the shipped parser as teacher."""
+
+from __future__ import annotations
+
+import csv
+from dataclasses import replace
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from occparse.cli import main
+from occparse.labels import BACKGROUND, FACE, FACIAL_HAIR, HAIR, IGNORE, OCCLUDER
+from occparse.synth import sources
+from occparse.synth.celebahq_attr_pool import attribute_labels, photo_kind, write_celebahq_attribute_pool
+
+ROOT = Path(__file__).resolve().parents[1]
+TEACHER = ROOT / "weights" / "parser.onnx"
+
+CLEAN = {"Wearing_Hat": False, "Eyeglasses": False, "Goatee": False, "Mustache": False, "Sideburns": False,
+         "5_o_Clock_Shadow": False, "No_Beard": True, "Bangs": False, "Bald": False, "Receding_Hairline": False,
+         "Gray_Hair": False}
+
+
+def _photo(gender="M", **attrs) -> sources.CelebAPhoto:
+    return sources.CelebAPhoto("celebahq", Path("1.jpg"), None, gender, {**CLEAN, **attrs})
+
+
+def test_photo_kind_follows_the_attributes():
+    assert photo_kind(_photo()) == "plain"
+    assert photo_kind(_photo(Gray_Hair=True)) == "light_hair"
+    assert photo_kind(_photo(Goatee=True, No_Beard=False)) == "beard"
+    assert photo_kind(_photo(Sideburns=True, No_Beard=False, Eyeglasses=True)) is None  # dark or clear: unknown
+    assert photo_kind(_photo("F", Sideburns=True)) is None  # not clean, and not a man's beard
+    assert photo_kind(_photo(Goatee=True, Bangs=True)) is None  # forehead unknown
+    assert photo_kind(_photo(Wearing_Hat=True)) is None
+    assert photo_kind(_photo(Eyeglasses=True)) is None  # glasses may be dark: not clean, not a beard
+    assert photo_kind(_photo(**{"5_o_Clock_Shadow": True})) is None  # stubble: neither beard nor clean
+    missing = replace(_photo(), attributes={})
+    assert photo_kind(missing) is None  # a missing attribute counts against the photo
+
+
+def _probs(h=6, w=6) -> np.ndarray:
+    """Teacher probabilities: left half face (0.9), right half facial hair 0.35 + hair 0.05 + face 0.6."""
+    p = np.zeros((5, h, w), np.float32)
+    p[FACE, :, : w // 2] = 0.9
+    p[BACKGROUND, :, : w // 2] = 0.1
+    p[FACE, :, w // 2 :] = 0.6
+    p[FACIAL_HAIR, :, w // 2 :] = 0.35
+    p[HAIR, :, w // 2 :] = 0.05
+    return p
+
+
+def test_beard_photo_teaches_the_beardlike_pixels_of_the_zone():
+    p = _probs()
+    zone = np.zeros((6, 6), bool)
+    zone[3:] = True
+    lab = attribute_labels(p, zone, "beard", np.ones_like(zone), beard_threshold=0.3, confidence=0.8)
+    assert (lab[3:, 3:] == FACIAL_HAIR).all()  # 0.35 + 0.05 >= 0.3, although the teacher says face
+    assert (lab[3:, :3] == IGNORE).all()  # zone but face-like: unknown, not face
+    assert (lab[:3, :3] == FACE).all()  # outside the zone: the confident teacher
+    assert (lab[:3, 3:] == IGNORE).all()  # outside the zone, unconfident (0.6 < 0.8): sideburns may be there
+    clean = attribute_labels(p, np.zeros_like(zone), "plain", np.ones_like(zone))
+    assert (clean[:, 3:] == FACE).all()  # a clean face: the teacher's first choice face is face, sure or not
+    assert (attribute_labels(p, np.zeros_like(zone), "plain")[:, 3:] == IGNORE).all()  # without R: only sure pixels
+    strict = attribute_labels(p, zone, "beard", beard_threshold=0.5)
+    assert (strict[3:, 3:] == IGNORE).all()
+
+
+def test_plain_photo_turns_facial_hair_in_the_zone_into_face():
+    p = np.zeros((5, 4, 4), np.float32)
+    p[FACIAL_HAIR] = 0.9
+    p[FACE] = 0.1
+    p[HAIR, :, :2], p[FACIAL_HAIR, :, :2] = 0.9, 0.0
+    zone = np.zeros((4, 4), bool)
+    zone[2:] = True
+    for kind in ("plain", "light_hair"):
+        lab = attribute_labels(p, zone, kind)
+        assert (lab[2:, 2:] == FACE).all()  # no facial hair on a clean face
+        assert (lab[2:, :2] == IGNORE).all()  # hair there may be long head hair
+        assert (lab[:2, 2:] == FACIAL_HAIR).all() and (lab[:2, :2] == HAIR).all()  # outside the zone: teacher
+    with pytest.raises(ValueError, match="kind"):
+        attribute_labels(p, zone, "hat")
+    with pytest.raises(ValueError, match="differ in shape"):
+        attribute_labels(p, zone[:3], "plain")
+
+
+@pytest.mark.skipif(not TEACHER.is_file(), reason="the shipped parser is not in weights/")
+def test_attribute_pool_holds_train_photos_only(data_root, tmp_path):
+    caps = {"beard": 2, "light_hair": 1, "plain": 1}
+    truth, counts = write_celebahq_attribute_pool(data_root, tmp_path, TEACHER, caps, gray_every=2,
+                                                  show_progress=False)
+    with open(truth, newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert counts["samples"] == len(rows) == 4 - counts["no_mesh"]
+    photos = {p.name: p for p in sources.celebahq_photos(data_root, "celebahq", "all")}
+    for r in rows:
+        p = photos[r["base"]]
+        assert sources.celebahq_split(r["base"], "celebahq") == "train"  # val is the benchmark's
+        kind = photo_kind(p)
+        assert r["occluder"] == f"attr_{kind}" and counts[kind] <= caps[kind]
+        lab = cv2.imread(str(tmp_path / "labels" / (r["filename"][:-4] + ".png")), cv2.IMREAD_UNCHANGED)
+        assert lab.shape == (224, 224)
+        assert set(np.unique(lab).tolist()) <= {BACKGROUND, FACE, HAIR, OCCLUDER, FACIAL_HAIR, IGNORE}
+        assert (lab == FACE).mean() > 0.05  # the face stays taught
+        if kind != "beard":
+            assert (lab == FACIAL_HAIR).mean() < 0.02  # only outside the zone, where the teacher is sure
+        assert 0.0 <= float(r["FaceOcclusion"]) <= 1.0
+    assert [r["is_gray"] for r in rows] == ["0", "1"] * (len(rows) // 2) + ["0"] * (len(rows) % 2)
+
+
+def test_cli_celebahq_attributes_preset(data_root, tmp_path, capsys):
+    if not TEACHER.is_file():
+        pytest.skip("the shipped parser is not in weights/")
+    args = ["synth", "--preset", "celebahq-attributes", "--teacher", str(TEACHER), "--out", str(tmp_path)]
+    caps = ["--max-per-kind", "beard=1", "--max-per-kind", "light_hair=0", "--max-per-kind", "plain=1"]
+    assert main(args + caps) == 0
+    assert "1 beard, 0 light-hair and 1 plain" in capsys.readouterr().out
+    assert main(args + ["--max-per-kind", "hat=3"]) == 2
+    assert main(args + ["--count", "5"]) == 2
+    assert main(["synth", "--preset", "celebahq-attributes", "--teacher", str(tmp_path / "none.onnx"),
+                 "--out", str(tmp_path)]) == 2
+    assert main(["synth", "--preset", "train", "--teacher", str(TEACHER), "--out", str(tmp_path)]) == 2
