@@ -65,7 +65,7 @@ def test_estimate_json_schema_and_picture(tmp_path, tiny_parser, spec64, capsys)
     assert img.size[0] > d["width"]  # picture plus the side panel
 
 
-@pytest.mark.parametrize("name,status", [("text.jpg", "not_an_image"), ("grey.png", "no_face"), ("missing.png", "unreadable")])
+@pytest.mark.parametrize("name,status", [("text.jpg", "not_an_image"), ("grey.png", "no_face"), ("missing.png", "missing")])
 def test_estimate_bad_single_input_is_one_line_and_nonzero(tmp_path, tiny_parser, spec64, capsys, name, status):
     _inputs(tmp_path)
     rc = main(["estimate", str(tmp_path / name), "--parser", str(tiny_parser), "--parser-spec", str(spec64)])

@@ -121,6 +121,19 @@ def test_a_symbolic_link_loop_in_a_folder_is_a_row_not_a_crash(tmp_path, capsys)
     assert status["a.png"] == "ok" and {status["loop.jpg"], status["x.jpg"], status["y.jpg"]} <= {"missing", "unreadable"}
 
 
+def test_named_pipes_in_a_folder_are_rows_or_skipped_never_a_hang(tmp_path, capsys):
+    import os
+
+    d = _folder(tmp_path)
+    os.mkfifo(d / "pipe.jpg")  # opening it would wait for a writer forever
+    os.mkfifo(d / "pipe")
+    out = tmp_path / "r.csv"
+    assert main(["estimate", str(d), "--out", str(out)]) == 1
+    status = {Path(r["filename"]).name: r["status"] for r in _rows(out)}
+    assert status["a.png"] == "ok" and status["pipe.jpg"] == "unreadable" and "pipe" not in status
+    assert "skipped 1 file without an image extension" in capsys.readouterr().err
+
+
 def test_ctrl_c_with_worker_processes_stops_promptly_and_keeps_rows(tmp_path):
     """SIGINT goes to the whole process group, as a terminal sends it: the worker processes ignore it and
     the parent stops the pool (a worker killed while holding the pool's queue lock hung the parent)."""

@@ -13,7 +13,9 @@ from PIL import Image, ImageOps
 from occparse.runtime.io import (
     EmptyFileError,
     ImageInputError,
+    ImageTooLargeError,
     ImageTooSmallError,
+    MissingFileError,
     NotAnImageError,
     UnreadableFileError,
     _orient,
@@ -237,7 +239,7 @@ def _make_bad(kind: str, d):
 @pytest.mark.parametrize(
     "kind,error,status",
     [
-        ("nonexistent", UnreadableFileError, "unreadable"),
+        ("nonexistent", MissingFileError, "missing"),
         ("directory", UnreadableFileError, "unreadable"),
         ("zero-bytes", EmptyFileError, "empty_file"),
         ("text-as-jpg", NotAnImageError, "not_an_image"),
@@ -276,8 +278,28 @@ def test_multi_frame_files_report_their_frames(tmp_path, ext):
 def test_broken_symlink_says_so(tmp_path):
     link = tmp_path / "link.png"
     link.symlink_to(tmp_path / "gone.png")
-    with pytest.raises(UnreadableFileError, match="broken symbolic link"):
+    with pytest.raises(MissingFileError, match="broken symbolic link") as info:
         read_image(link)
+    assert info.value.status == "missing"  # as folder mode and predict call it
+
+
+def test_named_pipe_is_refused_without_waiting_for_a_writer(tmp_path):
+    import os
+
+    fifo = tmp_path / "pipe.jpg"
+    os.mkfifo(fifo)
+    with pytest.raises(UnreadableFileError, match="not a regular file") as info:
+        read_image(fifo)  # opening it would block until something writes to it
+    assert info.value.status == "unreadable"
+
+
+def test_decompression_bomb_is_too_large(tmp_path, monkeypatch):
+    path = tmp_path / "big.png"
+    Image.new("RGB", (300, 300)).save(path)
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 20_000)  # 90,000 pixels > twice the limit: refused as a bomb
+    with pytest.raises(ImageTooLargeError, match="too large") as info:
+        read_image(path)
+    assert info.value.status == "too_large"
 
 
 def test_too_small_result_reports_the_image_size(tmp_path):

@@ -313,9 +313,9 @@ def _estimate_folder(a: argparse.Namespace) -> int:
     for item in a.images:
         p = Path(item)
         if p.is_dir():
-            # a broken symbolic link gets a row too (status missing), never silence
+            # a broken symbolic link or a named pipe gets a row too (status missing / unreadable), never silence
             images, others = by_extension(sorted(q for q in p.rglob("*")
-                                                 if q.is_file() or (q.is_symlink() and not q.exists())))
+                                                 if not q.is_dir()))
             paths += images
             scanned += others
         else:

@@ -108,7 +108,7 @@ def list_folder(location: str) -> list[str]:
 
     if not is_uri(location):
         return [str(q) for q in sorted(q for q in Path(location).rglob("*")
-                                       if q.is_file() or (q.is_symlink() and not q.exists()))]  # broken links: a row
+                                       if not q.is_dir())]  # broken links, pipes: a row
     fs, path = filesystem(location)
     infos = fs.get_file_info(pafs.FileSelector(path, recursive=True, allow_not_found=True))
     scheme = location.split("://", 1)[0]

@@ -56,6 +56,14 @@ class ImageTooSmallError(ImageInputError):
     status = "too_small"
 
 
+class ImageTooLargeError(ImageInputError):
+    status = "too_large"
+
+
+class MissingFileError(ImageInputError):
+    status = "missing"
+
+
 @dataclass(frozen=True)
 class LoadedImage:
     """An upright 8-bit RGB image and what was learned while reading it."""
@@ -301,17 +309,22 @@ def has_image_extension(path: str | Path) -> bool:
 
 def read_image(path: str | Path, min_side: int = MIN_SIDE) -> LoadedImage:
     """Read ``path`` into an upright 8-bit RGB :class:`LoadedImage` or raise an :class:`ImageInputError`."""
+    import stat
+
     p = Path(path)
     try:
-        size = p.stat().st_size
+        st = p.stat()
     except FileNotFoundError:
         if p.is_symlink():
-            raise UnreadableFileError(p, broken_link_detail(p)) from None
-        raise UnreadableFileError(p, "no such file") from None
+            raise MissingFileError(p, broken_link_detail(p)) from None
+        raise MissingFileError(p, "no such file") from None
     except OSError as e:
         raise UnreadableFileError(p, f"cannot access file ({e.strerror or e})") from None
-    if p.is_dir():
+    if stat.S_ISDIR(st.st_mode):
         raise UnreadableFileError(p, "is a directory, not an image file")
+    if not stat.S_ISREG(st.st_mode):  # opening a named pipe would wait for a writer forever
+        raise UnreadableFileError(p, "not a regular file (a named pipe, socket or device); occparse reads files only")
+    size = st.st_size
     if size == 0:
         raise EmptyFileError(p, "file is empty (0 bytes)")
     png = _png_header(p)
@@ -341,7 +354,7 @@ def read_image(path: str | Path, min_side: int = MIN_SIDE) -> LoadedImage:
     except UnidentifiedImageError:
         raise NotAnImageError(p, "not an image file that occparse can decode (JPEG, PNG, WebP, BMP, TIFF)") from None
     except Image.DecompressionBombError as e:
-        raise NotAnImageError(p, f"image is too large to decode safely ({e})") from None
+        raise ImageTooLargeError(p, f"image is too large to decode safely ({e})") from None
     except (OSError, SyntaxError, ValueError) as e:
         raise NotAnImageError(p, f"image data is corrupt or truncated ({e})") from None
     h, w = rgb.shape[:2]

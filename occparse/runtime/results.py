@@ -21,8 +21,9 @@ class Status(StrEnum):
     EMPTY_FILE = "empty_file"
     NOT_AN_IMAGE = "not_an_image"
     TOO_SMALL = "too_small"
+    TOO_LARGE = "too_large"  # more pixels than can be decoded safely (a decompression bomb)
     INPUT_ERROR = "input_error"
-    MISSING = "missing"  # a CSV row whose file is not there
+    MISSING = "missing"  # a file (a CSV row, a broken symbolic link) that is not there
     ERROR = "error"  # anything unexpected; the message says what
 
 
