@@ -101,10 +101,12 @@ def write_celebahq_attribute_pool(data_root: Path, out: Path, teacher: Path, max
     from .writer import write_truth
 
     caps = max_per_kind or {}
-    photos, counts = [], {"beard": 0, "light_hair": 0, "plain": 0, "no_mesh": 0, "samples": 0}
+    photos, taken = [], {"beard": 0, "light_hair": 0, "plain": 0}
+    counts = {"beard": 0, "light_hair": 0, "plain": 0, "no_mesh": 0, "samples": 0}
     for p in celebahq_photos(data_root, "celebahq", "train"):
         kind = photo_kind(p)
-        if kind is not None and sum(k == kind for _, k in photos) < caps.get(kind, 1 << 30):
+        if kind is not None and taken[kind] < caps.get(kind, 1 << 30):
+            taken[kind] += 1
             photos.append((p, kind))
     parser = FaceParser(teacher, threads=2)
     meshes = _mesh_cached([p.image_path for p, _ in photos], "celebahq", show_progress)
