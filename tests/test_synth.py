@@ -282,5 +282,9 @@ def test_lfw_photo_presets_write_truth_for_their_split_only(data_root, tmp_path,
     for r in rows:
         assert 0.0 <= float(r["FaceOcclusion"]) <= 1.0 and 0.0 <= float(r["facial_hair"]) <= 1.0
         assert r["occluder"] == "none" and r["base"] == r["filename"]
+        assert r["headwear"] in (("none", "covers_face", "above_face") if split == "val" else ("",))
+    if split == "val":  # the committed headwear list, as evaluate --by headwear reads it
+        worn = {r["filename"]: r["headwear"] for r in rows if r["headwear"] != "none"}
+        assert worn == {n: v for n, v in sources.lfw_val_headwear().items() if n in names} and len(worn) >= 30
     assert not (tmp_path / "images").exists()  # the photos stay in the data folder
     assert main(["synth", "--preset", preset, "--count", "5", "--out", str(tmp_path)]) == 2

@@ -125,6 +125,20 @@ def _audit_cached() -> dict[str, list[LabelContradiction]]:
     return lfw_label_audit()
 
 
+@functools.lru_cache(maxsize=1)
+def lfw_val_headwear() -> dict[str, str]:
+    """The committed list of LFW ``val`` photos whose central face wears headwear, judged by eye
+    (``lfw_val_headwear.csv``: kind and whether it covers part of the face region): photo file name ->
+    ``"covers_face"`` or ``"above_face"``. A val photo absent from it wears none; train photos were
+    not judged."""
+    import csv
+    import io
+
+    text = resources.files("occparse.synth").joinpath("lfw_val_headwear.csv").read_text(encoding="utf-8")
+    return {r["filename"]: "covers_face" if r["covers_face"] == "yes" else "above_face"
+            for r in csv.DictReader(io.StringIO(text))}
+
+
 def contradiction_region(face: Face, shape: tuple[int, int], where: str) -> np.ndarray:
     """The pixels of an image of ``shape`` (H, W) that an audited contradiction at ``where`` may cover,
     from the face mesh alone: a boolean H x W mask, generous on purpose (training ignores it).

@@ -15,14 +15,16 @@ from tqdm import tqdm
 
 from ..labels import FACIAL_HAIR, OCCLUDER, PALETTE
 from .engine import Sample, SynthConfig, Synthesizer, Task, bench_tasks, run_task
-from .sources import lfw_labels_agree, read_label_map
+from .sources import lfw_labels_agree, lfw_val_headwear, read_label_map
 
 #: facial_hair: share of R that is facial hair (LFW val truth only; empty where unknown);
 #: lfw_labels: on an LFW base face, "agree" or "contradict" (the photo is in the committed label audit,
 #: occparse/synth/lfw_label_audit.csv: its truth counts e.g. a beard labelled skin as visible), so
-#: ``occparse evaluate --by lfw_labels`` reports all photos and those whose labels agree; empty elsewhere
+#: ``occparse evaluate --by lfw_labels`` reports all photos and those whose labels agree; empty elsewhere;
+#: headwear: on the real LFW val photos, none / covers_face / above_face (the committed list
+#: occparse/synth/lfw_val_headwear.csv, judged by eye), for ``occparse evaluate --by headwear``; empty elsewhere
 TRUTH_COLUMNS = ("filename", "FaceOcclusion", "gender", "is_gray", "occluder", "source", "base", "facial_hair",
-                 "lfw_labels")
+                 "lfw_labels", "headwear")
 
 
 def lfw_labels_value(source: str, base_name: str) -> str:
@@ -138,13 +140,15 @@ def write_lfw_photo_truth(synth: Synthesizer, out: Path, agreeing_only: bool = F
     and the share of R that is facial hair (:func:`occparse.labels.split_facial_hair`), so that ``occparse
     evaluate`` can report faces with and without facial hair (the facial hair that the label map shows:
     an audited region is left out, see :func:`occparse.synth.engine.base_labels`), and ``lfw_labels``
-    (agree / contradict, the committed label audit). ``agreeing_only`` leaves the contradicting photos
+    (agree / contradict, the committed label audit), and on val photos ``headwear`` (none / covers_face /
+    above_face, the committed list judged by eye). ``agreeing_only`` leaves the contradicting photos
     out (for fitting on real truth). Filenames are relative to the data folder's
     ``faces/lfw_parts/images``. Returns ``out/truth.csv``."""
     from ..runtime.regions import face_region
     from .engine import base_labels, base_visible, occlusion_of
 
     rows = []
+    headwear = lfw_val_headwear() if synth.faces.split == "bench" else None
     for f in synth.faces.of("lfw"):
         if agreeing_only and not lfw_labels_agree(f.name):
             continue
@@ -154,7 +158,8 @@ def write_lfw_photo_truth(synth: Synthesizer, out: Path, agreeing_only: bool = F
         beard = float((base_labels(f, region)[region] == FACIAL_HAIR).mean()) if region.any() else 0.0
         rows.append({"filename": f.name, "FaceOcclusion": f"{gt:.6f}", "gender": f.gender, "is_gray": "0",
                      "occluder": "none", "source": "lfw", "base": f.name, "facial_hair": f"{beard:.6f}",
-                     "lfw_labels": lfw_labels_value("lfw", f.name)})
+                     "lfw_labels": lfw_labels_value("lfw", f.name),
+                     "headwear": "" if headwear is None else headwear.get(f.name, "none")})
     out.mkdir(parents=True, exist_ok=True)
     write_truth(out / "truth.csv", rows)
     return out / "truth.csv"
