@@ -79,3 +79,17 @@ def test_worker_pool_keeps_order_with_a_small_window(tmp_path):
     out = list(prepared(est, paths, workers=2, max_inflight=2))
     assert [Path(p.path).name for p in out] == [p.name for p in paths]
     assert [bool(p.faces) for p in out] == [p == face for p in paths]
+
+
+def test_input_csv_refuses_shifted_and_swallowed_rows(tmp_path):
+    shifted = tmp_path / "shifted.csv"
+    shifted.write_text("filename,gender\na.jpg,F\nb,c.jpg,M\n")  # an unquoted comma in a file name
+    with pytest.raises(BatchInputError, match="line 3 has 3 fields but the header names 2"):
+        read_input_csv(shifted, tmp_path)
+    swallowed = tmp_path / "swallowed.csv"
+    swallowed.write_text('filename,gender\na.jpg,F\n"b.jpg,M\nc.jpg,F\n')  # a quote never closed
+    with pytest.raises(BatchInputError, match="row 2's file name holds a line break"):
+        read_input_csv(swallowed, tmp_path)
+    fine = tmp_path / "fine.csv"
+    fine.write_text('filename,gender\na.jpg,F,\n"b,c.jpg",M\nd.jpg\n')  # a trailing comma, a quoted comma, a short row
+    assert [r.filename for r in read_input_csv(fine, tmp_path)] == ["a.jpg", "b,c.jpg", "d.jpg"]

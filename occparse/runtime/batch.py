@@ -49,6 +49,10 @@ def read_input_csv(csv_path: str | Path, images_root: str | Path) -> list[BatchR
     if rows and "filename" not in rows[0]:
         raise BatchInputError(f"{p}: needs a 'filename' column (the challenge contract is filename,FaceOcclusion,gender)"
                               f"{_header_hint([k for k in rows[0] if k is not None])}")
+    for i, r in enumerate(rows):
+        if any(c in (r.get("filename") or "") for c in "\r\n"):  # a quote opened and never closed swallows lines
+            raise BatchInputError(f"{p}: row {i + 1}'s file name holds a line break (a quote that is never closed?): "
+                                  f"{(r.get('filename') or '')[:60]!r}")
     root = Path(images_root)
     # one output row per input row: an empty name is kept (its row says 'missing'), never dropped
     return [BatchRow(r.get("filename") or "", root / (r.get("filename") or "")) for r in rows]

@@ -372,10 +372,18 @@ def to_gray3(rgb: np.ndarray) -> np.ndarray:
 
 def read_csv_rows(path: Path, error: type[Exception] = DataError) -> list[dict[str, str]]:
     """All rows of a CSV file (the one CSV reader of the truth, prediction and input files), as dicts of
-    text; a byte-order mark is dropped. A missing or unreadable file raises ``error`` with one line."""
+    text; a byte-order mark is dropped. A missing or unreadable file, or a row with more non-empty
+    fields than the header names (an unquoted comma in a file name shifts every column after it),
+    raises ``error`` with one line naming the line of the file."""
     try:
         with open(path, newline="", encoding="utf-8-sig") as f:
-            rows = list(csv.DictReader(f))
+            reader = csv.DictReader(f)
+            rows = []
+            for r in reader:
+                if any(v.strip() for v in r.get(None) or ()):  # empty extras (a trailing comma) are harmless
+                    raise error(f"{path}: line {reader.line_num} has {len(r) - 1 + len(r[None])} fields but the "
+                                f"header names {len(reader.fieldnames or [])}; a file name with a comma needs quotes")
+                rows.append(r)
     except FileNotFoundError:
         raise error(f"{path}: no such file") from None
     except (OSError, UnicodeDecodeError, csv.Error) as e:
