@@ -1,6 +1,7 @@
 """MediaPipe's two face detectors: the short-range one (orientation probe) and the full-range one
 (the tile search for small faces), with the box helpers the face search shares (:class:`Detection`,
-box IoU, non-maximum suppression, boxes mapped through turns, borders and mirroring).
+box IoU, non-maximum suppression, boxes mapped through turns, borders and mirroring), and MediaPipe
+Pose for the head check behind ``doubtful_face`` (:meth:`FaceDetectors.pose_face_points`).
 
 :class:`FaceDetectors` holds the detectors and the per-picture caches; :class:`.faces.FaceMesher`
 builds the face search on it.
@@ -71,6 +72,7 @@ class FaceDetectors:
         self._lock = threading.Lock()
         self._detector = None
         self._short = None
+        self._pose = None
         # the mesh graph warns once more (a "NORM_RECT" line, straight to descriptor 2) on the
         # first picture where it finds a face
         self._warm: set[int] = set()
@@ -123,6 +125,25 @@ class FaceDetectors:
         img, _ = self._fit(np.rot90(rgb, k), self.MAX_SIDE)
         res = self._process(short, img)
         return max((float(d.score[0]) for d in res.detections or []), default=-1.0)
+
+    def pose_face_points(self, rgb: np.ndarray) -> np.ndarray | None:
+        """MediaPipe Pose (the bundled full body landmark model, static-image mode) on ``rgb`` (H x W x 3
+        uint8): the 11 face landmarks of the person it finds (nose, eyes, ears, mouth corners) as an
+        (11, 2) float32 array of ``rgb``'s pixels (x, y), or None when it finds no person. Built on
+        first use: only small doubtful faces need it (:func:`.face_checks.head_on_body`)."""
+        if self._pose is None:
+            from ._mediapipe import import_mediapipe
+
+            mp = import_mediapipe()
+            with _quiet_stderr():
+                # model_complexity=1: the model in the wheel (0 and 2 would be downloaded)
+                self._pose = mp.solutions.pose.Pose(static_image_mode=True, model_complexity=1,
+                                                    min_detection_confidence=0.3)
+        res = self._process(self._pose, rgb)
+        if not res.pose_landmarks:
+            return None
+        h, w = rgb.shape[:2]
+        return np.array([(p.x * w, p.y * h) for p in res.pose_landmarks.landmark[:11]], np.float32)
 
     # -- full-range detector ------------------------------------------------------------------
 

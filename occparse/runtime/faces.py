@@ -316,7 +316,7 @@ class FaceMesher(FaceDetectors):
 
     def close(self) -> None:
         self._mesh.close()
-        for g in (self._detector, self._short):
+        for g in (self._detector, self._short, self._pose):
             if g is not None:
                 g.close()
 

@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from .align import CANONICAL_SIZE, UPSCALE_INTERPOLATIONS, AlignedCrop, align
-from .face_checks import is_doubtful_face, is_small_face, warning_texts
+from .face_checks import head_on_body, is_doubtful_face, is_small_face, may_be_doubtful, warning_texts
 from .faces import FaceMesher
 from .io import ImageInputError, LoadedImage, broken_link_detail, is_gray_rgb, read_image
 from .iso import iso_components
@@ -138,6 +138,9 @@ class Prepared:
     message: str = ""
     fallback: bool = False  # the canonical face layout stands in for a mesh that found nothing
     n_found: int | None = None  # faces found before --max-faces cut the list (None: len(faces))
+    #: per face, whether the pose model sees a head on a body there (checked only for faces that may
+    #: be doubtful, :func:`.face_checks.may_be_doubtful`; None: not checked for any face)
+    heads: list[bool] | None = None
 
     def lite(self) -> Prepared:
         return replace(self, image=None)
@@ -168,7 +171,11 @@ def prepare_image(mesher: FaceMesher, image: LoadedImage, options: EstimatorOpti
                         _join("no face found", first))
     scores = mesher.scores(image.rgb, faces) if options.detector_scores else [f.score for f in faces]
     crops = [align(image.rgb, f, options.crop_size, upscale=options.small_face_upscale) for f in faces]
-    return Prepared(image.path, size, faces, scores, crops, image, message=first, n_found=n_found)
+    # the second look at candidates for doubtful_face needs the photo, which batch workers do not send on
+    find_head = getattr(mesher, "pose_face_points", None)
+    heads = [find_head is not None and may_be_doubtful(f.box[3] - f.box[1], f.source, sc)
+             and head_on_body(find_head, image.rgb, f.box) for f, sc in zip(faces, scores, strict=True)]
+    return Prepared(image.path, size, faces, scores, crops, image, message=first, n_found=n_found, heads=heads)
 
 
 def _join(*parts: str) -> str:
@@ -336,8 +343,10 @@ class Estimator:
             finals = [float(v) for v in self.stacker.predict(X)]
         # the stacker and the regressors saw the part inside the frame; the part outside is hidden
         finals = [with_out_of_frame(float(np.clip(v, 0, 1)), o.overall) for v, o in zip(finals, oofs, strict=True)]
+        heads = [bool(prep.heads[i]) if prep.heads else False for prep in batch for i in range(len(prep.faces))]
         faces = iter(
-            self._face(prep, f, c, p, sc, g, finals[k], None if reg is None else float(reg[k]), oofs[k], grays[k])
+            self._face(prep, f, c, p, sc, g, finals[k], None if reg is None else float(reg[k]), oofs[k], grays[k],
+                       heads[k])
             for k, ((prep, f, c, sc), p, g) in enumerate(zip(items, parses, geos, strict=True))
         )
         out = []
@@ -351,7 +360,7 @@ class Estimator:
 
     @staticmethod
     def _face(prep: Prepared, f: Face, c: AlignedCrop, p: ParseResult, sc: float | None, g: GeometricOcclusion,
-              final: float, r: float | None, oof: OutOfFrame, gray: bool) -> FaceAnalysis:
+              final: float, r: float | None, oof: OutOfFrame, gray: bool, head: bool = False) -> FaceAnalysis:
         x0, y0, x1, y1 = f.box
         geometric = with_out_of_frame(g.overall, oof.overall)
         regions = [RegionOcclusion(q.name, region_with_out_of_frame(q.fraction, oof.regions[q.name]))
@@ -361,7 +370,7 @@ class Estimator:
         pose = head_pose(f)
         size = float(y1 - y0)
         small = is_small_face(size)
-        doubtful = is_doubtful_face(size, f.source, sc, g.parser_confidence)
+        doubtful = is_doubtful_face(size, f.source, sc, g.parser_confidence, head_seen=head)
         occlusion = float(np.clip(final, 0, 1))
         iso = iso_components(occlusion, {q.name: q.fraction for q in regions}, oof.regions)
         res = FaceResult(
