@@ -59,14 +59,15 @@ def test_beard_photo_teaches_the_beardlike_pixels_of_the_zone():
     zone[3:] = True
     lab = attribute_labels(p, zone, "beard", np.ones_like(zone), beard_threshold=0.3, confidence=0.8)
     assert (lab[3:, 3:] == FACIAL_HAIR).all()  # 0.35 + 0.05 >= 0.3, although the teacher says face
-    assert (lab[3:, :3] == IGNORE).all()  # zone but face-like: unknown, not face
+    assert (lab[3:, :3] == FACE).all()  # zone, but sure skin (face 0.9 >= 0.8): bare skin beside the beard
     assert (lab[:3, :3] == FACE).all()  # outside the zone: the confident teacher
     assert (lab[:3, 3:] == IGNORE).all()  # outside the zone, unconfident (0.6 < 0.8): sideburns may be there
     clean = attribute_labels(p, np.zeros_like(zone), "plain", np.ones_like(zone))
     assert (clean[:, 3:] == FACE).all()  # a clean face: the teacher's first choice face is face, sure or not
     assert (attribute_labels(p, np.zeros_like(zone), "plain")[:, 3:] == IGNORE).all()  # without R: only sure pixels
     strict = attribute_labels(p, zone, "beard", beard_threshold=0.5)
-    assert (strict[3:, 3:] == IGNORE).all()
+    assert (strict[3:, 3:] == IGNORE).all()  # neither beard-like enough nor sure skin: unknown
+    assert (attribute_labels(p, zone, "beard", confidence=0.95)[3:, :3] == IGNORE).all()
 
 
 def test_plain_photo_turns_facial_hair_in_the_zone_into_face():
@@ -118,8 +119,13 @@ def test_cli_celebahq_attributes_preset(data_root, tmp_path, capsys):
     caps = ["--max-per-kind", "beard=1", "--max-per-kind", "light_hair=0", "--max-per-kind", "plain=1"]
     assert main(args + caps) == 0
     assert "1 beard, 0 light-hair and 1 plain" in capsys.readouterr().out
+    assert main(args + ["--max-per-kind", "beard=1", "--max-per-kind", "light_hair=0", "--max-per-kind", "plain=2",
+                        "--gender", "F", "--beard-threshold", "0.5"]) == 0
+    assert "0 beard, 0 light-hair and 2 plain" in capsys.readouterr().out  # a woman's photo is never a beard photo
+    assert main(args + ["--beard-threshold", "0"]) == 2
     assert main(args + ["--max-per-kind", "hat=3"]) == 2
     assert main(args + ["--count", "5"]) == 2
     assert main(["synth", "--preset", "celebahq-attributes", "--teacher", str(tmp_path / "none.onnx"),
                  "--out", str(tmp_path)]) == 2
     assert main(["synth", "--preset", "train", "--teacher", str(TEACHER), "--out", str(tmp_path)]) == 2
+    assert main(["synth", "--preset", "train", "--gender", "M", "--out", str(tmp_path)]) == 2

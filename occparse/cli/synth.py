@@ -42,7 +42,8 @@ def add_parser(sub) -> argparse.ArgumentParser:
   celebahq-attributes  a parser pool from the train part of faces/celebahq, which has attributes but no
           pixel labels: a teacher parser's labels (--teacher) where it is confident, corrected by the
           attributes inside the facial-hair zone (a goatee/moustache/sideburns photo: the zone's
-          beard-like pixels -> facial hair; a clean photo: facial hair there -> face); photos with
+          beard-like pixels -> facial hair, its sure skin -> face; a clean photo: facial hair there ->
+          face); photos with
           Bangs or a hat are left out. One sample per photo; --max-per-kind caps beard, light_hair
           (bald, receding or grey, clean) and plain photos.
 
@@ -98,6 +99,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "(default: the shipped weights/parser.onnx)")
     p.add_argument("--max-per-kind", action="append", default=[], metavar="KIND=N",
                    help="celebahq-attributes only: at most N photos of a kind (beard, light_hair, plain); repeatable")
+    p.add_argument("--gender", choices=["F", "M"],
+                   help="celebahq-attributes only: one gender's photos only (default both)")
+    p.add_argument("--beard-threshold", type=float, default=0.3,
+                   help="celebahq-attributes only: teacher facial hair + hair probability from which a pixel of "
+                        "a beard photo's facial-hair zone is taught as facial hair (default 0.3)")
 
 
 def run(a: argparse.Namespace) -> int:
@@ -117,8 +123,8 @@ def run(a: argparse.Namespace) -> int:
         return _run_celebahq_hair(a)
     if a.preset == "celebahq-attributes":
         return _run_celebahq_attributes(a)
-    if a.teacher or a.max_per_kind:
-        return fail("--teacher and --max-per-kind apply to --preset celebahq-attributes only")
+    if a.teacher or a.max_per_kind or a.gender or a.beard_threshold != 0.3:
+        return fail("--teacher, --max-per-kind, --gender and --beard-threshold apply to --preset celebahq-attributes only")
     split = {"train": "train", "holdout": "holdout"}.get(a.preset, "bench")
     if a.preset in ("lfw-val", "lfw-train"):
         if not a.out:
@@ -247,8 +253,11 @@ def _run_celebahq_attributes(a: argparse.Namespace) -> int:
         return fail(f"teacher parser not found: {teacher}")
     try:
         root = find_data_root(a.data)
+        if not 0.0 < a.beard_threshold <= 1.0:
+            return fail(f"--beard-threshold must be in (0, 1], not {a.beard_threshold}")
         truth, counts = write_celebahq_attribute_pool(root, Path(a.out), Path(teacher), caps, size=a.size,
-                                                      gray_every=round(1 / a.gray_rate) if a.gray_rate > 0 else 0)
+                                                      gray_every=round(1 / a.gray_rate) if a.gray_rate > 0 else 0,
+                                                      beard_threshold=a.beard_threshold, gender=a.gender)
     except (DataNotFoundError, ValueError) as e:
         return fail(str(e))
     print(f"{counts['samples']} samples: {counts['beard']} beard, {counts['light_hair']} light-hair and "

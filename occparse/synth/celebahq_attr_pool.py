@@ -5,10 +5,12 @@ pixel labels with a teacher parser (an occparse parser ONNX export) and rules th
 
 * ``beard`` photos (a man with ``Goatee``, ``Mustache`` or ``Sideburns``): inside the facial-hair zone
   (:func:`occparse.labels.facial_hair_zone`, within R), a pixel whose teacher probability of facial hair
-  plus hair reaches ``beard_threshold`` (below the teacher's own 0.5) is facial hair; the zone's other
-  pixels are unknown (the beard the teacher misses, or skin: the attribute cannot tell). This is a
-  multiple-instance reading of the attribute: the photo holds facial hair, so the zone's most
-  beard-like pixels are taught as such.
+  plus hair reaches ``beard_threshold`` (below the teacher's own 0.5) is facial hair, one whose
+  teacher face probability reaches ``confidence`` stays face (bare skin between the patches of a
+  goatee or under a moustache), and the rest is unknown (the beard the teacher misses, or skin: the
+  attribute cannot tell). This is a multiple-instance reading of the attribute: the photo holds
+  facial hair, so the zone's most beard-like pixels are taught as such, without teaching that the
+  whole zone of a bearded man is beard.
 * ``plain`` photos (clean by :func:`occparse.synth.celebahq_pool.is_clean`: no hat, eyeglasses or
   facial hair of any kind, and no ``Bangs``): the zone holds no facial hair, so the teacher's facial
   hair there becomes visible face and its hair there unknown (long hair can fall across the jaw);
@@ -81,6 +83,7 @@ def attribute_labels(probs: np.ndarray, zone: np.ndarray, kind: str, region: np.
     if kind == "beard":
         beardish = (probs[FACIAL_HAIR] + probs[HAIR]) >= beard_threshold
         lab[zone] = IGNORE
+        lab[zone & (probs[FACE] >= confidence)] = FACE
         lab[zone & beardish] = FACIAL_HAIR
     else:
         lab[zone & (top == FACIAL_HAIR)] = FACE
@@ -90,9 +93,11 @@ def attribute_labels(probs: np.ndarray, zone: np.ndarray, kind: str, region: np.
 
 def write_celebahq_attribute_pool(data_root: Path, out: Path, teacher: Path, max_per_kind: dict[str, int] | None = None,
                                   gray_every: int = 4, size: int = CANONICAL_SIZE, beard_threshold: float = 0.3,
-                                  confidence: float = 0.8, show_progress: bool = True) -> tuple[Path, dict[str, int]]:
+                                  confidence: float = 0.8, gender: str | None = None,
+                                  show_progress: bool = True) -> tuple[Path, dict[str, int]]:
     """Write the pool into ``out`` (images/, labels/, truth.csv), one sample per used train photo of
-    ``faces/celebahq``; ``max_per_kind`` caps each kind (file-name order), e.g. ``{"plain": 600}``.
+    ``faces/celebahq``; ``max_per_kind`` caps each kind (file-name order), e.g. ``{"plain": 600}``;
+    ``gender`` ("F" or "M") keeps one gender's photos only (None: both).
     Every ``gray_every``-th sample is stored gray (three equal channels; 0: none).
 
     Returns (truth path, counts per kind plus ``no_mesh`` and ``samples``). Raises DataNotFoundError
@@ -105,7 +110,7 @@ def write_celebahq_attribute_pool(data_root: Path, out: Path, teacher: Path, max
     counts = {"beard": 0, "light_hair": 0, "plain": 0, "no_mesh": 0, "samples": 0}
     for p in celebahq_photos(data_root, "celebahq", "train"):
         kind = photo_kind(p)
-        if kind is not None and taken[kind] < caps.get(kind, 1 << 30):
+        if kind is not None and gender in (None, p.gender) and taken[kind] < caps.get(kind, 1 << 30):
             taken[kind] += 1
             photos.append((p, kind))
     parser = FaceParser(teacher, threads=2)
