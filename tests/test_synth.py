@@ -189,7 +189,8 @@ def test_cli_synth_train(data_root, tmp_path, capsys):
         reader = csv.DictReader(f)
         rows = list(reader)
     assert tuple(reader.fieldnames) == TRUTH_COLUMNS == (
-        "filename", "FaceOcclusion", "gender", "is_gray", "occluder", "source", "base", "facial_hair", "lfw_labels")
+        "filename", "FaceOcclusion", "gender", "is_gray", "occluder", "source", "base", "facial_hair", "lfw_labels",
+        "headwear")
     assert sorted(r["filename"] for r in rows) == images
     bench_utk = set(sources.bench_utkface_names())
     with open(data_root / "faces/lfw_parts/index.csv", newline="") as f:

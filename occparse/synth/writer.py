@@ -148,7 +148,7 @@ def write_lfw_photo_truth(synth: Synthesizer, out: Path, agreeing_only: bool = F
     from .engine import base_labels, base_visible, occlusion_of
 
     rows = []
-    headwear = lfw_val_headwear() if synth.faces.split == "bench" else None
+    headwear = lfw_val_headwear() if getattr(synth.faces, "split", None) == "bench" else None
     for f in synth.faces.of("lfw"):
         if agreeing_only and not lfw_labels_agree(f.name):
             continue
