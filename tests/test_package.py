@@ -142,7 +142,7 @@ def test_analyze_takes_path_array_pil_and_gray(estimator):
     (np.zeros((64, 64, 3), np.float32), "not_an_image"),
     (np.zeros((64, 64, 5), np.uint8), "not_an_image"),
     (np.zeros((8, 8, 3), np.uint8), "too_small"),
-    ("no/such/file.png", "unreadable"),
+    ("no/such/file.png", "missing"),
     (12345, "not_an_image"),
 ])
 def test_analyze_bad_input_is_a_status_not_an_exception(estimator, bad, status):
