@@ -119,6 +119,8 @@ def test_cli_celebahq_attributes_preset(data_root, tmp_path, capsys):
     caps = ["--max-per-kind", "beard=1", "--max-per-kind", "light_hair=0", "--max-per-kind", "plain=1"]
     assert main(args + caps) == 0
     assert "1 beard, 0 light-hair and 1 plain" in capsys.readouterr().out
+    assert main(args + caps + ["--hand-rate", "1"]) == 0
+    assert "2 with a pasted hand" in capsys.readouterr().out
     assert main(args + ["--max-per-kind", "beard=1", "--max-per-kind", "light_hair=0", "--max-per-kind", "plain=2",
                         "--gender", "F", "--beard-threshold", "0.5"]) == 0
     assert "0 beard, 0 light-hair and 2 plain" in capsys.readouterr().out  # a woman's photo is never a beard photo
@@ -129,3 +131,22 @@ def test_cli_celebahq_attributes_preset(data_root, tmp_path, capsys):
                  "--out", str(tmp_path)]) == 2
     assert main(["synth", "--preset", "train", "--teacher", str(TEACHER), "--out", str(tmp_path)]) == 2
     assert main(["synth", "--preset", "train", "--gender", "M", "--out", str(tmp_path)]) == 2
+
+
+@pytest.mark.skipif(not TEACHER.is_file(), reason="the shipped parser is not in weights/")
+def test_pasted_hands_are_occluder_in_the_labels(data_root, tmp_path):
+    caps = {"beard": 0, "light_hair": 0, "plain": 2}
+    _, clean = write_celebahq_attribute_pool(data_root, tmp_path / "clean", TEACHER, caps, show_progress=False)
+    _, counts = write_celebahq_attribute_pool(data_root, tmp_path / "hands", TEACHER, caps, hand_rate=1.0, seed=3,
+                                              show_progress=False)
+    assert counts["hands"] == counts["samples"] == clean["samples"] and clean["hands"] == 0
+    for name in sorted(p.name for p in (tmp_path / "hands" / "labels").iterdir()):
+        with_hand = cv2.imread(str(tmp_path / "hands" / "labels" / name), cv2.IMREAD_UNCHANGED)
+        without = cv2.imread(str(tmp_path / "clean" / "labels" / name), cv2.IMREAD_UNCHANGED)
+        new = (with_hand == OCCLUDER) & (without != OCCLUDER)
+        assert new.sum() > 200  # the hand, as occluder
+        a = cv2.imread(str(tmp_path / "hands" / "images" / name.replace(".png", ".jpg"))).astype(int)
+        b = cv2.imread(str(tmp_path / "clean" / "images" / name.replace(".png", ".jpg"))).astype(int)
+        assert np.abs(a - b).sum(axis=2)[new].mean() > 10  # and it is in the picture where the labels say
+    with pytest.raises(ValueError, match="hand_rate"):
+        write_celebahq_attribute_pool(data_root, tmp_path / "x", TEACHER, caps, hand_rate=1.5)

@@ -45,7 +45,8 @@ def add_parser(sub) -> argparse.ArgumentParser:
           beard-like pixels -> facial hair, its sure skin -> face; a clean photo: facial hair there ->
           face); photos with
           Bangs or a hat are left out. One sample per photo; --max-per-kind caps beard, light_hair
-          (bald, receding or grey, clean) and plain photos.
+          (bald, receding or grey, clean) and plain photos; --hand-rate pastes real hands (occluder)
+          over a share of them.
 
 examples:
   occparse synth --preset bench --out /tmp/bench
@@ -99,6 +100,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "(default: the shipped weights/parser.onnx)")
     p.add_argument("--max-per-kind", action="append", default=[], metavar="KIND=N",
                    help="celebahq-attributes only: at most N photos of a kind (beard, light_hair, plain); repeatable")
+    p.add_argument("--hand-rate", type=float, default=0.0,
+                   help="celebahq-attributes only: share of samples that also get a real hand pasted over the "
+                        "mouth or an eye, labelled occluder (default 0)")
     p.add_argument("--gender", choices=["F", "M"],
                    help="celebahq-attributes only: one gender's photos only (default both)")
     p.add_argument("--beard-threshold", type=float, default=0.3,
@@ -123,8 +127,9 @@ def run(a: argparse.Namespace) -> int:
         return _run_celebahq_hair(a)
     if a.preset == "celebahq-attributes":
         return _run_celebahq_attributes(a)
-    if a.teacher or a.max_per_kind or a.gender or a.beard_threshold != 0.3:
-        return fail("--teacher, --max-per-kind, --gender and --beard-threshold apply to --preset celebahq-attributes only")
+    if a.teacher or a.max_per_kind or a.gender or a.beard_threshold != 0.3 or a.hand_rate:
+        return fail("--teacher, --max-per-kind, --gender, --beard-threshold and --hand-rate apply to "
+                    "--preset celebahq-attributes only")
     split = {"train": "train", "holdout": "holdout"}.get(a.preset, "bench")
     if a.preset in ("lfw-val", "lfw-train"):
         if not a.out:
@@ -257,10 +262,12 @@ def _run_celebahq_attributes(a: argparse.Namespace) -> int:
             return fail(f"--beard-threshold must be in (0, 1], not {a.beard_threshold}")
         truth, counts = write_celebahq_attribute_pool(root, Path(a.out), Path(teacher), caps, size=a.size,
                                                       gray_every=round(1 / a.gray_rate) if a.gray_rate > 0 else 0,
-                                                      beard_threshold=a.beard_threshold, gender=a.gender)
+                                                      beard_threshold=a.beard_threshold, gender=a.gender,
+                                                      hand_rate=a.hand_rate, seed=a.seed)
     except (DataNotFoundError, ValueError) as e:
         return fail(str(e))
     print(f"{counts['samples']} samples: {counts['beard']} beard, {counts['light_hair']} light-hair and "
-          f"{counts['plain']} plain train photos ({counts['no_mesh']} without a face found)")
+          f"{counts['plain']} plain train photos ({counts['no_mesh']} without a face found); "
+          f"{counts['hands']} with a pasted hand")
     _print_distribution(truth)
     return 0

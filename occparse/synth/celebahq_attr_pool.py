@@ -25,6 +25,12 @@ So the pool moves the student where the attribute is certain and copies the teac
 teacher's systematic error outside the zone is copied too, which is why the pool is mixed with real
 pixel labels in training and judged on the CelebA val photos (never written here).
 
+``hand_rate``: that share of the samples also get a real hand cut-out (the ``train`` hands of
+``occluders/hands``) over the mouth or an eye, its luminance moved towards the face's, as the
+synthetic engine pastes hands (:func:`occparse.synth.occluders.hand_layer`). The teacher labels
+the clean photo; the hand's pixels are then occluder. Skin-coloured hands on high-quality faces are
+what a parser taught on attribute photos alone would otherwise learn to call face.
+
 Only ``train`` photos (:func:`occparse.synth.sources.celebahq_split`) are used. The truth CSV's
 ``FaceOcclusion`` is the share of R the labels mark as not visible face, counting unknown pixels as
 visible: a rough value for pool statistics, not for fitting regressors (``occluder`` is
@@ -93,21 +99,32 @@ def attribute_labels(probs: np.ndarray, zone: np.ndarray, kind: str, region: np.
 
 def write_celebahq_attribute_pool(data_root: Path, out: Path, teacher: Path, max_per_kind: dict[str, int] | None = None,
                                   gray_every: int = 4, size: int = CANONICAL_SIZE, beard_threshold: float = 0.3,
-                                  confidence: float = 0.8, gender: str | None = None,
-                                  show_progress: bool = True) -> tuple[Path, dict[str, int]]:
+                                  confidence: float = 0.8, gender: str | None = None, hand_rate: float = 0.0,
+                                  seed: int = 0, show_progress: bool = True) -> tuple[Path, dict[str, int]]:
     """Write the pool into ``out`` (images/, labels/, truth.csv), one sample per used train photo of
     ``faces/celebahq``; ``max_per_kind`` caps each kind (file-name order), e.g. ``{"plain": 600}``;
-    ``gender`` ("F" or "M") keeps one gender's photos only (None: both).
+    ``gender`` ("F" or "M") keeps one gender's photos only (None: both); ``hand_rate`` (0..1) of the
+    samples get a pasted hand (see the module docstring), drawn with ``seed``.
     Every ``gray_every``-th sample is stored gray (three equal channels; 0: none).
 
-    Returns (truth path, counts per kind plus ``no_mesh`` and ``samples``). Raises DataNotFoundError
-    when the folder is missing, FileNotFoundError without the teacher, ValueError when no photo is used."""
+    Returns (truth path, counts per kind plus ``no_mesh``, ``hands`` and ``samples``). Raises
+    DataNotFoundError when the folder is missing, FileNotFoundError without the teacher, ValueError when
+    no photo is used or ``hand_rate`` is outside 0..1."""
+    from ..labels import OCCLUDER
     from ..runtime.parsing import FaceParser
+    from .compose import composite, harmonise_layer
+    from .occluders import hand_layer
+    from .sources import BaseFace, OccluderLibrary
     from .writer import write_truth
+
+    if not 0.0 <= hand_rate <= 1.0:
+        raise ValueError(f"hand_rate must be in 0..1, not {hand_rate}")
+    rng = np.random.default_rng(seed)
+    hands = OccluderLibrary(data_root, "train") if hand_rate > 0 else None
 
     caps = max_per_kind or {}
     photos, taken = [], {"beard": 0, "light_hair": 0, "plain": 0}
-    counts = {"beard": 0, "light_hair": 0, "plain": 0, "no_mesh": 0, "samples": 0}
+    counts = {"beard": 0, "light_hair": 0, "plain": 0, "no_mesh": 0, "hands": 0, "samples": 0}
     for p in celebahq_photos(data_root, "celebahq", "train"):
         kind = photo_kind(p)
         if kind is not None and gender in (None, p.gender) and taken[kind] < caps.get(kind, 1 << 30):
@@ -137,6 +154,15 @@ def write_celebahq_attribute_pool(data_root: Path, out: Path, teacher: Path, max
         crop_r = align(region.astype(np.uint8), face, size, nearest=True, matrix=crop.matrix, fill=0).image.astype(bool)
         probs = parser.parse([crop.image])[0].probs
         lab = attribute_labels(probs, crop_zone, kind, crop_r, beard_threshold, confidence)
+        if hands is not None and rng.random() < hand_rate:  # the teacher read the clean photo; the hand is occluder
+            base = BaseFace("celebahq", p.image_path, None, p.gender, face)
+            layer = harmonise_layer(hand_layer(base, shape, hands, rng, aim=True), rgb, region, rng)
+            pasted = np.clip(composite(rgb, [layer], rng), 0, 255).astype(np.uint8)
+            crop = align(pasted, face, size, matrix=crop.matrix)
+            covered = align((layer.alpha >= 0.5).astype(np.uint8), face, size, nearest=True, matrix=crop.matrix,
+                            fill=0).image.astype(bool)
+            lab[covered] = OCCLUDER
+            counts["hands"] += 1
         i = len(rows)
         gray = gray_every > 0 and i % gray_every == gray_every - 1
         name = f"{i:06d}.jpg"
