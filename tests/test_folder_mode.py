@@ -162,3 +162,51 @@ def test_ctrl_c_with_worker_processes_stops_promptly_and_keeps_rows(tmp_path):
     assert p.returncode == 130, err
     assert "interrupted" in err and "Traceback" not in err
     assert len(_rows(partial)) >= 2 and not out.exists()
+
+
+def test_an_output_occparse_did_not_write_is_never_replaced_without_overwrite(tmp_path, capsys):
+    d = _folder(tmp_path)
+    mine = tmp_path / "results.csv"
+    mine.write_text("my,important,data\n1,2,3\n")
+    assert main(["estimate", str(d), "--out", str(mine)]) == 2
+    assert "is not an occparse output" in capsys.readouterr().err
+    assert mine.read_text() == "my,important,data\n1,2,3\n"
+    truth = tmp_path / "truth.csv"
+    truth.write_text(f"filename,FaceOcclusion,gender\n{ASTRONAUT.name},0.1,F\n")
+    csv_in = tmp_path / "in.csv"
+    csv_in.write_text(f"filename\n{ASTRONAUT.name}\n")
+    assert main(["predict", "--csv", str(csv_in), "--images-root", str(ASTRONAUT.parent), "--out", str(truth)]) == 2
+    assert truth.read_text().startswith("filename,FaceOcclusion,gender\n")  # a truth file kept
+    assert main(["estimate", str(d), "--out", str(mine), "--overwrite"]) == 0  # replaced when asked
+    assert _rows(mine)[0]["status"] == "ok"
+    capsys.readouterr()
+    assert main(["estimate", str(d), "--out", str(mine)]) == 0  # occparse's own output: a rerun, not a refusal
+    assert "already complete" in capsys.readouterr().err
+
+
+def test_a_rerun_after_a_photo_changed_computes_again(tmp_path, capsys):
+    d = _folder(tmp_path)
+    out = tmp_path / "r.csv"
+    assert main(["estimate", str(d), "--out", str(out)]) == 0
+    before = _rows(out)[0]["occlusion"]
+    rgb = np.asarray(Image.open(ASTRONAUT).convert("RGB")).copy()
+    rgb[rgb.shape[0] // 3 :] = 0  # the same name, another photo: the lower face blacked out
+    Image.fromarray(rgb).save(d / "a.png")
+    os.utime(d / "a.png", ns=(time.time_ns(), time.time_ns() + 10**9))  # a time the file system surely tells apart
+    capsys.readouterr()
+    main(["estimate", str(d), "--out", str(out)])
+    assert "input files changed" in capsys.readouterr().err
+    assert _rows(out)[0]["occlusion"] != before
+
+
+def test_parse_never_replaces_a_label_picture_it_did_not_write(tmp_path, capsys):
+    out = tmp_path / "p"
+    out.mkdir()
+    mine = out / f"{ASTRONAUT.stem}_labels.png"
+    mine.write_bytes(b"mine")
+    assert main(["parse", str(ASTRONAUT), "--out-dir", str(out)]) == 2
+    assert "occparse did not write" in capsys.readouterr().err and mine.read_bytes() == b"mine"
+    mine.unlink()
+    assert main(["parse", str(ASTRONAUT), "--out-dir", str(out)]) == 0
+    assert main(["parse", str(ASTRONAUT), "--out-dir", str(out)]) == 0  # its own files: replaced, with a note
+    assert "replacing" in capsys.readouterr().err

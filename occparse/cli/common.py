@@ -181,8 +181,13 @@ def say_skipped(n: int) -> None:
 
 def rerun_status(writer, expected: list[str], what: str, overwrite: bool) -> int | None:
     """The exit status of a rerun whose output is already complete for ``expected`` (the inputs, in order) and
-    this run's settings, after saying so; None when the output must be computed (it says why when an earlier
-    complete output is replaced). ``what`` names the inputs in the line ("these images", "this CSV")."""
+    this run's settings, after saying so; 2 when ``OUT`` is a file occparse did not write (refused unless
+    ``overwrite``); None when the output must be computed (it says why when an earlier complete output is
+    replaced). ``what`` names the inputs in the line ("these images", "this CSV")."""
+    if not overwrite and writer.foreign_output():
+        print(f"occparse: error: --out {writer.out} exists and is not an occparse output; it is left as it is "
+              "(choose another --out, or --overwrite to replace it)", file=sys.stderr)
+        return 2
     if not overwrite and (done := writer.complete_rows(expected)) is not None:
         n, failed = done
         print(f"{writer.out} is already complete: {n} rows from {what} with these settings"
@@ -418,3 +423,33 @@ class ToolCommand:
 
     def run(self, a: argparse.Namespace) -> int:
         return self._impl().run(a)
+
+
+#: the PNG text chunk (Software) that marks a picture or label map as occparse's, so that a rerun may replace it
+PNG_SOFTWARE = "occparse"
+
+
+def write_marked_png(path: Path, image) -> bool:
+    """Write ``image`` (H x W uint8 gray, or H x W x 3 RGB) as a PNG carrying occparse's Software text chunk.
+    False when it cannot be written."""
+    from PIL import Image, PngImagePlugin
+
+    info = PngImagePlugin.PngInfo()
+    info.add_text("Software", PNG_SOFTWARE)
+    try:
+        Image.fromarray(image).save(path, format="PNG", pnginfo=info)
+        return True
+    except (OSError, ValueError):
+        return False
+
+
+def own_png(path: Path, legacy_width: int | None = None) -> bool:
+    """Whether ``path`` is a PNG occparse wrote: it carries occparse's Software chunk, or (written before the
+    chunk existed) it is exactly ``legacy_width`` pixels wide."""
+    from PIL import Image
+
+    try:
+        with Image.open(path) as im:
+            return im.format == "PNG" and (im.info.get("Software") == PNG_SOFTWARE or im.width == legacy_width)
+    except (OSError, ValueError):
+        return False

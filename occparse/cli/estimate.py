@@ -20,6 +20,7 @@ from .common import (
     fail,
     interrupted_message,
     output_clash,
+    own_png,
     picture_path_error,
     ray_options,
     rerun_status,
@@ -31,6 +32,7 @@ from .common import (
     summary_line,
     unique_stems,
     unwritable_folder,
+    write_marked_png,
 )
 
 
@@ -180,40 +182,22 @@ def run(a: argparse.Namespace) -> int:
     return 1 if failures else 0
 
 
-#: the PNG text chunk that marks a picture as occparse's (so that a rerun may replace it)
-PICTURE_SOFTWARE = "occparse"
-
-
 def _write_picture(path: Path, rgb) -> bool:
-    """Write the picture (RGB uint8); a PNG carries a Software text chunk naming occparse. False when it cannot
-    be written (cv2.error for a format OpenCV cannot write, as before)."""
+    """Write the picture (RGB uint8), marked as occparse's when a PNG (:func:`.common.write_marked_png`). False when
+    it cannot be written (cv2.error for a format OpenCV cannot write, as before)."""
     import cv2
 
     if path.suffix.lower() == ".png":
-        from PIL import Image, PngImagePlugin
-
-        info = PngImagePlugin.PngInfo()
-        info.add_text("Software", PICTURE_SOFTWARE)
-        try:
-            Image.fromarray(rgb).save(path, pnginfo=info)
-            return True
-        except OSError:
-            return False
+        return write_marked_png(path, rgb)
     return bool(cv2.imwrite(str(path), rgb[..., ::-1]))
 
 
 def _own_picture(path: Path) -> bool:
-    """Whether ``path`` is a picture occparse wrote: a PNG with occparse's Software chunk, or (written before the
-    chunk existed) a PNG exactly as wide as occparse's pictures."""
-    from PIL import Image
-
+    """Whether ``path`` is a picture occparse wrote (see :func:`.common.own_png`; a picture written before the mark
+    existed is recognised by its width)."""
     from ..runtime.visualize import PANEL_W, TILE
 
-    try:
-        with Image.open(path) as im:
-            return im.format == "PNG" and (im.info.get("Software") == PICTURE_SOFTWARE or im.width == TILE + PANEL_W)
-    except (OSError, ValueError):
-        return False
+    return own_png(path, legacy_width=TILE + PANEL_W)
 
 
 class _Stdout:
@@ -302,7 +286,7 @@ def _estimate_folder(a: argparse.Namespace) -> int:
     """Folder/batch mode: every image under the inputs, one row each, streamed to --out, resumable."""
     from tqdm import tqdm
 
-    from ..runtime.batch import BatchInputError, ResumableWriter, analyses
+    from ..runtime.batch import BatchInputError, ResumableWriter, analyses, inputs_digest
     from ..runtime.rows import FOLDER_COLUMNS, folder_row
 
     if a.engine == "ray":
@@ -350,7 +334,7 @@ def _estimate_folder(a: argparse.Namespace) -> int:
     say_skipped(len(scanned))  # once the options are known to be good, so that a refusal stays one line
     try:
         # rows stream to OUT.partial (CSV text, what resuming reads); only OUT itself is ever replaced
-        writer = ResumableWriter(out, columns, settings=_folder_settings(a))
+        writer = ResumableWriter(out, columns, settings=_folder_settings(a), inputs_digest=inputs_digest(paths))
         if (rc := rerun_status(writer, [str(p) for p in paths], "these images", a.overwrite)) is not None:
             return rc
         done = writer.resume_check([str(p) for p in paths])

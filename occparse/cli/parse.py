@@ -11,8 +11,10 @@ from .common import (
     device_providers,
     fail,
     output_clash,
+    own_png,
     unique_stems,
     unwritable_folder,
+    write_marked_png,
 )
 
 
@@ -47,7 +49,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(a: argparse.Namespace) -> int:
-    import cv2
 
     from ..models.zoo import WeightsError
     from ..runtime.pipeline import Estimator, EstimatorOptions
@@ -61,6 +62,10 @@ def run(a: argparse.Namespace) -> int:
     if clash := output_clash(outputs, a.images):  # before any work: an input is never overwritten
         return fail(f"--out-dir {out_dir} would write {clash[0]}, which is the input {clash[1]}; choose another "
                     "--out-dir")
+    # before any work: a file of that name that occparse did not write is the user's, never replaced
+    if foreign := next((o for o in outputs if o.exists() and not own_png(o)), None):
+        return fail(f"--out-dir {out_dir} would replace {foreign}, which occparse did not write; move it or choose "
+                    "another --out-dir")
     try:
         app = Estimator(EstimatorOptions(parser=a.parser, parser_spec=a.parser_spec, precision=a.precision,
                                          parser_flip=a.flip_tta, max_faces=a.max_faces,
@@ -81,9 +86,9 @@ def run(a: argparse.Namespace) -> int:
         overlay = label_overlay(res.image.rgb, labels, [f.face for f in res.faces])
         outs = [out_dir / f"{stem}_labels.png", out_dir / f"{stem}_overlay.png"]
         for o in outs:
-            if o.exists():  # a previous run's output: replaced, but never silently
+            if o.exists():  # a previous run's output (checked above): replaced, but never silently
                 print(f"replacing {o}", file=sys.stderr)
-        if not (cv2.imwrite(str(outs[0]), labels) and cv2.imwrite(str(outs[1]), overlay[..., ::-1])):
+        if not (write_marked_png(outs[0], labels) and write_marked_png(outs[1], overlay)):
             print(f"{path}: error: could not write {outs[0]} / {outs[1]}", file=sys.stderr)
             failures += 1
             continue

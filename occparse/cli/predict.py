@@ -70,7 +70,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(a: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from ..runtime.batch import BatchInputError, ResumableWriter, analyses, read_input_csv
+    from ..runtime.batch import BatchInputError, ResumableWriter, analyses, inputs_digest, read_input_csv
     from ..runtime.rows import predict_row
 
     if a.engine == "ray":
@@ -89,7 +89,8 @@ def run(a: argparse.Namespace) -> int:
         if (clash := _image_clash(out, Path(a.images_root), rows)):
             return fail(f"--out {out} would write {clash[0]}, which is the input image {clash[1]}; give --out another "
                         "name")
-        writer = ResumableWriter(a.out, PREDICT_COLUMNS, settings=_settings(a))
+        writer = ResumableWriter(a.out, PREDICT_COLUMNS, settings=_settings(a),
+                                 inputs_digest=inputs_digest([r.path for r in rows]))
         if (rc := rerun_status(writer, [r.filename for r in rows], "this CSV", a.overwrite)) is not None:
             return rc
         done = writer.resume_check([r.filename for r in rows])

@@ -81,8 +81,11 @@ class ResumableWriter:
     (:meth:`resume_check`) instead of mixing two definitions in one output."""
 
     def __init__(self, out: str | Path, columns: tuple[str, ...] = PRED_COLUMNS, flush_every: int = 16,
-                 settings: dict | None = None):
+                 settings: dict | None = None, inputs_digest: str | None = None):
         self.out = Path(out)
+        #: what the input files were when this run started (:func:`inputs_digest`), kept in the record of a
+        #: complete output so that a rerun after a photo changed computes it again
+        self.inputs_digest = inputs_digest
         self.partial = self.out.with_name(self.out.name + ".partial")
         self.sidecar = self.partial.with_name(self.partial.name + ".json")
         self.columns = columns
@@ -148,10 +151,12 @@ class ResumableWriter:
 
         if self.settings is None:
             return
+        record = {"format": 1, "settings": self.settings}
+        if path is not None and self.inputs_digest is not None:
+            record["inputs"] = self.inputs_digest
         path = path or self.sidecar
         tmp = path.with_name(path.name + ".tmp")
-        tmp.write_text(json.dumps({"format": 1, "settings": self.settings}, indent=1, sort_keys=True) + "\n",
-                       encoding="utf-8")
+        tmp.write_text(json.dumps(record, indent=1, sort_keys=True) + "\n", encoding="utf-8")
         os.replace(tmp, path)
 
     def resume_check(self, expected: list[str]) -> int:
@@ -215,6 +220,26 @@ class ResumableWriter:
         self._write_settings(self.record)
         self.sidecar.unlink(missing_ok=True)
 
+    def foreign_output(self) -> bool:
+        """Whether ``OUT`` exists but is not an occparse output: no :attr:`record` beside it, no partial run of it,
+        and its header (a CSV's first line, a Parquet file's columns) is not this writer's columns. Such a file
+        is the user's and is not replaced without ``--overwrite``."""
+        if not self.out.is_file() or self.record.exists() or self.partial.exists():
+            return False
+        try:
+            if self.out.suffix.lower() == ".parquet":
+                import pyarrow.parquet as pq
+
+                header = list(pq.read_schema(self.out).names)
+            else:
+                with open(self.out, newline="", encoding="utf-8") as f:
+                    header = next(csv.reader(f), [])
+        except (OSError, ValueError, ImportError, csv.Error):  # not text, not Parquet: certainly not ours
+            return True
+        except Exception:  # pyarrow's own errors for a file that is not Parquet
+            return True
+        return header != list(self.columns)
+
     def complete_rows(self, expected: list[str]) -> tuple[int, int] | None:
         """(rows, failed rows) of a complete ``OUT`` that already holds exactly these inputs (in order), computed
         with this run's settings; None when there is none, or it is from other inputs or settings, or cannot be
@@ -227,7 +252,8 @@ class ResumableWriter:
         if self.partial.exists() or not self.out.is_file() or self.settings is None:
             return None
         try:
-            stored = json.loads(self.record.read_text(encoding="utf-8")).get("settings")
+            kept = json.loads(self.record.read_text(encoding="utf-8"))
+            stored = kept.get("settings")
             if self.out.suffix.lower() == ".parquet":
                 import pyarrow.parquet as pq
 
@@ -247,6 +273,10 @@ class ResumableWriter:
         if names != [utf8_text(e) for e in expected]:
             self.stale = f"{self.out} holds other inputs ({len(names)} rows): computing it again"
             return None
+        if self.inputs_digest is not None and kept.get("inputs") != self.inputs_digest:
+            self.stale = (f"{self.out}: input files changed since it was computed (a size or modification time "
+                          "differs, or a file came or went): computing it again")
+            return None
         return len(names), sum(st != "ok" for st in statuses)
 
     def close(self) -> None:
@@ -254,6 +284,21 @@ class ResumableWriter:
             self.flush()
             self._f.close()
             self._f = None
+
+
+def inputs_digest(paths) -> str:
+    """A short digest of what the files at ``paths`` are now: each one's name, size and modification time (or
+    that it is missing), in order. Cheap (one ``stat`` per file); a photo replaced under the same name changes it."""
+    import hashlib
+
+    h = hashlib.sha256()
+    for p in paths:
+        try:
+            st = os.stat(p)
+            h.update(f"{p}\0{st.st_size}\0{st.st_mtime_ns}\n".encode("utf-8", "surrogateescape"))
+        except (OSError, ValueError):
+            h.update(f"{p}\0-\n".encode("utf-8", "surrogateescape"))
+    return h.hexdigest()[:32]
 
 
 def _show(v) -> str:
