@@ -210,3 +210,12 @@ def test_parse_never_replaces_a_label_picture_it_did_not_write(tmp_path, capsys)
     assert main(["parse", str(ASTRONAUT), "--out-dir", str(out)]) == 0
     assert main(["parse", str(ASTRONAUT), "--out-dir", str(out)]) == 0  # its own files: replaced, with a note
     assert "replacing" in capsys.readouterr().err
+
+
+def test_a_missing_input_folder_is_a_command_error_and_a_missing_image_a_row(tmp_path, capsys):
+    out = tmp_path / "r.csv"
+    assert main(["estimate", str(tmp_path / "nosuchdir") + "/", "--out", str(out)]) == 2
+    assert main(["estimate", str(tmp_path / "nosuchdir"), "--out", str(out)]) == 2
+    assert "no such folder or file" in capsys.readouterr().err and not out.exists()
+    assert main(["estimate", str(ASTRONAUT), str(tmp_path / "gone.jpg"), "--out", str(out)]) == 1
+    assert [r["status"] for r in _rows(out)] == ["ok", "missing"]

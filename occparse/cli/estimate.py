@@ -294,6 +294,8 @@ def _estimate_folder(a: argparse.Namespace) -> int:
     paths: list[Path] = []
     named: set[Path] = set()  # the files named on the command line (not found in a folder)
     scanned: list[Path] = []  # files in a folder without an image extension: not read, never written over either
+    from ..runtime.io import has_image_extension
+
     for item in a.images:
         p = Path(item)
         if p.is_dir():
@@ -302,6 +304,9 @@ def _estimate_folder(a: argparse.Namespace) -> int:
                                                  if not q.is_dir()))
             paths += images
             scanned += others
+        elif not p.exists() and not p.is_symlink() and (item.endswith(("/", os.sep)) or not has_image_extension(p)):
+            # a missing folder is a mistake in the command (exit 2), not a row: a missing image file is a row
+            return fail(f"{item}: no such folder or file")
         else:
             paths.append(p)
             named.add(p)

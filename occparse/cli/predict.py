@@ -35,7 +35,7 @@ def add_parser(sub) -> argparse.ArgumentParser:
         description="Read CSV rows (a 'filename' column, e.g. filename,FaceOcclusion,gender) and write "
         "filename,FaceOcclusion,status,geometric,regressor in the same order (the last two are the components "
         "of the estimate; `occparse evaluate --column geometric` scores one of them). A row that fails gets an empty FaceOcclusion and its "
-        "status (no_face, missing, unreadable, not_an_image, too_small, error), never a silent zero.",
+        "status (no_face, missing, unreadable, empty_file, not_an_image, too_small, too_large, error), never a silent zero.",
         epilog="""The output appears only when complete (written as OUT.partial, then renamed); after a crash or
 Ctrl-C, rerunning the same command resumes where OUT.partial stops (a rerun with options that change the
 numbers is refused: they are kept in OUT.partial.json). Exit status: 0 when every row is ok,
