@@ -219,3 +219,28 @@ def test_a_missing_input_folder_is_a_command_error_and_a_missing_image_a_row(tmp
     assert "no such folder or file" in capsys.readouterr().err and not out.exists()
     assert main(["estimate", str(ASTRONAUT), str(tmp_path / "gone.jpg"), "--out", str(out)]) == 1
     assert [r["status"] for r in _rows(out)] == ["ok", "missing"]
+
+
+def test_bad_batch_options_and_a_predict_output_that_is_not_csv_are_refused(tmp_path, capsys):
+    d = _folder(tmp_path)
+    out = tmp_path / "r.csv"
+    assert main(["estimate", str(d), "--out", str(out), "--workers", "-1"]) == 2
+    assert main(["estimate", str(d), "--out", str(out), "--batch", "0"]) == 2
+    csv_in = tmp_path / "in.csv"
+    csv_in.write_text("filename\na.png\n")
+    for name in ("p.parquet", "p.txt"):
+        assert main(["predict", "--csv", str(csv_in), "--images-root", str(d), "--out", str(tmp_path / name)]) == 2
+        assert not (tmp_path / name).exists()
+    assert "predict writes CSV" in capsys.readouterr().err
+
+
+def test_a_linked_folder_is_named_not_silently_dropped(tmp_path, capsys):
+    d = _folder(tmp_path)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    Image.open(ASTRONAUT).save(elsewhere / "b.png")
+    (d / "linked").symlink_to(elsewhere, target_is_directory=True)
+    out = tmp_path / "r.csv"
+    assert main(["estimate", str(d), "--out", str(out)]) == 0
+    assert "1 symbolic link to a folder" in capsys.readouterr().err
+    assert [Path(r["filename"]).name for r in _rows(out)] == ["a.png"]

@@ -219,6 +219,21 @@ def summary_line(out: Path | str, resumed: list[dict[str, str]], added: dict[str
     return line
 
 
+def batch_args_error(a: argparse.Namespace) -> str | None:
+    """Why ``--workers``/``--batch`` cannot be used (a negative number of processes, an empty batch), or None.
+    More workers than cores is allowed, with a warning: they only compete for the same cores."""
+    workers, batch = getattr(a, "workers", 0), getattr(a, "batch", 1)
+    if workers is not None and workers < 0:
+        return f"--workers must be 0 (one per core for large jobs) or more, not {workers}"
+    if batch is not None and batch < 1:
+        return f"--batch must be at least 1, not {batch}"
+    cores = os.cpu_count() or 1
+    if workers and workers > cores:
+        print(f"occparse: warning: --workers {workers} on {cores} cores: the processes compete for the same cores "
+              "and start-up costs each of them; --workers 0 picks one per core", file=sys.stderr)
+    return None
+
+
 def default_workers(requested: int, n_items: int) -> int:
     """--workers 0 (the default): one mesh process per core once the job is big enough to repay their start-up."""
     if requested > 0:

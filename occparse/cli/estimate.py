@@ -14,6 +14,7 @@ from .common import (
     ALIGNED_HELP,
     add_engine_args,
     add_parser_args,
+    batch_args_error,
     by_extension,
     default_workers,
     estimator,
@@ -289,6 +290,8 @@ def _estimate_folder(a: argparse.Namespace) -> int:
     from ..runtime.batch import BatchInputError, ResumableWriter, analyses, inputs_digest
     from ..runtime.rows import FOLDER_COLUMNS, folder_row
 
+    if err := batch_args_error(a):
+        return fail(err)
     if a.engine == "ray":
         return _estimate_folder_ray(a)
     paths: list[Path] = []
@@ -300,10 +303,14 @@ def _estimate_folder(a: argparse.Namespace) -> int:
         p = Path(item)
         if p.is_dir():
             # a broken symbolic link or a named pipe gets a row too (status missing / unreadable), never silence
-            images, others = by_extension(sorted(q for q in p.rglob("*")
-                                                 if not q.is_dir()))
+            found = sorted(p.rglob("*"))
+            images, others = by_extension([q for q in found if not q.is_dir()])
             paths += images
             scanned += others
+            # rglob does not descend into a linked folder (a loop could never end): say so, never drop it unsaid
+            if links := sum(q.is_symlink() and q.is_dir() for q in found):
+                print(f"occparse: {links} symbolic link{'s' if links != 1 else ''} to a folder in {item} not followed "
+                      "(name the linked folder itself to include its images)", file=sys.stderr)
         elif not p.exists() and not p.is_symlink() and (item.endswith(("/", os.sep)) or not has_image_extension(p)):
             # a missing folder is a mistake in the command (exit 2), not a row: a missing image file is a row
             return fail(f"{item}: no such folder or file")

@@ -11,6 +11,7 @@ from .common import (
     ALIGNED_HELP,
     add_engine_args,
     add_parser_args,
+    batch_args_error,
     default_workers,
     estimator,
     fail,
@@ -73,8 +74,12 @@ def run(a: argparse.Namespace) -> int:
     from ..runtime.batch import BatchInputError, ResumableWriter, analyses, inputs_digest, read_input_csv
     from ..runtime.rows import predict_row
 
+    if err := batch_args_error(a):
+        return fail(err)
     if a.engine == "ray":
         return _predict_ray(a)
+    if Path(a.out).suffix.lower() != ".csv":
+        return fail(f"--out {a.out}: predict writes CSV; give a file name ending in .csv")
     if not Path(a.images_root).is_dir():
         return fail(f"--images-root {a.images_root}: no such folder")
     out = Path(a.out)
