@@ -309,3 +309,14 @@ def test_too_small_result_reports_the_image_size(tmp_path):
     Image.new("RGB", (10, 12)).save(tmp_path / "tiny.png")
     res = Estimator(EstimatorOptions(use_learned=False)).estimate(tmp_path / "tiny.png")
     assert str(res.status) == "too_small" and (res.width, res.height) == (10, 12)
+
+
+def test_a_large_picture_below_the_bomb_limit_is_read_without_pillows_warning(tmp_path, monkeypatch):
+    import warnings
+
+    path = tmp_path / "large.png"
+    Image.new("RGB", (300, 300)).save(path)
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 50_000)  # 90,000 pixels: over the limit, under twice it
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # any warning fails the read
+        assert read_image(path).rgb.shape == (300, 300, 3)

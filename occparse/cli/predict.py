@@ -78,8 +78,6 @@ def run(a: argparse.Namespace) -> int:
         return fail(err)
     if a.engine == "ray":
         return _predict_ray(a)
-    if Path(a.out).suffix.lower() != ".csv":
-        return fail(f"--out {a.out}: predict writes CSV; give a file name ending in .csv")
     if not Path(a.images_root).is_dir():
         return fail(f"--images-root {a.images_root}: no such folder")
     out = Path(a.out)
@@ -89,6 +87,8 @@ def run(a: argparse.Namespace) -> int:
         return fail(f"--out {out}: {err}")
     if clash := output_clash(resumable_outputs(out), [a.csv]):  # before reading anything: never write over the input
         return fail(f"--out {out} would write {clash[0]}, which is the input CSV {clash[1]}; give --out another name")
+    if out.suffix.lower() != ".csv":
+        return fail(f"--out {out}: predict writes CSV; give a file name ending in .csv")
     try:
         rows = read_input_csv(a.csv, a.images_root)
         if (clash := _image_clash(out, Path(a.images_root), rows)):

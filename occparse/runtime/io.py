@@ -10,6 +10,7 @@ whose ``status`` is the short code written in batch output.
 from __future__ import annotations
 
 import csv
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -330,7 +331,11 @@ def read_image(path: str | Path, min_side: int = MIN_SIDE) -> LoadedImage:
     png = _png_header(p)
     sbit = png[2] if png else None
     try:
-        with Image.open(p) as im:
+        with warnings.catch_warnings():
+            # between MAX_IMAGE_PIXELS and twice it Pillow only warns; the picture is read, its warning is noise
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            im = Image.open(p)
+        with im:
             wide, declared = _wide_samples(im)  # before load(), which drops the tile list that tells
             frames = int(getattr(im, "n_frames", 1) or 1) if getattr(im, "is_animated", False) else 1
             # a TIFF's own Orientation tag, before load(): Pillow's TIFF loader may apply and drop it
@@ -352,7 +357,7 @@ def read_image(path: str | Path, min_side: int = MIN_SIDE) -> LoadedImage:
     except PermissionError:
         raise UnreadableFileError(p, "permission denied") from None
     except UnidentifiedImageError:
-        raise NotAnImageError(p, "not an image file that occparse can decode (JPEG, PNG, WebP, BMP, TIFF)") from None
+        raise NotAnImageError(p, "not an image file that occparse can decode (JPEG, PNG, WebP, BMP, TIFF, GIF, PPM, JPEG 2000, TGA, ...)") from None
     except Image.DecompressionBombError as e:
         raise ImageTooLargeError(p, f"image is too large to decode safely ({e})") from None
     except (OSError, SyntaxError, ValueError) as e:
