@@ -48,7 +48,7 @@ def test_resume_refuses_another_input(tmp_path):
     w = ResumableWriter(out, flush_every=1)
     w.write({"filename": "x.jpg", "FaceOcclusion": "0.2", "status": "ok"})
     w.close()
-    with pytest.raises(BatchInputError, match="does not match"):
+    with pytest.raises(BatchInputError, match="written for other inputs"):
         ResumableWriter(out).resume_check(["a.jpg"])
 
 

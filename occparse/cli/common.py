@@ -213,7 +213,8 @@ def summary_line(out: Path | str, resumed: list[dict[str, str]], added: dict[str
     for r in resumed:
         counts[r.get("status", "")] = counts.get(r.get("status", ""), 0) + 1
     total = sum(counts.values())
-    line = f"wrote {total} rows to {out}: " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items()))
+    line = (f"wrote {total} row{'' if total == 1 else 's'} to {out}"
+            + (": " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())) if counts else ""))
     if resumed:
         line += f" ({sum(added.values())} added this run, {len(resumed)} resumed from the partial file)"
     return line
@@ -393,6 +394,8 @@ class HelpFormatter(argparse.RawDescriptionHelpFormatter):
         if ("default" in text or default is None or default is False or default == argparse.SUPPRESS
                 or not action.option_strings):
             return text
+        if isinstance(default, list | tuple) and not default:  # a repeatable option given no times
+            return text + " (default: none)"
         return text + " (default: %(default)s)"
 
 

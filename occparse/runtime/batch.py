@@ -170,7 +170,9 @@ class ResumableWriter:
         for i, r in enumerate(self.done):
             if i >= len(expected) or r["filename"] != utf8_text(expected[i]):
                 raise BatchInputError(
-                    f"{self.partial} does not match this input (row {i + 1}: {r['filename']!r}); delete it to start over"
+                    f"{self.partial} was written for other inputs (its row {i + 1} is {r['filename']!r}, this run's "
+                    f"is {utf8_text(expected[i]) if i < len(expected) else 'missing'!r}): the list of inputs changed "
+                    "since it was interrupted; rerun with the same inputs to resume, or delete it to start over"
                 )
         self._check_settings()
         return len(self.done)

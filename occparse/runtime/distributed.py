@@ -131,7 +131,7 @@ def _prepare_uri(mesher, options, uri: str):
     if info.type == pafs.FileType.NotFound:
         return failed(uri, Status.MISSING, "no such file")
     if info.type == pafs.FileType.Directory:  # an empty file name resolves to the images root itself
-        return failed(uri, Status.MISSING, "is a folder, not an image file (an empty file name?)")
+        return failed(uri, Status.MISSING, "the file name is empty (or names the images folder itself)")
     with tempfile.TemporaryDirectory() as tmp:
         local = os.path.join(tmp, "image" + Path(path).suffix)
         try:

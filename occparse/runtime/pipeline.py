@@ -224,7 +224,7 @@ def prepare_path(mesher: FaceMesher, path: str | Path, options: EstimatorOptions
     if not p.exists():
         return failed(str(p), Status.MISSING, broken_link_detail(p) if p.is_symlink() else "no such file")
     if p.is_dir():  # a CSV row with an empty file name resolves to --images-root itself
-        return failed(str(p), Status.MISSING, "is a folder, not an image file (an empty file name?)")
+        return failed(str(p), Status.MISSING, "the file name is empty (or names the images folder itself)")
     try:
         image = read_image(p)
     except ImageInputError as e:
