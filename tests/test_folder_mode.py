@@ -244,3 +244,25 @@ def test_a_linked_folder_is_named_not_silently_dropped(tmp_path, capsys):
     assert main(["estimate", str(d), "--out", str(out)]) == 0
     assert "1 symbolic link to a folder" in capsys.readouterr().err
     assert [Path(r["filename"]).name for r in _rows(out)] == ["a.png"]
+
+
+def test_parse_replaces_its_own_unmarked_label_maps_from_before(tmp_path, capsys):
+    out = tmp_path / "p"
+    out.mkdir()
+    Image.fromarray(np.array([[0, 1], [2, 4]], np.uint8)).save(out / f"{ASTRONAUT.stem}_labels.png")  # no mark
+    Image.new("RGB", (4, 4)).save(out / f"{ASTRONAUT.stem}_overlay.png")
+    assert main(["parse", str(ASTRONAUT), "--out-dir", str(out)]) == 0
+    assert "replacing" in capsys.readouterr().err
+
+
+def test_the_ray_engine_refuses_a_user_file_at_out_before_any_work(tmp_path, capsys):
+    d = _folder(tmp_path)
+    mine = tmp_path / "mine.csv"
+    mine.write_text("my,data\n")
+    csv_in = tmp_path / "in.csv"
+    csv_in.write_text("filename\na.png\n")
+    assert main(["predict", "--engine", "ray", "--csv", str(csv_in), "--images-root", str(d), "--out", str(mine)]) == 2
+    assert main(["estimate", str(d), "--engine", "ray", "--out", str(mine)]) == 2
+    assert main(["estimate", str(tmp_path / "nosuchdir"), "--engine", "ray", "--out", str(tmp_path / "r.csv")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("is not an occparse output") == 2 and "no such folder" in err and mine.read_text() == "my,data\n"

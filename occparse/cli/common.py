@@ -184,9 +184,8 @@ def rerun_status(writer, expected: list[str], what: str, overwrite: bool) -> int
     this run's settings, after saying so; 2 when ``OUT`` is a file occparse did not write (refused unless
     ``overwrite``); None when the output must be computed (it says why when an earlier complete output is
     replaced). ``what`` names the inputs in the line ("these images", "this CSV")."""
-    if not overwrite and writer.foreign_output():
-        print(f"occparse: error: --out {writer.out} exists and is not an occparse output; it is left as it is "
-              "(choose another --out, or --overwrite to replace it)", file=sys.stderr)
+    if err := foreign_out_error(str(writer.out), overwrite):
+        print(f"occparse: error: {err}", file=sys.stderr)
         return 2
     if not overwrite and (done := writer.complete_rows(expected)) is not None:
         n, failed = done
@@ -464,10 +463,39 @@ def write_marked_png(path: Path, image) -> bool:
 def own_png(path: Path, legacy_width: int | None = None) -> bool:
     """Whether ``path`` is a PNG occparse wrote: it carries occparse's Software chunk, or (written before the
     chunk existed) it is exactly ``legacy_width`` pixels wide."""
+    import stat
+
     from PIL import Image
 
     try:
+        if not stat.S_ISREG(os.stat(path).st_mode):  # a named pipe would make Image.open wait for a writer
+            return False
         with Image.open(path) as im:
             return im.format == "PNG" and (im.info.get("Software") == PNG_SOFTWARE or im.width == legacy_width)
     except (OSError, ValueError):
         return False
+
+
+def old_label_map(path: Path) -> bool:
+    """Whether ``path`` is a label map as ``occparse parse`` wrote it before its PNGs were marked: an 8-bit gray
+    PNG whose values are occparse's classes (0..4)."""
+    import numpy as np
+    from PIL import Image
+
+    try:
+        with Image.open(path) as im:
+            return im.format == "PNG" and im.mode == "L" and int(np.asarray(im).max(initial=0)) <= 4
+    except (OSError, ValueError):
+        return False
+
+
+def foreign_out_error(out: str, overwrite: bool) -> str | None:
+    """The refusal for a local ``--out`` that exists and is not an occparse output (see
+    :func:`occparse.runtime.batch.foreign_table`), unless ``overwrite``; None otherwise (and for URIs)."""
+    from ..runtime.batch import foreign_table
+    from ..runtime.distributed import is_uri
+
+    if overwrite or is_uri(out) or not foreign_table(Path(out)):
+        return None
+    return f"--out {out} exists and is not an occparse output; it is left as it is (choose another --out, or " \
+           "--overwrite to replace it)"

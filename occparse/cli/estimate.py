@@ -19,6 +19,7 @@ from .common import (
     default_workers,
     estimator,
     fail,
+    foreign_out_error,
     interrupted_message,
     output_clash,
     own_png,
@@ -441,13 +442,20 @@ def _estimate_folder_ray(a: argparse.Namespace) -> int:
 
     names: list[str] = []
     skipped = 0
+    from ..runtime.io import has_image_extension
+
     for item in a.images:
         if is_uri(item) or Path(item).is_dir():
             images, others = by_extension(list_folder(item))
             names += images
             skipped += len(others)
+        elif not Path(item).exists() and not Path(item).is_symlink() and (item.endswith(("/", os.sep))
+                                                                        or not has_image_extension(item)):
+            return fail(f"{item}: no such folder or file")
         else:
             names.append(item)
+    if err := foreign_out_error(a.out, a.overwrite):
+        return fail(err)
     say_skipped(skipped)
     named = [n for n in a.images if not is_uri(n) and not Path(n).is_dir()]
     if not is_uri(a.out) and (clash := output_clash([a.out, a.out + ".tmp"], named)):

@@ -10,6 +10,7 @@ from .common import (
     add_parser_args,
     device_providers,
     fail,
+    old_label_map,
     output_clash,
     own_png,
     unique_stems,
@@ -63,7 +64,13 @@ def run(a: argparse.Namespace) -> int:
         return fail(f"--out-dir {out_dir} would write {clash[0]}, which is the input {clash[1]}; choose another "
                     "--out-dir")
     # before any work: a file of that name that occparse did not write is the user's, never replaced
-    if foreign := next((o for o in outputs if o.exists() and not own_png(o)), None):
+    def ours(o: Path) -> bool:  # marked, or written before the mark: a label map, or the overlay beside one
+        if own_png(o):
+            return True
+        labels = o.with_name(o.name[: -len("_overlay.png")] + "_labels.png") if o.name.endswith("_overlay.png") else o
+        return labels.is_file() and (own_png(labels) or old_label_map(labels))
+
+    if foreign := next((o for o in outputs if (o.exists() or o.is_symlink()) and not ours(o)), None):
         return fail(f"--out-dir {out_dir} would replace {foreign}, which occparse did not write; move it or choose "
                     "another --out-dir")
     try:

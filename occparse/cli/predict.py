@@ -15,6 +15,7 @@ from .common import (
     default_workers,
     estimator,
     fail,
+    foreign_out_error,
     interrupted_message,
     output_clash,
     ray_options,
@@ -153,6 +154,8 @@ def _predict_ray(a: argparse.Namespace) -> int:
         return fail(f"--out {a.out} is a folder; give a file name such as {Path(a.out) / 'preds.parquet'}")
     if not is_uri(a.out) and not is_uri(a.csv) and (clash := output_clash([a.out, a.out + ".tmp"], [a.csv])):
         return fail(f"--out {a.out} would write {clash[0]}, which is the input CSV {clash[1]}; give --out another name")
+    if err := foreign_out_error(a.out, a.overwrite):
+        return fail(err)
     names = read_filenames(a.csv)
     options, err = ray_options(a, max_faces=1, detector_scores=False, assume_aligned=a.assume_aligned)
     if options is None:

@@ -123,13 +123,14 @@ def run(a: argparse.Namespace) -> int:
         return fail("nothing to do: give --out DIR and/or --preview SHEET.png")
     if a.agreeing_labels and a.preset not in ("lfw-val", "lfw-train"):
         return fail("--agreeing-labels applies to --preset lfw-val and lfw-train only")
+    if a.preset != "celebahq-attributes" and (a.teacher or a.max_per_kind or a.gender or a.beard_threshold != 0.3
+                                              or a.hand_rate):
+        return fail("--teacher, --max-per-kind, --gender, --beard-threshold and --hand-rate apply to "
+                    "--preset celebahq-attributes only")
     if a.preset == "celebahq-hair":
         return _run_celebahq_hair(a)
     if a.preset == "celebahq-attributes":
         return _run_celebahq_attributes(a)
-    if a.teacher or a.max_per_kind or a.gender or a.beard_threshold != 0.3 or a.hand_rate:
-        return fail("--teacher, --max-per-kind, --gender, --beard-threshold and --hand-rate apply to "
-                    "--preset celebahq-attributes only")
     split = {"train": "train", "holdout": "holdout"}.get(a.preset, "bench")
     if a.preset in ("lfw-val", "lfw-train"):
         if not a.out:

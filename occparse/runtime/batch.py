@@ -152,7 +152,7 @@ class ResumableWriter:
         if self.settings is None:
             return
         record = {"format": 1, "settings": self.settings}
-        if path is not None and self.inputs_digest is not None:
+        if self.inputs_digest is not None:
             record["inputs"] = self.inputs_digest
         path = path or self.sidecar
         tmp = path.with_name(path.name + ".tmp")
@@ -175,7 +175,26 @@ class ResumableWriter:
                     "since it was interrupted; rerun with the same inputs to resume, or delete it to start over"
                 )
         self._check_settings()
+        self._check_inputs()
         return len(self.done)
+
+    def _check_inputs(self) -> None:
+        """A resume over input files that changed since the interrupted run keeps the rows already written
+        (they are not recomputed) but says so, and the complete output's record is marked so that any later
+        rerun computes everything again."""
+        import json
+
+        if self.inputs_digest is None or not self.done:
+            return
+        try:
+            before = json.loads(self.sidecar.read_text(encoding="utf-8")).get("inputs")
+        except (OSError, ValueError, AttributeError):
+            before = None
+        if before is not None and before != self.inputs_digest:
+            self.note = ((self.note + "; ") if self.note else "") + (
+                "input files changed since the interrupted run (a size or modification time differs): the "
+                f"{len(self.done)} rows already written are kept as they are; a rerun with --overwrite computes all again")
+            self.inputs_digest = "changed-during-run"
 
     def write(self, row: dict[str, str]) -> None:
         from .rows import utf8_text
@@ -223,24 +242,11 @@ class ResumableWriter:
         self.sidecar.unlink(missing_ok=True)
 
     def foreign_output(self) -> bool:
-        """Whether ``OUT`` exists but is not an occparse output: no :attr:`record` beside it, no partial run of it,
-        and its header (a CSV's first line, a Parquet file's columns) is not this writer's columns. Such a file
-        is the user's and is not replaced without ``--overwrite``."""
-        if not self.out.is_file() or self.record.exists() or self.partial.exists():
-            return False
-        try:
-            if self.out.suffix.lower() == ".parquet":
-                import pyarrow.parquet as pq
-
-                header = list(pq.read_schema(self.out).names)
-            else:
-                with open(self.out, newline="", encoding="utf-8") as f:
-                    header = next(csv.reader(f), [])
-        except (OSError, ValueError, ImportError, csv.Error):  # not text, not Parquet: certainly not ours
-            return True
-        except Exception:  # pyarrow's own errors for a file that is not Parquet
-            return True
-        return header != list(self.columns)
+        """Whether ``OUT`` exists but is not an occparse output: its header (a CSV's first line, a Parquet file's
+        columns) lacks the ``filename`` and ``status`` columns that every occparse batch output has, whatever
+        its version. Such a file is the user's and is not replaced without ``--overwrite``; a record or a
+        partial run left beside it does not make it occparse's."""
+        return foreign_table(self.out)
 
     def complete_rows(self, expected: list[str]) -> tuple[int, int] | None:
         """(rows, failed rows) of a complete ``OUT`` that already holds exactly these inputs (in order), computed
@@ -277,7 +283,8 @@ class ResumableWriter:
             return None
         if self.inputs_digest is not None and kept.get("inputs") != self.inputs_digest:
             self.stale = (f"{self.out}: input files changed since it was computed (a size or modification time "
-                          "differs, or a file came or went): computing it again")
+                          "differs, or a file came or went): computing it again" if kept.get("inputs") else
+                          f"{self.out} does not record its input files (an older occparse): computing it again")
             return None
         return len(names), sum(st != "ok" for st in statuses)
 
@@ -286,6 +293,29 @@ class ResumableWriter:
             self.flush()
             self._f.close()
             self._f = None
+
+
+def foreign_table(path: Path) -> bool:
+    """Whether ``path`` exists but is not an occparse batch output (no ``filename`` and ``status`` columns in
+    its header; not a regular file; not CSV or Parquet at all). False when there is no such file."""
+    import stat
+
+    try:
+        if not stat.S_ISREG(os.stat(path).st_mode):
+            return path.exists()
+    except OSError:
+        return False
+    try:
+        if path.suffix.lower() == ".parquet":
+            import pyarrow.parquet as pq
+
+            header = list(pq.read_schema(path).names)
+        else:
+            with open(path, newline="", encoding="utf-8") as f:
+                header = next(csv.reader(f), [])
+    except Exception:  # not text, not Parquet (pyarrow raises its own errors): certainly not ours
+        return True
+    return not {"filename", "status"} <= set(header)
 
 
 def inputs_digest(paths) -> str:
