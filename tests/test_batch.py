@@ -95,18 +95,20 @@ def test_input_csv_refuses_shifted_and_swallowed_rows(tmp_path):
     assert [r.filename for r in read_input_csv(fine, tmp_path)] == ["a.jpg", "b,c.jpg", "d.jpg"]
 
 
-def test_a_resume_over_changed_inputs_says_so_and_the_next_rerun_recomputes(tmp_path):
+def test_a_resume_over_changed_inputs_starts_over(tmp_path):
     out = tmp_path / "preds.csv"
     w = ResumableWriter(out, flush_every=1, settings={"weights": "w"}, inputs_digest="before")
     w.write({"filename": "a.jpg", "FaceOcclusion": "0.2", "status": "ok"})
     w.close()  # interrupted; then a.jpg is replaced
     w2 = ResumableWriter(out, settings={"weights": "w"}, inputs_digest="after")
-    assert w2.resume_check(["a.jpg", "b.jpg"]) == 1
-    assert "input files changed since the interrupted run" in w2.note
-    w2.write({"filename": "b.jpg", "FaceOcclusion": "0.1", "status": "ok"})
+    assert w2.resume_check(["a.jpg", "b.jpg"]) == 0  # started over: a.jpg's row may be of the old photo
+    assert "input files changed since the interrupted run" in w2.note and "computed again" in w2.note
+    for name in ("a.jpg", "b.jpg"):
+        w2.write({"filename": name, "FaceOcclusion": "0.1", "status": "ok"})
     w2.finish()
+    assert [r["filename"] for r in _rows(out)] == ["a.jpg", "b.jpg"]
     w3 = ResumableWriter(out, settings={"weights": "w"}, inputs_digest="after")
-    assert w3.complete_rows(["a.jpg", "b.jpg"]) is None and "changed" in w3.stale  # not "already complete"
+    assert w3.complete_rows(["a.jpg", "b.jpg"]) == (2, 0)  # complete and current
 
 
 def test_a_user_file_at_out_is_foreign_even_beside_an_old_record(tmp_path):

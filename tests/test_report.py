@@ -300,3 +300,18 @@ def test_screenshot_helper_reads_blankness_from_pixels(tmp_path):
     Image.open(EXAMPLE).convert("RGB").save(buf, "PNG")
     (tmp_path / "a.png").write_bytes(buf.getvalue())
     _not_blank(tmp_path / "a.png")
+
+
+def test_report_never_replaces_a_page_it_did_not_write(tmp_path, capsys):
+    from occparse.cli import main
+    from occparse.evaluation.report import GENERATOR_META, is_report
+
+    mine = tmp_path / "mine.html"
+    mine.write_text("<html>my notes</html>")
+    results = tmp_path / "r.csv"
+    results.write_text("filename,status\na.png,no_face\n")
+    assert main(["report", str(results), "--out", str(mine)]) == 2  # refused before reading the results
+    assert "is not an occparse report" in capsys.readouterr().err and mine.read_text() == "<html>my notes</html>"
+    assert not is_report(mine)
+    mine.write_text(f"<!DOCTYPE html><html><head>{GENERATOR_META}</head></html>")
+    assert is_report(mine)  # a page occparse wrote: a rerun replaces it

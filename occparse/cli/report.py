@@ -60,13 +60,15 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(a: argparse.Namespace) -> int:
     from ..errors import DataError
-    from ..evaluation.report import ReportError, Thumbnailer, aggregate, render
+    from ..evaluation.report import ReportError, Thumbnailer, aggregate, is_report, render
 
     out = Path(a.out)
     if out.suffix.lower() not in (".html", ".htm"):
         return fail(f"--out {out}: the report is an HTML file; name it .html")
     if output_clash([out], [a.results]):
         return fail(f"--out {out} is the results file itself; give the report another name")
+    if (out.exists() or out.is_symlink()) and not is_report(out):  # before any work: never replace a page of the user's
+        return fail(f"--out {out} exists and is not an occparse report; it is left as it is (choose another --out)")
     if a.top < 0:
         return fail(f"--top must be 0 or more, not {a.top}")
     if a.groups and not a.by:

@@ -795,11 +795,29 @@ def _thumbs(picks: list[Picked], th: Thumbnailer, cls: str, progress=None) -> st
     return "\n".join(out)
 
 
+#: marks a page as occparse's report, so that a rerun may replace it and another file of that name is refused
+GENERATOR_META = '<meta name="generator" content="occparse report">'
+
+
+def is_report(path) -> bool:
+    """Whether the file at ``path`` is a page :func:`render` wrote (its generator mark, in the first 4 KB)."""
+    import os
+    import stat
+
+    try:
+        if not stat.S_ISREG(os.stat(path).st_mode):  # a named pipe would wait for a writer
+            return False
+        with open(path, "rb") as f:
+            return GENERATOR_META.encode() in f.read(4096)
+    except OSError:
+        return False
+
+
 def render(agg: Aggregate, title: str, th: Thumbnailer | None, by: str | None = None,
            truth_name: str | None = None, show_progress: bool = True) -> str:
     """The HTML page (a str) for an :class:`Aggregate`; ``th`` None draws no thumbnails."""
     t0 = time.perf_counter()
-    parts = [f"<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>{_esc(title)}</title>"
+    parts = [f"<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\">{GENERATOR_META}<title>{_esc(title)}</title>"
              f"<style>{CSS}</style></head><body><main>",
              f"<h1>{_esc(title)}</h1>",
              f'<p class="muted">{agg.n:,} rows ({"folder mode" if agg.kind == "folder" else "predict"} output); '

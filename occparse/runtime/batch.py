@@ -179,9 +179,9 @@ class ResumableWriter:
         return len(self.done)
 
     def _check_inputs(self) -> None:
-        """A resume over input files that changed since the interrupted run keeps the rows already written
-        (they are not recomputed) but says so, and the complete output's record is marked so that any later
-        rerun computes everything again."""
+        """A resume over input files that changed since the interrupted run starts over, saying so: the rows
+        already written may be of photos that are no longer there as they were, and a resumed output must
+        never keep stale numbers."""
         import json
 
         if self.inputs_digest is None or not self.done:
@@ -192,9 +192,10 @@ class ResumableWriter:
             before = None
         if before is not None and before != self.inputs_digest:
             self.note = ((self.note + "; ") if self.note else "") + (
-                "input files changed since the interrupted run (a size or modification time differs): the "
-                f"{len(self.done)} rows already written are kept as they are; a rerun with --overwrite computes all again")
-            self.inputs_digest = "changed-during-run"
+                "input files changed since the interrupted run (a size or modification time differs, or a file "
+                f"came or went): the {len(self.done)} rows written before are computed again")
+            self.done = []
+            self._rewrite([])
 
     def write(self, row: dict[str, str]) -> None:
         from .rows import utf8_text
