@@ -176,6 +176,11 @@ def run(a: argparse.Namespace) -> int:
     return 0
 
 
+def _gray_every(a: argparse.Namespace) -> int:
+    """--gray-rate as the CelebA-HQ pools take it: every N-th sample gray (0: none)."""
+    return round(1 / a.gray_rate) if a.gray_rate > 0 else 0
+
+
 def _run_celebahq_hair(a: argparse.Namespace) -> int:
     from ..synth.celebahq_pool import write_celebahq_hair_pool
     from ..synth.sources import DataNotFoundError, celebahq_photos, find_data_root
@@ -191,7 +196,7 @@ def _run_celebahq_hair(a: argparse.Namespace) -> int:
         n = len(celebahq_photos(root, "celebahq_hair", "train")[: a.limit])
         variants = max(1, round(a.count / n)) if a.count and n else 4
         truth, counts = write_celebahq_hair_pool(root, Path(a.out), variants=variants, size=a.size, limit=a.limit,
-                                                 gray_every=round(1 / a.gray_rate) if a.gray_rate > 0 else 0)
+                                                 gray_every=_gray_every(a))
     except (DataNotFoundError, ValueError) as e:
         return fail(str(e))
     print(f"{counts['samples']} samples ({variants} per photo) from {counts['photos'] - counts['no_mesh']} of "
@@ -257,12 +262,12 @@ def _run_celebahq_attributes(a: argparse.Namespace) -> int:
         teacher = weights_dir() / "parser.onnx"
     if not Path(teacher).is_file():
         return fail(f"teacher parser not found: {teacher}")
+    if not 0.0 < a.beard_threshold <= 1.0:
+        return fail(f"--beard-threshold must be in (0, 1], not {a.beard_threshold}")
     try:
         root = find_data_root(a.data)
-        if not 0.0 < a.beard_threshold <= 1.0:
-            return fail(f"--beard-threshold must be in (0, 1], not {a.beard_threshold}")
         truth, counts = write_celebahq_attribute_pool(root, Path(a.out), Path(teacher), caps, size=a.size,
-                                                      gray_every=round(1 / a.gray_rate) if a.gray_rate > 0 else 0,
+                                                      gray_every=_gray_every(a),
                                                       beard_threshold=a.beard_threshold, gender=a.gender,
                                                       hand_rate=a.hand_rate, seed=a.seed)
     except (DataNotFoundError, ValueError) as e:

@@ -41,14 +41,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import cv2
 import numpy as np
 
 from ..labels import FACE, FACIAL_HAIR, HAIR, IGNORE, facial_hair_zone
 from ..runtime.align import CANONICAL_SIZE, align
-from ..runtime.io import to_gray3
 from ..runtime.regions import face_region
-from .celebahq_pool import is_clean
+from .celebahq_pool import is_clean, write_pool_sample
 from .sources import CelebAPhoto, _mesh_cached, celebahq_photos, read_rgb
 
 BEARD_ATTRIBUTES = ("Goatee", "Mustache", "Sideburns")
@@ -163,12 +161,7 @@ def write_celebahq_attribute_pool(data_root: Path, out: Path, teacher: Path, max
                             fill=0).image.astype(bool)
             lab[covered] = OCCLUDER
             counts["hands"] += 1
-        i = len(rows)
-        gray = gray_every > 0 and i % gray_every == gray_every - 1
-        name = f"{i:06d}.jpg"
-        cv2.imwrite(str(out / "images" / name), (to_gray3(crop.image) if gray else crop.image)[..., ::-1],
-                    [cv2.IMWRITE_JPEG_QUALITY, 95])
-        cv2.imwrite(str(out / "labels" / f"{i:06d}.png"), lab)
+        name, gray = write_pool_sample(out, len(rows), crop.image, lab, gray_every)
         n = int(crop_r.sum())
         gt = float((crop_r & (lab != FACE) & (lab != IGNORE)).sum()) / n if n else 1.0
         rows.append({"filename": name, "FaceOcclusion": f"{gt:.6f}", "gender": p.gender, "is_gray": str(int(gray)),

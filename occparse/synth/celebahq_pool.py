@@ -57,6 +57,18 @@ def hair_pool_labels(hair_mask: np.ndarray, region: np.ndarray, clean: bool) -> 
     return lab
 
 
+def write_pool_sample(out: Path, i: int, image: np.ndarray, labels: np.ndarray, gray_every: int) -> tuple[str, bool]:
+    """Write sample ``i`` of a pool: ``out/images/NNNNNN.jpg`` (``image``, RGB uint8; stored gray, three equal
+    channels, when ``i`` is the last of every ``gray_every``; 0: never) and ``out/labels/NNNNNN.png``
+    (``labels``). Returns (the image's file name, whether it was stored gray)."""
+    gray = gray_every > 0 and i % gray_every == gray_every - 1
+    name = f"{i:06d}.jpg"
+    cv2.imwrite(str(out / "images" / name), (to_gray3(image) if gray else image)[..., ::-1],
+                [cv2.IMWRITE_JPEG_QUALITY, 95])
+    cv2.imwrite(str(out / "labels" / f"{i:06d}.png"), labels)
+    return name, gray
+
+
 def write_celebahq_hair_pool(data_root: Path, out: Path, variants: int = 1, gray_every: int = 4,
                              size: int = CANONICAL_SIZE, limit: int | None = None,
                              show_progress: bool = True) -> tuple[Path, dict[str, int]]:
@@ -93,11 +105,7 @@ def write_celebahq_hair_pool(data_root: Path, out: Path, variants: int = 1, gray
         crop = align(rgb, face, size)
         crop_lab = align(lab, face, size, nearest=True, matrix=crop.matrix, fill=IGNORE).image
         for _ in range(variants):
-            gray = gray_every > 0 and i % gray_every == gray_every - 1
-            name = f"{i:06d}.jpg"
-            image = to_gray3(crop.image) if gray else crop.image
-            cv2.imwrite(str(out / "images" / name), image[..., ::-1], [cv2.IMWRITE_JPEG_QUALITY, 95])
-            cv2.imwrite(str(out / "labels" / f"{i:06d}.png"), crop_lab)
+            name, gray = write_pool_sample(out, i, crop.image, crop_lab, gray_every)
             rows.append({"filename": name, "FaceOcclusion": f"{gt:.6f}", "gender": p.gender,
                          "is_gray": str(int(gray)), "occluder": "hair_mask" if clean else "hair_mask_partial",
                          "source": "celebahq_hair", "base": p.name})
