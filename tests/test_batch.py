@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from occparse.runtime.batch import BatchInputError, ResumableWriter, read_input_csv
+from occparse.runtime.batch import BatchInputError, ResumableWriter, foreign_table, read_input_csv
 
 
 def _rows(path):
@@ -116,6 +116,6 @@ def test_a_user_file_at_out_is_foreign_even_beside_an_old_record(tmp_path):
     w = ResumableWriter(out, settings={"weights": "w"})
     w.write({"filename": "a.jpg", "FaceOcclusion": "0.2", "status": "ok"})
     w.finish()
-    assert not w.foreign_output() and w.record.exists()
+    assert not foreign_table(out) and w.record.exists()
     out.write_text("my,data\n1,2\n")  # the user's own file now, the record still beside it
-    assert ResumableWriter(out, settings={"weights": "w"}).foreign_output()
+    assert foreign_table(out)

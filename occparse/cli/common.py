@@ -463,13 +463,13 @@ def write_marked_png(path: Path, image) -> bool:
 def own_png(path: Path, legacy_width: int | None = None) -> bool:
     """Whether ``path`` is a PNG occparse wrote: it carries occparse's Software chunk, or (written before the
     chunk existed) it is exactly ``legacy_width`` pixels wide."""
-    import stat
-
     from PIL import Image
 
+    from ..runtime.io import is_regular_file
+
+    if not is_regular_file(path):  # a named pipe would make Image.open wait for a writer
+        return False
     try:
-        if not stat.S_ISREG(os.stat(path).st_mode):  # a named pipe would make Image.open wait for a writer
-            return False
         with Image.open(path) as im:
             return im.format == "PNG" and (im.info.get("Software") == PNG_SOFTWARE or im.width == legacy_width)
     except (OSError, ValueError):

@@ -801,12 +801,11 @@ GENERATOR_META = '<meta name="generator" content="occparse report">'
 
 def is_report(path) -> bool:
     """Whether the file at ``path`` is a page :func:`render` wrote (its generator mark, in the first 4 KB)."""
-    import os
-    import stat
+    from ..runtime.io import is_regular_file
 
+    if not is_regular_file(path):  # a named pipe would wait for a writer
+        return False
     try:
-        if not stat.S_ISREG(os.stat(path).st_mode):  # a named pipe would wait for a writer
-            return False
         with open(path, "rb") as f:
             return GENERATOR_META.encode() in f.read(4096)
     except OSError:

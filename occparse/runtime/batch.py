@@ -123,7 +123,9 @@ class ResumableWriter:
             os.fsync(f.fileno())
         os.replace(tmp, self.partial)
 
-    def _stored_settings(self) -> dict | None:
+    def _sidecar_record(self) -> dict | None:
+        """The partial run's ``OUT.partial.json`` as a dict (``{}`` when it holds something else); None when there is
+        none. Raises BatchInputError when it cannot be read."""
         import json
 
         try:
@@ -133,7 +135,11 @@ class ResumableWriter:
         except (OSError, ValueError) as e:
             raise BatchInputError(f"{self.sidecar} cannot be read ({e}); delete {self.partial} and {self.sidecar} to "
                                   "start over") from None
-        return raw.get("settings", {}) if isinstance(raw, dict) else {}
+        return raw if isinstance(raw, dict) else {}
+
+    def _stored_settings(self) -> dict | None:
+        record = self._sidecar_record()
+        return None if record is None else record.get("settings", {})
 
     def _check_settings(self) -> None:
         """Refuse to resume rows computed under other settings, naming each difference."""
@@ -182,13 +188,11 @@ class ResumableWriter:
         """A resume over input files that changed since the interrupted run starts over, saying so: the rows
         already written may be of photos that are no longer there as they were, and a resumed output must
         never keep stale numbers."""
-        import json
-
         if self.inputs_digest is None or not self.done:
             return
         try:
-            before = json.loads(self.sidecar.read_text(encoding="utf-8")).get("inputs")
-        except (OSError, ValueError, AttributeError):
+            before = (self._sidecar_record() or {}).get("inputs")
+        except BatchInputError:  # an unreadable record: the settings check says so where it matters
             before = None
         if before is not None and before != self.inputs_digest:
             self.note = ((self.note + "; ") if self.note else "") + (
@@ -242,13 +246,6 @@ class ResumableWriter:
         self._write_settings(self.record)
         self.sidecar.unlink(missing_ok=True)
 
-    def foreign_output(self) -> bool:
-        """Whether ``OUT`` exists but is not an occparse output: its header (a CSV's first line, a Parquet file's
-        columns) lacks the ``filename`` and ``status`` columns that every occparse batch output has, whatever
-        its version. Such a file is the user's and is not replaced without ``--overwrite``; a record or a
-        partial run left beside it does not make it occparse's."""
-        return foreign_table(self.out)
-
     def complete_rows(self, expected: list[str]) -> tuple[int, int] | None:
         """(rows, failed rows) of a complete ``OUT`` that already holds exactly these inputs (in order), computed
         with this run's settings; None when there is none, or it is from other inputs or settings, or cannot be
@@ -299,13 +296,10 @@ class ResumableWriter:
 def foreign_table(path: Path) -> bool:
     """Whether ``path`` exists but is not an occparse batch output (no ``filename`` and ``status`` columns in
     its header; not a regular file; not CSV or Parquet at all). False when there is no such file."""
-    import stat
+    from .io import is_regular_file
 
-    try:
-        if not stat.S_ISREG(os.stat(path).st_mode):
-            return path.exists()
-    except OSError:
-        return False
+    if not is_regular_file(path):
+        return path.exists()
     try:
         if path.suffix.lower() == ".parquet":
             import pyarrow.parquet as pq

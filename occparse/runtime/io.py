@@ -303,6 +303,17 @@ IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".jpe", ".jfif", ".png", ".bmp", 
                               ".gif", ".ppm", ".pgm", ".pbm", ".pnm", ".jp2", ".j2k", ".tga"})
 
 
+def is_regular_file(path: str | Path) -> bool:
+    """Whether ``path`` is a regular file (links followed): False for a folder, a named pipe (opening one waits
+    for a writer), a socket or device, and for a path that is not there or cannot be looked at."""
+    import stat
+
+    try:
+        return stat.S_ISREG(Path(path).stat().st_mode)
+    except (OSError, ValueError):
+        return False
+
+
 def has_image_extension(path: str | Path) -> bool:
     """Whether ``path``'s extension is one of :data:`IMAGE_EXTENSIONS` (case-insensitive)."""
     return Path(path).suffix.lower() in IMAGE_EXTENSIONS
