@@ -95,15 +95,19 @@ class LabelContradiction:
     note: str
 
 
-def lfw_label_audit() -> dict[str, list[LabelContradiction]]:
-    """The committed audit of the 2,000 LFW Part Labels maps: photo file name -> its contradictions
-    (photos whose labels agree with the definition are absent)."""
+def _packaged_csv(name: str) -> list[dict[str, str]]:
+    """The rows of a CSV list shipped in ``occparse/synth`` (the LFW label audit, the LFW val headwear list)."""
     import csv
     import io
 
-    text = resources.files("occparse.synth").joinpath("lfw_label_audit.csv").read_text(encoding="utf-8")
+    return list(csv.DictReader(io.StringIO(resources.files("occparse.synth").joinpath(name).read_text(encoding="utf-8"))))
+
+
+def lfw_label_audit() -> dict[str, list[LabelContradiction]]:
+    """The committed audit of the 2,000 LFW Part Labels maps: photo file name -> its contradictions
+    (photos whose labels agree with the definition are absent)."""
     out: dict[str, list[LabelContradiction]] = {}
-    for r in csv.DictReader(io.StringIO(text)):
+    for r in _packaged_csv("lfw_label_audit.csv"):
         out.setdefault(r["filename"], []).append(LabelContradiction(**{k: r[k] for k in (
             "filename", "split", "gender", "kind", "where", "severity", "note")}))
     return out
@@ -131,12 +135,8 @@ def lfw_val_headwear() -> dict[str, str]:
     (``lfw_val_headwear.csv``: kind and whether it covers part of the face region): photo file name ->
     ``"covers_face"`` or ``"above_face"``. A val photo absent from it wears none; train photos were
     not judged."""
-    import csv
-    import io
-
-    text = resources.files("occparse.synth").joinpath("lfw_val_headwear.csv").read_text(encoding="utf-8")
     return {r["filename"]: "covers_face" if r["covers_face"] == "yes" else "above_face"
-            for r in csv.DictReader(io.StringIO(text))}
+            for r in _packaged_csv("lfw_val_headwear.csv")}
 
 
 def contradiction_region(face: Face, shape: tuple[int, int], where: str) -> np.ndarray:
