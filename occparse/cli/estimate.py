@@ -184,6 +184,15 @@ def run(a: argparse.Namespace) -> int:
     return 1 if failures else 0
 
 
+def _missing_folder(item: str) -> bool:
+    """Whether a command-line input names a folder that is not there: a missing path that ends in a separator
+    or has no image extension. That is a mistake in the command (exit 2); a missing image file is a row."""
+    from ..runtime.io import has_image_extension
+
+    p = Path(item)
+    return not p.exists() and not p.is_symlink() and (item.endswith(("/", os.sep)) or not has_image_extension(p))
+
+
 def _write_picture(path: Path, rgb) -> bool:
     """Write the picture (RGB uint8), marked as occparse's when a PNG (:func:`.common.write_marked_png`). False when
     it cannot be written (cv2.error for a format OpenCV cannot write, as before)."""
@@ -298,8 +307,6 @@ def _estimate_folder(a: argparse.Namespace) -> int:
     paths: list[Path] = []
     named: set[Path] = set()  # the files named on the command line (not found in a folder)
     scanned: list[Path] = []  # files in a folder without an image extension: not read, never written over either
-    from ..runtime.io import has_image_extension
-
     for item in a.images:
         p = Path(item)
         if p.is_dir():
@@ -312,8 +319,7 @@ def _estimate_folder(a: argparse.Namespace) -> int:
             if links := sum(q.is_symlink() and q.is_dir() for q in found):
                 print(f"occparse: {links} symbolic link{'s' if links != 1 else ''} to a folder in {item} not followed "
                       "(name the linked folder itself to include its images)", file=sys.stderr)
-        elif not p.exists() and not p.is_symlink() and (item.endswith(("/", os.sep)) or not has_image_extension(p)):
-            # a missing folder is a mistake in the command (exit 2), not a row: a missing image file is a row
+        elif _missing_folder(item):
             return fail(f"{item}: no such folder or file")
         else:
             paths.append(p)
@@ -442,15 +448,12 @@ def _estimate_folder_ray(a: argparse.Namespace) -> int:
 
     names: list[str] = []
     skipped = 0
-    from ..runtime.io import has_image_extension
-
     for item in a.images:
         if is_uri(item) or Path(item).is_dir():
             images, others = by_extension(list_folder(item))
             names += images
             skipped += len(others)
-        elif not Path(item).exists() and not Path(item).is_symlink() and (item.endswith(("/", os.sep))
-                                                                        or not has_image_extension(item)):
+        elif _missing_folder(item):
             return fail(f"{item}: no such folder or file")
         else:
             names.append(item)
