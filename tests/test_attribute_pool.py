@@ -70,6 +70,33 @@ def test_beard_photo_teaches_the_beardlike_pixels_of_the_zone():
     assert (attribute_labels(p, zone, "beard", confidence=0.95)[3:, :3] == IGNORE).all()
 
 
+def test_beard_rule_needs_darker_than_skin_and_spares_the_lips():
+    p = np.zeros((5, 12, 12), np.float32)
+    p[FACE, :6], p[HAIR, :6] = 0.9, 0.1  # sure skin above the zone, the reference for the luminance test
+    p[FACE, 6:], p[FACIAL_HAIR, 6:] = 0.6, 0.4  # the zone: beard-like to the teacher everywhere
+    zone = np.zeros((12, 12), bool)
+    zone[6:] = True
+    luma = np.full((12, 12), 100.0, np.float32)
+    luma[6:, :6] = 60.0  # darker than 0.8 x 100: a beard
+    luma[6:, 6:] = 95.0  # as light as the skin: dark skin the teacher calls beard-like
+    lips = np.zeros((12, 12), bool)
+    lips[8:10, 2:4] = True  # dark lips inside the dark part
+    lab = attribute_labels(p, zone, "beard", np.ones_like(zone), luma=luma, lips=lips)
+    beard = zone & ~lips
+    beard[:, 6:] = False
+    assert (lab[beard] == FACIAL_HAIR).all()
+    assert (lab[lips] == FACE).all()  # lips are face, never facial hair
+    assert (lab[6:, 6:] == IGNORE).all()  # beard-like but not darker than the skin: unknown
+    assert (lab[:6] == FACE).all()
+    off = attribute_labels(p, zone, "beard", np.ones_like(zone), luma=luma, beard_contrast=1.0)
+    assert (off[6:, 6:] == FACIAL_HAIR).all()  # a looser contrast lets the lighter pixels through
+    few = p.copy()
+    few[FACE, :6] = 0.5  # no sure skin to compare with: no pixel is called a beard
+    assert not (attribute_labels(few, zone, "beard", luma=luma) == FACIAL_HAIR).any()
+    with pytest.raises(ValueError, match="differ in shape"):
+        attribute_labels(p, zone, "beard", luma=luma[:3])
+
+
 def test_plain_photo_turns_facial_hair_in_the_zone_into_face():
     p = np.zeros((5, 4, 4), np.float32)
     p[FACIAL_HAIR] = 0.9

@@ -5,7 +5,9 @@ pixel labels with a teacher parser (an occparse parser ONNX export) and rules th
 
 * ``beard`` photos (a man with ``Goatee``, ``Mustache`` or ``Sideburns``): inside the facial-hair zone
   (:func:`occparse.labels.facial_hair_zone`, within R), a pixel whose teacher probability of facial hair
-  plus hair reaches ``beard_threshold`` (below the teacher's own 0.5) is facial hair, one whose
+  plus hair reaches ``beard_threshold`` (below the teacher's own 0.5), that is darker than the photo's
+  sure skin (at most ``BEARD_CONTRAST`` of its median luminance) and not on the lips is facial hair
+  (a beard-like pixel that fails the luminance test is unknown; the lips are face), one whose
   teacher face probability reaches ``confidence`` stays face (bare skin between the patches of a
   goatee or under a moustache), and the rest is unknown (the beard the teacher misses, or skin: the
   attribute cannot tell). This is a multiple-instance reading of the attribute: the photo holds
@@ -41,16 +43,19 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import cv2
 import numpy as np
 
 from ..labels import FACE, FACIAL_HAIR, HAIR, IGNORE, facial_hair_zone
 from ..runtime.align import CANONICAL_SIZE, align
-from ..runtime.regions import face_region
+from ..runtime.mesh import OUTER_LIPS
+from ..runtime.regions import _fill, face_region
 from .celebahq_pool import is_clean, write_pool_sample
 from .sources import CelebAPhoto, _mesh_cached, celebahq_photos, read_rgb
 
 BEARD_ATTRIBUTES = ("Goatee", "Mustache", "Sideburns")
 LIGHT_HAIR_ATTRIBUTES = ("Bald", "Receding_Hairline", "Gray_Hair")
+BEARD_CONTRAST = 0.8  # a beard pixel is at most this share of the sure skin's median luminance
 
 
 def photo_kind(p: CelebAPhoto) -> str | None:
@@ -70,16 +75,25 @@ def photo_kind(p: CelebAPhoto) -> str | None:
 
 
 def attribute_labels(probs: np.ndarray, zone: np.ndarray, kind: str, region: np.ndarray | None = None,
-                     beard_threshold: float = 0.3, confidence: float = 0.8) -> np.ndarray:
+                     beard_threshold: float = 0.3, confidence: float = 0.8, luma: np.ndarray | None = None,
+                     lips: np.ndarray | None = None, beard_contrast: float = BEARD_CONTRAST) -> np.ndarray:
     """Training labels (uint8 H x W, occparse classes and 255) of one crop.
 
     ``probs``: the teacher's 5 x H x W float32 class probabilities; ``zone``: bool H x W, the facial-hair
     zone within R; ``kind``: :func:`photo_kind`'s answer; ``region``: bool H x W, R (None: R is not
-    used, only the zone). Raises ValueError for an unknown kind or shapes that differ."""
+    used, only the zone). For a beard photo, ``luma`` (float H x W, the crop's luminance, any scale)
+    and ``lips`` (bool H x W, the outer-lip hull) make the rule stricter: a beard-like pixel is facial
+    hair only where it is darker than ``beard_contrast`` times the median of the photo's sure skin
+    outside the zone, and never on the lips; such pixels that fail are unknown (255), and the lips are
+    face. Why: on dark skin the teacher's facial-hair + hair probability passes the threshold on lips and
+    clean skin around a thin moustache, which taught a parser that a dark lower face is a beard.
+    Raises ValueError for an unknown kind or shapes that differ."""
     if kind not in ("beard", "plain", "light_hair"):
         raise ValueError(f"kind must be beard, plain or light_hair, not {kind!r}")
-    if probs.shape[1:] != zone.shape or (region is not None and region.shape != zone.shape):
-        raise ValueError(f"teacher probabilities {probs.shape[1:]}, zone {zone.shape} and region differ in shape")
+    shapes = [a.shape for a in (region, luma, lips) if a is not None]
+    if probs.shape[1:] != zone.shape or any(s != zone.shape for s in shapes):
+        raise ValueError(f"teacher probabilities {probs.shape[1:]}, zone {zone.shape}, region, luma and lips "
+                         "differ in shape")
     top = probs.argmax(0).astype(np.uint8)
     lab = np.where(probs.max(0) >= confidence, top, IGNORE).astype(np.uint8)
     if kind != "beard" and region is not None:
@@ -88,6 +102,16 @@ def attribute_labels(probs: np.ndarray, zone: np.ndarray, kind: str, region: np.
         beardish = (probs[FACIAL_HAIR] + probs[HAIR]) >= beard_threshold
         lab[zone] = IGNORE
         lab[zone & (probs[FACE] >= confidence)] = FACE
+        if luma is not None:
+            sure = (probs[FACE] >= confidence) & ~zone
+            if region is not None:
+                sure &= region
+            # too little sure skin to compare with: no pixel of the zone is called a beard
+            ref = float(np.median(luma[sure])) if sure.sum() >= 50 else -np.inf
+            beardish &= luma <= beard_contrast * ref
+        if lips is not None:
+            lab[zone & lips] = FACE
+            beardish &= ~lips
         lab[zone & beardish] = FACIAL_HAIR
     else:
         lab[zone & (top == FACIAL_HAIR)] = FACE
@@ -98,11 +122,13 @@ def attribute_labels(probs: np.ndarray, zone: np.ndarray, kind: str, region: np.
 def write_celebahq_attribute_pool(data_root: Path, out: Path, teacher: Path, max_per_kind: dict[str, int] | None = None,
                                   gray_every: int = 4, size: int = CANONICAL_SIZE, beard_threshold: float = 0.3,
                                   confidence: float = 0.8, gender: str | None = None, hand_rate: float = 0.0,
-                                  seed: int = 0, show_progress: bool = True) -> tuple[Path, dict[str, int]]:
+                                  seed: int = 0, beard_contrast: float = BEARD_CONTRAST,
+                                  show_progress: bool = True) -> tuple[Path, dict[str, int]]:
     """Write the pool into ``out`` (images/, labels/, truth.csv), one sample per used train photo of
     ``faces/celebahq``; ``max_per_kind`` caps each kind (file-name order), e.g. ``{"plain": 600}``;
     ``gender`` ("F" or "M") keeps one gender's photos only (None: both); ``hand_rate`` (0..1) of the
-    samples get a pasted hand (see the module docstring), drawn with ``seed``.
+    samples get a pasted hand (see the module docstring), drawn with ``seed``; ``beard_contrast``: see
+    :func:`attribute_labels` (0 turns the luminance test off; the lips are never facial hair).
     Every ``gray_every``-th sample is stored gray (three equal channels; 0: none).
 
     Returns (truth path, counts per kind plus ``no_mesh``, ``hands`` and ``samples``). Raises
@@ -150,8 +176,13 @@ def write_celebahq_attribute_pool(data_root: Path, out: Path, teacher: Path, max
         crop = align(rgb, face, size)
         crop_zone = align(zone, face, size, nearest=True, matrix=crop.matrix, fill=0).image.astype(bool)
         crop_r = align(region.astype(np.uint8), face, size, nearest=True, matrix=crop.matrix, fill=0).image.astype(bool)
+        lips = _fill(shape, cv2.convexHull(face.landmarks[list(OUTER_LIPS)].astype(np.float32))[:, 0])
+        crop_lips = align(lips.astype(np.uint8), face, size, nearest=True, matrix=crop.matrix,
+                          fill=0).image.astype(bool)
+        luma = crop.image.astype(np.float32) @ np.array([0.299, 0.587, 0.114], np.float32)
         probs = parser.parse([crop.image])[0].probs
-        lab = attribute_labels(probs, crop_zone, kind, crop_r, beard_threshold, confidence)
+        lab = attribute_labels(probs, crop_zone, kind, crop_r, beard_threshold, confidence, luma=luma,
+                               lips=crop_lips, beard_contrast=beard_contrast)
         if hands is not None and rng.random() < hand_rate:  # the teacher read the clean photo; the hand is occluder
             base = BaseFace("celebahq", p.image_path, None, p.gender, face)
             layer = harmonise_layer(hand_layer(base, shape, hands, rng, aim=True), rgb, region, rng)
