@@ -177,3 +177,36 @@ def test_pasted_hands_are_occluder_in_the_labels(data_root, tmp_path):
         assert np.abs(a - b).sum(axis=2)[new].mean() > 10  # and it is in the picture where the labels say
     with pytest.raises(ValueError, match="hand_rate"):
         write_celebahq_attribute_pool(data_root, tmp_path / "x", TEACHER, caps, hand_rate=1.5)
+
+
+def test_lower_face_hands_go_to_the_chin_and_cheeks(data_root):
+    from occparse.runtime.faces import FaceMesher
+    from occparse.synth.occluders import hand_layer
+    from occparse.synth.sources import BaseFace, OccluderLibrary, read_rgb
+
+    photo = sources.celebahq_photos(data_root, "celebahq", "train")[0]
+    rgb = read_rgb(photo.image_path)
+    with FaceMesher() as mesher:
+        face = mesher.detect(rgb)[0]
+    base = BaseFace("celebahq", photo.image_path, None, photo.gender, face)
+    lib = OccluderLibrary(data_root, "train")
+    _, down = face.axes()
+    eyes = face.key_points()[:2].mean(0)
+    mouth = face.key_points()[3:].mean(0)
+
+    def below_mouth(lower: float) -> list[float]:
+        rng = np.random.default_rng(7)
+        out = []
+        for _ in range(30):
+            a = hand_layer(base, rgb.shape[:2], lib, rng, aim=True, lower_face=lower).alpha
+            ys, xs = np.nonzero(a >= 0.5)
+            if len(xs):
+                c = np.array([xs.mean(), ys.mean()])
+                out.append(float((c - mouth) @ down / ((mouth - eyes) @ down)))
+        return out
+
+    usual, lower = below_mouth(0.0), below_mouth(1.0)
+    assert np.median(lower) > np.median(usual) + 0.2  # in eye-mouth distances: the hands sit lower
+    rng_a, rng_b = np.random.default_rng(5), np.random.default_rng(5)
+    same = hand_layer(base, rgb.shape[:2], lib, rng_a, aim=True).alpha
+    assert np.array_equal(same, hand_layer(base, rgb.shape[:2], lib, rng_b, aim=True, lower_face=0.0).alpha)

@@ -103,6 +103,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--hand-rate", type=float, default=0.0,
                    help="celebahq-attributes only: share of samples that also get a real hand pasted over the "
                         "mouth or an eye, labelled occluder (default 0)")
+    p.add_argument("--hand-lower-face", type=float, default=0.0, metavar="SHARE",
+                   help="celebahq-attributes only: share of those hands that go to the chin or a cheek instead "
+                        "(a chin on a fist, a hand along the jaw; default 0)")
     p.add_argument("--gender", choices=["F", "M"],
                    help="celebahq-attributes only: one gender's photos only (default both)")
     p.add_argument("--beard-threshold", type=float, default=0.3,
@@ -124,9 +127,9 @@ def run(a: argparse.Namespace) -> int:
     if a.agreeing_labels and a.preset not in ("lfw-val", "lfw-train"):
         return fail("--agreeing-labels applies to --preset lfw-val and lfw-train only")
     if a.preset != "celebahq-attributes" and (a.teacher or a.max_per_kind or a.gender or a.beard_threshold != 0.3
-                                              or a.hand_rate):
-        return fail("--teacher, --max-per-kind, --gender, --beard-threshold and --hand-rate apply to "
-                    "--preset celebahq-attributes only")
+                                              or a.hand_rate or a.hand_lower_face):
+        return fail("--teacher, --max-per-kind, --gender, --beard-threshold, --hand-rate and --hand-lower-face "
+                    "apply to --preset celebahq-attributes only")
     if a.preset == "celebahq-hair":
         return _run_celebahq_hair(a)
     if a.preset == "celebahq-attributes":
@@ -264,12 +267,15 @@ def _run_celebahq_attributes(a: argparse.Namespace) -> int:
         return fail(f"teacher parser not found: {teacher}")
     if not 0.0 < a.beard_threshold <= 1.0:
         return fail(f"--beard-threshold must be in (0, 1], not {a.beard_threshold}")
+    if not 0.0 <= a.hand_lower_face <= 1.0:
+        return fail(f"--hand-lower-face must be in 0..1, not {a.hand_lower_face}")
     try:
         root = find_data_root(a.data)
         truth, counts = write_celebahq_attribute_pool(root, Path(a.out), Path(teacher), caps, size=a.size,
                                                       gray_every=_gray_every(a),
                                                       beard_threshold=a.beard_threshold, gender=a.gender,
-                                                      hand_rate=a.hand_rate, seed=a.seed)
+                                                      hand_rate=a.hand_rate, hand_lower_face=a.hand_lower_face,
+                                                      seed=a.seed)
     except (DataNotFoundError, ValueError) as e:
         return fail(str(e))
     print(f"{counts['samples']} samples: {counts['beard']} beard, {counts['light_hair']} light-hair and "

@@ -122,18 +122,19 @@ def attribute_labels(probs: np.ndarray, zone: np.ndarray, kind: str, region: np.
 def write_celebahq_attribute_pool(data_root: Path, out: Path, teacher: Path, max_per_kind: dict[str, int] | None = None,
                                   gray_every: int = 4, size: int = CANONICAL_SIZE, beard_threshold: float = 0.3,
                                   confidence: float = 0.8, gender: str | None = None, hand_rate: float = 0.0,
-                                  seed: int = 0, beard_contrast: float = BEARD_CONTRAST,
+                                  seed: int = 0, beard_contrast: float = BEARD_CONTRAST, hand_lower_face: float = 0.0,
                                   show_progress: bool = True) -> tuple[Path, dict[str, int]]:
     """Write the pool into ``out`` (images/, labels/, truth.csv), one sample per used train photo of
     ``faces/celebahq``; ``max_per_kind`` caps each kind (file-name order), e.g. ``{"plain": 600}``;
     ``gender`` ("F" or "M") keeps one gender's photos only (None: both); ``hand_rate`` (0..1) of the
-    samples get a pasted hand (see the module docstring), drawn with ``seed``; ``beard_contrast``: see
+    samples get a pasted hand (see the module docstring), drawn with ``seed``, ``hand_lower_face`` (0..1)
+    of them over the chin or a cheek rather than the mouth or an eye; ``beard_contrast``: see
     :func:`attribute_labels` (0 turns the luminance test off; the lips are never facial hair).
     Every ``gray_every``-th sample is stored gray (three equal channels; 0: none).
 
     Returns (truth path, counts per kind plus ``no_mesh``, ``hands`` and ``samples``). Raises
     DataNotFoundError when the folder is missing, FileNotFoundError without the teacher, ValueError when
-    no photo is used or ``hand_rate`` is outside 0..1."""
+    no photo is used or ``hand_rate`` or ``hand_lower_face`` is outside 0..1."""
     from ..labels import OCCLUDER
     from ..runtime.parsing import FaceParser
     from .compose import composite, harmonise_layer
@@ -143,6 +144,8 @@ def write_celebahq_attribute_pool(data_root: Path, out: Path, teacher: Path, max
 
     if not 0.0 <= hand_rate <= 1.0:
         raise ValueError(f"hand_rate must be in 0..1, not {hand_rate}")
+    if not 0.0 <= hand_lower_face <= 1.0:
+        raise ValueError(f"hand_lower_face must be in 0..1, not {hand_lower_face}")
     rng = np.random.default_rng(seed)
     hands = OccluderLibrary(data_root, "train") if hand_rate > 0 else None
 
@@ -185,7 +188,7 @@ def write_celebahq_attribute_pool(data_root: Path, out: Path, teacher: Path, max
                                lips=crop_lips, beard_contrast=beard_contrast)
         if hands is not None and rng.random() < hand_rate:  # the teacher read the clean photo; the hand is occluder
             base = BaseFace("celebahq", p.image_path, None, p.gender, face)
-            layer = harmonise_layer(hand_layer(base, shape, hands, rng, aim=True), rgb, region, rng)
+            layer = harmonise_layer(hand_layer(base, shape, hands, rng, aim=True, lower_face=hand_lower_face), rgb, region, rng)
             pasted = np.clip(composite(rgb, [layer], rng), 0, 255).astype(np.uint8)
             crop = align(pasted, face, size, matrix=crop.matrix)
             covered = align((layer.alpha >= 0.5).astype(np.uint8), face, size, nearest=True, matrix=crop.matrix,

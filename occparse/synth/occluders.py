@@ -214,11 +214,15 @@ def cap_layer(base: BaseFace, shape, lib: OccluderLibrary, rng: np.random.Genera
     return Layer("cap", rgb, a, OCCLUDER)
 
 
-def hand_layer(base: BaseFace, shape, lib: OccluderLibrary, rng: np.random.Generator, aim: bool = False) -> Layer:
+def hand_layer(base: BaseFace, shape, lib: OccluderLibrary, rng: np.random.Generator, aim: bool = False,
+               lower_face: float = 0.0) -> Layer:
     """A hand reaching in: wrist pointing away from the face, fingers over part of it.
 
     ``aim``: most hands go over the mouth or an eye, as in real photos (a hand in front of the
-    mouth, rubbing an eye); without it the first engine's spread around the face centre."""
+    mouth, rubbing an eye); without it the first engine's spread around the face centre.
+    ``lower_face`` (0..1): that share of the aimed hands goes to the chin or a cheek instead (a chin
+    resting on a fist, a hand along the jaw), with the wrist below; 0 keeps the draws of the
+    engines as they were."""
     rgba = lib.hand(int(rng.integers(1 << 30)))
     if rng.random() < 0.5:
         rgba = rgba[:, ::-1].copy()
@@ -234,7 +238,12 @@ def hand_layer(base: BaseFace, shape, lib: OccluderLibrary, rng: np.random.Gener
     target = centre + offset[0] * across + offset[1] * down
     if aim and rng.random() < 0.7:
         kp = base.face.key_points()  # right eye, left eye, nose tip, mouth corners
-        spot = [kp[3:].mean(0), kp[0], kp[1]][int(rng.choice(3, p=[0.6, 0.2, 0.2]))]
+        if lower_face > 0 and rng.random() < lower_face:
+            mouth = kp[3:].mean(0)
+            side = float(rng.choice([-1.0, 1.0]))
+            spot = [mouth + 0.3 * fh * down, mouth + side * 0.3 * fw * across][int(rng.random() < 0.4)]
+        else:
+            spot = [kp[3:].mean(0), kp[0], kp[1]][int(rng.choice(3, p=[0.6, 0.2, 0.2]))]
         target = spot + rng.normal(0, 0.08, 2) * np.array([fw, fh])
     # direction the wrist points to: away from the face centre, mostly downwards or sideways
     out_dir = target - centre
