@@ -88,8 +88,12 @@ def test_beard_rule_needs_darker_than_skin_and_spares_the_lips():
     assert (lab[lips] == FACE).all()  # lips are face, never facial hair
     assert (lab[6:, 6:] == IGNORE).all()  # beard-like but not darker than the skin: unknown
     assert (lab[:6] == FACE).all()
-    off = attribute_labels(p, zone, "beard", np.ones_like(zone), luma=luma, beard_contrast=1.0)
-    assert (off[6:, 6:] == FACIAL_HAIR).all()  # a looser contrast lets the lighter pixels through
+    loose = attribute_labels(p, zone, "beard", np.ones_like(zone), luma=luma, beard_contrast=1.0)
+    assert (loose[6:, 6:] == FACIAL_HAIR).all()  # a looser contrast lets the lighter pixels through
+    off = attribute_labels(p, zone, "beard", np.ones_like(zone), luma=luma, beard_contrast=0.0)
+    assert (off[zone] == FACIAL_HAIR).all()  # 0: no luminance test (and no lips given)
+    with pytest.raises(ValueError, match="beard_contrast"):
+        attribute_labels(p, zone, "beard", luma=luma, beard_contrast=float("nan"))
     few = p.copy()
     few[FACE, :6] = 0.5  # no sure skin to compare with: no pixel is called a beard
     assert not (attribute_labels(few, zone, "beard", luma=luma) == FACIAL_HAIR).any()
@@ -158,6 +162,9 @@ def test_cli_celebahq_attributes_preset(data_root, tmp_path, capsys):
                  "--out", str(tmp_path)]) == 2
     assert main(["synth", "--preset", "train", "--teacher", str(TEACHER), "--out", str(tmp_path)]) == 2
     assert main(["synth", "--preset", "train", "--gender", "M", "--out", str(tmp_path)]) == 2
+    assert main(args + ["--hand-rate", "1", "--hand-lower-face", "1.5"]) == 2
+    assert main(args + ["--hand-lower-face", "0.5"]) == 2  # places pasted hands: needs --hand-rate
+    assert main(["synth", "--preset", "train", "--hand-lower-face", "0.5", "--out", str(tmp_path)]) == 2
 
 
 @pytest.mark.skipif(not TEACHER.is_file(), reason="the shipped parser is not in weights/")
@@ -207,6 +214,40 @@ def test_lower_face_hands_go_to_the_chin_and_cheeks(data_root):
 
     usual, lower = below_mouth(0.0), below_mouth(1.0)
     assert np.median(lower) > np.median(usual) + 0.2  # in eye-mouth distances: the hands sit lower
-    rng_a, rng_b = np.random.default_rng(5), np.random.default_rng(5)
-    same = hand_layer(base, rgb.shape[:2], lib, rng_a, aim=True).alpha
-    assert np.array_equal(same, hand_layer(base, rgb.shape[:2], lib, rng_b, aim=True, lower_face=0.0).alpha)
+    # without lower_face the engines draw exactly as before the option existed: the generator's next
+    # value after ten hands, as the code before it gave (numpy's streams do not depend on the machine)
+    for aim, after in ((True, 0.1876749402345188), (False, 0.7132578641244521)):
+        rng = np.random.default_rng(5)
+        for _ in range(10):
+            hand_layer(base, rgb.shape[:2], lib, rng, aim=aim)
+        assert rng.random() == pytest.approx(after, abs=1e-15)
+
+
+@pytest.mark.skipif(not TEACHER.is_file(), reason="the shipped parser is not in weights/")
+def test_beard_photo_lips_are_never_facial_hair_in_the_pool(data_root, tmp_path):
+    from occparse.runtime.align import CANONICAL_SIZE, align
+    from occparse.runtime.mesh import OUTER_LIPS
+    from occparse.runtime.regions import _fill
+    from occparse.synth.sources import _mesh_cached, celebahq_photos, read_rgb
+
+    caps = {"beard": 3, "light_hair": 0, "plain": 0}
+    write_celebahq_attribute_pool(data_root, tmp_path, TEACHER, caps, gray_every=0, show_progress=False)
+    with open(tmp_path / "truth.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == 3
+    photos = {p.name: p for p in celebahq_photos(data_root, "celebahq", "train")}
+    meshes = _mesh_cached([photos[r["base"]].image_path for r in rows], "celebahq", False)
+    for r in rows:
+        face = meshes[r["base"]]
+        rgb = read_rgb(photos[r["base"]].image_path)
+        lips = _fill(rgb.shape[:2], cv2.convexHull(face.landmarks[list(OUTER_LIPS)].astype(np.float32))[:, 0])
+        crop = align(rgb, face, CANONICAL_SIZE)
+        crop_lips = align(lips.astype(np.uint8), face, CANONICAL_SIZE, nearest=True, matrix=crop.matrix,
+                          fill=0).image.astype(bool)
+        lab = cv2.imread(str(tmp_path / "labels" / r["filename"].replace(".jpg", ".png")), cv2.IMREAD_UNCHANGED)
+        assert crop_lips.sum() > 100
+        assert not (lab[crop_lips] == FACIAL_HAIR).any() and (lab[crop_lips] == FACE).all()
+    with pytest.raises(ValueError, match="hand_lower_face"):
+        write_celebahq_attribute_pool(data_root, tmp_path / "x", TEACHER, caps, hand_rate=0.5, hand_lower_face=1.5)
+    with pytest.raises(ValueError, match="needs hand_rate"):
+        write_celebahq_attribute_pool(data_root, tmp_path / "x", TEACHER, caps, hand_lower_face=0.5)

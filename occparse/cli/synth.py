@@ -104,8 +104,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="celebahq-attributes only: share of samples that also get a real hand pasted over the "
                         "mouth or an eye, labelled occluder (default 0)")
     p.add_argument("--hand-lower-face", type=float, default=0.0, metavar="SHARE",
-                   help="celebahq-attributes only: share of those hands that go to the chin or a cheek instead "
-                        "(a chin on a fist, a hand along the jaw; default 0)")
+                   help="celebahq-attributes only, with --hand-rate: share of the hands aimed at a feature (about "
+                        "70%% of them) that go to the chin or a cheek instead of the mouth or an eye (a chin on a "
+                        "hand, a hand along the jaw; default 0)")
     p.add_argument("--gender", choices=["F", "M"],
                    help="celebahq-attributes only: one gender's photos only (default both)")
     p.add_argument("--beard-threshold", type=float, default=0.3,
@@ -269,6 +270,8 @@ def _run_celebahq_attributes(a: argparse.Namespace) -> int:
         return fail(f"--beard-threshold must be in (0, 1], not {a.beard_threshold}")
     if not 0.0 <= a.hand_lower_face <= 1.0:
         return fail(f"--hand-lower-face must be in 0..1, not {a.hand_lower_face}")
+    if a.hand_lower_face and not a.hand_rate:
+        return fail("--hand-lower-face places pasted hands: give --hand-rate too")
     try:
         root = find_data_root(a.data)
         truth, counts = write_celebahq_attribute_pool(root, Path(a.out), Path(teacher), caps, size=a.size,

@@ -27,9 +27,14 @@ So the pool moves the student where the attribute is certain and copies the teac
 teacher's systematic error outside the zone is copied too, which is why the pool is mixed with real
 pixel labels in training and judged on the CelebA val photos (never written here).
 
+What the beard rule leaves unknown: gray and white beards and light stubble (not darker than the
+skin), and every beard pixel of a photo with too little sure skin to compare with. The lips are
+always face, also where a moustache hangs over the upper lip.
+
 ``hand_rate``: that share of the samples also get a real hand cut-out (the ``train`` hands of
 ``occluders/hands``) over the mouth or an eye, its luminance moved towards the face's, as the
-synthetic engine pastes hands (:func:`occparse.synth.occluders.hand_layer`). The teacher labels
+synthetic engine pastes hands (:func:`occparse.synth.occluders.hand_layer`); with
+``hand_lower_face``, that share of the aimed hands (about 70% of them) goes to the chin or a cheek. The teacher labels
 the clean photo; the hand's pixels are then occluder. Skin-coloured hands on high-quality faces are
 what a parser taught on attribute photos alone would otherwise learn to call face.
 
@@ -56,6 +61,7 @@ from .sources import CelebAPhoto, _mesh_cached, celebahq_photos, read_rgb
 BEARD_ATTRIBUTES = ("Goatee", "Mustache", "Sideburns")
 LIGHT_HAIR_ATTRIBUTES = ("Bald", "Receding_Hairline", "Gray_Hair")
 BEARD_CONTRAST = 0.8  # a beard pixel is at most this share of the sure skin's median luminance
+MIN_SKIN_PIXELS = 50  # fewer sure-skin pixels outside the zone than this: no reference, no beard labels
 
 
 def photo_kind(p: CelebAPhoto) -> str | None:
@@ -83,11 +89,14 @@ def attribute_labels(probs: np.ndarray, zone: np.ndarray, kind: str, region: np.
     zone within R; ``kind``: :func:`photo_kind`'s answer; ``region``: bool H x W, R (None: R is not
     used, only the zone). For a beard photo, ``luma`` (float H x W, the crop's luminance, any scale)
     and ``lips`` (bool H x W, the outer-lip hull) make the rule stricter: a beard-like pixel is facial
-    hair only where it is darker than ``beard_contrast`` times the median of the photo's sure skin
-    outside the zone, and never on the lips; such pixels that fail are unknown (255), and the lips are
-    face. Why: on dark skin the teacher's facial-hair + hair probability passes the threshold on lips and
+    hair only where its luminance is at most ``beard_contrast`` times the median of the photo's sure
+    skin outside the zone (``MIN_SKIN_PIXELS`` of it at least, else no pixel is), and never on the
+    lips; such pixels that fail are unknown (255), and the lips are face. ``beard_contrast`` 0 turns
+    the luminance test off. Why: on dark skin the teacher's facial-hair + hair probability passes the threshold on lips and
     clean skin around a thin moustache, which taught a parser that a dark lower face is a beard.
-    Raises ValueError for an unknown kind or shapes that differ."""
+    Raises ValueError for an unknown kind, shapes that differ or a negative or NaN ``beard_contrast``."""
+    if not beard_contrast >= 0.0:
+        raise ValueError(f"beard_contrast must be 0 or more, not {beard_contrast}")
     if kind not in ("beard", "plain", "light_hair"):
         raise ValueError(f"kind must be beard, plain or light_hair, not {kind!r}")
     shapes = [a.shape for a in (region, luma, lips) if a is not None]
@@ -102,12 +111,12 @@ def attribute_labels(probs: np.ndarray, zone: np.ndarray, kind: str, region: np.
         beardish = (probs[FACIAL_HAIR] + probs[HAIR]) >= beard_threshold
         lab[zone] = IGNORE
         lab[zone & (probs[FACE] >= confidence)] = FACE
-        if luma is not None:
+        if luma is not None and beard_contrast > 0:
             sure = (probs[FACE] >= confidence) & ~zone
             if region is not None:
                 sure &= region
             # too little sure skin to compare with: no pixel of the zone is called a beard
-            ref = float(np.median(luma[sure])) if sure.sum() >= 50 else -np.inf
+            ref = float(np.median(luma[sure])) if sure.sum() >= MIN_SKIN_PIXELS else -np.inf
             beardish &= luma <= beard_contrast * ref
         if lips is not None:
             lab[zone & lips] = FACE
@@ -130,11 +139,13 @@ def write_celebahq_attribute_pool(data_root: Path, out: Path, teacher: Path, max
     samples get a pasted hand (see the module docstring), drawn with ``seed``, ``hand_lower_face`` (0..1)
     of them over the chin or a cheek rather than the mouth or an eye; ``beard_contrast``: see
     :func:`attribute_labels` (0 turns the luminance test off; the lips are never facial hair).
+    ``hand_lower_face`` needs ``hand_rate`` above 0.
     Every ``gray_every``-th sample is stored gray (three equal channels; 0: none).
 
     Returns (truth path, counts per kind plus ``no_mesh``, ``hands`` and ``samples``). Raises
     DataNotFoundError when the folder is missing, FileNotFoundError without the teacher, ValueError when
-    no photo is used or ``hand_rate`` or ``hand_lower_face`` is outside 0..1."""
+    no photo is used, ``hand_rate`` or ``hand_lower_face`` is outside 0..1, ``hand_lower_face`` is
+    given without ``hand_rate`` or ``beard_contrast`` is negative."""
     from ..labels import OCCLUDER
     from ..runtime.parsing import FaceParser
     from .compose import composite, harmonise_layer
@@ -146,6 +157,10 @@ def write_celebahq_attribute_pool(data_root: Path, out: Path, teacher: Path, max
         raise ValueError(f"hand_rate must be in 0..1, not {hand_rate}")
     if not 0.0 <= hand_lower_face <= 1.0:
         raise ValueError(f"hand_lower_face must be in 0..1, not {hand_lower_face}")
+    if hand_lower_face > 0 and hand_rate == 0:
+        raise ValueError("hand_lower_face needs hand_rate above 0 (it places the pasted hands)")
+    if not beard_contrast >= 0.0:
+        raise ValueError(f"beard_contrast must be 0 or more, not {beard_contrast}")
     rng = np.random.default_rng(seed)
     hands = OccluderLibrary(data_root, "train") if hand_rate > 0 else None
 

@@ -220,9 +220,9 @@ def hand_layer(base: BaseFace, shape, lib: OccluderLibrary, rng: np.random.Gener
 
     ``aim``: most hands go over the mouth or an eye, as in real photos (a hand in front of the
     mouth, rubbing an eye); without it the first engine's spread around the face centre.
-    ``lower_face`` (0..1): that share of the aimed hands goes to the chin or a cheek instead (a chin
-    resting on a fist, a hand along the jaw), with the wrist below; 0 keeps the draws of the
-    engines as they were."""
+    ``lower_face`` (0..1): that share of the aimed hands (70% of all) goes to the chin (60%) or a
+    cheek (40%) instead (a chin resting on a hand, a hand along the jaw); 0 keeps the random draws
+    of the engines as they were."""
     rgba = lib.hand(int(rng.integers(1 << 30)))
     if rng.random() < 0.5:
         rgba = rgba[:, ::-1].copy()
