@@ -164,6 +164,10 @@ def test_cli_celebahq_attributes_preset(data_root, tmp_path, capsys):
     assert main(["synth", "--preset", "train", "--gender", "M", "--out", str(tmp_path)]) == 2
     assert main(args + ["--hand-rate", "1", "--hand-lower-face", "1.5"]) == 2
     assert main(args + ["--hand-lower-face", "0.5"]) == 2  # places pasted hands: needs --hand-rate
+    assert main(args + ["--hand-rate", "0", "--hand-lower-face", "0.5"]) == 2
+    assert "needs --hand-rate above 0" in capsys.readouterr().err
+    assert main(args + ["--hand-rate", "1.5"]) == 2
+    assert "--hand-rate must be in 0..1" in capsys.readouterr().err
     assert main(["synth", "--preset", "train", "--hand-lower-face", "0.5", "--out", str(tmp_path)]) == 2
 
 

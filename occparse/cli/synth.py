@@ -268,10 +268,12 @@ def _run_celebahq_attributes(a: argparse.Namespace) -> int:
         return fail(f"teacher parser not found: {teacher}")
     if not 0.0 < a.beard_threshold <= 1.0:
         return fail(f"--beard-threshold must be in (0, 1], not {a.beard_threshold}")
+    if not 0.0 <= a.hand_rate <= 1.0:
+        return fail(f"--hand-rate must be in 0..1, not {a.hand_rate}")
     if not 0.0 <= a.hand_lower_face <= 1.0:
         return fail(f"--hand-lower-face must be in 0..1, not {a.hand_lower_face}")
     if a.hand_lower_face and not a.hand_rate:
-        return fail("--hand-lower-face places pasted hands: give --hand-rate too")
+        return fail("--hand-lower-face places pasted hands: it needs --hand-rate above 0")
     try:
         root = find_data_root(a.data)
         truth, counts = write_celebahq_attribute_pool(root, Path(a.out), Path(teacher), caps, size=a.size,
