@@ -266,3 +266,22 @@ def test_the_ray_engine_refuses_a_user_file_at_out_before_any_work(tmp_path, cap
     assert main(["estimate", str(tmp_path / "nosuchdir"), "--engine", "ray", "--out", str(tmp_path / "r.csv")]) == 2
     err = capsys.readouterr().err
     assert err.count("is not an occparse output") == 2 and "no such folder" in err and mine.read_text() == "my,data\n"
+
+
+def test_stopping_skips_the_queued_work_of_the_worker_processes():
+    """On Ctrl-C the parent lets the queued tasks end before it shuts the pool down; the stop event makes
+    them return at once instead of meshing every queued image (and writing its crops to the result pipe)."""
+    from collections import deque
+
+    from occparse import EstimatorOptions
+    from occparse.runtime.batch import _prepare_in_worker, _wind_down, worker_pool
+
+    with worker_pool(EstimatorOptions(), 1) as pool:
+        first = pool.apply_async(_prepare_in_worker, (str(ASTRONAUT),))
+        assert first.get(timeout=120) is not None  # a real image is prepared while running
+        pending = deque(pool.apply_async(_prepare_in_worker, (str(ASTRONAUT),)) for _ in range(40))
+        t0 = time.monotonic()
+        _wind_down(pool, pending)
+        assert all(r.ready() for r in pending)
+        assert sum(r.get() is None for r in pending) >= 35  # skipped, apart from those already started
+        assert time.monotonic() - t0 < 10

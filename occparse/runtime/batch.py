@@ -348,10 +348,11 @@ def compare_settings(stored: dict | None, now: dict, where: str) -> tuple[str | 
 
 
 _WORKER = None
+_STOP = None
 
 
-def _init_worker(options) -> None:
-    global _WORKER
+def _init_worker(options, stop=None) -> None:
+    global _WORKER, _STOP
     import cv2
 
     from .faces import FaceMesher
@@ -361,6 +362,7 @@ def _init_worker(options) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     cv2.setNumThreads(1)
     _WORKER = (FaceMesher(max_faces=options.max_faces), options)
+    _STOP = stop
 
 
 def _prepare_safely(mesher, options, path: str):
@@ -374,12 +376,38 @@ def _prepare_safely(mesher, options, path: str):
 
 
 def _prepare_in_worker(path: str):
+    if _STOP is not None and _STOP.is_set():  # the parent is stopping: skip the queued work quickly
+        return None
     return _prepare_safely(*_WORKER, path)
 
 
 def worker_pool(options, workers: int):
-    """A pool of ``workers`` processes, each with its own FaceMesher (MediaPipe is not fork-safe: spawn)."""
-    return mp.get_context("spawn").Pool(workers, initializer=_init_worker, initargs=(options,))
+    """A pool of ``workers`` processes, each with its own FaceMesher (MediaPipe is not fork-safe: spawn).
+    The pool's ``occparse_stop`` event, once set, makes the workers skip every task still queued."""
+    ctx = mp.get_context("spawn")
+    stop = ctx.Event()
+    pool = ctx.Pool(workers, initializer=_init_worker, initargs=(options, stop))
+    pool.occparse_stop = stop
+    return pool
+
+
+#: Longest wait (seconds) for the workers' last results when the reading stops early (Ctrl-C).
+STOP_WAIT_S = 30.0
+
+
+def _wind_down(pool, pending: deque) -> None:
+    """Let the queued tasks end before the pool is shut down. Why: a worker still writing a large result
+    (crops) into the full result pipe holds its write lock, and ``Pool.terminate`` waits on that lock
+    once its result reader has stopped: the parent hung on Ctrl-C. Skipped tasks return at once."""
+    import time
+
+    stop = getattr(pool, "occparse_stop", None)
+    if stop is None:
+        return
+    stop.set()
+    deadline = time.monotonic() + STOP_WAIT_S
+    for r in pending:
+        r.wait(max(0.0, deadline - time.monotonic()))
 
 
 def prepared(est, paths: list[Path], workers: int = 1, max_inflight: int = 256, pool=None) -> Iterator:
@@ -398,12 +426,17 @@ def prepared(est, paths: list[Path], workers: int = 1, max_inflight: int = 256, 
         return
     todo = iter(paths)
     pending = deque(pool.apply_async(_prepare_in_worker, (str(p),)) for p in islice(todo, max_inflight))
-    while pending:
-        result = pending.popleft().get()
-        nxt = next(todo, None)
-        if nxt is not None:
-            pending.append(pool.apply_async(_prepare_in_worker, (str(nxt),)))
-        yield result
+    try:
+        while pending:
+            result = pending[0].get()
+            pending.popleft()
+            nxt = next(todo, None)
+            if nxt is not None:
+                pending.append(pool.apply_async(_prepare_in_worker, (str(nxt),)))
+            yield result
+    except BaseException:  # Ctrl-C, or the reader stopped early (GeneratorExit): end the queued work first
+        _wind_down(pool, pending)
+        raise
 
 
 #: Longest wait (seconds) before a part-filled network batch runs anyway, so that rows reach the output
