@@ -34,8 +34,8 @@ always face, also where a moustache hangs over the upper lip.
 ``hand_rate``: that share of the samples also get a real hand cut-out (the ``train`` hands of
 ``occluders/hands``) over the mouth or an eye, its luminance moved towards the face's, as the
 synthetic engine pastes hands (:func:`occparse.synth.occluders.hand_layer`); with
-``hand_lower_face``, that share of the aimed hands (about 70% of them) goes to the chin or a cheek. The teacher labels
-the clean photo; the hand's pixels are then occluder. Skin-coloured hands on high-quality faces are
+``hand_lower_face``, that share of the aimed hands (about 70% of them) goes to the chin or a cheek.
+The teacher labels the clean photo; the hand's pixels are then occluder. Skin-coloured hands on high-quality faces are
 what a parser taught on attribute photos alone would otherwise learn to call face.
 
 Only ``train`` photos (:func:`occparse.synth.sources.celebahq_split`) are used. The truth CSV's
@@ -48,13 +48,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import cv2
 import numpy as np
 
 from ..labels import FACE, FACIAL_HAIR, HAIR, IGNORE, facial_hair_zone
 from ..runtime.align import CANONICAL_SIZE, align
 from ..runtime.mesh import OUTER_LIPS
-from ..runtime.regions import _fill, face_region
+from ..runtime.regions import _fill, _hull, face_region
 from .celebahq_pool import is_clean, write_pool_sample
 from .sources import CelebAPhoto, _mesh_cached, celebahq_photos, read_rgb
 
@@ -92,8 +91,9 @@ def attribute_labels(probs: np.ndarray, zone: np.ndarray, kind: str, region: np.
     hair only where its luminance is at most ``beard_contrast`` times the median of the photo's sure
     skin outside the zone (``MIN_SKIN_PIXELS`` of it at least, else no pixel is), and never on the
     lips; such pixels that fail are unknown (255), and the lips are face. ``beard_contrast`` 0 turns
-    the luminance test off. Why: on dark skin the teacher's facial-hair + hair probability passes the threshold on lips and
-    clean skin around a thin moustache, which taught a parser that a dark lower face is a beard.
+    the luminance test off. Why: on dark skin the teacher's facial-hair + hair probability passes the
+    threshold on lips and clean skin around a thin moustache, which taught a parser that a dark lower
+    face is a beard.
     Raises ValueError for an unknown kind, shapes that differ or a negative or NaN ``beard_contrast``."""
     if not beard_contrast >= 0.0:
         raise ValueError(f"beard_contrast must be 0 or more, not {beard_contrast}")
@@ -194,7 +194,7 @@ def write_celebahq_attribute_pool(data_root: Path, out: Path, teacher: Path, max
         crop = align(rgb, face, size)
         crop_zone = align(zone, face, size, nearest=True, matrix=crop.matrix, fill=0).image.astype(bool)
         crop_r = align(region.astype(np.uint8), face, size, nearest=True, matrix=crop.matrix, fill=0).image.astype(bool)
-        lips = _fill(shape, cv2.convexHull(face.landmarks[list(OUTER_LIPS)].astype(np.float32))[:, 0])
+        lips = _fill(shape, _hull(face.landmarks[list(OUTER_LIPS)]))
         crop_lips = align(lips.astype(np.uint8), face, size, nearest=True, matrix=crop.matrix,
                           fill=0).image.astype(bool)
         luma = crop.image.astype(np.float32) @ np.array([0.299, 0.587, 0.114], np.float32)
@@ -203,7 +203,8 @@ def write_celebahq_attribute_pool(data_root: Path, out: Path, teacher: Path, max
                                lips=crop_lips, beard_contrast=beard_contrast)
         if hands is not None and rng.random() < hand_rate:  # the teacher read the clean photo; the hand is occluder
             base = BaseFace("celebahq", p.image_path, None, p.gender, face)
-            layer = harmonise_layer(hand_layer(base, shape, hands, rng, aim=True, lower_face=hand_lower_face), rgb, region, rng)
+            hand = hand_layer(base, shape, hands, rng, aim=True, lower_face=hand_lower_face)
+            layer = harmonise_layer(hand, rgb, region, rng)
             pasted = np.clip(composite(rgb, [layer], rng), 0, 255).astype(np.uint8)
             crop = align(pasted, face, size, matrix=crop.matrix)
             covered = align((layer.alpha >= 0.5).astype(np.uint8), face, size, nearest=True, matrix=crop.matrix,
