@@ -7,6 +7,11 @@ order (the ONNX graph is topologically ordered like the eval-mode forward) and s
 folded BatchNorm becomes a fixed affine (running mean 0, variance 1, scale sqrt(1 + eps),
 shift = the folded bias), and the caller trains with BatchNorm frozen (``freeze_batchnorm``).
 The load is checked end to end: torch's output must match ONNX Runtime's.
+
+An int8 copy (``occparse quantize``: QDQ format) also works, for models whose fp32 file is not shipped:
+:func:`dequantized` turns its weights back into float32 and drops the activations' quantize/dequantize
+pairs (a pair whose zero point clips negatives was a ReLU the quantizer folded in: it becomes one again),
+and the check compares against that float graph (the int8 rounding of the weights is kept).
 """
 
 from __future__ import annotations
@@ -37,15 +42,109 @@ def _execution_order(model: nn.Module, input_size: int) -> list[nn.Module]:
     return order
 
 
+def dequantized(proto):
+    """A float32 copy of a QDQ-quantized ONNX model (``onnx.ModelProto``): every DequantizeLinear of a
+    constant becomes that constant in float32 ((q - zero_point) * scale, per axis where given), and each
+    QuantizeLinear -> DequantizeLinear pair on an activation is removed (a ReLU where its zero point is
+    the type's minimum). A model without them is returned
+    unchanged. Raises ValueError for a quantized op this does not know (QLinearConv, ConvInteger, ...)."""
+    import onnx
+    from onnx import helper, numpy_helper
+
+    g = proto.graph
+    if not any(n.op_type in ("QuantizeLinear", "DequantizeLinear") for n in g.node):
+        return proto
+    odd = {n.op_type for n in g.node} & {"QLinearConv", "QLinearMatMul", "ConvInteger", "MatMulInteger"}
+    if odd:
+        raise ValueError(f"cannot dequantize an ONNX graph with {sorted(odd)}")
+    inits = {t.name: numpy_helper.to_array(t) for t in g.initializer}
+    rename: dict[str, str] = {}
+    consts: dict[str, np.ndarray] = {}
+    qin = {n.output[0]: (n.input[0], inits.get(n.input[2]) if len(n.input) > 2 else None)
+           for n in g.node if n.op_type == "QuantizeLinear"}
+    keep = []
+    for n in g.node:
+        if n.op_type == "DequantizeLinear" and n.input[0] in inits:
+            q = inits[n.input[0]].astype(np.float64)
+            scale = inits[n.input[1]].astype(np.float64)
+            zp = inits[n.input[2]].astype(np.float64) if len(n.input) > 2 and n.input[2] else np.zeros_like(scale)
+            axis = next((a.i for a in n.attribute if a.name == "axis"), 1)
+            if scale.ndim == 1 and q.ndim > 1:  # per-channel along axis
+                shape = [1] * q.ndim
+                shape[axis] = -1
+                scale, zp = scale.reshape(shape), zp.reshape(shape)
+            # the quantizer names a weight X's int8 copy X_quantized: the float constant gets X back, so
+            # parameters matched by name (linear heads) are found
+            name = n.input[0].removesuffix("_quantized")
+            consts[name] = ((q - zp) * scale).astype(np.float32)
+            if name != n.output[0]:
+                rename[n.output[0]] = name
+        elif n.op_type == "DequantizeLinear" and n.input[0] in qin:
+            src, zp = qin[n.input[0]]
+            if zp is not None and zp.size == 1 and int(zp.ravel()[0]) == np.iinfo(zp.dtype).min:
+                # a zero point at the type's minimum clips negatives: the quantizer folded a ReLU into it
+                keep.append(helper.make_node("Relu", [src], [n.output[0]], name=n.output[0] + "_relu"))
+            else:
+                rename[n.output[0]] = src
+        elif n.op_type != "QuantizeLinear":
+            keep.append(n)
+    for n in keep:
+        for i, name in enumerate(n.input):
+            while name in rename:
+                name = rename[name]
+            n.input[i] = name
+    outs = {o.name for o in g.output}
+    for o in outs & set(rename):  # a quantized graph output: its producer writes the output's name again
+        src = rename[o]
+        while src in rename:
+            src = rename[src]
+        for n in keep:
+            for i, name in enumerate(n.output):
+                if name == src:
+                    n.output[i] = o
+            for i, name in enumerate(n.input):
+                if name == src:
+                    n.input[i] = o
+    used = {name for n in keep for name in n.input} | outs
+    new_inits = [t for t in g.initializer if t.name in used]
+    new_inits += [numpy_helper.from_array(v, k) for k, v in consts.items() if k in used]
+    graph = helper.make_graph(keep, g.name, list(g.input), list(g.output), new_inits)
+    out = helper.make_model(graph, opset_imports=list(proto.opset_import))
+    out.ir_version = proto.ir_version
+    onnx.checker.check_model(out)
+    return out
+
+
+def _in_model_order(onnx_convs: list, shapes: list[tuple[int, ...]], reach: int = 3) -> list:
+    """The ONNX convolutions reordered to the model's: a graph may list independent branches in another
+    valid order (the quantizer puts a residual block's 1x1 shortcut before its 3x3 convolutions), so each
+    model convolution takes the first unused ONNX one of its shape within ``reach`` places."""
+    left = list(onnx_convs)
+    out = []
+    for shape in shapes:
+        k = next((i for i, (w, _) in enumerate(left[:reach]) if w.shape == shape), 0)
+        out.append(left.pop(k))
+    return out
+
+
 def load_from_onnx(model: nn.Module, onnx_path: Path, input_size: int, check: bool = True) -> float:
-    """Copy the weights of ``onnx_path`` into ``model``; return max |torch - ONNX Runtime| on a random batch.
+    """Copy the weights of ``onnx_path`` (fp32, or an int8 QDQ copy: see :func:`dequantized`) into
+    ``model``; return max |torch - ONNX Runtime| on a random batch.
 
     Raises ValueError if the graph does not match the model (another architecture or width).
     """
     import onnx
     from onnx import numpy_helper
 
-    graph = onnx.load(str(onnx_path)).graph
+    proto = onnx.load(str(onnx_path))
+    float_proto = dequantized(proto)
+    if float_proto is not proto:
+        import tempfile
+
+        tmp = Path(tempfile.mkdtemp()) / "dequantized.onnx"
+        onnx.save(float_proto, str(tmp))
+        onnx_path = tmp
+    graph = float_proto.graph
     inits = {t.name: numpy_helper.to_array(t) for t in graph.initializer}
     consts = {}
     for node in graph.node:  # some exporters put weights in Constant nodes
@@ -70,6 +169,7 @@ def load_from_onnx(model: nn.Module, onnx_path: Path, input_size: int, check: bo
             convs[-1] = (convs[-1][0], m)
     if len(convs) != len(onnx_convs):
         raise ValueError(f"{onnx_path}: {len(onnx_convs)} convolutions in the ONNX graph, {len(convs)} in the model")
+    onnx_convs = _in_model_order(onnx_convs, [tuple(c.weight.shape) for c, _ in convs])
 
     with torch.no_grad():
         for (conv, bn), (w, b) in zip(convs, onnx_convs, strict=True):
