@@ -77,6 +77,36 @@ def test_int8_model_tracks_fp32(tmp_path: Path):
     assert output_drift(src, dst, calib[:8]) < 0.1
 
 
+@pytest.mark.parametrize("make,size", [(lambda: OcclusionRegressor(), 64), (lambda: BiSeNet(4, 0.25), 64)])
+def test_int8_export_warm_starts_close_to_its_float_model(tmp_path: Path, make, size: int):
+    """An int8 (QDQ) copy starts training as well as the fp32 file it came from: its weights are read back
+    (dequantized), the ReLUs the quantizer folded into its zero points come back, and the result stays
+    close to the fp32 model (the weights' int8 rounding is all that differs)."""
+    import onnx
+
+    from occparse.models.quantize import quantize_model
+    from occparse.train.warmstart import dequantized
+
+    torch.manual_seed(1)
+    src = make().eval()
+    _randomise_batchnorm(src, 1)
+    fp32 = export_onnx(src, tmp_path / "m.onnx", size)
+    calib = np.random.default_rng(1).normal(0, 1, (16, 3, size, size)).astype(np.float32)
+    int8 = quantize_model(fp32, tmp_path / "m.int8.onnx", calib)
+    float_graph = dequantized(onnx.load(str(int8)))
+    ops = {n.op_type for n in float_graph.graph.node}
+    assert not ops & {"QuantizeLinear", "DequantizeLinear"}
+    fresh = make()
+    assert load_from_onnx(fresh, int8, size) < 1e-4  # against the dequantized graph
+    x = torch.from_numpy(calib[:4])
+    with torch.no_grad():
+        want, got = src(x), fresh.eval()(x)
+    if isinstance(want, (tuple, list)):
+        want, got = want[0], got[0]
+    spread = float(want.abs().max())
+    assert float((want - got).abs().max()) < 0.05 * max(spread, 1e-6) + 0.02
+
+
 def test_precision_resolution():
     from occparse.cli import PRECISION_CHOICES
     from occparse.models.zoo import PRECISIONS

@@ -70,7 +70,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     tr.add_argument("--max-train", type=int, default=0, help="at most this many training samples (0: all)")
     for q in (tp, tr):
         q.add_argument("--out", type=Path, default=Path("weights"), help="where the ONNX goes")
-        q.add_argument("--init-onnx", help="continue training from an occparse ONNX export, e.g. weights/parser.onnx "
+        q.add_argument("--init-onnx", help="continue training from an occparse ONNX export, e.g. weights/parser.onnx, or "
+                       "an int8 copy such as weights/regressor_color.int8.onnx (its weights dequantized) "
                        "(the shipped weights survive where checkpoints do not; BatchNorm is then frozen)")
         q.add_argument("--threads", type=int, default=2, help="torch CPU threads")
         q.add_argument("--seed", type=int, default=0)

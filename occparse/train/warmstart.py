@@ -115,16 +115,29 @@ def dequantized(proto):
     return out
 
 
-def _in_model_order(onnx_convs: list, shapes: list[tuple[int, ...]], reach: int = 3) -> list:
-    """The ONNX convolutions reordered to the model's: a graph may list independent branches in another
-    valid order (the quantizer puts a residual block's 1x1 shortcut before its 3x3 convolutions), so each
-    model convolution takes the first unused ONNX one of its shape within ``reach`` places."""
-    left = list(onnx_convs)
-    out = []
-    for shape in shapes:
-        k = next((i for i, (w, _) in enumerate(left[:reach]) if w.shape == shape), 0)
-        out.append(left.pop(k))
-    return out
+def _export_conv_order(model: nn.Module, input_size: int) -> list[str]:
+    """The Conv node names of a fresh fp32 export of ``model``'s architecture, in the export's order (the
+    eval-mode forward's, which the matching below relies on)."""
+    import copy
+    import tempfile
+
+    import onnx
+
+    from .export import export_onnx
+
+    path = export_onnx(copy.deepcopy(model), Path(tempfile.mkdtemp()) / "order.onnx", input_size)
+    return [n.name for n in onnx.load(str(path)).graph.node if n.op_type == "Conv"]
+
+
+def _in_model_order(onnx_convs: list, order: list[str]) -> list:
+    """The ONNX convolutions ``(name, weight, bias)`` listed in ``order`` (node names). A quantized graph
+    may list independent branches in another valid order (a residual block's 1x1 shortcut before its
+    3x3 convolutions, one of BiSeNet's two paths before the other); the quantizer keeps node names, so
+    they map back. Unchanged when the names do not match (an export from another tool)."""
+    by_name = {c[0]: c for c in onnx_convs}
+    if len(by_name) != len(onnx_convs) or set(by_name) != set(order):
+        return onnx_convs
+    return [by_name[n] for n in order]
 
 
 def load_from_onnx(model: nn.Module, onnx_path: Path, input_size: int, check: bool = True) -> float:
@@ -158,7 +171,7 @@ def load_from_onnx(model: nn.Module, onnx_path: Path, input_size: int, check: bo
             b = inits.get(node.input[2]) if len(node.input) > 2 else None
             if w is None:
                 raise ValueError(f"{onnx_path}: Conv {node.name} has no constant weight")
-            onnx_convs.append((w, b))
+            onnx_convs.append((node.name, w, b))
 
     order = _execution_order(model, input_size)
     convs: list[tuple[nn.Conv2d, nn.BatchNorm2d | None]] = []
@@ -169,10 +182,11 @@ def load_from_onnx(model: nn.Module, onnx_path: Path, input_size: int, check: bo
             convs[-1] = (convs[-1][0], m)
     if len(convs) != len(onnx_convs):
         raise ValueError(f"{onnx_path}: {len(onnx_convs)} convolutions in the ONNX graph, {len(convs)} in the model")
-    onnx_convs = _in_model_order(onnx_convs, [tuple(c.weight.shape) for c, _ in convs])
+    if float_proto is not proto:
+        onnx_convs = _in_model_order(onnx_convs, _export_conv_order(model, input_size))
 
     with torch.no_grad():
-        for (conv, bn), (w, b) in zip(convs, onnx_convs, strict=True):
+        for (conv, bn), (_, w, b) in zip(convs, onnx_convs, strict=True):
             if tuple(conv.weight.shape) != w.shape:
                 raise ValueError(f"{onnx_path}: conv shape {w.shape} does not match the model's {tuple(conv.weight.shape)}")
             conv.weight.copy_(torch.from_numpy(np.array(w)))
