@@ -98,6 +98,65 @@ def test_restoring_follows_the_head_pose(astronaut):
     assert np.abs(out_t - expect).max() < 0.5  # pixels
 
 
+def _pulled_top(face, amount: float = 0.1):
+    """The face with its oval's upper quarter drawn down towards the eyes (most at the top), as a cap
+    brim pulls the mesh in."""
+    _, down = face.axes()
+    lm = face.landmarks.copy()
+    top = float((face.oval @ down).min())
+    for i in FACE_OVAL:
+        above = float(lm[i] @ down) - top
+        if above < 0.25 * face.height:
+            lm[i] = lm[i] + down * amount * face.height * (1 - above / (0.25 * face.height))
+    return replace(face, landmarks=lm)
+
+
+def _crown_band(face) -> np.ndarray:
+    """The pixels between R and the mean face's outline above the eyebrows (where the crown test looks)."""
+    from occparse.runtime.mesh import LEFT_BROW, RIGHT_BROW
+
+    shape = face.image_size
+    _, down = face.axes()
+    brow = max(float(face.landmarks[i] @ down) for i in LEFT_BROW + RIGHT_BROW)
+    ys, xs = np.mgrid[0:shape[0], 0:shape[1]]
+    return regions._fill(shape, regions.crown_outline(face)) & ~regions.face_region(face) & ((xs * down[0] + ys * down[1]) < brow)
+
+
+def test_an_occluder_over_the_top_restores_r_up_to_the_mean_face(astronaut):
+    """The crown rule: where the parser labels an occluder over the band above a pulled-in forehead, R's
+    upper outline reaches the mean face's; hair there (where hair grows) or a face without that label
+    keeps R as the prior alone restores it. The test follows the labels, not a picture."""
+    from occparse.labels import BACKGROUND, HAIR, OCCLUDER
+
+    _, face = astronaut
+    pulled = _pulled_top(face, 0.12)
+    band = _crown_band(pulled)
+    assert band.sum() > 0.005 * regions.face_region(pulled).sum()
+    labels = np.full(face.image_size, BACKGROUND, np.uint8)
+    labels[band] = HAIR
+    assert not regions.crown_covered(pulled, labels, OCCLUDER)
+    labels[band] = OCCLUDER
+    assert regions.crown_covered(pulled, labels, OCCLUDER)
+    labels[band & (np.arange(face.image_size[1])[None, :] % 3 != 0)] = HAIR  # a third occluder: not enough
+    assert not regions.crown_covered(pulled, labels, OCCLUDER)
+
+    _, down = face.axes()
+    crowned = replace(pulled, crown_covered=True)
+    r, rc = regions.face_region(pulled), regions.face_region(crowned)
+    assert (rc >= r).all() and rc.sum() > r.sum()
+    mean_top = float((regions.crown_outline(pulled) @ down).min())
+    assert abs(_top(rc, down) - mean_top) < 0.01 * face.height  # the top is the mean face's
+    # only the upper outline moves: below the eyes R is unchanged
+    eyes = float(np.mean([face.landmarks[i] @ down for i in (33, 263)]))
+    ys, xs = np.mgrid[0:face.image_size[0], 0:face.image_size[1]]
+    below = (xs * down[0] + ys * down[1]) > eyes
+    assert np.array_equal(r & below, rc & below)
+    # the flag travels with the face into a crop's geometry
+    m = cv2.getRotationMatrix2D((256, 256), 20, 0.7)
+    assert crowned.transformed(m, (512, 512)).crown_covered
+    assert not regions.crown_covered(replace(pulled, depth=None), labels, OCCLUDER)
+
+
 def _paint_cap(rgb: np.ndarray, face, depth: float = 0.45) -> tuple[np.ndarray, np.ndarray]:
     """A dark cap crown over the top ``depth`` of the way from R's top to the eyebrows, with a visor."""
     from occparse.runtime.mesh import LEFT_BROW, RIGHT_BROW

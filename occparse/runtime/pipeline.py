@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from ..labels import OCCLUDER
 from .align import CANONICAL_SIZE, UPSCALE_INTERPOLATIONS, AlignedCrop, align
 from .face_checks import head_on_body, is_doubtful_face, is_small_face, may_be_doubtful, warning_texts
 from .faces import FaceMesher
@@ -36,6 +37,7 @@ from .occlusion import (
     with_out_of_frame,
 )
 from .parsing import FaceParser, ParseResult
+from .regions import crown_covered
 from .results import FaceResult, ImageResult, RegionOcclusion, Status
 from .stacking import FaceFeatures
 
@@ -232,6 +234,15 @@ def prepare_path(mesher: FaceMesher, path: str | Path, options: EstimatorOptions
     return prepare_image(mesher, image, options)
 
 
+def _with_crown(item: tuple, parse: ParseResult) -> tuple:
+    """``(prep, face, crop, score)`` with the face marked ``crown_covered`` (in both geometries) where the
+    parser labels an occluder over the top of the face (:func:`occparse.runtime.regions.crown_covered`)."""
+    prep, f, c, sc = item
+    if not crown_covered(c.face, parse.labels, OCCLUDER):
+        return item
+    return prep, replace(f, crown_covered=True), replace(c, face=replace(c.face, crown_covered=True)), sc
+
+
 def face_features(g: GeometricOcclusion, regressor: float, is_gray: bool, mesh_fallback: bool) -> FaceFeatures:
     """The stacker's inputs, from what the pipeline computed for one face."""
     return FaceFeatures(
@@ -326,8 +337,11 @@ class Estimator:
         """Batch stage 2: the networks for many prepared images at once (one parser, one regressor and one
         stacker call per batch), in input order."""
         items = [(prep, f, c, sc) for prep in batch for f, c, sc in zip(prep.faces, prep.crops, prep.scores, strict=True)]
+        subjects = [f is prep.faces[0] for prep, f, _, _ in items]
         crops = [c.image for _, _, c, _ in items]
         parses = self.parser.parse(crops) if crops else []
+        # a cap or hat over the top of the face, seen by the parser, restores R up to the mean face's outline
+        items = [_with_crown(it, p) for it, p in zip(items, parses, strict=True)]
         reg = self.regressors.predict(crops)[0] if self.regressors is not None and crops else None
         geos = [geometric_occlusion(c, p, prep.size, self.options.facial_hair)
                 for (prep, _, c, _), p in zip(items, parses, strict=True)]
@@ -346,7 +360,7 @@ class Estimator:
         heads = [bool(prep.heads[i]) if prep.heads else False for prep in batch for i in range(len(prep.faces))]
         faces = iter(
             self._face(prep, f, c, p, sc, g, finals[k], None if reg is None else float(reg[k]), oofs[k], grays[k],
-                       heads[k])
+                       heads[k], subjects[k])
             for k, ((prep, f, c, sc), p, g) in enumerate(zip(items, parses, geos, strict=True))
         )
         out = []
@@ -360,7 +374,8 @@ class Estimator:
 
     @staticmethod
     def _face(prep: Prepared, f: Face, c: AlignedCrop, p: ParseResult, sc: float | None, g: GeometricOcclusion,
-              final: float, r: float | None, oof: OutOfFrame, gray: bool, head: bool = False) -> FaceAnalysis:
+              final: float, r: float | None, oof: OutOfFrame, gray: bool, head: bool = False,
+              subject: bool | None = None) -> FaceAnalysis:
         x0, y0, x1, y1 = f.box
         geometric = with_out_of_frame(g.overall, oof.overall)
         regions = [RegionOcclusion(q.name, region_with_out_of_frame(q.fraction, oof.regions[q.name]))
@@ -377,7 +392,7 @@ class Estimator:
             occlusion=occlusion, geometric=geometric, regions=regions,
             occluded_by=g.occluded_by, box=(x0, y0, x1, y1), landmark_confidence=sc,
             parser_confidence=g.parser_confidence, is_gray=gray, face_size=size,
-            regressor=r, uncertainty=unc, subject=f is prep.faces[0], rotation=f.rotation,
+            regressor=r, uncertainty=unc, subject=f is prep.faces[0] if subject is None else subject, rotation=f.rotation,
             out_of_frame=oof.overall, pose=pose, source=f.source, small_face=small, doubtful_face=doubtful,
             warnings=face_warnings(f, oof.overall, pose, [q.name for q in regions if q.fraction != q.fraction])
             + warning_texts(small, doubtful, size), iso=iso,
