@@ -155,6 +155,15 @@ def test_an_occluder_over_the_top_restores_r_up_to_the_mean_face(astronaut):
     m = cv2.getRotationMatrix2D((256, 256), 20, 0.7)
     assert crowned.transformed(m, (512, 512)).crown_covered
     assert not regions.crown_covered(replace(pulled, depth=None), labels, OCCLUDER)
+    # a cap over a forehead the mesh found whole (its oval where the prior puts it: nothing pulled in)
+    # leaves R as it is, however much of the band above is occluder
+    lm = face.landmarks.copy()
+    lm[list(FACE_OVAL)] = regions.predicted_oval(face.landmarks, face.depth)[0]
+    whole = replace(face, landmarks=lm)
+    assert regions.restored_outline(whole) is None
+    clean_labels = np.full(face.image_size, OCCLUDER, np.uint8)
+    clean_labels[regions.face_region(whole)] = BACKGROUND
+    assert not regions.crown_covered(whole, clean_labels, OCCLUDER)
 
 
 def _paint_cap(rgb: np.ndarray, face, depth: float = 0.45) -> tuple[np.ndarray, np.ndarray]:
