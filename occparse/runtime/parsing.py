@@ -53,6 +53,15 @@ class ParserSpec:
     #: map (0, 1, 2, 3) is a model without the facial-hair class (occparse's before it had one).
     class_map: tuple[int, ...] = (0, 1, 2, 3, 4)
     name: str = "occparse-bisenet"
+    #: the labels are the argmax with the facial-hair probability multiplied by this (1: plain argmax);
+    #: a calibration of a model that under-calls a thin, low-contrast class (weights/parser.md). The
+    #: probabilities themselves are left as the model gives them.
+    facial_hair_weight: float = 1.0
+
+    def __post_init__(self):
+        w = self.facial_hair_weight
+        if not (isinstance(w, (int, float)) and np.isfinite(w) and w > 0):
+            raise ValueError(f"facial_hair_weight must be a finite number above 0, not {w!r}")
 
     @staticmethod
     def celebamask19() -> ParserSpec:
@@ -68,7 +77,8 @@ class ParserSpec:
         class_map = tuple(int(c) for c in d["class_map"])
         if any(c not in range(N_CLASSES) for c in class_map):
             raise ValueError(f"{path}: class_map entries must be occparse classes 0..{N_CLASSES - 1}")
-        return ParserSpec(int(d["input_size"]), tuple(d["mean"]), tuple(d["std"]), class_map, d.get("name", Path(path).stem))
+        return ParserSpec(int(d["input_size"]), tuple(d["mean"]), tuple(d["std"]), class_map, d.get("name", Path(path).stem),
+                          float(d.get("facial_hair_weight", 1.0)))
 
 
 def normalize_crops(crops, size: int, mean, std) -> np.ndarray:
@@ -168,6 +178,14 @@ class FaceParser:
             out[:, dst] += probs[:, src]
         return out
 
+    def _labels(self, p: np.ndarray, top: np.ndarray) -> np.ndarray:
+        w = self.spec.facial_hair_weight
+        if w == 1.0:
+            return argmax_classes(p, top)
+        weighted = p.copy()
+        weighted[FACIAL_HAIR] *= w
+        return argmax_classes(weighted)
+
     def parse(self, crops: list[np.ndarray]) -> list[ParseResult]:
         """Label each uint8 RGB crop; results come back at each crop's resolution."""
         results: list[ParseResult] = []
@@ -187,7 +205,7 @@ class FaceParser:
                     p = cv2.resize(p.transpose(1, 2, 0), (w, h), interpolation=cv2.INTER_LINEAR).transpose(2, 0, 1)
                 p = np.ascontiguousarray(p, dtype=np.float32)
                 top = p.max(axis=0)  # the labels and the confidence both need it: computed once
-                results.append(ParseResult(labels=argmax_classes(p, top), probs=p, top=top))
+                results.append(ParseResult(labels=self._labels(p, top), probs=p, top=top))
         return results
 
 
