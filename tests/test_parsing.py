@@ -148,3 +148,32 @@ def test_flip_tta_averages_the_mirrored_parse(tmp_path):
         assert np.allclose(g.probs, want, atol=1e-5)
         assert np.array_equal(g.labels, want.argmax(0))
     assert not np.allclose(got[0].probs, a[0].probs, atol=1e-3)  # the mirror really changed something
+
+
+def test_facial_hair_weight_moves_only_the_facial_hair_decision(tmp_path):
+    """The weighted argmax: a pixel whose facial-hair probability, times the weight, beats every other class
+    becomes facial hair; nothing else changes, and the weight 1 is the plain argmax."""
+    from occparse.labels import FACE, FACIAL_HAIR, HAIR
+    from occparse.runtime.parsing import argmax_classes, weighted_labels
+
+    rng = np.random.default_rng(0)
+    p = rng.dirichlet(np.ones(5), size=(16, 16)).transpose(2, 0, 1).astype(np.float32)
+    p[:, 0, 0] = (0.05, 0.50, 0.05, 0.05, 0.35)  # face 0.50 vs facial hair 0.35: x1.5 = 0.525 wins
+    p[:, 0, 1] = (0.05, 0.60, 0.05, 0.05, 0.25)  # x1.5 = 0.375: stays face
+    p[:, 0, 2] = (0.05, 0.10, 0.50, 0.05, 0.30)  # hair 0.50 vs 0.45: stays hair
+    plain = argmax_classes(p)
+    assert np.array_equal(weighted_labels(p, 1.0), plain)
+    got = weighted_labels(p, 1.5)
+    assert (got[0, 0], got[0, 1], got[0, 2]) == (FACIAL_HAIR, FACE, HAIR)
+    changed = got != plain
+    assert (got[changed] == FACIAL_HAIR).all()
+    assert (weighted_labels(p, 100.0) == FACIAL_HAIR).mean() > (got == FACIAL_HAIR).mean()
+
+    spec = {"input_size": 128, "mean": [0.5] * 3, "std": [0.5] * 3, "class_map": [0, 1, 2, 3, 4]}
+    (tmp_path / "a.json").write_text(json.dumps(spec | {"facial_hair_weight": 1.5}))
+    assert ParserSpec.from_json(tmp_path / "a.json").facial_hair_weight == 1.5
+    (tmp_path / "b.json").write_text(json.dumps(spec))
+    assert ParserSpec.from_json(tmp_path / "b.json").facial_hair_weight == 1.0
+    for bad in (0, -1, float("nan"), float("inf")):
+        with pytest.raises(ValueError, match="facial_hair_weight"):
+            ParserSpec(facial_hair_weight=bad)

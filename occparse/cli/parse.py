@@ -34,7 +34,8 @@ def add_parser(sub) -> argparse.ArgumentParser:
 
 --parser-spec: "celebamask19" for the common 19-class CelebAMask-HQ BiSeNet export (512x512 input, ImageNet
 mean/std), or a JSON file {"input_size": S, "mean": [..], "std": [..], "class_map": [..]} mapping each output
-class to occparse's 0..4 (0 background, 1 visible face, 2 hair, 3 occluder, 4 facial hair). Exit status 1 when any image failed (each failure is reported on stderr).""",
+class to occparse's 0..4 (0 background, 1 visible face, 2 hair, 3 occluder, 4 facial hair), with an optional
+"facial_hair_weight" (default 1: the facial-hair probability is multiplied by it before the labels are taken). Exit status 1 when any image failed (each failure is reported on stderr).""",
     )
     add_arguments(p)
     p.set_defaults(func=run)

@@ -124,6 +124,16 @@ def argmax_classes(probs: np.ndarray, top: np.ndarray | None = None) -> np.ndarr
     return labels
 
 
+def weighted_labels(probs: np.ndarray, facial_hair_weight: float = 1.0, top: np.ndarray | None = None) -> np.ndarray:
+    """H x W uint8 labels of 5 x H x W occparse probabilities: the argmax with the facial-hair probability
+    multiplied by ``facial_hair_weight`` (``top``: ``probs.max(0)``, used when the weight is 1)."""
+    if facial_hair_weight == 1.0:
+        return argmax_classes(probs, top)
+    weighted = probs.copy()
+    weighted[FACIAL_HAIR] *= facial_hair_weight
+    return argmax_classes(weighted)
+
+
 @dataclass(frozen=True)
 class ParseResult:
     """Parser output for one crop, at the crop's own resolution."""
@@ -179,12 +189,7 @@ class FaceParser:
         return out
 
     def _labels(self, p: np.ndarray, top: np.ndarray) -> np.ndarray:
-        w = self.spec.facial_hair_weight
-        if w == 1.0:
-            return argmax_classes(p, top)
-        weighted = p.copy()
-        weighted[FACIAL_HAIR] *= w
-        return argmax_classes(weighted)
+        return weighted_labels(p, self.spec.facial_hair_weight, top)
 
     def parse(self, crops: list[np.ndarray]) -> list[ParseResult]:
         """Label each uint8 RGB crop; results come back at each crop's resolution."""
