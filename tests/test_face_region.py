@@ -239,3 +239,25 @@ def test_a_turned_head_reports_its_far_side_as_turned_away(data_root):
     assert "nose" in away
     assert all(0.0 <= r.fraction <= 1.0 for r in res.regions if r.name not in away)
     assert any(w.startswith("turned_away:") and "nose" in w for w in res.warnings)
+
+
+def test_the_pipeline_applies_the_crown_to_both_geometries(astronaut, monkeypatch):
+    """Where the crown test holds, the face is crowned in the photo's and the crop's geometry alike, the
+    reported numbers use that R, the subject stays the subject and the warning says so; the option
+    turns it off."""
+    from occparse.runtime import pipeline
+    from occparse.runtime.occlusion import crop_footprint
+    from occparse.runtime.pipeline import Estimator, EstimatorOptions
+
+    rgb, _ = astronaut
+    monkeypatch.setattr(pipeline, "crown_covered", lambda *a, **k: True)
+    a = Estimator().analyze(rgb)
+    d = a.faces[0]
+    assert d.face.crown_covered and d.crop.face.crown_covered
+    assert a.result.faces[0].subject
+    assert any(w.startswith("crown:") for w in a.result.faces[0].warnings)
+    shape = d.parse.labels.shape
+    want = regions.face_region(d.crop.face, shape) & crop_footprint(d.crop, rgb.shape[:2])
+    assert np.array_equal(d.geometry.region_mask, want)
+    off = Estimator(EstimatorOptions(crown=False)).analyze(rgb).faces[0]
+    assert not off.face.crown_covered and not any(w.startswith("crown") for w in off.result.warnings)

@@ -174,6 +174,26 @@ def test_facial_hair_weight_moves_only_the_facial_hair_decision(tmp_path):
     assert ParserSpec.from_json(tmp_path / "a.json").facial_hair_weight == 1.5
     (tmp_path / "b.json").write_text(json.dumps(spec))
     assert ParserSpec.from_json(tmp_path / "b.json").facial_hair_weight == 1.0
-    for bad in (0, -1, float("nan"), float("inf")):
+    for bad in (0, -1, float("nan"), float("inf"), True, "2"):
         with pytest.raises(ValueError, match="facial_hair_weight"):
             ParserSpec(facial_hair_weight=bad)
+    assert ParserSpec(facial_hair_weight=np.float32(1.5)).facial_hair_weight == 1.5
+    (tmp_path / "c.json").write_text(json.dumps(spec | {"facial_hair_weight": None}))
+    with pytest.raises(ValueError, match="c.json"):
+        ParserSpec.from_json(tmp_path / "c.json")
+
+
+def test_the_parser_takes_its_labels_with_the_spec_weight(tmp_path):
+    """FaceParser.parse applies the spec's facial_hair_weight to the labels, not to the probabilities."""
+    from occparse.labels import FACIAL_HAIR
+    from occparse.train.export import export_onnx
+
+    torch.manual_seed(2)
+    path = export_onnx(torch.nn.Conv2d(3, 5, 5, padding=2), tmp_path / "tiny5.onnx", 64)
+    crops = [np.random.default_rng(1).integers(0, 256, (64, 64, 3), dtype=np.uint8)]
+    plain = FaceParser(path, ParserSpec(input_size=64), providers=["CPUExecutionProvider"]).parse(crops)[0]
+    heavy = FaceParser(path, ParserSpec(input_size=64, facial_hair_weight=100.0),
+                       providers=["CPUExecutionProvider"]).parse(crops)[0]
+    assert np.array_equal(plain.probs, heavy.probs)
+    assert (heavy.labels == FACIAL_HAIR).mean() > (plain.labels == FACIAL_HAIR).mean()
+    assert (heavy.labels == FACIAL_HAIR).mean() > 0.9

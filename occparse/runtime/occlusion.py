@@ -15,7 +15,7 @@ import numpy as np
 from ..labels import FACE, FACIAL_HAIR, HAIR, OCCLUDER
 from .align import AlignedCrop
 from .parsing import ParseResult
-from .regions import REGION_NAMES, face_regions, restored_outline
+from .regions import REGION_NAMES, face_regions, restored_outlines
 from .results import OccluderShare, RegionOcclusion
 
 #: what facial hair counts as: "occluding" (the data definition, default) or "visible" (face)
@@ -53,8 +53,7 @@ def out_of_frame(crop: AlignedCrop, original_size: tuple[int, int], shape: tuple
     the whole of R (the face-oval polygon and its restored outline) is rasterised (also past the
     frame; the crop's own margin holds it)."""
     h, w = original_size
-    restored = restored_outline(crop.face)
-    outline = crop.face.oval if restored is None else np.vstack([crop.face.oval, restored])
+    outline = np.vstack([crop.face.oval, *restored_outlines(crop.face)])
     oval = outline @ crop.inverse[:, :2].T + crop.inverse[:, 2]  # R's outline back in the photo's pixels
     if oval[:, 0].min() >= 0 and oval[:, 1].min() >= 0 and oval[:, 0].max() <= w - 1 and oval[:, 1].max() <= h - 1:
         # the usual case, and the fast path: R (and every sub-region, all inside R) lies in the frame

@@ -12,6 +12,7 @@ the runtime cannot drift from what the model learned. This module imports no tor
 from __future__ import annotations
 
 import json
+import numbers
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -60,8 +61,9 @@ class ParserSpec:
 
     def __post_init__(self):
         w = self.facial_hair_weight
-        if not (isinstance(w, (int, float)) and np.isfinite(w) and w > 0):
+        if isinstance(w, bool) or not isinstance(w, numbers.Real) or not (np.isfinite(w) and w > 0):
             raise ValueError(f"facial_hair_weight must be a finite number above 0, not {w!r}")
+        object.__setattr__(self, "facial_hair_weight", float(w))
 
     @staticmethod
     def celebamask19() -> ParserSpec:
@@ -77,8 +79,11 @@ class ParserSpec:
         class_map = tuple(int(c) for c in d["class_map"])
         if any(c not in range(N_CLASSES) for c in class_map):
             raise ValueError(f"{path}: class_map entries must be occparse classes 0..{N_CLASSES - 1}")
+        w = d.get("facial_hair_weight", 1.0)
+        if isinstance(w, bool) or not isinstance(w, numbers.Real):
+            raise ValueError(f"{path}: facial_hair_weight must be a number above 0, not {w!r}")
         return ParserSpec(int(d["input_size"]), tuple(d["mean"]), tuple(d["std"]), class_map, d.get("name", Path(path).stem),
-                          float(d.get("facial_hair_weight", 1.0)))
+                          w)
 
 
 def normalize_crops(crops, size: int, mean, std) -> np.ndarray:
@@ -144,7 +149,8 @@ class ParseResult:
 
     @property
     def confidence(self) -> np.ndarray:
-        """Top-class probability per pixel (H x W float32)."""
+        """Top-class probability per pixel (H x W float32): the largest of the model's probabilities,
+        before any ``facial_hair_weight`` (so with a weight it may be another class's than the label's)."""
         return self.probs.max(axis=0) if self.top is None else self.top
 
 

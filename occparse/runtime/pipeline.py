@@ -31,6 +31,7 @@ from .occlusion import (
     FACIAL_HAIR_CHOICES,
     GeometricOcclusion,
     OutOfFrame,
+    crop_footprint,
     geometric_occlusion,
     out_of_frame,
     region_with_out_of_frame,
@@ -76,6 +77,9 @@ class EstimatorOptions:
     #: how a small face (under about 53 px) is enlarged to the crop: "lanczos" (default), "linear" (before),
     #: "cubic" or "nearest" (align.align; benchmarks/lowres_parser.py measures them)
     small_face_upscale: str = "lanczos"
+    #: restore R up to the mean face's outline where the parser labels an occluder over the top of the
+    #: face (the crown, occparse.runtime.regions.crown_covered; docs/face_region.md); False: the prior alone
+    crown: bool = True
 
 
 @dataclass(frozen=True)
@@ -201,6 +205,9 @@ def face_warnings(face: Face, oof: float, pose, turned_away: list[str] | tuple[s
     if turned_away:
         out.append(f"turned_away: the head's pose turns the {', '.join(n.replace('_', ' ') for n in turned_away)} "
                    "out of the face region; no value")
+    if face.crown_covered:
+        out.append("crown: an occluder covers the top of the face; the face region reaches the mean face's "
+                   "outline there and the part it hides counts")
     if face.rotation:
         out.append(f"rotated: the face is turned; it was read upright (picture turned {face.rotation} degrees clockwise)")
     if face.source == "keypoints":
@@ -238,7 +245,7 @@ def _with_crown(item: tuple, parse: ParseResult) -> tuple:
     """``(prep, face, crop, score)`` with the face marked ``crown_covered`` (in both geometries) where the
     parser labels an occluder over the top of the face (:func:`occparse.runtime.regions.crown_covered`)."""
     prep, f, c, sc = item
-    if not crown_covered(c.face, parse.labels, OCCLUDER):
+    if not crown_covered(c.face, parse.labels, OCCLUDER, crop_footprint(c, prep.size)):
         return item
     return prep, replace(f, crown_covered=True), replace(c, face=replace(c.face, crown_covered=True)), sc
 
@@ -341,7 +348,8 @@ class Estimator:
         crops = [c.image for _, _, c, _ in items]
         parses = self.parser.parse(crops) if crops else []
         # a cap or hat over the top of the face, seen by the parser, restores R up to the mean face's outline
-        items = [_with_crown(it, p) for it, p in zip(items, parses, strict=True)]
+        if self.options.crown:
+            items = [_with_crown(it, p) for it, p in zip(items, parses, strict=True)]
         reg = self.regressors.predict(crops)[0] if self.regressors is not None and crops else None
         geos = [geometric_occlusion(c, p, prep.size, self.options.facial_hair)
                 for (prep, _, c, _), p in zip(items, parses, strict=True)]

@@ -31,7 +31,7 @@ Sub-regions (all clipped to R; they need not tile R exactly):
 from __future__ import annotations
 
 import functools
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from importlib import resources
 
 import cv2
@@ -187,12 +187,14 @@ def _restore(face: Face) -> np.ndarray | None:
         top = crown_outline(face)
         if top is not None:
             normals = _outward_normals(mesh)
-            # only the points above the eyebrows: the crown is the forehead's, the temples stay as they are
+            # the points above the eyebrow line move, fully from a tenth of the face height above it (the
+            # forehead and the upper temples); the weight ramps from 0 at the line, so the outline has no step
             _, down = face.axes()
-            above = mesh @ down < _brow_line(face, down)
-            further = (((top - mesh) * normals).sum(1) > ((out - mesh) * normals).sum(1)) & above
-            out[further] = top[further]
-            moved |= bool(further.any())
+            ramp = np.clip((_brow_line(face, down) - mesh @ down) / (CROWN_RAMP * face.height), 0.0, 1.0)
+            further = ((top - mesh) * normals).sum(1) > ((out - mesh) * normals).sum(1)
+            ramp = np.where(further, ramp, 0.0)
+            out = out + ramp[:, None] * (top - out)
+            moved |= bool(ramp.any())
     return out.astype(np.float32) if moved else None
 
 
@@ -213,24 +215,30 @@ def crown_outline(face: Face) -> np.ndarray | None:
 
 #: The crown test: the share of the band between R and the mean face's upper outline (above the
 #: eyebrows) that the parser must label occluder, and the band's least size as a share of R (smaller
-#: bands are a few pixels of outline jitter). On CelebA-HQ val it holds on 28% of `Wearing_Hat` photos,
-#: 0.3% of plain faces and 1% of fringes (hair is not an occluder here: hair above the forehead is
-#: where hair grows).
+#: bands are a few pixels of outline jitter). With the pull test below it holds on 24% (42/175) of
+#: CelebA-HQ val `Wearing_Hat` photos, 0.1% (1/807) of plain faces and no fringe (hair is not an
+#: occluder here: hair above the forehead is where hair grows).
 CROWN_OCCLUDER_SHARE = 0.5
 CROWN_MIN_BAND = 0.005
 #: ... and the prior's outward gap at the forehead top (landmark 10) must exceed this share of the mesh's
-#: jitter there: on val hat photos that keeps 43 of the 49 crowns and every gain, and drops the one on
-#: a plain face
+#: jitter there (a cap sitting above a forehead the mesh found whole leaves R as it is)
 CROWN_MIN_PULL = 0.5
+#: the crown's outline reaches the mean face's fully from this share of the face height above the eyebrow
+#: line, ramping from 0 at the line
+CROWN_RAMP = 0.1
 _TOP = 0  # landmark 10, the forehead top, opens the oval loop
 
 
-def crown_covered(face: Face, labels: np.ndarray, occluder: int) -> bool:
+def crown_covered(face: Face, labels: np.ndarray, occluder: int, valid: np.ndarray | None = None) -> bool:
     """Whether the parser's ``labels`` (H x W uint8, the face's own image: for a crop, the crop's face)
     put an occluder over the top of the face: the prior finds the forehead top pulled in (by more than
     :data:`CROWN_MIN_PULL` of the mesh's jitter there), at least :data:`CROWN_OCCLUDER_SHARE` of the
     band between R and the mean face's upper outline (above the eyebrows) is ``occluder``, and the band
-    holds at least :data:`CROWN_MIN_BAND` of R. False for a face without depth."""
+    holds at least :data:`CROWN_MIN_BAND` of R. ``valid`` (H x W bool, optional): the pixels that come
+    from inside the photo (``occlusion.crop_footprint``); only those of the band count, as the crop's
+    border is filled with a mirror of the photo's edge. False for a face without depth."""
+    if not np.any(labels == occluder):  # the usual case, and the cheap one
+        return False
     top = crown_outline(face)
     if top is None:
         return False
@@ -245,6 +253,8 @@ def crown_covered(face: Face, labels: np.ndarray, occluder: int) -> bool:
     _, down = face.axes()
     ys, xs = _pixel_grid(tuple(shape))
     band = _fill(shape, top) & ~r & ((xs * down[0] + ys * down[1]) < _brow_line(face, down))
+    if valid is not None:
+        band &= valid
     n = np.count_nonzero(band)
     if n < CROWN_MIN_BAND * max(1, np.count_nonzero(r)):
         return False
@@ -258,13 +268,25 @@ def region_outline(face: Face) -> np.ndarray:
     return face.oval if out is None else out
 
 
+def restored_outlines(face: Face) -> list[np.ndarray]:
+    """The outlines R unites with the mesh's face oval ((36, 2) float32 picture pixels each): none on a
+    clean face; the prior's (:func:`restored_outline`); for a ``crown_covered`` face also the crown's,
+    whose points move along the contour as well as outward, so the prior's part is kept with it."""
+    out = restored_outline(face)
+    if out is None:
+        return []
+    if not face.crown_covered:
+        return [out]
+    ridge = restored_outline(replace(face, crown_covered=False))
+    return [out] if ridge is None else [ridge, out]
+
+
 def face_region(face: Face, shape: tuple[int, int] | None = None) -> np.ndarray:
     """R as a boolean mask of ``shape`` (default: the face's image): the mesh's filled face-oval
-    polygon united with the restored outline's (:func:`restored_outline`)."""
+    polygon united with the restored outlines' (:func:`restored_outlines`)."""
     shape = shape or face.image_size
     r = _fill(shape, face.oval)
-    out = restored_outline(face)
-    if out is not None:
+    for out in restored_outlines(face):
         r |= _fill(shape, out)
     return r
 

@@ -45,19 +45,26 @@ def _execution_order(model: nn.Module, input_size: int) -> list[nn.Module]:
 def dequantized(proto):
     """A float32 copy of a QDQ-quantized ONNX model (``onnx.ModelProto``): every DequantizeLinear of a
     constant becomes that constant in float32 ((q - zero_point) * scale, per axis where given), and each
-    QuantizeLinear -> DequantizeLinear pair on an activation is removed (a ReLU where its zero point is
-    the type's minimum). A model without them is returned
-    unchanged. Raises ValueError for a quantized op this does not know (QLinearConv, ConvInteger, ...)."""
+    QuantizeLinear -> DequantizeLinear pair on an activation is removed; where the pair follows a Conv,
+    Add, Gemm or MatMul and its zero point is the type's minimum, it becomes the ReLU the quantizer folded
+    into it. The input is not changed; a model without such pairs is returned as it is. Raises
+    ValueError for quantized ops this does not know (QLinearConv, ConvInteger, QGemm, com.microsoft ops,
+    a DequantizeLinear of neither a constant nor a QuantizeLinear)."""
     import onnx
     from onnx import helper, numpy_helper
 
-    g = proto.graph
-    if not any(n.op_type in ("QuantizeLinear", "DequantizeLinear") for n in g.node):
+    if not any(n.op_type in ("QuantizeLinear", "DequantizeLinear") for n in proto.graph.node):
         return proto
-    odd = {n.op_type for n in g.node} & {"QLinearConv", "QLinearMatMul", "ConvInteger", "MatMulInteger"}
+    src_proto, proto = proto, onnx.ModelProto()
+    proto.CopyFrom(src_proto)  # the nodes are rewired in place below: never the caller's model
+    g = proto.graph
+    odd = {n.op_type for n in g.node
+           if n.op_type.startswith(("QLinear", "QGemm")) or n.op_type in ("ConvInteger", "MatMulInteger")
+           or n.domain not in ("", "ai.onnx")}
     if odd:
         raise ValueError(f"cannot dequantize an ONNX graph with {sorted(odd)}")
     inits = {t.name: numpy_helper.to_array(t) for t in g.initializer}
+    producer = {o: n.op_type for n in g.node for o in n.output}
     rename: dict[str, str] = {}
     consts: dict[str, np.ndarray] = {}
     qin = {n.output[0]: (n.input[0], inits.get(n.input[2]) if len(n.input) > 2 else None)
@@ -81,11 +88,14 @@ def dequantized(proto):
                 rename[n.output[0]] = name
         elif n.op_type == "DequantizeLinear" and n.input[0] in qin:
             src, zp = qin[n.input[0]]
-            if zp is not None and zp.size == 1 and int(zp.ravel()[0]) == np.iinfo(zp.dtype).min:
+            folded = producer.get(src) in ("Conv", "Add", "Gemm", "MatMul")
+            if folded and zp is not None and zp.size == 1 and int(zp.ravel()[0]) == np.iinfo(zp.dtype).min:
                 # a zero point at the type's minimum clips negatives: the quantizer folded a ReLU into it
                 keep.append(helper.make_node("Relu", [src], [n.output[0]], name=n.output[0] + "_relu"))
             else:
                 rename[n.output[0]] = src
+        elif n.op_type == "DequantizeLinear":
+            raise ValueError(f"cannot dequantize {n.name}: its input is neither a constant nor a QuantizeLinear")
         elif n.op_type != "QuantizeLinear":
             keep.append(n)
     for n in keep:
@@ -125,8 +135,9 @@ def _export_conv_order(model: nn.Module, input_size: int) -> list[str]:
 
     from .export import export_onnx
 
-    path = export_onnx(copy.deepcopy(model), Path(tempfile.mkdtemp()) / "order.onnx", input_size)
-    return [n.name for n in onnx.load(str(path)).graph.node if n.op_type == "Conv"]
+    with tempfile.TemporaryDirectory() as tmp:
+        path = export_onnx(copy.deepcopy(model), Path(tmp) / "order.onnx", input_size)
+        return [n.name for n in onnx.load(str(path)).graph.node if n.op_type == "Conv"]
 
 
 def _in_model_order(onnx_convs: list, order: list[str]) -> list:
@@ -146,17 +157,24 @@ def load_from_onnx(model: nn.Module, onnx_path: Path, input_size: int, check: bo
 
     Raises ValueError if the graph does not match the model (another architecture or width).
     """
+    import tempfile
+
     import onnx
-    from onnx import numpy_helper
 
     proto = onnx.load(str(onnx_path))
     float_proto = dequantized(proto)
-    if float_proto is not proto:
-        import tempfile
+    with tempfile.TemporaryDirectory() as tmp:
+        run_path = Path(onnx_path)  # what ONNX Runtime checks against: the float graph of an int8 copy
+        if float_proto is not proto:
+            run_path = Path(tmp) / "dequantized.onnx"
+            onnx.save(float_proto, str(run_path))
+        return _load(model, float_proto, Path(onnx_path), run_path, input_size, check, quantized=float_proto is not proto)
 
-        tmp = Path(tempfile.mkdtemp()) / "dequantized.onnx"
-        onnx.save(float_proto, str(tmp))
-        onnx_path = tmp
+
+def _load(model: nn.Module, float_proto, onnx_path: Path, run_path: Path, input_size: int, check: bool,
+          quantized: bool) -> float:
+    from onnx import numpy_helper
+
     graph = float_proto.graph
     inits = {t.name: numpy_helper.to_array(t) for t in graph.initializer}
     consts = {}
@@ -182,7 +200,7 @@ def load_from_onnx(model: nn.Module, onnx_path: Path, input_size: int, check: bo
             convs[-1] = (convs[-1][0], m)
     if len(convs) != len(onnx_convs):
         raise ValueError(f"{onnx_path}: {len(onnx_convs)} convolutions in the ONNX graph, {len(convs)} in the model")
-    if float_proto is not proto:
+    if quantized:
         onnx_convs = _in_model_order(onnx_convs, _export_conv_order(model, input_size))
 
     with torch.no_grad():
@@ -212,7 +230,7 @@ def load_from_onnx(model: nn.Module, onnx_path: Path, input_size: int, check: bo
     from .export import max_abs_diff
 
     x = np.random.default_rng(0).normal(0, 1, (2, 3, input_size, input_size)).astype(np.float32)
-    diff = max_abs_diff(model, onnx_path, x)
+    diff = max_abs_diff(model, run_path, x)
     if diff > 1e-3:
         raise ValueError(f"{onnx_path}: loaded model differs from ONNX Runtime by {diff:.2e}; graph and model do not match")
     return diff
