@@ -114,6 +114,18 @@ def test_shares_of_r_add_up_and_take_extra_classes():
     assert np.all(panel == np.array(V.class_colour("facial hair"), np.uint8), axis=-1).sum() > 50
 
 
+def test_the_part_outside_the_photo_is_its_own_share():
+    """A face the border cuts: the part of R outside the photo is shown as such, not under the classes
+    that hide the part inside (whose shares describe only that part)."""
+    res = dataclasses.replace(_face_result({}, geometric=0.30, share=OccluderShare(0.0, 1.0, 0.0)), out_of_frame=0.25)
+    shares = dict(V.shares_of_r(res))
+    assert shares[V.OUTSIDE] == pytest.approx(0.25)
+    assert shares["occluder"] == pytest.approx(0.05)
+    assert shares["face"] == pytest.approx(0.70)
+    assert sum(shares.values()) == pytest.approx(1.0)
+    assert V.class_colour(V.OUTSIDE) != V.FALLBACK_COLOUR
+
+
 def test_nothing_hidden_still_sums_to_one():
     shares = dict(V.shares_of_r(_face_result({}, geometric=0.0, share=OccluderShare(0.0, 0.0, 0.0))))
     assert shares["face"] == 1.0 and sum(shares.values()) == 1.0
@@ -164,3 +176,20 @@ def test_beard_region_bars_and_legend_name_only_what_is_there(estimator, tmp_pat
     header_all = V.draw_header(None, [], "t", 940, None)
     swatch = np.array(V.class_colour("occluder"), np.uint8)
     assert not np.all(header_with == swatch, axis=-1).any() and np.all(header_all == swatch, axis=-1).any()
+
+
+def test_a_face_the_border_cuts_shows_the_outside_part_as_such(estimator, astronaut, tmp_path):
+    """The astronaut cut by the left border: the legend and each region's bar give the part outside the
+    photo its own share, as large as the reported out-of-frame share, and not the parser's classes
+    (the crop's border there is a mirror of the photo)."""
+    full = _analyze(estimator, astronaut, tmp_path, "full.png")
+    x0 = int(full.faces[0].result.box[0] + 0.3 * (full.faces[0].result.box[2] - full.faces[0].result.box[0]))
+    an = _analyze(estimator, np.ascontiguousarray(astronaut[:, x0:]), tmp_path, "cut.png")
+    res = an.faces[0].result
+    assert res.out_of_frame > 0.1
+    shares = dict(V.shares_of_r(res))
+    assert shares[V.OUTSIDE] == pytest.approx(res.out_of_frame, abs=1e-6)
+    assert sum(shares.values()) == pytest.approx(1.0)
+    hiders = V.region_hiders(an.faces[0])
+    cut = [name for name in hiders if hiders[name] and hiders[name][0][0] == V.OUTSIDE]
+    assert cut  # at least one region is hidden mostly by the border

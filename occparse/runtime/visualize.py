@@ -23,6 +23,7 @@ import numpy as np
 from ..labels import CLASSES as LABEL_NAMES
 from ..labels import PALETTE
 from .mesh import Face
+from .occlusion import crop_footprint
 from .parsing import CLASSES, colorize
 from .regions import REGION_NAMES, _fill, face_regions, restored_outline
 
@@ -165,14 +166,24 @@ def _swatch(img, x, y, colour):
     cv2.rectangle(img, (x, y - 11), (x + 12, y + 1), (60, 60, 60), 1)
 
 
+#: The legend's name of the part of R outside the photo (drawn grey, as on the zoomed face).
+OUTSIDE = "outside the photo"
+CLASS_COLOURS[_key(OUTSIDE)] = (70, 70, 70)
+
+
 def shares_of_r(result) -> list[tuple[str, float]]:
     """What R consists of, as (class name, fraction of R) that add up to 1: the visible face, then each
-    field of ``result.occluded_by`` (hair, occluder, background, and any class added later) scaled by
-    the geometric occluded fraction."""
+    field of ``result.occluded_by`` (hair, occluder, background, and any class added later: what hides
+    the part inside the photo) scaled by that part's occluded fraction, then, when the border cuts the
+    face, :data:`OUTSIDE` (``result.out_of_frame``)."""
     g = float(result.geometric)
+    oof = float(getattr(result, "out_of_frame", 0.0) or 0.0)
+    oof = min(max(oof, 0.0), g)  # the part outside is hidden, so it is part of the geometric fraction
     out = [("face", 1.0 - g)]
     for f in dataclasses.fields(result.occluded_by):
-        out.append((f.name, g * float(getattr(result.occluded_by, f.name))))
+        out.append((f.name, (g - oof) * float(getattr(result.occluded_by, f.name))))
+    if oof > 0:
+        out.append((OUTSIDE, oof))
     total = sum(v for _, v in out)
     if total > 0 and abs(total - 1.0) > 1e-6:  # nothing hidden gives all-zero shares; keep the sum at 1
         out = [(n, v / total) for n, v in out]
@@ -295,15 +306,21 @@ def region_hiders(fa) -> dict[str, list[tuple[str, float]]]:
     region's bar can be coloured by what covers it; the bar's length is the reported number."""
     labels = fa.parse.labels
     parts = face_regions(fa.crop.face, labels.shape).parts
+    # crop pixels from outside the photo are the crop's mirrored border, whatever the parser calls them
+    inside = crop_footprint(fa.crop, fa.face.image_size)
     out: dict[str, list[tuple[str, float]]] = {}
     for name in REGION_NAMES:
-        hidden = labels[parts[name] & (labels != 1)]
-        if hidden.size == 0:
+        hidden = labels[parts[name] & inside & (labels != 1)]
+        n_out = int(np.count_nonzero(parts[name] & ~inside))
+        total = hidden.size + n_out
+        if total == 0:
             out[name] = []
             continue
         counts = np.bincount(np.minimum(hidden, len(CLASSES) - 1), minlength=len(CLASSES)).astype(float)
-        out[name] = sorted(((CLASSES[k], counts[k] / hidden.size) for k in range(len(CLASSES)) if counts[k] > 0),
-                           key=lambda kv: -kv[1])
+        shares = [(CLASSES[k], counts[k] / total) for k in range(len(CLASSES)) if counts[k] > 0]
+        if n_out:
+            shares.append((OUTSIDE, n_out / total))
+        out[name] = sorted(shares, key=lambda kv: -kv[1])
     return out
 
 
