@@ -65,7 +65,8 @@ def _reader(input_name: str, batches: list[np.ndarray]):
 
 
 def quantize_model(src: Path, dst: Path, inputs: np.ndarray, batch: int = 16) -> Path:
-    """Write an int8 QDQ copy of ``src`` calibrated (min-max) on the preprocessed ``inputs`` (N x 3 x S x S)."""
+    """Write an int8 QDQ copy of ``src`` calibrated (min-max) on the preprocessed ``inputs`` (N x 3 x S x S);
+    a sigmoid output stays float (:func:`float_output_head`)."""
     import onnxruntime as ort
     from onnxruntime.quantization import QuantFormat, QuantType, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
@@ -79,8 +80,71 @@ def quantize_model(src: Path, dst: Path, inputs: np.ndarray, batch: int = 16) ->
         out = Path(tmp) / "int8.onnx"
         quantize_static(str(pre), str(out), _reader(name, batches), quant_format=QuantFormat.QDQ, per_channel=True,
                         activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8)
+        import onnx
+
+        model = float_output_head(onnx.load(str(out)))
+        onnx.checker.check_model(model)
+        onnx.save(model, str(out))
         out.replace(dst)
     return dst
+
+
+#: ops a bounded output head passes through unchanged in range (walked back from the graph output)
+_SHAPE_OPS = ("Squeeze", "Unsqueeze", "Reshape", "Flatten", "Identity")
+
+
+def float_output_head(proto):
+    """``proto`` (an ``onnx.ModelProto``, changed in place and returned) with the quantize/dequantize
+    pairs between its last Sigmoid and its output removed, so that output is float.
+
+    Why: a QDQ output is uint8 over the range calibration saw; a sigmoid regressor calibrated on crops
+    that never read above 0.62 could then never output more than 0.62 (the regressors shipped before
+    this did exactly that on heavily covered faces). Below the old cap the values are unchanged; the
+    rest of the graph is left as it is. A graph without a Sigmoid head is returned unchanged."""
+    g = proto.graph
+    prod = {o: n for n in g.node for o in n.output}
+    out_name = g.output[0].name
+    drop: list = []
+    rewire: dict[str, str] = {}  # a removed DequantizeLinear's output -> the QuantizeLinear's input
+    name, found = out_name, False
+    while name in prod:
+        n = prod[name]
+        if n.op_type == "DequantizeLinear" and n.input[0] in prod and prod[n.input[0]].op_type == "QuantizeLinear":
+            q = prod[n.input[0]]
+            drop += [n, q]
+            rewire[n.output[0]] = q.input[0]
+            name = q.input[0]
+        elif n.op_type in _SHAPE_OPS:
+            name = n.input[0]
+        else:
+            found = n.op_type == "Sigmoid"
+            break
+    if not found or not drop:
+        return proto
+    keep = [n for n in g.node if all(n is not d for d in drop)]
+    for n in keep:
+        for i, x in enumerate(n.input):
+            while x in rewire:
+                x = rewire[x]
+            n.input[i] = x
+    if out_name in rewire:  # the graph output came from a removed pair: its new producer takes the name
+        src = out_name
+        while src in rewire:
+            src = rewire[src]
+        for n in keep:
+            for i, x in enumerate(n.output):
+                if x == src:
+                    n.output[i] = out_name
+            for i, x in enumerate(n.input):
+                if x == src:
+                    n.input[i] = out_name
+    del g.node[:]
+    g.node.extend(keep)
+    used = {x for n in keep for x in n.input}
+    unused = [t for t in g.initializer if t.name not in used]  # the removed pairs' scales and zero points
+    for t in unused:
+        g.initializer.remove(t)
+    return proto
 
 
 def output_drift(fp32: Path, int8: Path, inputs: np.ndarray) -> float:
