@@ -110,6 +110,28 @@ def test_int8_export_warm_starts_close_to_its_float_model(tmp_path: Path, make, 
     assert float((want - got).abs().max()) < 0.05 * max(spread, 1e-6) + 0.02
 
 
+def test_int8_regressor_keeps_its_output_head_float(tmp_path: Path):
+    """A sigmoid head quantized over the calibration's range caps the output (the shipped regressors once
+    could not read above 0.62): the logit and the output stay float, and a shipped-style int8 file with
+    a quantized head is fixed by float_output_head without touching anything else."""
+    import onnx
+
+    from occparse.models.quantize import float_output_head, quantize_model
+
+    torch.manual_seed(0)
+    src = export_onnx(OcclusionRegressor().eval(), tmp_path / "r.onnx", 64)
+    calib = np.random.default_rng(0).normal(0, 1, (16, 3, 64, 64)).astype(np.float32)
+    g = onnx.load(str(quantize_model(src, tmp_path / "r.int8.onnx", calib))).graph
+    prod = {o: n for n in g.node for o in n.output}
+    sig = next(n for n in g.node if n.op_type == "Sigmoid")
+    assert prod[sig.input[0]].op_type == "Gemm"  # the logit is float
+    after = [n.op_type for n in g.node if n.op_type in ("QuantizeLinear", "DequantizeLinear")
+             and any(i == sig.output[0] for i in n.input)]
+    assert not after
+    assert float_output_head(onnx.load(str(tmp_path / "r.int8.onnx"))).SerializeToString() == onnx.load(
+        str(tmp_path / "r.int8.onnx")).SerializeToString()  # nothing left to remove: unchanged
+
+
 def test_precision_resolution():
     from occparse.cli import PRECISION_CHOICES
     from occparse.models.zoo import PRECISIONS

@@ -95,7 +95,8 @@ _SHAPE_OPS = ("Squeeze", "Unsqueeze", "Reshape", "Flatten", "Identity")
 
 def float_output_head(proto):
     """``proto`` (an ``onnx.ModelProto``, changed in place and returned) with the quantize/dequantize
-    pairs between its last Sigmoid and its output removed, so that output is float.
+    pairs between its last Sigmoid and its output, and the one on the Sigmoid's input (the logit),
+    removed, so that the output head is float.
 
     Why: a QDQ output is uint8 over the range calibration saw; a sigmoid regressor calibrated on crops
     that never read above 0.62 could then never output more than 0.62 (the regressors shipped before
@@ -118,6 +119,14 @@ def float_output_head(proto):
             name = n.input[0]
         else:
             found = n.op_type == "Sigmoid"
+            if found:  # the logit into it too: its range is capped the same way (0.62 is logit 0.49)
+                x = n.input[0]
+                if x in prod and prod[x].op_type == "DequantizeLinear":
+                    dq = prod[x]
+                    if dq.input[0] in prod and prod[dq.input[0]].op_type == "QuantizeLinear":
+                        q = prod[dq.input[0]]
+                        drop += [dq, q]
+                        rewire[dq.output[0]] = q.input[0]
             break
     if not found or not drop:
         return proto
