@@ -221,7 +221,7 @@ def crown_outline(face: Face) -> np.ndarray | None:
 CROWN_OCCLUDER_SHARE = 0.5
 CROWN_MIN_BAND = 0.005
 #: ... and the prior's outward gap at the forehead top (landmark 10) must exceed this share of the mesh's
-#: jitter there (a cap sitting above a forehead the mesh found whole leaves R as it is)
+#: jitter there (a cap resting above a forehead the mesh found whole leaves R as it is)
 CROWN_MIN_PULL = 0.5
 #: the crown's outline reaches the mean face's fully from this share of the face height above the eyebrow
 #: line, ramping from 0 at the line
@@ -242,7 +242,7 @@ def crown_covered(face: Face, labels: np.ndarray, occluder: int, valid: np.ndarr
     top = crown_outline(face)
     if top is None:
         return False
-    # the prior must see the forehead top pulled in too: a cap sitting above a forehead the mesh found
+    # the prior must see the forehead top pulled in too: a cap resting above a forehead the mesh found
     # whole (as a pasted cap over a clean face) leaves R as it is
     pred, unit = predicted_oval(face.landmarks, face.depth)
     gap = _gaps(face.oval.astype(np.float64), pred, unit)[_TOP]
