@@ -89,6 +89,30 @@ def quantize_model(src: Path, dst: Path, inputs: np.ndarray, batch: int = 16) ->
     return dst
 
 
+def reconnect(nodes: list, rename: dict[str, str], outputs: set[str]) -> None:
+    """Rewire ONNX ``nodes`` (changed in place) after nodes were taken out of a graph: every input named
+    in ``rename`` (a removed node's output -> the tensor that replaces it, followed through chains)
+    reads its replacement, and a graph output in ``outputs`` that a removed node produced is written,
+    under its own name, by the node that now produces its replacement."""
+    def resolve(x: str) -> str:
+        while x in rename:
+            x = rename[x]
+        return x
+
+    for n in nodes:
+        for i, x in enumerate(n.input):
+            n.input[i] = resolve(x)
+    for o in outputs & set(rename):
+        src = resolve(o)
+        for n in nodes:
+            for i, x in enumerate(n.output):
+                if x == src:
+                    n.output[i] = o
+            for i, x in enumerate(n.input):
+                if x == src:
+                    n.input[i] = o
+
+
 #: ops a bounded output head passes through unchanged in range (walked back from the graph output)
 _SHAPE_OPS = ("Squeeze", "Unsqueeze", "Reshape", "Flatten", "Identity")
 
@@ -131,22 +155,7 @@ def float_output_head(proto):
     if not found or not drop:
         return proto
     keep = [n for n in g.node if all(n is not d for d in drop)]
-    for n in keep:
-        for i, x in enumerate(n.input):
-            while x in rewire:
-                x = rewire[x]
-            n.input[i] = x
-    if out_name in rewire:  # the graph output came from a removed pair: its new producer takes the name
-        src = out_name
-        while src in rewire:
-            src = rewire[src]
-        for n in keep:
-            for i, x in enumerate(n.output):
-                if x == src:
-                    n.output[i] = out_name
-            for i, x in enumerate(n.input):
-                if x == src:
-                    n.input[i] = out_name
+    reconnect(keep, rewire, {out_name})
     del g.node[:]
     g.node.extend(keep)
     used = {x for n in keep for x in n.input}

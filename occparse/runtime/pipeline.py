@@ -245,7 +245,7 @@ def _with_crown(item: tuple, parse: ParseResult) -> tuple:
     """``(prep, face, crop, score)`` with the face marked ``crown_covered`` (in both geometries) where the
     parser labels an occluder over the top of the face (:func:`occparse.runtime.regions.crown_covered`)."""
     prep, f, c, sc = item
-    if not crown_covered(c.face, parse.labels, OCCLUDER, crop_footprint(c, prep.size)):
+    if not crown_covered(c.face, parse.labels, OCCLUDER, lambda: crop_footprint(c, prep.size)):
         return item
     return prep, replace(f, crown_covered=True), replace(c, face=replace(c.face, crown_covered=True)), sc
 

@@ -31,7 +31,8 @@ Sub-regions (all clipped to R; they need not tile R exactly):
 from __future__ import annotations
 
 import functools
-from dataclasses import dataclass, field, replace
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from importlib import resources
 
 import cv2
@@ -153,34 +154,31 @@ def restored_outline(face: Face) -> np.ndarray | None:
     """The outline of R where the prior restores it: (36, 2) float32 picture pixels, the mesh's face oval
     moved out towards the prior's where that lies outward (:func:`outward_gaps`) by more than the
     mesh's jitter (``tolerance``); each point moves by a weight that ramps from 0 at the tolerance to
-    1 at twice it, so the outline has no steps. None when nothing moves: on a clean face, and for a
-    face without depth (a key-point fit, already the mean face). Kept on the face object (a face's
-    landmarks are not changed in place; every transform makes a new Face), as R, the sub-regions and
-    the out-of-frame share of one face each ask for it."""
-    cached = face.__dict__.get(_CACHE, _NONE)
-    if cached is not _NONE:
-        return cached
-    out = _restore(face)
-    object.__setattr__(face, _CACHE, out)  # Face is a frozen dataclass; this is a cache, not a field
-    return out
+    1 at twice it, so the outline has no steps; for a ``crown_covered`` face, the crown's outline built on
+    it (the last of :func:`restored_outlines`). None when nothing moves: on a clean face, and for a
+    face without depth (a key-point fit, already the mean face)."""
+    outlines = restored_outlines(face)
+    return outlines[-1] if outlines else None
 
 
-_CACHE, _NONE = "_restored_outline", object()
+_CACHE = "_restored_outlines"
 
 
-def _restore(face: Face) -> np.ndarray | None:
+def _restore(face: Face) -> list[np.ndarray]:
+    """The prior's restored outline (when anything moves), then the crown's (when the face is crowned
+    and it moves anything the prior's did not)."""
     if face.depth is None:
-        return None
+        return []
     prior = oval_prior()
     mesh = face.oval.astype(np.float64)
     pred, unit = predicted_oval(face.landmarks, face.depth, prior)
     if not np.isfinite(pred).all():
-        return None
+        return []
     gaps = _gaps(mesh, pred, unit)
     tol = prior["tolerance"].astype(np.float64, copy=False)
     w = np.clip((gaps - tol) / tol, 0.0, 1.0)
     out = mesh + w[:, None] * (pred - mesh)
-    moved = bool(w.any())
+    outlines = [out.astype(np.float32)] if w.any() else []
     if face.crown_covered:
         # an occluder over the top: the upper outline reaches the mean face's where that lies further out
         # (the ridge follows the mesh's own shape, which the occluder pulled in with the forehead)
@@ -193,9 +191,9 @@ def _restore(face: Face) -> np.ndarray | None:
             ramp = np.clip((_brow_line(face, down) - mesh @ down) / (CROWN_RAMP * face.height), 0.0, 1.0)
             further = ((top - mesh) * normals).sum(1) > ((out - mesh) * normals).sum(1)
             ramp = np.where(further, ramp, 0.0)
-            out = out + ramp[:, None] * (top - out)
-            moved |= bool(ramp.any())
-    return out.astype(np.float32) if moved else None
+            if ramp.any():
+                outlines.append((out + ramp[:, None] * (top - out)).astype(np.float32))
+    return outlines
 
 
 def _brow_line(face: Face, down: np.ndarray) -> float:
@@ -229,14 +227,16 @@ CROWN_RAMP = 0.1
 _TOP = 0  # landmark 10, the forehead top, opens the oval loop
 
 
-def crown_covered(face: Face, labels: np.ndarray, occluder: int, valid: np.ndarray | None = None) -> bool:
+def crown_covered(face: Face, labels: np.ndarray, occluder: int,
+                  valid: Callable[[], np.ndarray] | None = None) -> bool:
     """Whether the parser's ``labels`` (H x W uint8, the face's own image: for a crop, the crop's face)
     put an occluder over the top of the face: the prior finds the forehead top pulled in (by more than
     :data:`CROWN_MIN_PULL` of the mesh's jitter there), at least :data:`CROWN_OCCLUDER_SHARE` of the
     band between R and the mean face's upper outline (above the eyebrows) is ``occluder``, and the band
-    holds at least :data:`CROWN_MIN_BAND` of R. ``valid`` (H x W bool, optional): the pixels that come
-    from inside the photo (``occlusion.crop_footprint``); only those of the band count, as the crop's
-    border is filled with a mirror of the photo's edge. False for a face without depth."""
+    holds at least :data:`CROWN_MIN_BAND` of R. ``valid`` (optional): returns the H x W bool mask of the
+    pixels that come from inside the photo (``occlusion.crop_footprint``), called only when the band is
+    needed (a mask of the photo's size is not cheap); only those of the band count, as the crop's border
+    is filled with a mirror of the photo's edge. False for a face without depth."""
     if not np.any(labels == occluder):  # the usual case, and the cheap one
         return False
     top = crown_outline(face)
@@ -254,7 +254,7 @@ def crown_covered(face: Face, labels: np.ndarray, occluder: int, valid: np.ndarr
     ys, xs = _pixel_grid(tuple(shape))
     band = _fill(shape, top) & ~r & ((xs * down[0] + ys * down[1]) < _brow_line(face, down))
     if valid is not None:
-        band &= valid
+        band &= valid()
     n = np.count_nonzero(band)
     if n < CROWN_MIN_BAND * max(1, np.count_nonzero(r)):
         return False
@@ -271,14 +271,14 @@ def region_outline(face: Face) -> np.ndarray:
 def restored_outlines(face: Face) -> list[np.ndarray]:
     """The outlines R unites with the mesh's face oval ((36, 2) float32 picture pixels each): none on a
     clean face; the prior's (:func:`restored_outline`); for a ``crown_covered`` face also the crown's,
-    whose points move along the contour as well as outward, so the prior's part is kept with it."""
-    out = restored_outline(face)
-    if out is None:
-        return []
-    if not face.crown_covered:
-        return [out]
-    ridge = restored_outline(replace(face, crown_covered=False))
-    return [out] if ridge is None else [ridge, out]
+    whose points move along the contour as well as outward, so the prior's part is kept with it. Kept
+    on the face object (a face's landmarks are not changed in place; every transform makes a new Face),
+    as R, the sub-regions and the out-of-frame share of one face each ask for them."""
+    cached = face.__dict__.get(_CACHE)
+    if cached is None:
+        cached = _restore(face)
+        object.__setattr__(face, _CACHE, cached)  # Face is a frozen dataclass; this is a cache, not a field
+    return cached
 
 
 def face_region(face: Face, shape: tuple[int, int] | None = None) -> np.ndarray:

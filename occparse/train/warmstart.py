@@ -53,6 +53,8 @@ def dequantized(proto):
     import onnx
     from onnx import helper, numpy_helper
 
+    from ..models.quantize import reconnect
+
     if not any(n.op_type in ("QuantizeLinear", "DequantizeLinear") for n in proto.graph.node):
         return proto
     src_proto, proto = proto, onnx.ModelProto()
@@ -98,23 +100,8 @@ def dequantized(proto):
             raise ValueError(f"cannot dequantize {n.name}: its input is neither a constant nor a QuantizeLinear")
         elif n.op_type != "QuantizeLinear":
             keep.append(n)
-    for n in keep:
-        for i, name in enumerate(n.input):
-            while name in rename:
-                name = rename[name]
-            n.input[i] = name
     outs = {o.name for o in g.output}
-    for o in outs & set(rename):  # a quantized graph output: its producer writes the output's name again
-        src = rename[o]
-        while src in rename:
-            src = rename[src]
-        for n in keep:
-            for i, name in enumerate(n.output):
-                if name == src:
-                    n.output[i] = o
-            for i, name in enumerate(n.input):
-                if name == src:
-                    n.input[i] = o
+    reconnect(keep, rename, outs)  # a quantized graph output: its producer writes the output's name again
     used = {name for n in keep for name in n.input} | outs
     new_inits = [t for t in g.initializer if t.name in used]
     new_inits += [numpy_helper.from_array(v, k) for k, v in consts.items() if k in used]
