@@ -186,7 +186,7 @@ def _f(v: float | None, spec: str = ".6f") -> str:
 
 def write_csv(path: Path, rows: list[dict[str, str]]) -> None:
     with open(path, "w", newline="") as fh:
-        w = csv.DictWriter(fh, fieldnames=list(rows[0]))
+        w = csv.DictWriter(fh, fieldnames=list(rows[0]), lineterminator="\n")
         w.writeheader()
         w.writerows(rows)
 

@@ -139,7 +139,7 @@ def main(argv: list[str] | None = None) -> int:
     print("subject mouth < 0.8:", " ".join(low) or "none")
     if a.out:
         with open(a.out, "w", newline="") as f:
-            w = csv.DictWriter(f, fieldnames=list(rows[0]))
+            w = csv.DictWriter(f, fieldnames=list(rows[0]), lineterminator="\n")
             w.writeheader()
             w.writerows(rows)
     return 0

@@ -163,7 +163,7 @@ def main(argv: list[str] | None = None) -> int:
           f"{len(ok)} faces ({len(rows) - len(ok)} lost the face)")
     if a.out:
         with open(a.out, "w", newline="") as f:
-            w = csv.DictWriter(f, fieldnames=list(ok[0]))
+            w = csv.DictWriter(f, fieldnames=list(ok[0]), lineterminator="\n")
             w.writeheader()
             w.writerows(ok)
     if a.sheet and tiles:

@@ -10,6 +10,7 @@ import cv2
 import numpy as np
 import pytest
 
+from occparse.labels import BACKGROUND, OCCLUDER
 from occparse.runtime import regions
 from occparse.runtime.io import read_image
 from occparse.runtime.mesh import FACE_OVAL
@@ -126,7 +127,7 @@ def test_an_occluder_over_the_top_restores_r_up_to_the_mean_face(astronaut):
     """The crown rule: where the parser labels an occluder over the band above a pulled-in forehead, R's
     upper outline reaches the mean face's; hair there (where hair grows) or a face without that label
     keeps R as the prior alone restores it. The test follows the labels, not a picture."""
-    from occparse.labels import BACKGROUND, HAIR, OCCLUDER
+    from occparse.labels import HAIR
 
     _, face = astronaut
     pulled = _pulled_top(face, 0.12)
@@ -139,6 +140,13 @@ def test_an_occluder_over_the_top_restores_r_up_to_the_mean_face(astronaut):
     assert regions.crown_covered(pulled, labels, OCCLUDER)
     labels[band & (np.arange(face.image_size[1])[None, :] % 3 != 0)] = HAIR  # a third occluder: not enough
     assert not regions.crown_covered(pulled, labels, OCCLUDER)
+    # a cap the parser reads as the scene behind counts where background is named as covering
+    labels[band] = BACKGROUND
+    assert not regions.crown_covered(pulled, labels, OCCLUDER)
+    assert regions.crown_covered(pulled, labels, (OCCLUDER, BACKGROUND))
+    got = regions.crown_band(pulled, labels, (OCCLUDER, BACKGROUND))
+    assert got is not None and np.array_equal(got, band)
+    labels[band] = OCCLUDER
 
     _, down = face.axes()
     crowned = replace(pulled, crown_covered=True)
@@ -250,10 +258,20 @@ def test_the_pipeline_applies_the_crown_to_both_geometries(astronaut, monkeypatc
     from occparse.runtime.pipeline import Estimator, EstimatorOptions
 
     rgb, _ = astronaut
-    monkeypatch.setattr(pipeline, "crown_covered", lambda *a, **k: True)
+    seen = {}
+
+    def top_rows(face, labels, covering, valid=None):  # the test holds; the band is the crop's top rows
+        seen["covering"] = covering
+        band = np.zeros(labels.shape, bool)
+        band[:8] = True
+        return band
+
+    monkeypatch.setattr(pipeline, "crown_band", top_rows)
     a = Estimator().analyze(rgb)
     d = a.faces[0]
     assert d.face.crown_covered and d.crop.face.crown_covered
+    assert set(seen["covering"]) == {OCCLUDER, BACKGROUND}
+    assert not (d.parse.labels[:8] == BACKGROUND).any()  # the band's background is the cap: occluder
     assert a.result.faces[0].subject
     assert any(w.startswith("crown:") for w in a.result.faces[0].warnings)
     shape = d.parse.labels.shape

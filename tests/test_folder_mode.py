@@ -160,7 +160,7 @@ def test_ctrl_c_with_worker_processes_stops_promptly_and_keeps_rows(tmp_path):
         if p.poll() is None:
             os.killpg(p.pid, signal.SIGKILL)
     assert p.returncode == 130, err
-    assert "interrupted" in err and "Traceback" not in err
+    assert "interrupted (Ctrl-C)" in err and "error:" not in err and "Traceback" not in err
     assert len(_rows(partial)) >= 2 and not out.exists()
 
 
@@ -285,3 +285,48 @@ def test_stopping_skips_the_queued_work_of_the_worker_processes():
         assert all(r.ready() for r in pending)
         assert sum(r.get() is None for r in pending) >= 35  # skipped, apart from those already started
         assert time.monotonic() - t0 < 10
+
+
+def test_rows_end_in_lf_and_a_cut_short_jpeg_is_corrupt_not_a_non_image(tmp_path):
+    """A download cut short is its own status (fetch it again), and the CSV has Unix line ends."""
+    import io
+
+    buf = io.BytesIO()
+    Image.open(ASTRONAUT).convert("RGB").save(buf, "JPEG", quality=90)
+    d = _folder(tmp_path, others={"cut.jpg": buf.getvalue()[: len(buf.getvalue()) // 2], "t.jpg": b"text"})
+    out = tmp_path / "r.csv"
+    assert main(["estimate", str(d), "--out", str(out)]) == 1
+    status = {Path(r["filename"]).name: r["status"] for r in _rows(out)}
+    assert status == {"a.png": "ok", "cut.jpg": "corrupt", "t.jpg": "not_an_image"}
+    assert b"\r" not in out.read_bytes() and out.read_bytes().count(b"\n") == 4
+
+
+def test_overwrite_discards_a_partial_run_with_other_settings(tmp_path, capsys):
+    from occparse.runtime.batch import ResumableWriter
+    from occparse.runtime.rows import FOLDER_COLUMNS
+
+    d = _folder(tmp_path)
+    out = tmp_path / "r.csv"
+    w = ResumableWriter(out, FOLDER_COLUMNS, settings={"weights": "another parser"})
+    w.write({"filename": str(d / "a.png"), "status": "ok"})
+    w.close()
+    assert main(["estimate", str(d), "--out", str(out)]) == 2  # refused: the rows would mix two settings
+    assert "other settings" in capsys.readouterr().err and not out.exists()
+    assert main(["estimate", str(d), "--out", str(out), "--overwrite"]) == 0
+    err = capsys.readouterr().err
+    assert "--overwrite: discarding the partial run" in err and "Rerun" not in err
+    rows = _rows(out)
+    assert len(rows) == 1 and rows[0]["status"] == "ok" and rows[0]["occlusion"]
+    assert not Path(str(out) + ".partial").exists()
+
+
+def test_a_new_output_folder_is_announced_and_folder_options_on_one_image_warn(tmp_path, capsys):
+    d = _folder(tmp_path)
+    out = tmp_path / "new" / "deeper" / "r.csv"
+    assert main(["estimate", str(d), "--out", str(out)]) == 0
+    assert f"folder {out.parent} does not exist; creating it" in capsys.readouterr().err and out.is_file()
+    pic = tmp_path / "pics" / "a.png"
+    assert main(["estimate", str(d / "a.png"), "--workers", "2", "--overwrite", "--visualize", str(pic)]) == 0
+    err = capsys.readouterr().err
+    assert "warning: --workers, --overwrite are for folder mode (--out); ignored for single images" in err
+    assert f"folder {pic.parent} does not exist; creating it" in err and pic.is_file()

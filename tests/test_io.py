@@ -11,6 +11,7 @@ import pytest
 from PIL import Image, ImageOps
 
 from occparse.runtime.io import (
+    CorruptImageError,
     EmptyFileError,
     ImageInputError,
     ImageTooLargeError,
@@ -243,7 +244,7 @@ def _make_bad(kind: str, d):
         ("directory", UnreadableFileError, "unreadable"),
         ("zero-bytes", EmptyFileError, "empty_file"),
         ("text-as-jpg", NotAnImageError, "not_an_image"),
-        ("truncated-jpeg", NotAnImageError, "not_an_image"),
+        ("truncated-jpeg", CorruptImageError, "corrupt"),
         ("10x10", ImageTooSmallError, "too_small"),
     ],
 )

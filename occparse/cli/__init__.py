@@ -28,7 +28,7 @@ from . import (
     synth,
     train,
 )
-from .common import PRECISION_CHOICES, fail, plain_help, quiet_native_logs
+from .common import PRECISION_CHOICES, fail, interrupted, plain_help, quiet_native_logs
 
 __all__ = ["PRECISION_CHOICES", "build_parser", "main"]
 
@@ -106,7 +106,7 @@ def main(argv: list[str] | None = None) -> int:
     except OccparseError as e:
         return fail(str(e))
     except KeyboardInterrupt:
-        return fail("interrupted", 130)
+        return interrupted()
 
 
 #: exit status when the reader of stdout went away (128 + SIGPIPE, what a shell reports for `cmd | head -1`)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
+import re
 import sys
 from pathlib import Path
 
@@ -98,6 +99,13 @@ def unwritable_folder(folder: Path) -> str | None:
             return f"folder {folder} cannot be created in {probe} ({reason})"
         return f"folder {probe} is not writable ({reason})"
     return None
+
+
+def say_new_folder(folder: Path, what: str) -> None:
+    """One line on stderr when ``folder`` does not exist yet (it is made when the first file is written):
+    a mistyped path shows up at once instead of as a stray folder found later."""
+    if not folder.exists():
+        print(f"occparse: {what}: folder {folder} does not exist; creating it", file=sys.stderr)
 
 
 def picture_path_error(out: Path) -> str | None:
@@ -198,12 +206,39 @@ def rerun_status(writer, expected: list[str], what: str, overwrite: bool) -> int
     return None
 
 
+def resume_or_start_over(writer, expected: list[str], overwrite: bool) -> int:
+    """How many rows of ``OUT.partial`` this run keeps (:meth:`ResumableWriter.resume_check`). A partial run
+    with other settings or other inputs is refused (BatchInputError) unless ``overwrite``, which discards it,
+    saying so; a partial run with the same settings and inputs is resumed either way (its rows are what this
+    run would compute)."""
+    from ..runtime.batch import BatchInputError
+
+    try:
+        return writer.resume_check(expected)
+    except BatchInputError as e:
+        if not overwrite:
+            raise
+        reason = re.split(r"[.;:] [Rr]erun ", str(e), maxsplit=1)[0]  # the why, without the advice to rerun
+        print(f"occparse: --overwrite: discarding the partial run ({reason}); starting over", file=sys.stderr)
+        writer.start_over()
+        return 0
+
+
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, what a shell reports for a command stopped by Ctrl-C
+
+
+def interrupted(msg: str = "interrupted (Ctrl-C)") -> int:
+    """Report a stop the user asked for (Ctrl-C): not an error of occparse's, so no ``error:`` prefix; exit 130."""
+    print(f"occparse: {msg}", file=sys.stderr)
+    return EXIT_INTERRUPTED
+
+
 def interrupted_message(writer) -> str:
     """What Ctrl-C leaves behind, truthfully: the partial file and its rows, or nothing to resume."""
     if writer.partial.exists():
         n = len(writer.done) + writer.written
-        return f"interrupted; {writer.partial} keeps the {n} finished row(s), rerun the same command to resume"
-    return "interrupted before any row was written; nothing was saved, rerun the command to start"
+        return f"interrupted (Ctrl-C); {writer.partial} keeps the {n} finished row(s), rerun the same command to resume"
+    return "interrupted (Ctrl-C) before any row was written; nothing was saved, rerun the command to start"
 
 
 def summary_line(out: Path | str, resumed: list[dict[str, str]], added: dict[str, int]) -> str:

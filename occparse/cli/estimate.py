@@ -20,6 +20,7 @@ from .common import (
     estimator,
     fail,
     foreign_out_error,
+    interrupted,
     interrupted_message,
     output_clash,
     own_png,
@@ -28,8 +29,10 @@ from .common import (
     rerun_status,
     resolved,
     resumable_outputs,
+    resume_or_start_over,
     run_ray,
     run_settings,
+    say_new_folder,
     say_skipped,
     summary_line,
     unique_stems,
@@ -72,7 +75,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="folder mode: crops per network batch (default 64; a part-filled batch runs after 2 s)")
     p.add_argument("--overwrite", action="store_true",
                    help="folder mode: compute OUT again even when it is already complete for these images and settings "
-                        "(default: say so and exit with its status)")
+                        "(default: say so and exit with its status); an interrupted OUT.partial written with other settings "
+                        "or inputs is discarded instead of refused")
     add_engine_args(p)
     p.add_argument("--visualize", nargs="?", const="auto", metavar="PATH",
                    help="write the picture: PATH, or NAME_occlusion.png beside the input when PATH is left out")
@@ -108,6 +112,9 @@ def run(a: argparse.Namespace) -> int:
                         "(columns face_occlusion_prevention_raw ... mouth_occlusion_prevention_code)")
         return _estimate_folder(a)
 
+    if ignored := _folder_only_options(a):
+        print(f"occparse: warning: {', '.join(ignored)} {'is' if len(ignored) == 1 else 'are'} for folder mode "
+              "(--out); ignored for single images", file=sys.stderr)
     if a.visualize and a.visualize != "auto" and len(a.images) > 1:
         return fail("--visualize PATH takes one image; with several, use --visualize alone (a PNG beside each input)")
     pictures: list[Path | None] = [None] * len(a.images)
@@ -130,6 +137,8 @@ def run(a: argparse.Namespace) -> int:
             if pic is not None and pic.exists() and not _own_picture(pic):
                 return fail(f"--visualize would replace {pic}, which is not a picture occparse wrote; name the "
                             "picture with --visualize PATH (one image) or move that file")
+    for folder in dict.fromkeys(p.parent for p in pictures if p is not None and a.visualize != "auto"):
+        say_new_folder(folder, "--visualize")
     app, err = estimator(a, max_faces=a.max_faces if a.all_faces else None, assume_aligned=a.assume_aligned,
                           exhaustive=a.all_faces)
     if app is None:
@@ -182,6 +191,14 @@ def run(a: argparse.Namespace) -> int:
     if out.gone:
         raise BrokenPipeError  # every picture is written; the CLI's entry point exits quietly (141)
     return 1 if failures else 0
+
+
+def _folder_only_options(a: argparse.Namespace) -> list[str]:
+    """The folder-mode options given on a single-image run (they change nothing there)."""
+    given = (("--workers", a.workers != 0), ("--batch", a.batch != 64), ("--overwrite", a.overwrite),
+             ("--engine", a.engine != "local"), ("--address", a.address is not None),
+             ("--shard-rows", a.shard_rows != 256), ("--actors", a.actors != 0))
+    return [name for name, on in given if on]
 
 
 def _missing_folder(item: str) -> bool:
@@ -350,13 +367,14 @@ def _estimate_folder(a: argparse.Namespace) -> int:
     if err := unwritable_folder(out.parent):
         return fail(f"--out {out}: {err}")
     columns = FOLDER_COLUMNS
+    say_new_folder(out.parent, "--out")
     say_skipped(len(scanned))  # once the options are known to be good, so that a refusal stays one line
     try:
         # rows stream to OUT.partial (CSV text, what resuming reads); only OUT itself is ever replaced
         writer = ResumableWriter(out, columns, settings=_folder_settings(a), inputs_digest=inputs_digest(paths))
         if (rc := rerun_status(writer, [str(p) for p in paths], "these images", a.overwrite)) is not None:
             return rc
-        done = writer.resume_check([str(p) for p in paths])
+        done = resume_or_start_over(writer, [str(p) for p in paths], a.overwrite)
     except BatchInputError as e:
         return fail(str(e))
     if writer.note:
@@ -380,7 +398,7 @@ def _estimate_folder(a: argparse.Namespace) -> int:
             bar.update()
     except KeyboardInterrupt:
         writer.close()
-        return fail(interrupted_message(writer), 130)
+        return interrupted(interrupted_message(writer))
     bar.close()
     if parquet:
         writer.close()

@@ -16,13 +16,16 @@ from .common import (
     estimator,
     fail,
     foreign_out_error,
+    interrupted,
     interrupted_message,
     output_clash,
     ray_options,
     rerun_status,
     resumable_outputs,
+    resume_or_start_over,
     run_ray,
     run_settings,
+    say_new_folder,
     summary_line,
     unwritable_folder,
 )
@@ -37,7 +40,7 @@ def add_parser(sub) -> argparse.ArgumentParser:
         description="Read CSV rows (a 'filename' column, e.g. filename,FaceOcclusion,gender) and write "
         "filename,FaceOcclusion,status,geometric,regressor in the same order (the last two are the components "
         "of the estimate; `occparse evaluate --column geometric` scores one of them). A row that fails gets an empty FaceOcclusion and its "
-        "status (no_face, missing, unreadable, empty_file, not_an_image, too_small, too_large, error), never a silent zero.",
+        "status (no_face, missing, unreadable, empty_file, not_an_image, corrupt, too_small, too_large, error), never a silent zero.",
         epilog="""The output appears only when complete (written as OUT.partial, then renamed); after a crash or
 Ctrl-C, rerunning the same command resumes where OUT.partial stops (a rerun with options that change the
 numbers is refused: they are kept in OUT.partial.json). Exit status: 0 when every row is ok,
@@ -64,7 +67,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="crops per network batch (default 64; a part-filled batch runs after 2 s)")
     p.add_argument("--overwrite", action="store_true",
                    help="compute OUT again even when it is already complete for this CSV and these settings "
-                        "(default: say so and exit with its status)")
+                        "(default: say so and exit with its status); an interrupted OUT.partial written with other settings "
+                        "or inputs is discarded instead of refused")
     add_engine_args(p)
     add_parser_args(p)
 
@@ -90,6 +94,7 @@ def run(a: argparse.Namespace) -> int:
         return fail(f"--out {out} would write {clash[0]}, which is the input CSV {clash[1]}; give --out another name")
     if out.suffix.lower() != ".csv":
         return fail(f"--out {out}: predict writes CSV; give a file name ending in .csv")
+    say_new_folder(out.parent, "--out")
     try:
         rows = read_input_csv(a.csv, a.images_root)
         if (clash := _image_clash(out, Path(a.images_root), rows)):
@@ -99,7 +104,7 @@ def run(a: argparse.Namespace) -> int:
                                  inputs_digest=inputs_digest([r.path for r in rows]))
         if (rc := rerun_status(writer, [r.filename for r in rows], "this CSV", a.overwrite)) is not None:
             return rc
-        done = writer.resume_check([r.filename for r in rows])
+        done = resume_or_start_over(writer, [r.filename for r in rows], a.overwrite)
     except BatchInputError as e:
         return fail(str(e))
     if writer.note:
@@ -124,7 +129,7 @@ def run(a: argparse.Namespace) -> int:
             bar.update()
     except KeyboardInterrupt:
         writer.close()
-        return fail(interrupted_message(writer), 130)
+        return interrupted(interrupted_message(writer))
     bar.close()
     out = writer.finish()
     print(summary_line(out, writer.done, counts))

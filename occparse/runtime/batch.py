@@ -116,7 +116,7 @@ class ResumableWriter:
     def _rewrite(self, rows: list[dict[str, str]]) -> None:
         tmp = self.partial.with_name(self.partial.name + ".tmp")
         with open(tmp, "w", newline="", encoding="utf-8") as f:
-            w = csv.DictWriter(f, fieldnames=list(self.columns))
+            w = csv.DictWriter(f, fieldnames=list(self.columns), lineterminator="\n")
             w.writeheader()
             w.writerows(rows)
             f.flush()
@@ -201,6 +201,15 @@ class ResumableWriter:
             self.done = []
             self._rewrite([])
 
+    def start_over(self) -> None:
+        """Discard ``OUT.partial`` and its settings record (the user asked to compute the output again, e.g.
+        ``--overwrite`` over a partial run with other settings); ``OUT`` itself stays until :meth:`finish`."""
+        self.close()
+        self.done = []
+        self.note = None
+        for p in (self.partial, self.sidecar):
+            p.unlink(missing_ok=True)
+
     def write(self, row: dict[str, str]) -> None:
         from .rows import utf8_text
 
@@ -210,7 +219,7 @@ class ResumableWriter:
             if new or not self.done or not self.sidecar.exists():  # the settings these rows are computed with
                 self._write_settings()
             self._f = open(self.partial, "a", newline="", encoding="utf-8")  # noqa: SIM115 (held open across calls)
-            self._w = csv.DictWriter(self._f, fieldnames=list(self.columns))
+            self._w = csv.DictWriter(self._f, fieldnames=list(self.columns), lineterminator="\n")
             if new:
                 self._w.writeheader()
         # valid UTF-8 always: one odd name must not stop the run with a half-written partial file

@@ -53,6 +53,13 @@ class NotAnImageError(ImageInputError):
     status = "not_an_image"
 
 
+class CorruptImageError(ImageInputError):
+    """A picture file whose data cannot be decoded to the end: cut short (an interrupted copy or download) or
+    damaged. Told apart from :class:`NotAnImageError` so that a user can fetch those files again."""
+
+    status = "corrupt"
+
+
 class ImageTooSmallError(ImageInputError):
     status = "too_small"
 
@@ -372,7 +379,7 @@ def read_image(path: str | Path, min_side: int = MIN_SIDE) -> LoadedImage:
     except Image.DecompressionBombError as e:
         raise ImageTooLargeError(p, f"image is too large to decode safely ({e})") from None
     except (OSError, SyntaxError, ValueError) as e:
-        raise NotAnImageError(p, f"image data is corrupt or truncated ({e})") from None
+        raise CorruptImageError(p, f"image data is corrupt or truncated ({e})") from None
     h, w = rgb.shape[:2]
     if min(h, w) < min_side:
         raise ImageTooSmallError(p, f"image is {w}x{h} pixels; at least {min_side}x{min_side} is needed", (h, w))

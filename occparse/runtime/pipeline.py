@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from ..labels import OCCLUDER
+from ..labels import BACKGROUND, OCCLUDER
 from .align import CANONICAL_SIZE, UPSCALE_INTERPOLATIONS, AlignedCrop, align
 from .face_checks import head_on_body, is_doubtful_face, is_small_face, may_be_doubtful, warning_texts
 from .faces import FaceMesher
@@ -38,7 +38,7 @@ from .occlusion import (
     with_out_of_frame,
 )
 from .parsing import FaceParser, ParseResult
-from .regions import crown_covered
+from .regions import crown_band
 from .results import FaceResult, ImageResult, RegionOcclusion, Status
 from .stacking import FaceFeatures
 
@@ -241,13 +241,19 @@ def prepare_path(mesher: FaceMesher, path: str | Path, options: EstimatorOptions
     return prepare_image(mesher, image, options)
 
 
-def _with_crown(item: tuple, parse: ParseResult) -> tuple:
+def _with_crown(item: tuple, parse: ParseResult) -> tuple[tuple, ParseResult]:
     """``(prep, face, crop, score)`` with the face marked ``crown_covered`` (in both geometries) where the
-    parser labels an occluder over the top of the face (:func:`occparse.runtime.regions.crown_covered`)."""
+    parser labels an occluder, or the scene behind, over the top of the face
+    (:func:`occparse.runtime.regions.crown_band`), and its parse with that band's background labelled
+    occluder: inside the restored R it is the cap, and the picture and the shares say so."""
     prep, f, c, sc = item
-    if not crown_covered(c.face, parse.labels, OCCLUDER, lambda: crop_footprint(c, prep.size)):
-        return item
-    return prep, replace(f, crown_covered=True), replace(c, face=replace(c.face, crown_covered=True)), sc
+    band = crown_band(c.face, parse.labels, (OCCLUDER, BACKGROUND), lambda: crop_footprint(c, prep.size))
+    if band is None:
+        return item, parse
+    labels = parse.labels.copy()
+    labels[band & (labels == BACKGROUND)] = OCCLUDER
+    item = prep, replace(f, crown_covered=True), replace(c, face=replace(c.face, crown_covered=True)), sc
+    return item, replace(parse, labels=labels)
 
 
 def face_features(g: GeometricOcclusion, regressor: float, is_gray: bool, mesh_fallback: bool) -> FaceFeatures:
@@ -349,7 +355,8 @@ class Estimator:
         parses = self.parser.parse(crops) if crops else []
         # a cap or hat over the top of the face, seen by the parser, restores R up to the mean face's outline
         if self.options.crown:
-            items = [_with_crown(it, p) for it, p in zip(items, parses, strict=True)]
+            crowned = [_with_crown(it, p) for it, p in zip(items, parses, strict=True)]
+            items, parses = [it for it, _ in crowned], [p for _, p in crowned]
         reg = self.regressors.predict(crops)[0] if self.regressors is not None and crops else None
         geos = [geometric_occlusion(c, p, prep.size, self.options.facial_hair)
                 for (prep, _, c, _), p in zip(items, parses, strict=True)]

@@ -31,7 +31,7 @@ Sub-regions (all clipped to R; they need not tile R exactly):
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from importlib import resources
 
@@ -212,10 +212,11 @@ def crown_outline(face: Face) -> np.ndarray | None:
 
 
 #: The crown test: the share of the band between R and the mean face's upper outline (above the
-#: eyebrows) that the parser must label occluder, and the band's least size as a share of R (smaller
-#: bands are a few pixels of outline jitter). With the pull test below it holds on 24% (42/175) of
-#: CelebA-HQ val `Wearing_Hat` photos, 0.1% (1/807) of plain faces and no fringe (hair is not an
-#: occluder here: hair above the forehead is where hair grows).
+#: eyebrows) that the parser must label covering (occluder, or background: a cap or hat is read as the
+#: scene behind as often as an occluder), and the band's least size as a share of R (smaller bands are
+#: a few pixels of outline jitter). With the pull test below it holds on 42% (248/585) of CelebA-HQ
+#: train `Wearing_Hat` photos (78/175 val), 0.6% (5/799) of plain faces and no fringe (hair is not covering here:
+#: hair above the forehead is where hair grows).
 CROWN_OCCLUDER_SHARE = 0.5
 CROWN_MIN_BAND = 0.005
 #: ... and the prior's outward gap at the forehead top (landmark 10) must exceed this share of the mesh's
@@ -227,27 +228,31 @@ CROWN_RAMP = 0.1
 _TOP = 0  # landmark 10, the forehead top, opens the oval loop
 
 
-def crown_covered(face: Face, labels: np.ndarray, occluder: int,
-                  valid: Callable[[], np.ndarray] | None = None) -> bool:
-    """Whether the parser's ``labels`` (H x W uint8, the face's own image: for a crop, the crop's face)
-    put an occluder over the top of the face: the prior finds the forehead top pulled in (by more than
-    :data:`CROWN_MIN_PULL` of the mesh's jitter there), at least :data:`CROWN_OCCLUDER_SHARE` of the
-    band between R and the mean face's upper outline (above the eyebrows) is ``occluder``, and the band
-    holds at least :data:`CROWN_MIN_BAND` of R. ``valid`` (optional): returns the H x W bool mask of the
-    pixels that come from inside the photo (``occlusion.crop_footprint``), called only when the band is
-    needed (a mask of the photo's size is not cheap); only those of the band count, as the crop's border
-    is filled with a mirror of the photo's edge. False for a face without depth."""
-    if not np.any(labels == occluder):  # the usual case, and the cheap one
-        return False
+def crown_band(face: Face, labels: np.ndarray, covering: int | Sequence[int],
+               valid: Callable[[], np.ndarray] | None = None) -> np.ndarray | None:
+    """The band a cap or hat covers over the top of the face, or None when the crown test fails.
+
+    ``labels``: H x W uint8, the parser's labels of the face's own image (for a crop, the crop's face);
+    ``covering``: the labels that count as covering (the pipeline gives occluder and background). The test
+    holds when the prior finds the forehead top pulled in (by more than :data:`CROWN_MIN_PULL` of the
+    mesh's jitter there), at least :data:`CROWN_OCCLUDER_SHARE` of the band between R and the mean face's
+    upper outline (above the eyebrows) is ``covering``, and the band holds at least :data:`CROWN_MIN_BAND`
+    of R. ``valid`` (optional): returns the H x W bool mask of the pixels that come from inside the photo
+    (``occlusion.crop_footprint``), called only when the band is needed (a mask of the photo's size is
+    not cheap); only those of the band count, as the crop's border is filled with a mirror of the photo's
+    edge. Returns the band as an H x W bool mask (its in-photo part); None for a face without depth."""
+    covers = np.isin(labels, np.atleast_1d(np.asarray(covering, dtype=labels.dtype)))
+    if not covers.any():
+        return None
     top = crown_outline(face)
     if top is None:
-        return False
+        return None
     # the prior must see the forehead top pulled in too: a cap resting above a forehead the mesh found
     # whole (as a pasted cap over a clean face) leaves R as it is
     pred, unit = predicted_oval(face.landmarks, face.depth)
     gap = _gaps(face.oval.astype(np.float64), pred, unit)[_TOP]
     if not gap > CROWN_MIN_PULL * float(oval_prior()["tolerance"][_TOP]):
-        return False
+        return None
     shape = labels.shape[:2]
     r = face_region(face, shape)
     _, down = face.axes()
@@ -257,8 +262,14 @@ def crown_covered(face: Face, labels: np.ndarray, occluder: int,
         band &= valid()
     n = np.count_nonzero(band)
     if n < CROWN_MIN_BAND * max(1, np.count_nonzero(r)):
-        return False
-    return np.count_nonzero(band & (labels == occluder)) >= CROWN_OCCLUDER_SHARE * n
+        return None
+    return band if np.count_nonzero(band & covers) >= CROWN_OCCLUDER_SHARE * n else None
+
+
+def crown_covered(face: Face, labels: np.ndarray, covering: int | Sequence[int],
+                  valid: Callable[[], np.ndarray] | None = None) -> bool:
+    """Whether the crown test of :func:`crown_band` holds (same arguments)."""
+    return crown_band(face, labels, covering, valid) is not None
 
 
 def region_outline(face: Face) -> np.ndarray:

@@ -20,6 +20,7 @@ class Status(StrEnum):
     UNREADABLE = "unreadable"
     EMPTY_FILE = "empty_file"
     NOT_AN_IMAGE = "not_an_image"
+    CORRUPT = "corrupt"  # a picture file cut short or damaged (an interrupted copy): fetch it again
     TOO_SMALL = "too_small"
     TOO_LARGE = "too_large"  # more pixels than can be decoded safely (a decompression bomb)
     INPUT_ERROR = "input_error"

@@ -117,7 +117,7 @@ def read_truth_rows(folder: Path) -> list[dict[str, str]]:
 def write_truth(path: Path, rows: Iterable[dict[str, str]]) -> None:
     tmp = path.with_suffix(".csv.tmp")
     with open(tmp, "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=list(TRUTH_COLUMNS))
+        w = csv.DictWriter(f, fieldnames=list(TRUTH_COLUMNS), lineterminator="\n")
         w.writeheader()
         w.writerows(rows)
         f.flush()
