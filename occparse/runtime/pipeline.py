@@ -22,7 +22,14 @@ import numpy as np
 
 from ..labels import BACKGROUND, OCCLUDER
 from .align import CANONICAL_SIZE, UPSCALE_INTERPOLATIONS, AlignedCrop, align
-from .face_checks import head_on_body, is_doubtful_face, is_small_face, may_be_doubtful, warning_texts
+from .face_checks import (
+    beside_a_larger_face,
+    head_on_body,
+    is_doubtful_face,
+    is_small_face,
+    may_be_doubtful,
+    warning_texts,
+)
 from .faces import FaceMesher
 from .io import ImageInputError, LoadedImage, broken_link_detail, is_gray_rgb, read_image
 from .iso import iso_components
@@ -180,6 +187,7 @@ def prepare_image(mesher: FaceMesher, image: LoadedImage, options: EstimatorOpti
     # the second look at candidates for doubtful_face needs the photo, which batch workers do not send on
     find_head = getattr(mesher, "pose_face_points", None)
     heads = [find_head is not None and may_be_doubtful(f.box[3] - f.box[1], f.source, sc)
+             and not beside_a_larger_face(f.box, [g.box for g in faces if g is not f])
              and head_on_body(find_head, image.rgb, f.box) for f, sc in zip(faces, scores, strict=True)]
     return Prepared(image.path, size, faces, scores, crops, image, message=first, n_found=n_found, heads=heads)
 
