@@ -45,8 +45,10 @@ def add_parser(sub) -> argparse.ArgumentParser:
           beard-like pixels -> facial hair, its sure skin -> face; a clean photo: facial hair there ->
           face); photos with
           Bangs or a hat are left out. One sample per photo; --max-per-kind caps beard, light_hair
-          (bald, receding or grey, clean) and plain photos; --hand-rate pastes real hands (occluder)
-          over a share of them.
+          (bald, receding or grey, clean) and plain photos, and --max-per-kind sunglasses=N adds up to
+          N Eyeglasses photos whose lenses are dark (both eyes without a bright white: the lens pixels
+          -> occluder; clear glasses skipped); --hand-rate pastes real hands (occluder) over a share
+          of them.
 
 examples:
   occparse synth --preset bench --out /tmp/bench
@@ -99,7 +101,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="celebahq-attributes only: the parser whose labels the attributes correct "
                         "(default: the shipped weights/parser.onnx)")
     p.add_argument("--max-per-kind", action="append", default=[], metavar="KIND=N",
-                   help="celebahq-attributes only: at most N photos of a kind (beard, light_hair, plain); repeatable")
+                   help="celebahq-attributes only: at most N photos of a kind (beard, light_hair, plain; sunglasses: "
+                        "none unless asked for); repeatable")
     p.add_argument("--hand-rate", type=float, default=0.0,
                    help="celebahq-attributes only: share of samples that also get a real hand pasted over the "
                         "mouth or an eye, labelled occluder (default 0)")
@@ -256,8 +259,9 @@ def _run_celebahq_attributes(a: argparse.Namespace) -> int:
     caps = {}
     for item in a.max_per_kind:
         kind, _, n = item.partition("=")
-        if kind not in ("beard", "light_hair", "plain") or not n.isdigit():
-            return fail(f"--max-per-kind {item!r}: use KIND=N with KIND beard, light_hair or plain and N >= 0")
+        if kind not in ("beard", "light_hair", "plain", "sunglasses") or not n.isdigit():
+            return fail(f"--max-per-kind {item!r}: use KIND=N with KIND beard, light_hair, plain or sunglasses "
+                        "and N >= 0")
         caps[kind] = int(n)
     teacher = a.teacher
     if teacher is None:
@@ -286,5 +290,8 @@ def _run_celebahq_attributes(a: argparse.Namespace) -> int:
     print(f"{counts['samples']} samples: {counts['beard']} beard, {counts['light_hair']} light-hair and "
           f"{counts['plain']} plain train photos ({counts['no_mesh']} without a face found); "
           f"{counts['hands']} with a pasted hand")
+    if caps.get("sunglasses"):
+        print(f"sunglasses: {counts['sunglasses']} photos with dark lenses labelled, {counts['clear_glasses']} "
+              "Eyeglasses photos skipped (lenses not dark, or too little sure skin to tell)")
     _print_distribution(truth)
     return 0

@@ -84,7 +84,7 @@ class EstimatorOptions:
     #: how a small face (under about 53 px) is enlarged to the crop: "lanczos" (default), "linear" (before),
     #: "cubic" or "nearest" (align.align; benchmarks/lowres_parser.py measures them)
     small_face_upscale: str = "lanczos"
-    #: restore R up to the mean face's outline where the parser labels an occluder over the top of the
+    #: restore R up to the mean face's outline where the parser labels an occluder or background over the top of the
     #: face (the crown, occparse.runtime.regions.crown_covered; docs/face_region.md); False: the prior alone
     crown: bool = True
 
