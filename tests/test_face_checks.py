@@ -164,7 +164,7 @@ def test_a_clear_face_is_not_doubtful(estimator):
 def test_a_small_face_beside_a_larger_ones_head_is_beside_it():
     big = (100.0, 100.0, 140.0, 150.0)  # 50 px tall
     assert beside_a_larger_face((60, 110, 80, 130), [big])  # left of it, at its height: an ear
-    assert beside_a_larger_face((112, 60, 128, 80), [big])  # above it: a hand on the head
+    assert not beside_a_larger_face((112, 60, 128, 80), [big])  # above it: a face in the row behind
     assert not beside_a_larger_face((112, 170, 128, 190), [big])  # below the chin: a face in front
     assert not beside_a_larger_face((20, 110, 40, 130), [big])  # more than a face height away
     h = 50 / BESIDE_LARGER + 2  # a face nearly as large is a neighbour, not a part of the head
