@@ -15,14 +15,9 @@ from occparse.cli import main
 from occparse.labels import BACKGROUND, FACE, FACIAL_HAIR, HAIR, IGNORE, OCCLUDER
 from occparse.synth import sources
 from occparse.synth.celebahq_attr_pool import (
-    LENS_P90,
     attribute_labels,
-    dark_lenses,
     is_glasses_photo,
-    lens_mask,
     photo_kind,
-    search_ellipses,
-    sunglasses_labels,
     write_celebahq_attribute_pool,
 )
 
@@ -271,57 +266,6 @@ def test_beard_photo_lips_are_never_facial_hair_in_the_pool(data_root, tmp_path)
         write_celebahq_attribute_pool(data_root, tmp_path / "x", TEACHER, caps, hand_rate=0.5, hand_lower_face=1.5)
     with pytest.raises(ValueError, match="needs hand_rate"):
         write_celebahq_attribute_pool(data_root, tmp_path / "x", TEACHER, caps, hand_lower_face=0.5)
-
-
-def _lens_face(lens_luma: float | None, size: int = 224) -> tuple[np.ndarray, np.ndarray]:
-    """A flat grey 'face' (luminance 150) with the canonical mesh's landmarks, two eyes drawn as a white
-    with a dark iris, and, with ``lens_luma``, a dark lens ellipse over each eye (a highlight inside)."""
-    from occparse.runtime.pipeline import canonical_face
-
-    face = canonical_face((size, size))
-    luma = np.full((size, size), 150.0, np.float32)
-    lm = face.landmarks
-    for a, b in ((33, 133), (263, 362)):
-        c = (lm[a, :2] + lm[b, :2]) / 2
-        w = float(np.linalg.norm(lm[a, :2] - lm[b, :2]))
-        cv2.ellipse(luma, (int(c[0]), int(c[1])), (int(w / 2), int(w / 5)), 0, 0, 360, 235, -1)  # the white
-        cv2.circle(luma, (int(c[0]), int(c[1])), int(w / 6), 40, -1)  # the iris
-        if lens_luma is not None:
-            cv2.ellipse(luma, (int(c[0]), int(c[1])), (int(0.8 * w), int(0.55 * w)), 0, 0, 360, lens_luma, -1)
-            cv2.circle(luma, (int(c[0] - w / 4), int(c[1] - w / 8)), 2, 250, -1)  # a highlight on the lens
-    return luma, lm
-
-
-def test_dark_lenses_and_their_mask_follow_the_pixels():
-    luma, lm = _lens_face(None)
-    assert not dark_lenses(luma, lm, 150.0)  # an open eye shows its white
-    luma, lm = _lens_face(20.0)
-    assert dark_lenses(luma, lm, 150.0)
-    assert not dark_lenses(luma, lm, 0.0)  # no skin to compare with
-    assert not dark_lenses(luma, lm, 20.0 / LENS_P90 * 0.5)  # a darker photo: the lens is no darker than its skin
-    lens, searched = lens_mask(luma, lm, 150.0)
-    drawn = luma <= 21
-    assert (lens <= searched).all() and lens.sum() > 0
-    assert (lens & drawn).sum() / drawn.sum() > 0.9  # the lens, with its highlight filled
-    assert (lens & ~drawn).sum() < 0.05 * lens.sum()
-    assert np.array_equal(searched, search_ellipses(luma.shape, lm))
-
-
-def test_sunglasses_labels_mark_dark_lenses_only():
-    luma, lm = _lens_face(20.0)
-    h, w = luma.shape
-    probs = np.zeros((5, h, w), np.float32)
-    probs[FACE] = 0.95  # a teacher that reads the lenses as face, as a parser taught on pasted ones does
-    region = np.ones((h, w), bool)
-    lab = sunglasses_labels(probs, luma, lm, region)
-    assert lab is not None
-    lens, searched = lens_mask(luma, lm, 150.0)
-    assert (lab[lens] == OCCLUDER).all()
-    assert (lab[searched & ~lens] == IGNORE).all() and (lab[~searched] == FACE).all()
-    clear, lm = _lens_face(None)
-    assert sunglasses_labels(probs, clear, lm, region) is None  # clear glasses: skipped
-    probs[FACE] = 0.5
-    assert sunglasses_labels(probs, luma, lm, region) is None  # no sure skin to compare with
 
 
 def test_glasses_photos_are_sunglasses_candidates_only_without_hat_or_fringe():

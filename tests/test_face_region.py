@@ -253,7 +253,7 @@ def test_the_pipeline_applies_the_crown_to_both_geometries(astronaut, monkeypatc
     """Where the crown test holds, the face is crowned in the photo's and the crop's geometry alike, the
     reported numbers use that R, the subject stays the subject and the warning says so; the option
     turns it off."""
-    from occparse.runtime import pipeline
+    from occparse.runtime import label_rules
     from occparse.runtime.occlusion import crop_footprint
     from occparse.runtime.pipeline import Estimator, EstimatorOptions
 
@@ -266,7 +266,7 @@ def test_the_pipeline_applies_the_crown_to_both_geometries(astronaut, monkeypatc
         band[:8] = True
         return band
 
-    monkeypatch.setattr(pipeline, "crown_band", top_rows)
+    monkeypatch.setattr(label_rules, "crown_band", top_rows)
     a = Estimator().analyze(rgb)
     d = a.faces[0]
     assert d.face.crown_covered and d.crop.face.crown_covered

@@ -20,7 +20,6 @@ from typing import Any
 
 import numpy as np
 
-from ..labels import BACKGROUND, OCCLUDER
 from .align import CANONICAL_SIZE, UPSCALE_INTERPOLATIONS, AlignedCrop, align
 from .face_checks import (
     beside_a_larger_face,
@@ -33,19 +32,18 @@ from .face_checks import (
 from .faces import FaceMesher
 from .io import ImageInputError, LoadedImage, broken_link_detail, is_gray_rgb, read_image
 from .iso import iso_components
+from .label_rules import DARK_LENSES_WARNING, with_crown, with_dark_lenses
 from .mesh import Face, canonical_mesh, head_pose
 from .occlusion import (
     FACIAL_HAIR_CHOICES,
     GeometricOcclusion,
     OutOfFrame,
-    crop_footprint,
     geometric_occlusion,
     out_of_frame,
     region_with_out_of_frame,
     with_out_of_frame,
 )
 from .parsing import FaceParser, ParseResult
-from .regions import crown_band
 from .results import FaceResult, ImageResult, RegionOcclusion, Status
 from .stacking import FaceFeatures
 
@@ -87,6 +85,9 @@ class EstimatorOptions:
     #: restore R up to the mean face's outline where the parser labels an occluder or background over the top of the
     #: face (the crown, occparse.runtime.regions.crown_covered; docs/face_region.md); False: the prior alone
     crown: bool = True
+    #: relabel as occluder the lens pixels the parser reads as face where both eyes are behind dark lenses
+    #: (occparse.runtime.lenses); False: the parser's labels as they are
+    dark_lenses: bool = True
 
 
 @dataclass(frozen=True)
@@ -249,21 +250,6 @@ def prepare_path(mesher: FaceMesher, path: str | Path, options: EstimatorOptions
     return prepare_image(mesher, image, options)
 
 
-def _with_crown(item: tuple, parse: ParseResult) -> tuple[tuple, ParseResult]:
-    """``(prep, face, crop, score)`` with the face marked ``crown_covered`` (in both geometries) where the
-    parser labels an occluder, or the scene behind, over the top of the face
-    (:func:`occparse.runtime.regions.crown_band`), and its parse with that band's background labelled
-    occluder: inside the restored R it is the cap, and the picture and the shares say so."""
-    prep, f, c, sc = item
-    band = crown_band(c.face, parse.labels, (OCCLUDER, BACKGROUND), lambda: crop_footprint(c, prep.size))
-    if band is None:
-        return item, parse
-    labels = parse.labels.copy()
-    labels[band & (labels == BACKGROUND)] = OCCLUDER
-    item = prep, replace(f, crown_covered=True), replace(c, face=replace(c.face, crown_covered=True)), sc
-    return item, replace(parse, labels=labels)
-
-
 def face_features(g: GeometricOcclusion, regressor: float, is_gray: bool, mesh_fallback: bool) -> FaceFeatures:
     """The stacker's inputs, from what the pipeline computed for one face."""
     return FaceFeatures(
@@ -363,8 +349,14 @@ class Estimator:
         parses = self.parser.parse(crops) if crops else []
         # a cap or hat over the top of the face, seen by the parser, restores R up to the mean face's outline
         if self.options.crown:
-            crowned = [_with_crown(it, p) for it, p in zip(items, parses, strict=True)]
+            crowned = [with_crown(it, p) for it, p in zip(items, parses, strict=True)]
             items, parses = [it for it, _ in crowned], [p for _, p in crowned]
+        # dark lenses the parser read as visible eyes: the lens pixels become occluder
+        lensed = [False] * len(items)
+        if self.options.dark_lenses:
+            lensed_parses = [with_dark_lenses(c, p) for (_, _, c, _), p in zip(items, parses, strict=True)]
+            lensed = [p is not q for p, q in zip(parses, lensed_parses, strict=True)]
+            parses = lensed_parses
         reg = self.regressors.predict(crops)[0] if self.regressors is not None and crops else None
         geos = [geometric_occlusion(c, p, prep.size, self.options.facial_hair)
                 for (prep, _, c, _), p in zip(items, parses, strict=True)]
@@ -383,7 +375,7 @@ class Estimator:
         heads = [bool(prep.heads[i]) if prep.heads else False for prep in batch for i in range(len(prep.faces))]
         faces = iter(
             self._face(prep, f, c, p, sc, g, finals[k], None if reg is None else float(reg[k]), oofs[k], grays[k],
-                       heads[k], subjects[k])
+                       heads[k], subjects[k], lensed[k])
             for k, ((prep, f, c, sc), p, g) in enumerate(zip(items, parses, geos, strict=True))
         )
         out = []
@@ -398,7 +390,7 @@ class Estimator:
     @staticmethod
     def _face(prep: Prepared, f: Face, c: AlignedCrop, p: ParseResult, sc: float | None, g: GeometricOcclusion,
               final: float, r: float | None, oof: OutOfFrame, gray: bool, head: bool = False,
-              subject: bool | None = None) -> FaceAnalysis:
+              subject: bool | None = None, lenses: bool = False) -> FaceAnalysis:
         x0, y0, x1, y1 = f.box
         geometric = with_out_of_frame(g.overall, oof.overall)
         regions = [RegionOcclusion(q.name, region_with_out_of_frame(q.fraction, oof.regions[q.name]))
@@ -418,7 +410,7 @@ class Estimator:
             regressor=r, uncertainty=unc, subject=f is prep.faces[0] if subject is None else subject, rotation=f.rotation,
             out_of_frame=oof.overall, pose=pose, source=f.source, small_face=small, doubtful_face=doubtful,
             warnings=face_warnings(f, oof.overall, pose, [q.name for q in regions if q.fraction != q.fraction])
-            + warning_texts(small, doubtful, size), iso=iso,
+            + warning_texts(small, doubtful, size) + ([DARK_LENSES_WARNING] if lenses else []), iso=iso,
         )
         return FaceDetail(f, c, p, g, res)
 

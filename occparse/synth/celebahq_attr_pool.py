@@ -23,7 +23,7 @@ pixel labels with a teacher parser (an occparse parser ONNX export) and rules th
 * ``sunglasses`` photos (``Eyeglasses``, no hat or fringe; only when ``max_per_kind`` asks for them):
   CelebA does not tell dark glasses from clear ones, so the photo's own pixels do. Both eyes must
   be dark (:func:`dark_lenses`: the 90th percentile of the luminance around each eye at most
-  ``LENS_P90`` of the median of the photo's sure skin; an open eye shows its white, a dark lens
+  ``occparse.runtime.lenses.LENS_P90`` of the median of the photo's sure skin; an open eye shows its white, a dark lens
   does not); clear glasses are skipped. Around each eye, the pixels at most ``LENS_CONTRAST`` of the
   skin's luminance that touch the eye, with the highlights inside them filled, are the lens
   (:func:`lens_mask`): occluder. The rest of the search ellipse around the eye is unknown (frame, a
@@ -57,25 +57,18 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import cv2
 import numpy as np
 
 from ..labels import FACE, FACIAL_HAIR, HAIR, IGNORE, facial_hair_zone
 from ..runtime.align import CANONICAL_SIZE, align
-from ..runtime.mesh import LEFT_EYE, OUTER_LIPS, RIGHT_EYE
+from ..runtime.lenses import dark_lenses, lens_mask, skin_luminance
+from ..runtime.mesh import OUTER_LIPS
 from ..runtime.regions import _fill, _hull, face_region
 from .celebahq_pool import is_clean, write_pool_sample
 from .sources import CelebAPhoto, _mesh_cached, celebahq_photos, read_rgb
 
 BEARD_ATTRIBUTES = ("Goatee", "Mustache", "Sideburns")
-#: dark lenses: both eyes' 90th-percentile luminance at most this share of the sure skin's median
-#: (chosen on CelebA-HQ train: plain faces never go below 0.68, shadowed eyes under a brim rarely below
-#: 0.4; sunglasses reach 0.01-0.55)
-LENS_P90 = 0.35
-#: a lens pixel is at most this share of the sure skin's median luminance
-LENS_CONTRAST = 0.5
-#: the ellipse searched around each eye, in eye widths (corner to corner): half-width, half-height
-LENS_SEARCH = (0.95, 0.75)
+
 LIGHT_HAIR_ATTRIBUTES = ("Bald", "Receding_Hairline", "Gray_Hair")
 BEARD_CONTRAST = 0.8  # a beard pixel is at most this share of the sure skin's median luminance
 MIN_SKIN_PIXELS = 50  # fewer sure-skin pixels outside the zone than this: no reference, no beard labels
@@ -97,73 +90,6 @@ def photo_kind(p: CelebAPhoto) -> str | None:
     return None
 
 
-def _eye_geometry(landmarks: np.ndarray) -> list[tuple[np.ndarray, float, np.ndarray]]:
-    """Per eye: its centre (x, y), its width (corner to corner, pixels) and its landmark points."""
-    out = []
-    for idx, corners in ((RIGHT_EYE, (33, 133)), (LEFT_EYE, (263, 362))):
-        pts = landmarks[list(idx), :2].astype(np.float64)
-        width = float(np.linalg.norm(landmarks[corners[0], :2] - landmarks[corners[1], :2]))
-        out.append((pts.mean(0), max(width, 1.0), pts))
-    return out
-
-
-def _ellipse(shape: tuple[int, int], centre: np.ndarray, half: tuple[float, float]) -> np.ndarray:
-    m = np.zeros(shape, np.uint8)
-    cv2.ellipse(m, (int(round(centre[0])), int(round(centre[1]))),
-                (max(1, int(round(half[0]))), max(1, int(round(half[1])))), 0, 0, 360, 1, -1)
-    return m.astype(bool)
-
-
-def _search_ellipse(shape: tuple[int, int], centre: np.ndarray, width: float) -> np.ndarray:
-    return _ellipse(shape, centre, (LENS_SEARCH[0] * width, LENS_SEARCH[1] * width))
-
-
-def search_ellipses(shape: tuple[int, int], landmarks: np.ndarray) -> np.ndarray:
-    """bool H x W: the ellipses :data:`LENS_SEARCH` around both eyes, where a lens is looked for."""
-    out = np.zeros(shape, bool)
-    for centre, width, _ in _eye_geometry(landmarks):
-        out |= _search_ellipse(shape, centre, width)
-    return out
-
-
-def dark_lenses(luma: np.ndarray, landmarks: np.ndarray, skin: float) -> bool:
-    """Whether both eyes sit behind dark lenses: the 90th percentile of ``luma`` (float H x W) in a
-    widened hull of each eye's landmarks (``landmarks``: (468+, 2+) pixels of the same image) is at most
-    :data:`LENS_P90` of ``skin`` (the median luminance of the photo's sure skin)."""
-    if not skin > 0:
-        return False
-    for centre, _, pts in _eye_geometry(landmarks):
-        hull = _hull(centre + (pts - centre) * np.array([1.4, 2.2]))
-        m = _fill(luma.shape, hull)
-        if not m.any() or float(np.percentile(luma[m], 90)) > LENS_P90 * skin:
-            return False
-    return True
-
-
-def lens_mask(luma: np.ndarray, landmarks: np.ndarray, skin: float) -> tuple[np.ndarray, np.ndarray]:
-    """(lens, searched): bool H x W masks. ``searched`` is the ellipse :data:`LENS_SEARCH` around each
-    eye; ``lens`` its pixels at most :data:`LENS_CONTRAST` of ``skin`` that belong to a dark patch over
-    the eye itself, closed and with the holes (highlights) filled."""
-    shape = luma.shape
-    lens = np.zeros(shape, bool)
-    searched = np.zeros(shape, bool)
-    for centre, width, pts in _eye_geometry(landmarks):
-        ell = _search_ellipse(shape, centre, width)
-        searched |= ell
-        dark = (ell & (luma <= LENS_CONTRAST * skin)).astype(np.uint8)
-        r = max(1, int(round(0.08 * width)))
-        dark = cv2.morphologyEx(dark, cv2.MORPH_CLOSE, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1,) * 2))
-        n, comp = cv2.connectedComponents(dark)
-        eye = _fill(shape, _hull(pts))
-        keep = [k for k in range(1, n) if (eye & (comp == k)).any()]
-        patch = np.isin(comp, keep).astype(np.uint8) if keep else np.zeros(shape, np.uint8)
-        contours, _ = cv2.findContours(patch, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE)
-        filled = np.zeros(shape, np.uint8)
-        cv2.drawContours(filled, contours, -1, 1, -1)
-        lens |= filled.astype(bool) & ell
-    return lens, searched
-
-
 def is_glasses_photo(p: CelebAPhoto) -> bool:
     """An ``Eyeglasses`` photo without hat or fringe: a candidate for the sunglasses kind (its pixels decide)."""
     a = p.attributes
@@ -180,11 +106,8 @@ def sunglasses_labels(probs: np.ndarray, luma: np.ndarray, landmarks: np.ndarray
     from ..labels import OCCLUDER
 
     top = probs.argmax(0).astype(np.uint8)
-    sure = (probs[FACE] >= confidence) & region & ~search_ellipses(luma.shape, landmarks)
-    if sure.sum() < MIN_SKIN_PIXELS:
-        return None
-    skin = float(np.median(luma[sure]))
-    if not dark_lenses(luma, landmarks, skin):
+    skin = skin_luminance(luma, probs[FACE], region, landmarks)
+    if skin is None or not dark_lenses(luma, landmarks, skin):
         return None
     lens, searched = lens_mask(luma, landmarks, skin)
     if not lens.any():

@@ -1,0 +1,53 @@
+"""Rules that correct the face parser's labels with what the photo itself shows, after parsing.
+
+* **The crown** (:func:`with_crown`): a cap or hat over the top of the face, read by the parser as an
+  occluder or as the scene behind, marks the face ``crown_covered`` so that R reaches the mean face's
+  outline there (``occparse.runtime.regions.crown_band``; docs/face_region.md, rule 6).
+* **Dark lenses** (:func:`with_dark_lenses`): sunglasses the parser reads as visible eyes; the lens
+  pixels become occluder (``occparse.runtime.lenses``).
+
+Both return new objects and leave their inputs as they were.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from ..labels import BACKGROUND, FACE, OCCLUDER
+from .align import AlignedCrop
+from .lenses import dark_lens_pixels
+from .occlusion import crop_footprint
+from .parsing import ParseResult
+from .regions import crown_band, face_region
+
+
+def with_crown(item: tuple, parse: ParseResult) -> tuple[tuple, ParseResult]:
+    """``(prep, face, crop, score)`` with the face marked ``crown_covered`` (in both geometries) where the
+    parser labels an occluder, or the scene behind, over the top of the face
+    (:func:`occparse.runtime.regions.crown_band`), and its parse with that band's background labelled
+    occluder: inside the restored R it is the cap, and the picture and the shares say so."""
+    prep, f, c, sc = item
+    band = crown_band(c.face, parse.labels, (OCCLUDER, BACKGROUND), lambda: crop_footprint(c, prep.size))
+    if band is None:
+        return item, parse
+    labels = parse.labels.copy()
+    labels[band & (labels == BACKGROUND)] = OCCLUDER
+    item = prep, replace(f, crown_covered=True), replace(c, face=replace(c.face, crown_covered=True)), sc
+    return item, replace(parse, labels=labels)
+
+
+DARK_LENSES_WARNING = ("dark_lenses: dark lenses cover both eyes (no eye white shows); the parser's visible face "
+                       "there counts as hidden")
+
+
+def with_dark_lenses(c: AlignedCrop, parse: ParseResult) -> ParseResult:
+    """``parse`` with the lens pixels it labels face relabelled occluder where the crop's face is behind
+    dark lenses (:func:`occparse.runtime.lenses.dark_lens_pixels`; R from the crop's face); the same
+    object otherwise."""
+    region = face_region(c.face, parse.labels.shape)
+    lens = dark_lens_pixels(c.image, parse.probs[FACE], region, c.face.landmarks)
+    if lens is None:
+        return parse
+    labels = parse.labels.copy()
+    labels[lens & (labels == FACE)] = OCCLUDER
+    return replace(parse, labels=labels)
