@@ -39,7 +39,7 @@ def test_dark_lenses_and_their_mask_follow_the_pixels():
     luma, lm = _lens_face(20.0)
     assert dark_lenses(luma, lm, 150.0)
     assert not dark_lenses(luma, lm, 0.0)  # no skin to compare with
-    assert not dark_lenses(luma, lm, 20.0 / LENS_P90 * 0.5)  # a darker photo: the lens is no darker than its skin
+    assert not dark_lenses(luma, lm, 20.0 / LENS_P90 * 0.5)  # darker skin: the lens is not dark enough against it
     lens, searched = lens_mask(luma, lm, 150.0)
     drawn = luma <= 21
     assert (lens <= searched).all() and lens.sum() > 0
@@ -111,9 +111,13 @@ def test_the_pipeline_reads_painted_dark_lenses_as_hidden_eyes():
     assert eyes["left_eye"] >= 0.5 and eyes["right_eye"] >= 0.5
     labels = got.faces[0].parse.labels
     assert (labels == OCCLUDER).any() and not (labels == IGNORE).any()
-    off = Estimator(EstimatorOptions(dark_lenses=False)).analyze(painted).result.faces[0]
+    off_detail = Estimator(EstimatorOptions(dark_lenses=False)).analyze(painted).faces[0]
+    off = off_detail.result
     assert not any(w.startswith("dark_lenses") for w in off.warnings)
-    assert f.occlusion >= off.occlusion - 1e-6
+    moved = (off_detail.parse.labels == FACE) & (labels == OCCLUDER)
+    assert moved.any() and ((off_detail.parse.labels != labels) <= moved).all()  # only face -> occluder
+    assert (got.faces[0].parse.probs[FACE][moved] == 0).all()  # the soft estimate follows the labels
+    assert f.occlusion >= off.occlusion - 1e-6 and f.geometric > off.geometric
 
 
 def test_real_dark_sunglasses_read_as_hidden_eyes(data_root):

@@ -312,8 +312,10 @@ def run_settings(a: argparse.Namespace, **extra) -> dict:
         parser = file_sha256(Path(a.parser))[:16] if a.parser else None
     except OSError:
         parser = a.parser
+    from ..runtime.label_rules import LABEL_RULES
+
     return {"weights": weights, "precision": precision, "parser": parser, "parser_spec": a.parser_spec,
-            "facial_hair": a.facial_hair, "flip_tta": bool(a.flip_tta), **extra}
+            "facial_hair": a.facial_hair, "flip_tta": bool(a.flip_tta), "label_rules": LABEL_RULES, **extra}
 
 
 def device_providers(a: argparse.Namespace) -> tuple[str, ...] | None:

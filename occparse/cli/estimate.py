@@ -115,6 +115,8 @@ def run(a: argparse.Namespace) -> int:
     if ignored := _folder_only_options(a):
         print(f"occparse: warning: {', '.join(ignored)} {'is' if len(ignored) == 1 else 'are'} for folder mode "
               "(--out); ignored for single images", file=sys.stderr)
+    if a.max_faces is not None and not a.all_faces:
+        print("occparse: warning: --max-faces works with --all-faces; only the subject is reported", file=sys.stderr)
     if a.visualize and a.visualize != "auto" and len(a.images) > 1:
         return fail("--visualize PATH takes one image; with several, use --visualize alone (a PNG beside each input)")
     pictures: list[Path | None] = [None] * len(a.images)
@@ -397,6 +399,7 @@ def _estimate_folder(a: argparse.Namespace) -> int:
             writer.write(row)
             bar.update()
     except KeyboardInterrupt:
+        bar.close()  # the message starts on its own line, not after the progress bar
         writer.close()
         return interrupted(interrupted_message(writer))
     bar.close()

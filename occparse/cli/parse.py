@@ -27,7 +27,9 @@ def add_parser(sub) -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
         description="For each image: find the faces (MediaPipe), parse each aligned crop (BiSeNet on ONNX Runtime) "
         "and write, in the original image's geometry, NAME_labels.png (0 background, 1 visible face, 2 hair, "
-        "3 occluder, 4 facial hair) and NAME_overlay.png (classes tinted, face region outlined).",
+        "3 occluder, 4 facial hair) and NAME_overlay.png (classes tinted, face region outlined). The labels are "
+        "the ones occparse measures with: the parser's, after its label rules (a cap over the top of the face "
+        "and dark lenses over the eyes read as occluder; docs/method.md).",
         epilog="""examples:
   occparse parse photo.jpg --out-dir parsed/
   occparse parse a.jpg b.png --out-dir parsed/ --parser my_celebamask.onnx --parser-spec celebamask19

@@ -128,6 +128,7 @@ def run(a: argparse.Namespace) -> int:
             writer.write(row)
             bar.update()
     except KeyboardInterrupt:
+        bar.close()  # the message starts on its own line, not after the progress bar
         writer.close()
         return interrupted(interrupted_message(writer))
     bar.close()

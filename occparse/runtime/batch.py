@@ -149,7 +149,7 @@ class ResumableWriter:
         if diffs:
             raise BatchInputError(
                 f"{self.partial} was written with other settings: {'; '.join(diffs)}. Rerun with the same options to "
-                f"resume, or delete {self.partial} and {self.sidecar} to start over")
+                f"resume, or add --overwrite (or delete {self.partial} and {self.sidecar}) to start over")
 
     def _write_settings(self, path: Path | None = None) -> None:
         """Record this run's settings atomically in ``path`` (default: the ``OUT.partial.json`` sidecar)."""

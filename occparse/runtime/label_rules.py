@@ -18,7 +18,11 @@ from .align import AlignedCrop
 from .lenses import dark_lens_pixels
 from .occlusion import crop_footprint
 from .parsing import ParseResult
-from .regions import crown_band, face_region
+from .regions import above_brow_line, crown_band, face_region
+
+#: Names the label rules the numbers are computed with; batch outputs keep it with their settings, so
+#: that a resume never mixes rows computed before and after a change of these rules.
+LABEL_RULES = "crown: occluder or background; dark lenses"
 
 
 def with_crown(item: tuple, parse: ParseResult) -> tuple[tuple, ParseResult]:
@@ -30,9 +34,11 @@ def with_crown(item: tuple, parse: ParseResult) -> tuple[tuple, ParseResult]:
     band = crown_band(c.face, parse.labels, (OCCLUDER, BACKGROUND), lambda: crop_footprint(c, prep.size))
     if band is None:
         return item, parse
+    crowned = replace(c.face, crown_covered=True)
+    band &= face_region(crowned, parse.labels.shape)  # the outline ramps out from the brow line: not all of it
     labels = parse.labels.copy()
     labels[band & (labels == BACKGROUND)] = OCCLUDER
-    item = prep, replace(f, crown_covered=True), replace(c, face=replace(c.face, crown_covered=True)), sc
+    item = prep, replace(f, crown_covered=True), replace(c, face=crowned), sc
     return item, replace(parse, labels=labels)
 
 
@@ -41,13 +47,22 @@ DARK_LENSES_WARNING = ("dark_lenses: dark lenses cover both eyes (no eye white s
 
 
 def with_dark_lenses(c: AlignedCrop, parse: ParseResult) -> ParseResult:
-    """``parse`` with the lens pixels it labels face relabelled occluder where the crop's face is behind
-    dark lenses (:func:`occparse.runtime.lenses.dark_lens_pixels`; R from the crop's face); the same
-    object otherwise."""
-    region = face_region(c.face, parse.labels.shape)
+    """``parse`` with the lens pixels below the eyebrow line that it labels face relabelled occluder where
+    the crop's face is behind dark lenses (:func:`occparse.runtime.lenses.dark_lens_pixels`; R from the
+    crop's face), their face probability moved to occluder (the soft estimate and the parser's
+    confidence follow); the same object when no pixel changes."""
+    shape = parse.labels.shape
+    region = face_region(c.face, shape)
     lens = dark_lens_pixels(c.image, parse.probs[FACE], region, c.face.landmarks)
     if lens is None:
         return parse
+    # dark eyebrows touch a lens's top edge; above their line is the forehead, which a lens does not hide
+    moved = lens & (parse.labels == FACE) & ~above_brow_line(c.face, shape)
+    if not moved.any():
+        return parse
     labels = parse.labels.copy()
-    labels[lens & (labels == FACE)] = OCCLUDER
-    return replace(parse, labels=labels)
+    labels[moved] = OCCLUDER
+    probs = parse.probs.copy()
+    probs[OCCLUDER][moved] += probs[FACE][moved]
+    probs[FACE][moved] = 0.0
+    return replace(parse, labels=labels, probs=probs, top=None)

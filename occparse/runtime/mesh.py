@@ -58,7 +58,7 @@ class Face:
     #: mean distance between the detector's eye, nose and mouth key points and the mesh's, in
     #: inter-ocular distances: a mesh fitted to an upside-down face disagrees with its detector
     keypoint_error: float | None = None
-    #: the face parser saw an occluder (a cap, a hat) over the top of the face, just above the mesh's
+    #: the face parser saw an occluder or the scene behind (a cap, a hat) over the top of the face, just above the mesh's
     #: forehead: R's upper outline then reaches the mean face shape's (occparse.runtime.regions); set
     #: after parsing, never by the mesh
     crown_covered: bool = False

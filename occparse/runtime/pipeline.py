@@ -215,7 +215,7 @@ def face_warnings(face: Face, oof: float, pose, turned_away: list[str] | tuple[s
         out.append(f"turned_away: the head's pose turns the {', '.join(n.replace('_', ' ') for n in turned_away)} "
                    "out of the face region; no value")
     if face.crown_covered:
-        out.append("crown: an occluder covers the top of the face; the face region reaches the mean face's "
+        out.append("crown: a cap or hat covers the top of the face; the face region reaches the mean face's "
                    "outline there and the part it hides counts")
     if face.rotation:
         out.append(f"rotated: the face is turned; it was read upright (picture turned {face.rotation} degrees clockwise)")

@@ -11,7 +11,7 @@ card: docs/face_region.md) predicts the 36 oval points from the eyes, eyebrows, 
 pose-normalised frame; where the prediction lies outward of the mesh oval by more than the mesh's
 own jitter on clean faces, the outline is moved out towards it. R is the union of the mesh polygon
 and that outline, so it never shrinks; on a clean face the two agree within the jitter. Where the
-face parser labels an occluder over the top of the face (:func:`crown_covered`, set on the face as
+face parser labels an occluder or the scene behind over the top of the face (:func:`crown_covered`, set on the face as
 ``crown_covered`` after parsing), the outline above the eyebrows reaches the mean face's oval.
 
 Sub-regions (all clipped to R; they need not tile R exactly):
@@ -201,6 +201,14 @@ def _brow_line(face: Face, down: np.ndarray) -> float:
     return max(float(np.dot(face.landmarks[i], down)) for i in LEFT_BROW + RIGHT_BROW)
 
 
+def above_brow_line(face: Face, shape: tuple[int, int]) -> np.ndarray:
+    """H x W bool: the pixels of an image of ``shape`` above the line through the bottom of the
+    eyebrows (the forehead's side of it), in the face's own up direction."""
+    _, down = face.axes()
+    ys, xs = _pixel_grid(tuple(shape))
+    return (xs * down[0] + ys * down[1]) < _brow_line(face, down)
+
+
 def crown_outline(face: Face) -> np.ndarray | None:
     """(36, 2) float64 picture pixels: the mean face shape's oval placed on this face's eyes, nose and
     lips (:func:`predicted_oval` with ``mean_shape``), or None for a face without depth or a
@@ -241,23 +249,21 @@ def crown_band(face: Face, labels: np.ndarray, covering: int | Sequence[int],
     (``occlusion.crop_footprint``), called only when the band is needed (a mask of the photo's size is
     not cheap); only those of the band count, as the crop's border is filled with a mirror of the photo's
     edge. Returns the band as an H x W bool mask (its in-photo part); None for a face without depth."""
-    covers = np.isin(labels, np.atleast_1d(np.asarray(covering, dtype=labels.dtype)))
-    if not covers.any():
+    if face.depth is None:
         return None
-    top = crown_outline(face)
-    if top is None:
-        return None
-    # the prior must see the forehead top pulled in too: a cap resting above a forehead the mesh found
-    # whole (as a pasted cap over a clean face) leaves R as it is
+    # the prior must see the forehead top pulled in: a cap resting above a forehead the mesh found whole
+    # (as a pasted cap over a clean face) leaves R as it is; landmarks only, so it is the cheap test first
     pred, unit = predicted_oval(face.landmarks, face.depth)
     gap = _gaps(face.oval.astype(np.float64), pred, unit)[_TOP]
     if not gap > CROWN_MIN_PULL * float(oval_prior()["tolerance"][_TOP]):
         return None
+    top = crown_outline(face)
+    if top is None:
+        return None
+    covers = np.isin(labels, np.atleast_1d(np.asarray(covering, dtype=labels.dtype)))
     shape = labels.shape[:2]
     r = face_region(face, shape)
-    _, down = face.axes()
-    ys, xs = _pixel_grid(tuple(shape))
-    band = _fill(shape, top) & ~r & ((xs * down[0] + ys * down[1]) < _brow_line(face, down))
+    band = _fill(shape, top) & ~r & above_brow_line(face, shape)
     if valid is not None:
         band &= valid()
     n = np.count_nonzero(band)
