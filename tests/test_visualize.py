@@ -147,10 +147,14 @@ def test_zero_bars_have_no_tick():
     assert np.all(some == BAR_RED, axis=-1).sum() > 100
 
 
-def test_explanation_only_outside_both_components():
+def test_explanation_outside_both_components_or_away_from_the_tint():
     assert V.explain_final(_face_result({}, geometric=0.086, regressor=0.083, occlusion=0.104)).startswith("Why above")
     assert V.explain_final(_face_result({}, geometric=0.002, regressor=0.037, occlusion=0.0)).startswith("Why below")
-    assert V.explain_final(_face_result({}, geometric=0.0, regressor=0.128, occlusion=0.037)) is None
+    # between the two, far from the tinted (geometric) share: say why the headline differs from the tint
+    why = V.explain_final(_face_result({}, geometric=0.303, regressor=0.137, occlusion=0.249))
+    assert why.startswith("Why below the tinted share?") and "30.3%" in why and "13.7%" in why
+    assert V.explain_final(_face_result({}, geometric=0.0, regressor=0.128, occlusion=0.037)).startswith("Why above the")
+    assert V.explain_final(_face_result({}, geometric=0.12, regressor=0.08, occlusion=0.11)) is None  # near the tint
     assert V.explain_final(_face_result({}, geometric=0.1, regressor=None, occlusion=0.3)) is None
 
 

@@ -54,8 +54,9 @@ class NotAnImageError(ImageInputError):
 
 
 class CorruptImageError(ImageInputError):
-    """A picture file whose data cannot be decoded to the end: cut short (an interrupted copy or download) or
-    damaged. Told apart from :class:`NotAnImageError` so that a user can fetch those files again."""
+    """A picture file (its format recognised) whose data cannot be decoded to the end: most often cut short
+    (an interrupted copy or download) or damaged, else a variant the decoder cannot read. Told apart from
+    :class:`NotAnImageError` so that a user can find those files and fetch them again."""
 
     status = "corrupt"
 

@@ -201,8 +201,13 @@ def percent_labels(values: list[float], decimals: int = 1) -> list[str]:
     return [f"{v / unit:.{decimals}f}%" for v in floors]
 
 
+#: the final estimate this far (or more) from the geometric one gets a line saying why it differs from the tint
+TINT_NOTE = 0.02
+
+
 def explain_final(result) -> str | None:
-    """One sentence when the final estimate lies outside both of its components, else None."""
+    """One sentence when the final estimate lies outside both of its components, or between them but at
+    least :data:`TINT_NOTE` from the geometric one (the share the picture tints); else None."""
     reg = result.regressor
     if reg is None:
         return None
@@ -213,6 +218,11 @@ def explain_final(result) -> str | None:
         where = "above"
     elif fin < lo - tol:
         where = "below"
+    elif abs(fin - result.geometric) >= TINT_NOTE:
+        side = "below" if fin < result.geometric else "above"
+        return (f"Why {side} the tinted share? The final estimate weighs the geometric {result.geometric:.1%} "
+                f"(what the tint shows) with the regressor's {reg:.1%}, as the stacker learned from faces with "
+                f"known occlusion.")
     else:
         return None
     clipped = " (then clipped to 0-100%)" if fin <= 0.0 or fin >= 1.0 else ""
