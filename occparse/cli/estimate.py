@@ -75,7 +75,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="folder mode: crops per network batch (default 64; a part-filled batch runs after 2 s)")
     p.add_argument("--overwrite", action="store_true",
                    help="folder mode: compute OUT again even when it is already complete for these images and settings "
-                        "(default: say so and exit with its status); an interrupted OUT.partial written with other settings "
+                        "(default: say so and exit with its status); with the local engine, an interrupted OUT.partial written with other settings "
                         "or inputs is discarded instead of refused")
     add_engine_args(p)
     p.add_argument("--visualize", nargs="?", const="auto", metavar="PATH",

@@ -67,7 +67,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="crops per network batch (default 64; a part-filled batch runs after 2 s)")
     p.add_argument("--overwrite", action="store_true",
                    help="compute OUT again even when it is already complete for this CSV and these settings "
-                        "(default: say so and exit with its status); an interrupted OUT.partial written with other settings "
+                        "(default: say so and exit with its status); with the local engine, an interrupted OUT.partial written with other settings "
                         "or inputs is discarded instead of refused")
     add_engine_args(p)
     add_parser_args(p)
