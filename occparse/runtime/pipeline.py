@@ -169,6 +169,7 @@ def prepare_image(mesher: FaceMesher, image: LoadedImage, options: EstimatorOpti
     """Mesh, detector scores and aligned crops of one image: the CPU stages, no network."""
     faces = mesher.detect(image.rgb, exhaustive=options.exhaustive)
     n_found = len(faces)
+    found = [f.box for f in faces]  # every face found: a face beside a larger one is judged alike in every mode
     if options.max_faces is not None:
         faces = faces[: max(1, options.max_faces)]
     size = (image.height, image.width)
@@ -188,7 +189,7 @@ def prepare_image(mesher: FaceMesher, image: LoadedImage, options: EstimatorOpti
     # the second look at candidates for doubtful_face needs the photo, which batch workers do not send on
     find_head = getattr(mesher, "pose_face_points", None)
     heads = [find_head is not None and may_be_doubtful(f.box[3] - f.box[1], f.source, sc)
-             and not beside_a_larger_face(f.box, [g.box for g in faces if g is not f])
+             and not beside_a_larger_face(f.box, found)  # its own box is never 1.5 times as tall
              and head_on_body(find_head, image.rgb, f.box) for f, sc in zip(faces, scores, strict=True)]
     return Prepared(image.path, size, faces, scores, crops, image, message=first, n_found=n_found, heads=heads)
 
@@ -390,7 +391,7 @@ class Estimator:
     @staticmethod
     def _face(prep: Prepared, f: Face, c: AlignedCrop, p: ParseResult, sc: float | None, g: GeometricOcclusion,
               final: float, r: float | None, oof: OutOfFrame, gray: bool, head: bool = False,
-              subject: bool | None = None, lenses: bool = False) -> FaceAnalysis:
+              subject: bool | None = None, dark_lenses: bool = False) -> FaceAnalysis:
         x0, y0, x1, y1 = f.box
         geometric = with_out_of_frame(g.overall, oof.overall)
         regions = [RegionOcclusion(q.name, region_with_out_of_frame(q.fraction, oof.regions[q.name]))
@@ -410,7 +411,7 @@ class Estimator:
             regressor=r, uncertainty=unc, subject=f is prep.faces[0] if subject is None else subject, rotation=f.rotation,
             out_of_frame=oof.overall, pose=pose, source=f.source, small_face=small, doubtful_face=doubtful,
             warnings=face_warnings(f, oof.overall, pose, [q.name for q in regions if q.fraction != q.fraction])
-            + warning_texts(small, doubtful, size) + ([DARK_LENSES_WARNING] if lenses else []), iso=iso,
+            + warning_texts(small, doubtful, size) + ([DARK_LENSES_WARNING] if dark_lenses else []), iso=iso,
         )
         return FaceDetail(f, c, p, g, res)
 

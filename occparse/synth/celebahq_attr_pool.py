@@ -61,7 +61,7 @@ import numpy as np
 
 from ..labels import FACE, FACIAL_HAIR, HAIR, IGNORE, facial_hair_zone
 from ..runtime.align import CANONICAL_SIZE, align
-from ..runtime.lenses import dark_lenses, lens_mask, skin_luminance
+from ..runtime.lenses import dark_lenses, lens_mask, luminance, skin_luminance
 from ..runtime.mesh import OUTER_LIPS
 from ..runtime.regions import _fill, _hull, face_region
 from .celebahq_pool import is_clean, write_pool_sample
@@ -242,7 +242,7 @@ def write_celebahq_attribute_pool(data_root: Path, out: Path, teacher: Path, max
         lips = _fill(shape, _hull(face.landmarks[list(OUTER_LIPS)]))
         crop_lips = align(lips.astype(np.uint8), face, size, nearest=True, matrix=crop.matrix,
                           fill=0).image.astype(bool)
-        luma = crop.image.astype(np.float32) @ np.array([0.299, 0.587, 0.114], np.float32)
+        luma = luminance(crop.image)
         probs = parser.parse([crop.image])[0].probs
         if kind == "sunglasses":
             lab = sunglasses_labels(probs, luma, crop.face.landmarks, crop_r, confidence)
