@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
-import re
 import sys
 from pathlib import Path
 
@@ -218,7 +217,7 @@ def resume_or_start_over(writer, expected: list[str], overwrite: bool) -> int:
     except BatchInputError as e:
         if not overwrite:
             raise
-        reason = re.split(r"[.;:] [Rr]erun ", str(e), maxsplit=1)[0]  # the why, without the advice to rerun
+        reason = getattr(e, "reason", str(e))  # a stale partial run's why, without the advice to rerun
         print(f"occparse: --overwrite: discarding the partial run ({reason}); starting over", file=sys.stderr)
         writer.start_over()
         return 0

@@ -27,6 +27,15 @@ class BatchInputError(DataError, ValueError):
     """The input CSV cannot be used."""
 
 
+class StalePartialError(BatchInputError):
+    """``OUT.partial`` was written for other inputs or with other settings; ``reason`` says which, without the
+    advice of the message (what to do about it differs with the options given)."""
+
+    def __init__(self, reason: str, advice: str):
+        self.reason = reason
+        super().__init__(f"{reason}{advice}")
+
+
 @dataclass(frozen=True)
 class BatchRow:
     filename: str
@@ -147,9 +156,10 @@ class ResumableWriter:
             return
         self.note, diffs = compare_settings(self._stored_settings(), self.settings, str(self.partial))
         if diffs:
-            raise BatchInputError(
-                f"{self.partial} was written with other settings: {'; '.join(diffs)}. Rerun with the same options to "
-                f"resume, or add --overwrite (or delete {self.partial} and {self.sidecar}) to start over")
+            raise StalePartialError(
+                f"{self.partial} was written with other settings: {'; '.join(diffs)}",
+                f". Rerun with the same options to resume, or add --overwrite (or delete {self.partial} and "
+                f"{self.sidecar}) to start over")
 
     def _write_settings(self, path: Path | None = None) -> None:
         """Record this run's settings atomically in ``path`` (default: the ``OUT.partial.json`` sidecar)."""
@@ -175,10 +185,10 @@ class ResumableWriter:
 
         for i, r in enumerate(self.done):
             if i >= len(expected) or r["filename"] != utf8_text(expected[i]):
-                raise BatchInputError(
+                raise StalePartialError(
                     f"{self.partial} was written for other inputs (its row {i + 1} is {r['filename']!r}, this run's "
                     f"is {utf8_text(expected[i]) if i < len(expected) else 'missing'!r}): the list of inputs changed "
-                    "since it was interrupted; rerun with the same inputs to resume, or delete it to start over"
+                    "since it was interrupted", "; rerun with the same inputs to resume, or delete it to start over"
                 )
         self._check_settings()
         self._check_inputs()

@@ -125,14 +125,22 @@ def luminance(rgb: np.ndarray) -> np.ndarray:
     return rgb.astype(np.float32) @ np.array([0.299, 0.587, 0.114], np.float32)
 
 
-def dark_lens_pixels(rgb: np.ndarray, face_prob: np.ndarray, region: np.ndarray,
-                     landmarks: np.ndarray) -> np.ndarray | None:
-    """The lens pixels (bool H x W) of a face behind dark lenses, or None when :func:`dark_lenses` does
-    not hold or no skin reference can be had. ``rgb``: the aligned crop (H x W x 3 uint8); ``face_prob``:
-    the parser's face probability on it; ``region``: R on it; ``landmarks``: the crop's mesh points."""
-    luma = luminance(rgb)
+def find_lenses(luma: np.ndarray, face_prob: np.ndarray, region: np.ndarray,
+                landmarks: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+    """(lens, searched) of :func:`lens_mask` for a face behind dark lenses, or None when no skin reference
+    can be had (:func:`skin_luminance`), :func:`dark_lenses` does not hold or no lens pixel is found.
+    ``luma``: float H x W luminance of the aligned crop; ``face_prob``: the parser's face probability on
+    it; ``region``: R on it; ``landmarks``: the crop's mesh points."""
     skin = skin_luminance(luma, face_prob, region, landmarks)
     if skin is None or not dark_lenses(luma, landmarks, skin):
         return None
-    lens, _ = lens_mask(luma, landmarks, skin)
-    return lens if lens.any() else None
+    lens, searched = lens_mask(luma, landmarks, skin)
+    return (lens, searched) if lens.any() else None
+
+
+def dark_lens_pixels(rgb: np.ndarray, face_prob: np.ndarray, region: np.ndarray,
+                     landmarks: np.ndarray) -> np.ndarray | None:
+    """The lens pixels (bool H x W) of :func:`find_lenses` on the aligned crop ``rgb`` (H x W x 3 uint8),
+    or None."""
+    found = find_lenses(luminance(rgb), face_prob, region, landmarks)
+    return None if found is None else found[0]

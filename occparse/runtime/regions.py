@@ -164,18 +164,34 @@ def restored_outline(face: Face) -> np.ndarray | None:
 _CACHE = "_restored_outlines"
 
 
+_FIT = "_prior_fit"
+
+
+def _prior_fit(face: Face) -> tuple[np.ndarray, np.ndarray] | None:
+    """(the prior's 36 oval points, their outward gaps from the mesh's oval in face-size units) for a face
+    with depth and a finite fit, else None. Cached on the face object like its outlines: the restored
+    outline and the crown's pull test both need it."""
+    cached = face.__dict__.get(_FIT, _FIT)
+    if cached is not _FIT:
+        return cached
+    fit = None
+    if face.depth is not None:
+        pred, unit = predicted_oval(face.landmarks, face.depth)
+        if np.isfinite(pred).all():
+            fit = pred, _gaps(face.oval.astype(np.float64), pred, unit)
+    object.__setattr__(face, _FIT, fit)  # Face is a frozen dataclass; this is a cache, not a field
+    return fit
+
+
 def _restore(face: Face) -> list[np.ndarray]:
     """The prior's restored outline (when anything moves), then the crown's (when the face is crowned
     and it moves anything the prior's did not)."""
-    if face.depth is None:
+    fit = _prior_fit(face)
+    if fit is None:
         return []
-    prior = oval_prior()
+    pred, gaps = fit
     mesh = face.oval.astype(np.float64)
-    pred, unit = predicted_oval(face.landmarks, face.depth, prior)
-    if not np.isfinite(pred).all():
-        return []
-    gaps = _gaps(mesh, pred, unit)
-    tol = prior["tolerance"].astype(np.float64, copy=False)
+    tol = oval_prior()["tolerance"].astype(np.float64, copy=False)
     w = np.clip((gaps - tol) / tol, 0.0, 1.0)
     out = mesh + w[:, None] * (pred - mesh)
     outlines = [out.astype(np.float32)] if w.any() else []
@@ -249,18 +265,14 @@ def crown_band(face: Face, labels: np.ndarray, covering: int | Sequence[int],
     (``occlusion.crop_footprint``), called only when the band is needed (a mask of the photo's size is
     not cheap); only those of the band count, as the crop's border is filled with a mirror of the photo's
     edge. Returns the band as an H x W bool mask (its in-photo part); None for a face without depth."""
-    if face.depth is None:
-        return None
     # the prior must see the forehead top pulled in: a cap resting above a forehead the mesh found whole
     # (as a pasted cap over a clean face) leaves R as it is; landmarks only, so it is the cheap test first
-    pred, unit = predicted_oval(face.landmarks, face.depth)
-    gap = _gaps(face.oval.astype(np.float64), pred, unit)[_TOP]
-    if not gap > CROWN_MIN_PULL * float(oval_prior()["tolerance"][_TOP]):
+    fit = _prior_fit(face)
+    if fit is None or not fit[1][_TOP] > CROWN_MIN_PULL * float(oval_prior()["tolerance"][_TOP]):
         return None
     top = crown_outline(face)
     if top is None:
         return None
-    covers = np.isin(labels, np.atleast_1d(np.asarray(covering, dtype=labels.dtype)))
     shape = labels.shape[:2]
     r = face_region(face, shape)
     band = _fill(shape, top) & ~r & above_brow_line(face, shape)
@@ -269,7 +281,8 @@ def crown_band(face: Face, labels: np.ndarray, covering: int | Sequence[int],
     n = np.count_nonzero(band)
     if n < CROWN_MIN_BAND * max(1, np.count_nonzero(r)):
         return None
-    return band if np.count_nonzero(band & covers) >= CROWN_OCCLUDER_SHARE * n else None
+    covers = np.isin(labels[band], np.atleast_1d(np.asarray(covering, dtype=labels.dtype)))
+    return band if np.count_nonzero(covers) >= CROWN_OCCLUDER_SHARE * n else None
 
 
 def crown_covered(face: Face, labels: np.ndarray, covering: int | Sequence[int],

@@ -22,11 +22,11 @@ pixel labels with a teacher parser (an occparse parser ONNX export) and rules th
   bare or wrinkled forehead that a parser taught on fringes may read as hair.
 * ``sunglasses`` photos (``Eyeglasses``, no hat or fringe; only when ``max_per_kind`` asks for them):
   CelebA does not tell dark glasses from clear ones, so the photo's own pixels do. Both eyes must
-  be dark (:func:`dark_lenses`: the 90th percentile of the luminance around each eye at most
+  be dark (``occparse.runtime.lenses.dark_lenses``: the 90th percentile of the luminance around each eye at most
   ``occparse.runtime.lenses.LENS_P90`` of the median of the photo's sure skin; an open eye shows its white, a dark lens
   does not); clear glasses are skipped. Around each eye, the pixels at most ``LENS_CONTRAST`` of the
   skin's luminance that touch the eye, with the highlights inside them filled, are the lens
-  (:func:`lens_mask`): occluder. The rest of the search ellipse around the eye is unknown (frame, a
+  (``occparse.runtime.lenses.lens_mask``): occluder. The rest of the search ellipse around the eye is unknown (frame, a
   lens's lighter rim), and everything else follows the rule below. Taught to the parser because a
   parser trained on pasted sunglasses reads most real dark lenses as visible eyes.
 * Everywhere else the teacher's label is kept where its confidence reaches ``confidence``, unknown
@@ -61,14 +61,13 @@ import numpy as np
 
 from ..labels import FACE, FACIAL_HAIR, HAIR, IGNORE, facial_hair_zone
 from ..runtime.align import CANONICAL_SIZE, align
-from ..runtime.lenses import dark_lenses, lens_mask, luminance, skin_luminance
+from ..runtime.lenses import find_lenses, luminance
 from ..runtime.mesh import OUTER_LIPS
 from ..runtime.regions import _fill, _hull, face_region
 from .celebahq_pool import is_clean, write_pool_sample
 from .sources import CelebAPhoto, _mesh_cached, celebahq_photos, read_rgb
 
 BEARD_ATTRIBUTES = ("Goatee", "Mustache", "Sideburns")
-
 LIGHT_HAIR_ATTRIBUTES = ("Bald", "Receding_Hairline", "Gray_Hair")
 BEARD_CONTRAST = 0.8  # a beard pixel is at most this share of the sure skin's median luminance
 MIN_SKIN_PIXELS = 50  # fewer sure-skin pixels outside the zone than this: no reference, no beard labels
@@ -99,20 +98,17 @@ def is_glasses_photo(p: CelebAPhoto) -> bool:
 def sunglasses_labels(probs: np.ndarray, luma: np.ndarray, landmarks: np.ndarray, region: np.ndarray,
                       confidence: float = 0.8) -> np.ndarray | None:
     """Training labels (uint8 H x W) of a sunglasses photo's crop, or None when its lenses are not dark
-    (:func:`dark_lenses`) or it has too little sure skin to compare with. ``probs``: the teacher's
+    (``occparse.runtime.lenses.find_lenses``) or it has too little sure skin to compare with. ``probs``: the teacher's
     5 x H x W probabilities; ``luma``: float H x W luminance; ``landmarks``: the crop's mesh points
     (pixels); ``region``: bool H x W, R. The teacher's confident labels, unknown (255) below
-    ``confidence`` and in the search ellipses, and the lenses (:func:`lens_mask`) occluder."""
+    ``confidence`` and in the search ellipses, and the lenses occluder."""
     from ..labels import OCCLUDER
 
-    top = probs.argmax(0).astype(np.uint8)
-    skin = skin_luminance(luma, probs[FACE], region, landmarks)
-    if skin is None or not dark_lenses(luma, landmarks, skin):
+    found = find_lenses(luma, probs[FACE], region, landmarks)
+    if found is None:
         return None
-    lens, searched = lens_mask(luma, landmarks, skin)
-    if not lens.any():
-        return None
-    lab = np.where(probs.max(0) >= confidence, top, IGNORE).astype(np.uint8)
+    lens, searched = found
+    lab = np.where(probs.max(0) >= confidence, probs.argmax(0), IGNORE).astype(np.uint8)
     lab[searched] = IGNORE
     lab[lens] = OCCLUDER
     return lab
