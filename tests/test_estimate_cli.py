@@ -144,3 +144,39 @@ def test_flip_tta_reaches_the_parser_and_estimate_runs(tmp_path, tiny_parser, sp
     assert rc == 0
     d = json.loads(capsys.readouterr().out.strip().splitlines()[0])
     assert d["status"] == "ok" and 0.0 <= d["faces"][0]["geometric"] <= 1.0
+
+
+def test_visualize_into_a_folder_names_one_picture_per_image(tmp_path, capsys):
+    """``--visualize DIR`` with several images writes NAME_occlusion.png there, and never replaces a file occparse
+    did not write; a picture file name with several images is refused before any work."""
+    a, b = tmp_path / "a.png", tmp_path / "sub" / "a.jpg"
+    b.parent.mkdir()
+    Image.open(EXAMPLE).save(a)
+    Image.open(EXAMPLE).convert("RGB").save(b)
+    pics = tmp_path / "pics"
+    assert main(["estimate", str(a), str(b), "--visualize", str(pics)]) == 0
+    assert sorted(p.name for p in pics.iterdir()) == ["a.jpg_occlusion.png", "a.png_occlusion.png"]
+    assert f"folder {pics} does not exist; creating it" in capsys.readouterr().err
+    assert main(["estimate", str(a), str(b), "--visualize", str(pics / "one.png")]) == 2
+    assert "names one picture, and there are 2 images" in capsys.readouterr().err
+    assert main(["estimate", str(a), "--visualize", str(pics) + "/"]) == 0  # one image into a folder
+    assert (pics / "a_occlusion.png").is_file()
+    (pics / "a_occlusion.png").write_bytes(b"the user's own file")
+    assert main(["estimate", str(a), "--visualize", str(pics)]) == 2
+    assert "not a picture occparse wrote" in capsys.readouterr().err
+    assert (pics / "a_occlusion.png").read_bytes() == b"the user's own file"
+
+
+def test_text_output_names_its_scores_and_does_not_split_a_trace(capsys):
+    from types import SimpleNamespace
+
+    from occparse.cli.estimate import _hidden_by
+
+    assert main(["estimate", str(EXAMPLE)]) == 0
+    line = capsys.readouterr().out.splitlines()[1]
+    assert "detector score 0." in line and "parser confidence 0." in line and " confidence 0." not in line.replace(
+        "parser confidence", "")
+    shares = SimpleNamespace(hair=1.0, facial_hair=0.0, occluder=0.0, background=0.0)
+    trace = SimpleNamespace(occluded_by=shares, out_of_frame=0.0, geometric=0.002)
+    assert "not split by cause" in _hidden_by(trace) and "hair 100%" not in _hidden_by(trace)
+    assert "hidden by hair 100%" in _hidden_by(SimpleNamespace(occluded_by=shares, out_of_frame=0.0, geometric=0.1))

@@ -330,3 +330,41 @@ def test_a_new_output_folder_is_announced_and_folder_options_on_one_image_warn(t
     err = capsys.readouterr().err
     assert "warning: --workers, --overwrite are for folder mode (--out); ignored for single images" in err
     assert f"folder {pic.parent} does not exist; creating it" in err and pic.is_file()
+
+
+def test_one_folder_named_two_ways_is_the_same_input(tmp_path, capsys, monkeypatch):
+    """``../in`` and ``/abs/in`` are the same files: a complete output is not recomputed, a partial one resumes."""
+    from occparse.runtime.batch import ResumableWriter, inputs_digest
+    from occparse.runtime.rows import FOLDER_COLUMNS
+
+    d = _folder(tmp_path)
+    work = tmp_path / "work"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    out = tmp_path / "r.csv"
+    assert main(["estimate", "../in", "--out", str(out)]) == 0
+    before = out.stat().st_mtime_ns
+    capsys.readouterr()
+    assert main(["estimate", str(d), "--out", str(out)]) == 0
+    assert "already complete" in capsys.readouterr().err and out.stat().st_mtime_ns == before
+    # a partial run resumes across the two names; another folder with the same file names does not
+    Image.open(ASTRONAUT).save(d / "b.png")
+    rel, absolute = ["../in/a.png", "../in/b.png"], [str(d / "a.png"), str(d / "b.png")]
+    part = tmp_path / "p.csv"
+    w = ResumableWriter(part, FOLDER_COLUMNS, settings={"s": 1}, inputs_digest=inputs_digest(rel))
+    assert w.resume_check(rel) == 0
+    w.write({"filename": rel[0], "status": "ok"})
+    w.close()
+    assert ResumableWriter(part, FOLDER_COLUMNS, settings={"s": 1},
+                           inputs_digest=inputs_digest(absolute)).resume_check(absolute) == 1
+    other = tmp_path / "other"
+    other.mkdir()
+    for name in ("a.png", "b.png"):
+        (other / name).write_bytes((d / name).read_bytes())
+    copies = [str(other / "a.png"), str(other / "b.png")]
+    try:
+        ResumableWriter(part, FOLDER_COLUMNS, settings={"s": 1}, inputs_digest=inputs_digest(copies)).resume_check(copies)
+    except Exception as e:  # noqa: BLE001 - the type is the runtime's StalePartialError
+        assert "other inputs" in str(e)
+    else:
+        raise AssertionError("a partial run of other files resumed")

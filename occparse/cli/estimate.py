@@ -49,10 +49,11 @@ def add_parser(sub) -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
         description="For each image: find the faces, parse them, and report the occluded fraction of the face "
         "region R (0..1), per-region fractions (forehead, eyes, nose, mouth, cheeks, chin), what hides the face "
-        "(hair vs other occluders), the face box and a confidence.",
+        "(hair vs other occluders), the face box, the face detector's score and the parser's confidence.",
         epilog="""examples:
   occparse estimate examples/astronaut.png --visualize        # writes examples/astronaut_occlusion.png
   occparse estimate photo.jpg --visualize out.png --json
+  occparse estimate a.jpg b.jpg --visualize pictures/      # writes pictures/a_occlusion.png, pictures/b_occlusion.png
   occparse estimate group.jpg --all-faces
   occparse estimate photo.jpg --profile iso                  # only the ISO/IEC 29794-5 style components
   occparse estimate photos/ --out results.csv --workers 2    # folder mode: a row per file, resumable
@@ -79,7 +80,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "or inputs is discarded instead of refused")
     add_engine_args(p)
     p.add_argument("--visualize", nargs="?", const="auto", metavar="PATH",
-                   help="write the picture: PATH, or NAME_occlusion.png beside the input when PATH is left out")
+                   help="write the picture: PATH (one image); with a folder (an existing one, one ending in /, or "
+                        "any name without an extension when there are several images), NAME_occlusion.png "
+                        "there for each image; left out, NAME_occlusion.png beside each input")
     p.add_argument("--json", action="store_true", help="one JSON object per image (schema in docs/outputs.md)")
     p.add_argument("--profile", choices=("full", "iso"), default="full",
                    help="full (default): everything; iso: only the ISO/IEC 29794-5 style occlusion components "
@@ -117,12 +120,17 @@ def run(a: argparse.Namespace) -> int:
               "(--out); ignored for single images", file=sys.stderr)
     if a.max_faces is not None and not a.all_faces:
         print("occparse: warning: --max-faces works with --all-faces; only the subject is reported", file=sys.stderr)
-    if a.visualize and a.visualize != "auto" and len(a.images) > 1:
-        return fail("--visualize PATH takes one image; with several, use --visualize alone (a PNG beside each input)")
+    into = a.visualize not in (None, "auto") and _picture_folder(a.visualize, len(a.images))
+    if a.visualize and a.visualize != "auto" and not into and len(a.images) > 1:
+        return fail(f"--visualize {a.visualize} names one picture, and there are {len(a.images)} images: give a "
+                    "folder (--visualize pictures/) or use --visualize alone (a PNG beside each input)")
+    chosen = a.visualize == "auto" or into  # occparse names the pictures: NAME_occlusion.png
     pictures: list[Path | None] = [None] * len(a.images)
     if a.visualize == "auto":
         pictures = [Path(p).with_name(st + "_occlusion.png") for p, st in
                     zip(a.images, unique_stems(a.images, by_folder=True), strict=True)]
+    elif into:
+        pictures = [Path(a.visualize) / (st + "_occlusion.png") for st in unique_stems(a.images)]
     elif a.visualize:
         pictures = [Path(a.visualize)]
     for pic in pictures:  # before any work: a bad path must not cost the whole run
@@ -130,15 +138,15 @@ def run(a: argparse.Namespace) -> int:
             return fail(f"--visualize: {err}")
     if clash := output_clash([p for p in pictures if p is not None], a.images):  # never write over an input
         pic, inp = clash
-        if a.visualize == "auto":
+        if chosen:
             return fail(f"--visualize would write its picture to {pic}, which is the input {inp}; "
-                        "name the picture with --visualize PATH (one image) or rename that input")
+                        "name the picture with --visualize PATH (one image), another folder, or rename that input")
         return fail(f"--visualize {pic} is the input image {inp}; give the picture another file name")
-    if a.visualize == "auto":  # a name occparse chose never replaces a file occparse did not write
+    if chosen:  # a name occparse chose never replaces a file occparse did not write
         for pic in pictures:
             if pic is not None and pic.exists() and not _own_picture(pic):
                 return fail(f"--visualize would replace {pic}, which is not a picture occparse wrote; name the "
-                            "picture with --visualize PATH (one image) or move that file")
+                            "picture with --visualize PATH (one image), another folder, or move that file")
     for folder in dict.fromkeys(p.parent for p in pictures if p is not None and a.visualize != "auto"):
         say_new_folder(folder, "--visualize")
     app, err = estimator(a, max_faces=a.max_faces if a.all_faces else None, assume_aligned=a.assume_aligned,
@@ -222,6 +230,13 @@ def _write_picture(path: Path, rgb) -> bool:
     return bool(cv2.imwrite(str(path), rgb[..., ::-1]))
 
 
+def _picture_folder(path: str, n_images: int) -> bool:
+    """Whether ``--visualize PATH`` names a folder for the pictures: an existing folder, a path ending in a
+    separator, or, with several images, a path without a file extension (it is made)."""
+    return (Path(path).is_dir() or path.endswith(("/", os.sep))
+            or (n_images > 1 and not Path(path).suffix))
+
+
 def _own_picture(path: Path) -> bool:
     """Whether ``path`` is a picture occparse wrote (see :func:`.common.own_png`; a picture written before the mark
     existed is recognised by its width)."""
@@ -264,12 +279,13 @@ def _table(res, all_faces: bool) -> str:
     if res.message:  # what was assumed: the first frame of several, the canonical layout
         lines.append(f"  note: {res.message}")
     for i, f in enumerate(res.faces if all_faces else res.faces[:1]):
-        conf = "n/a" if f.landmark_confidence is None else f"{f.landmark_confidence:.2f}"
+        det = "n/a" if f.landmark_confidence is None else f"{f.landmark_confidence:.2f}"
         lines.append(
             f"  face {i + 1}: occluded {_pct(f.occlusion)}  (geometric {_pct(f.geometric)}"
             + (f", regressor {_pct(f.regressor)}" if f.regressor is not None else "")
             + ")  " + _hidden_by(f)
-            + f"  box {tuple(round(v) for v in f.box)}  confidence {conf}{'  gray' if f.is_gray else ''}"
+            + f"  box {tuple(round(v) for v in f.box)}  detector score {det}  parser confidence "
+            f"{f.parser_confidence:.2f}{'  gray' if f.is_gray else ''}"
         )
         lines.append("    " + "  ".join(f"{n} {_pct(f.region(n), '.0%')}" for n in REGION_NAMES))
         lines += _face_facts(f)
@@ -292,6 +308,10 @@ def _iso_table(res, all_faces: bool) -> str:
     return "\n".join(lines)
 
 
+#: below this geometric share of R the text output does not split the hidden part by cause
+SPLIT_FLOOR = 0.005
+
+
 def _hidden_by(f) -> str:
     """What hides the part of R inside the frame, as shares of that hidden part (the part outside
     the frame is reported on its own, as "out of frame")."""
@@ -299,6 +319,8 @@ def _hidden_by(f) -> str:
     where = "inside the frame, " if f.out_of_frame > 0 else ""
     if o.hair + o.facial_hair + o.occluder + o.background == 0:
         return f"{where}nothing hidden"
+    if f.geometric < SPLIT_FLOOR:  # "hair 100%" of a few pixels reads as a finding; it is noise
+        return f"{where}hidden part under {SPLIT_FLOOR:.1%} of R (not split by cause)"
     return (f"{where}hidden by hair {o.hair:.0%} / facial hair {o.facial_hair:.0%}"
             f" / occluder {o.occluder:.0%} / background {o.background:.0%}")
 

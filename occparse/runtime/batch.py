@@ -184,7 +184,7 @@ class ResumableWriter:
         from .rows import utf8_text
 
         for i, r in enumerate(self.done):
-            if i >= len(expected) or r["filename"] != utf8_text(expected[i]):
+            if i >= len(expected) or (r["filename"] != utf8_text(expected[i]) and not self._same_files()):
                 raise StalePartialError(
                     f"{self.partial} was written for other inputs (its row {i + 1} is {r['filename']!r}, this run's "
                     f"is {utf8_text(expected[i]) if i < len(expected) else 'missing'!r}): the list of inputs changed "
@@ -193,6 +193,17 @@ class ResumableWriter:
         self._check_settings()
         self._check_inputs()
         return len(self.done)
+
+    def _same_files(self) -> bool:
+        """Whether the inputs named otherwise than in the stored run (``../photos`` against ``/data/photos``)
+        are the same files in the same order, unchanged: the stored digest of the run (resolved paths, sizes,
+        modification times) equals this run's."""
+        if self.inputs_digest is None:
+            return False
+        try:
+            return (self._sidecar_record() or {}).get("inputs") == self.inputs_digest
+        except BatchInputError:
+            return False
 
     def _check_inputs(self) -> None:
         """A resume over input files that changed since the interrupted run starts over, saying so: the rows
@@ -295,7 +306,8 @@ class ResumableWriter:
             _, diffs = compare_settings(stored, self.settings, str(self.out))
             self.stale = f"{self.out} was computed with other settings ({'; '.join(diffs)}): computing it again"
             return None
-        if names != [utf8_text(e) for e in expected]:
+        same = self.inputs_digest is not None and kept.get("inputs") == self.inputs_digest  # named otherwise
+        if names != [utf8_text(e) for e in expected] and not same:
             self.stale = f"{self.out} holds other inputs ({len(names)} rows): computing it again"
             return None
         if self.inputs_digest is not None and kept.get("inputs") != self.inputs_digest:
@@ -333,17 +345,18 @@ def foreign_table(path: Path) -> bool:
 
 
 def inputs_digest(paths) -> str:
-    """A short digest of what the files at ``paths`` are now: each one's name, size and modification time (or
-    that it is missing), in order. Cheap (one ``stat`` per file); a photo replaced under the same name changes it."""
+    """A short digest of what the files at ``paths`` are now: each one's resolved path (so that ``../photos/a.jpg``
+    and ``/data/photos/a.jpg`` are the same input), size and modification time (or that it is missing), in
+    order. Cheap (one ``stat`` per file); a photo replaced under the same name changes it."""
     import hashlib
 
     h = hashlib.sha256()
     for p in paths:
         try:
             st = os.stat(p)
-            h.update(f"{p}\0{st.st_size}\0{st.st_mtime_ns}\n".encode("utf-8", "surrogateescape"))
+            h.update(f"{os.path.realpath(p)}\0{st.st_size}\0{st.st_mtime_ns}\n".encode("utf-8", "surrogateescape"))
         except (OSError, ValueError):
-            h.update(f"{p}\0-\n".encode("utf-8", "surrogateescape"))
+            h.update(f"{os.path.abspath(p)}\0-\n".encode("utf-8", "surrogateescape"))
     return h.hexdigest()[:32]
 
 
