@@ -197,3 +197,19 @@ def test_a_face_the_border_cuts_shows_the_outside_part_as_such(estimator, astron
     hiders = V.region_hiders(an.faces[0])
     cut = [name for name in hiders if hiders[name] and hiders[name][0][0] == V.OUTSIDE]
     assert cut  # at least one region is hidden mostly by the border
+
+
+def test_a_region_the_border_cuts_is_outlined_past_the_border(estimator, astronaut, tmp_path):
+    """The sub-region outlines are drawn whole, over the grey outside the photo too: a region mostly outside
+    gets its outline (and so its name) where the region is, not on the sliver left at the border."""
+    full = _analyze(estimator, astronaut, tmp_path, "full.png")
+    x0 = int(full.faces[0].result.box[0] + 0.3 * (full.faces[0].result.box[2] - full.faces[0].result.box[0]))
+    cut = np.ascontiguousarray(astronaut[:, x0:])
+    an = _analyze(estimator, cut, tmp_path, "cut.png")
+    tile = V.draw_face_tile(cut, an.faces[0])
+    m = V.zoom_matrix(an.faces[0].face.box)
+    h, w = cut.shape[:2]
+    outside = ~cv2.warpAffine(np.ones((h, w), np.uint8), m, (V.TILE, V.TILE), flags=cv2.INTER_NEAREST).astype(bool)
+    outside = cv2.erode(outside.astype(np.uint8), np.ones((5, 5), np.uint8)).astype(bool)  # clear of the border
+    white = (tile == 255).all(axis=2)
+    assert np.count_nonzero(white & outside) > 50  # outline pixels in the grey, where the cut regions lie

@@ -279,10 +279,12 @@ def draw_face_tile(rgb: np.ndarray, fa) -> np.ndarray:
     keep = np.where(r, np.float32(1.0), np.float32(0.55))[..., None] * (1 - alpha)
     out = np.clip(tile * keep + palette[lab] * alpha, 0, 255).astype(np.uint8)
 
-    # Sub-region outlines: a thin white line on a dark one reads on light and dark pixels alike.
+    # Sub-region outlines: a thin white line on a dark one reads on light and dark pixels alike. Drawn whole,
+    # past the photo's border too (that part counts as hidden), so a cut region's name sits on the region,
+    # not on the sliver of it left at the border.
     tags = []
     for name in REGION_NAMES:
-        part = (regions.parts[name] & inside_photo).astype(np.uint8)
+        part = regions.parts[name].astype(np.uint8)
         if not part.any():
             continue
         contours, _ = cv2.findContours(part, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
