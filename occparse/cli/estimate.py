@@ -94,6 +94,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-faces", type=int, default=None,
                    help="with --all-faces: report at most N >= 1 faces, subject first (default: every face found)")
     add_parser_args(p)
+    # read back from the parser itself, so the single-image warning never drifts from the defaults above
+    p.set_defaults(folder_defaults={d: p.get_default(d) for _, d in FOLDER_ONLY})
+
+
+#: the options that only folder mode uses: (flag, argparse dest)
+FOLDER_ONLY = (("--workers", "workers"), ("--batch", "batch"), ("--overwrite", "overwrite"), ("--engine", "engine"),
+               ("--address", "address"), ("--shard-rows", "shard_rows"), ("--actors", "actors"))
 
 
 def run(a: argparse.Namespace) -> int:
@@ -205,10 +212,7 @@ def run(a: argparse.Namespace) -> int:
 
 def _folder_only_options(a: argparse.Namespace) -> list[str]:
     """The folder-mode options given on a single-image run (they change nothing there)."""
-    given = (("--workers", a.workers != 0), ("--batch", a.batch != 64), ("--overwrite", a.overwrite),
-             ("--engine", a.engine != "local"), ("--address", a.address is not None),
-             ("--shard-rows", a.shard_rows != 256), ("--actors", a.actors != 0))
-    return [name for name, on in given if on]
+    return [flag for flag, dest in FOLDER_ONLY if getattr(a, dest) != a.folder_defaults[dest]]
 
 
 def _missing_folder(item: str) -> bool:
