@@ -16,7 +16,9 @@ from occparse.labels import BACKGROUND, FACE, FACIAL_HAIR, HAIR, IGNORE, OCCLUDE
 from occparse.synth import sources
 from occparse.synth.celebahq_attr_pool import (
     attribute_labels,
+    hat_labels,
     is_glasses_photo,
+    is_hat_photo,
     photo_kind,
     write_celebahq_attribute_pool,
 )
@@ -167,7 +169,16 @@ def test_cli_celebahq_attributes_preset(data_root, tmp_path, capsys):
     with open(tmp_path / "truth.csv", newline="") as f:
         assert [r["occluder"] for r in csv.DictReader(f)] == ["attr_sunglasses"]
     assert main(args + ["--beard-threshold", "0"]) == 2
-    assert main(args + ["--max-per-kind", "hat=3"]) == 2
+    assert main(args + none + ["--max-per-kind", "hat=2"]) == 0
+    out = capsys.readouterr().out
+    assert "2 samples:" in out and "hats: 2 photos with the forehead pulled in labelled" in out
+    with open(tmp_path / "truth.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert [r["occluder"] for r in rows] == ["attr_hat", "attr_hat"]
+    for r in rows:  # the band above the pulled-in forehead is taught as occluder
+        lab = cv2.imread(str(tmp_path / "labels" / (r["filename"][:-4] + ".png")), cv2.IMREAD_UNCHANGED)
+        assert (lab[:112] == OCCLUDER).sum() > 50
+    assert main(args + ["--max-per-kind", "cap=3"]) == 2
     assert main(args + ["--count", "5"]) == 2
     assert main(["synth", "--preset", "celebahq-attributes", "--teacher", str(tmp_path / "none.onnx"),
                  "--out", str(tmp_path)]) == 2
@@ -273,3 +284,20 @@ def test_glasses_photos_are_sunglasses_candidates_only_without_hat_or_fringe():
     assert not is_glasses_photo(_photo(Eyeglasses=True, Wearing_Hat=True))
     assert not is_glasses_photo(_photo(Eyeglasses=True, Bangs=True))
     assert not is_glasses_photo(_photo())
+
+
+def test_hat_labels_teach_the_pulled_band_as_occluder_but_not_a_sure_forehead():
+    probs = np.zeros((5, 6, 6), np.float32)
+    probs[HAIR] = 0.9  # a dark cap the teacher reads as hair
+    probs[FACE, 3:] = 0.95
+    probs[HAIR, 3:] = 0.05
+    probs[FACE, 2], probs[HAIR, 2] = 0.6, 0.4  # unsure
+    band = np.zeros((6, 6), bool)
+    band[1:4] = True
+    lab = hat_labels(probs, band)
+    assert (lab[0] == HAIR).all()  # outside the band: the teacher's confident label
+    assert (lab[1:3] == OCCLUDER).all()  # the band: the hat, whatever the teacher read, unless it is sure of face
+    assert (lab[3] == IGNORE).all() and (lab[4:] == FACE).all()
+    assert is_hat_photo(_photo(Wearing_Hat=True)) and not is_hat_photo(_photo())
+    with pytest.raises(ValueError):
+        hat_labels(probs, band[:5])

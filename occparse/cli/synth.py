@@ -47,8 +47,10 @@ def add_parser(sub) -> argparse.ArgumentParser:
           Bangs or a hat are left out. One sample per photo; --max-per-kind caps beard, light_hair
           (bald, receding or grey, clean) and plain photos, and --max-per-kind sunglasses=N adds up to
           N Eyeglasses photos whose lenses are dark (both eyes without a bright white: the lens pixels
-          -> occluder; clear glasses skipped); --hand-rate pastes real hands (occluder) over a share
-          of them.
+          -> occluder; clear glasses skipped), and --max-per-kind hat=N up to N Wearing_Hat photos
+          whose face mesh the hat pulls in at the forehead (the band the face-shape prior restores
+          there -> occluder, except where the teacher is sure it is face; hats above the face
+          skipped); --hand-rate pastes real hands (occluder) over a share of them.
 
 examples:
   occparse synth --preset bench --out /tmp/bench
@@ -101,8 +103,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="celebahq-attributes only: the parser whose labels the attributes correct "
                         "(default: the shipped weights/parser.onnx)")
     p.add_argument("--max-per-kind", action="append", default=[], metavar="KIND=N",
-                   help="celebahq-attributes only: at most N photos of a kind (beard, light_hair, plain; sunglasses: "
-                        "none unless asked for); repeatable")
+                   help="celebahq-attributes only: at most N photos of a kind (beard, light_hair, plain; sunglasses, "
+                        "hat: none unless asked for); repeatable")
     p.add_argument("--hand-rate", type=float, default=0.0,
                    help="celebahq-attributes only: share of samples that also get a real hand pasted over the "
                         "mouth or an eye, labelled occluder (default 0)")
@@ -259,8 +261,8 @@ def _run_celebahq_attributes(a: argparse.Namespace) -> int:
     caps = {}
     for item in a.max_per_kind:
         kind, _, n = item.partition("=")
-        if kind not in ("beard", "light_hair", "plain", "sunglasses") or not n.isdigit():
-            return fail(f"--max-per-kind {item!r}: use KIND=N with KIND beard, light_hair, plain or sunglasses "
+        if kind not in ("beard", "light_hair", "plain", "sunglasses", "hat") or not n.isdigit():
+            return fail(f"--max-per-kind {item!r}: use KIND=N with KIND beard, light_hair, plain, sunglasses or hat "
                         "and N >= 0")
         caps[kind] = int(n)
     teacher = a.teacher
@@ -293,5 +295,8 @@ def _run_celebahq_attributes(a: argparse.Namespace) -> int:
     if caps.get("sunglasses"):
         print(f"sunglasses: {counts['sunglasses']} photos with dark lenses labelled, {counts['clear_glasses']} "
               "Eyeglasses photos skipped (lenses not dark, or too little sure skin to tell)")
+    if caps.get("hat"):
+        print(f"hats: {counts['hat']} photos with the forehead pulled in labelled, {counts['hat_no_pull']} "
+              "Wearing_Hat photos skipped (the hat sits above the face region)")
     _print_distribution(truth)
     return 0

@@ -265,6 +265,18 @@ def crown_band(face: Face, labels: np.ndarray, covering: int | Sequence[int],
     (``occlusion.crop_footprint``), called only when the band is needed (a mask of the photo's size is
     not cheap); only those of the band count, as the crop's border is filled with a mirror of the photo's
     edge. Returns the band as an H x W bool mask (its in-photo part); None for a face without depth."""
+    band = pulled_band(face, labels.shape[:2], valid)
+    if band is None:
+        return None
+    covers = np.isin(labels[band], np.atleast_1d(np.asarray(covering, dtype=labels.dtype)))
+    return band if np.count_nonzero(covers) >= CROWN_OCCLUDER_SHARE * np.count_nonzero(band) else None
+
+
+def pulled_band(face: Face, shape: tuple[int, int], valid: Callable[[], np.ndarray] | None = None
+                ) -> np.ndarray | None:
+    """The geometric half of :func:`crown_band`, without the labels: the H x W bool band between R and the mean
+    face's upper outline, above the eyebrows, where the prior finds the forehead top pulled in, or None
+    (no pull, a face without depth, a band under :data:`CROWN_MIN_BAND` of R). ``valid`` as there."""
     # the prior must see the forehead top pulled in: a cap resting above a forehead the mesh found whole
     # (as a pasted cap over a clean face) leaves R as it is; landmarks only, so it is the cheap test first
     fit = _prior_fit(face)
@@ -273,16 +285,14 @@ def crown_band(face: Face, labels: np.ndarray, covering: int | Sequence[int],
     top = crown_outline(face)
     if top is None:
         return None
-    shape = labels.shape[:2]
+    shape = tuple(shape[:2])
     r = face_region(face, shape)
     band = _fill(shape, top) & ~r & above_brow_line(face, shape)
     if valid is not None:
         band &= valid()
-    n = np.count_nonzero(band)
-    if n < CROWN_MIN_BAND * max(1, np.count_nonzero(r)):
+    if np.count_nonzero(band) < CROWN_MIN_BAND * max(1, np.count_nonzero(r)):
         return None
-    covers = np.isin(labels[band], np.atleast_1d(np.asarray(covering, dtype=labels.dtype)))
-    return band if np.count_nonzero(covers) >= CROWN_OCCLUDER_SHARE * n else None
+    return band
 
 
 def crown_covered(face: Face, labels: np.ndarray, covering: int | Sequence[int],

@@ -29,6 +29,14 @@ pixel labels with a teacher parser (an occparse parser ONNX export) and rules th
   (``occparse.runtime.lenses.lens_mask``): occluder. The rest of the search ellipse around the eye is unknown (frame, a
   lens's lighter rim), and everything else follows the rule below. Taught to the parser because a
   parser trained on pasted sunglasses reads most real dark lenses as visible eyes.
+* ``hat`` photos (``Wearing_Hat``; only when ``max_per_kind`` asks for them): a brim or a cap pulls the face
+  mesh's forehead in, and a parser trained on pasted headwear reads many real caps there as hair or
+  visible face, so the crown rule (:func:`occparse.runtime.regions.crown_band`) cannot count them. Where the
+  face-shape prior finds the forehead top pulled in (:func:`occparse.runtime.regions.pulled_band`: the band
+  between the mesh's R and the mean face's upper outline, above the eyebrows), the band's pixels are the
+  hat: occluder, except those the teacher is sure are face (a forehead a raised hat leaves bare, or a cap
+  the attribute cannot tell from it: unknown). A hat photo without that pull is skipped (the hat sits
+  above the face region; nothing to teach). Everything else follows the rule below.
 * Everywhere else the teacher's label is kept where its confidence reaches ``confidence``, unknown
   (255) below it.
 
@@ -63,7 +71,7 @@ from ..labels import FACE, FACIAL_HAIR, HAIR, IGNORE, facial_hair_zone
 from ..runtime.align import CANONICAL_SIZE, align
 from ..runtime.lenses import find_lenses, luminance
 from ..runtime.mesh import OUTER_LIPS
-from ..runtime.regions import _fill, _hull, face_region
+from ..runtime.regions import _fill, _hull, face_region, pulled_band
 from .celebahq_pool import is_clean, write_pool_sample
 from .sources import CelebAPhoto, _mesh_cached, celebahq_photos, read_rgb
 
@@ -111,6 +119,27 @@ def sunglasses_labels(probs: np.ndarray, luma: np.ndarray, landmarks: np.ndarray
     lab = np.where(probs.max(0) >= confidence, probs.argmax(0), IGNORE).astype(np.uint8)
     lab[searched] = IGNORE
     lab[lens] = OCCLUDER
+    return lab
+
+
+def is_hat_photo(p: CelebAPhoto) -> bool:
+    """A ``Wearing_Hat`` photo: a candidate for the hat kind (its face mesh decides)."""
+    return bool(p.attributes.get("Wearing_Hat", False))
+
+
+def hat_labels(probs: np.ndarray, band: np.ndarray, confidence: float = 0.8) -> np.ndarray:
+    """Training labels (uint8 H x W) of a hat photo's crop: the teacher's confident labels (unknown, 255, below
+    ``confidence``), and in ``band`` (bool H x W, :func:`occparse.runtime.regions.pulled_band` on the crop's
+    face) occluder, except where the teacher's face probability reaches ``confidence`` (unknown there).
+    ``probs``: the teacher's 5 x H x W probabilities. Raises ValueError when the shapes differ."""
+    from ..labels import OCCLUDER
+
+    if probs.shape[1:] != band.shape:
+        raise ValueError(f"teacher probabilities {probs.shape[1:]} and band {band.shape} differ in shape")
+    lab = np.where(probs.max(0) >= confidence, probs.argmax(0), IGNORE).astype(np.uint8)
+    sure_face = probs[FACE] >= confidence
+    lab[band & sure_face] = IGNORE
+    lab[band & ~sure_face] = OCCLUDER
     return lab
 
 
@@ -201,12 +230,15 @@ def write_celebahq_attribute_pool(data_root: Path, out: Path, teacher: Path, max
 
     caps = max_per_kind or {}
     photos, taken = [], {"beard": 0, "light_hair": 0, "plain": 0}
-    counts = {"beard": 0, "light_hair": 0, "plain": 0, "sunglasses": 0, "clear_glasses": 0, "no_mesh": 0, "hands": 0,
-              "samples": 0}
+    counts = {"beard": 0, "light_hair": 0, "plain": 0, "sunglasses": 0, "clear_glasses": 0, "hat": 0,
+              "hat_no_pull": 0, "no_mesh": 0, "hands": 0, "samples": 0}
     want_sunglasses = caps.get("sunglasses", 0)  # asked for by name only: the kind is new, and costs a look at each
+    want_hats = caps.get("hat", 0)  # the same: its face mesh decides which hat photos are used
     for p in celebahq_photos(data_root, "celebahq", "train"):
         kind = photo_kind(p)
-        if kind is None and want_sunglasses and is_glasses_photo(p) and gender in (None, p.gender):
+        if kind is None and want_hats and is_hat_photo(p) and gender in (None, p.gender):
+            photos.append((p, "hat"))  # the cap counts the ones written, below
+        elif kind is None and want_sunglasses and is_glasses_photo(p) and gender in (None, p.gender):
             photos.append((p, "sunglasses"))  # the cap counts the dark ones written, below
         elif kind is not None and gender in (None, p.gender) and taken[kind] < caps.get(kind, 1 << 30):
             taken[kind] += 1
@@ -222,7 +254,8 @@ def write_celebahq_attribute_pool(data_root: Path, out: Path, teacher: Path, max
 
         items = tqdm(photos, desc="labelling CelebA-HQ attribute photos", unit="img")
     for p, kind in items:
-        if kind == "sunglasses" and counts["sunglasses"] >= want_sunglasses:
+        if (kind == "sunglasses" and counts["sunglasses"] >= want_sunglasses) or (
+                kind == "hat" and counts["hat"] >= want_hats):
             continue
         face = meshes.get(p.name)
         if face is None:
@@ -240,7 +273,16 @@ def write_celebahq_attribute_pool(data_root: Path, out: Path, teacher: Path, max
                           fill=0).image.astype(bool)
         luma = luminance(crop.image)
         probs = parser.parse([crop.image])[0].probs
-        if kind == "sunglasses":
+        if kind == "hat":
+            # the band counts only where the crop shows the photo (its border is a mirror of the photo's edge)
+            inside = align(np.ones(shape, np.uint8), face, size, nearest=True, matrix=crop.matrix,
+                           fill=0).image.astype(bool)
+            band = pulled_band(crop.face, crop_r.shape, lambda inside=inside: inside)
+            if band is None:
+                counts["hat_no_pull"] += 1
+                continue
+            lab = hat_labels(probs, band, confidence)
+        elif kind == "sunglasses":
             lab = sunglasses_labels(probs, luma, crop.face.landmarks, crop_r, confidence)
             if lab is None:
                 counts["clear_glasses"] += 1
