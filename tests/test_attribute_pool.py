@@ -299,5 +299,6 @@ def test_hat_labels_teach_the_pulled_band_as_occluder_but_not_a_sure_forehead():
     assert (lab[1:3] == OCCLUDER).all()  # the band: the hat, whatever the teacher read, unless it is sure of face
     assert (lab[3] == IGNORE).all() and (lab[4:] == FACE).all()
     assert is_hat_photo(_photo(Wearing_Hat=True)) and not is_hat_photo(_photo())
+    assert not is_hat_photo(_photo(Wearing_Hat=True, Bangs=True))  # a fringe would lie in the taught band
     with pytest.raises(ValueError):
         hat_labels(probs, band[:5])

@@ -159,6 +159,10 @@ def test_visualize_into_a_folder_names_one_picture_per_image(tmp_path, capsys):
     assert f"folder {pics} does not exist; creating it" in capsys.readouterr().err
     assert main(["estimate", str(a), str(b), "--visualize", str(pics / "one.png")]) == 2
     assert "names one picture, and there are 2 images" in capsys.readouterr().err
+    assert main(["estimate", str(a), "--visualize", ""]) == 2
+    assert "--visualize: empty path" in capsys.readouterr().err
+    assert main(["estimate", str(a), "--visualize", str(tmp_path / "out")]) == 2  # one image: a file name
+    assert f"or {tmp_path / 'out'}/ for a folder" in capsys.readouterr().err
     assert main(["estimate", str(a), "--visualize", str(pics) + "/"]) == 0  # one image into a folder
     assert (pics / "a_occlusion.png").is_file()
     (pics / "a_occlusion.png").write_bytes(b"the user's own file")
@@ -180,3 +184,6 @@ def test_text_output_names_its_scores_and_does_not_split_a_trace(capsys):
     trace = SimpleNamespace(occluded_by=shares, out_of_frame=0.0, geometric=0.002)
     assert "not split by cause" in _hidden_by(trace) and "hair 100%" not in _hidden_by(trace)
     assert "hidden by hair 100%" in _hidden_by(SimpleNamespace(occluded_by=shares, out_of_frame=0.0, geometric=0.1))
+    # a face the border cuts: its geometric share holds the part outside the frame, which is not split
+    cut = SimpleNamespace(occluded_by=shares, out_of_frame=0.2, geometric=0.202)
+    assert "not split by cause" in _hidden_by(cut) and _hidden_by(cut).startswith("inside the frame")

@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import pytest
 from PIL import Image
 
 from occparse.cli import main
@@ -334,7 +335,7 @@ def test_a_new_output_folder_is_announced_and_folder_options_on_one_image_warn(t
 
 def test_one_folder_named_two_ways_is_the_same_input(tmp_path, capsys, monkeypatch):
     """``../in`` and ``/abs/in`` are the same files: a complete output is not recomputed, a partial one resumes."""
-    from occparse.runtime.batch import ResumableWriter, inputs_digest
+    from occparse.runtime.batch import ResumableWriter, StalePartialError, inputs_digest
     from occparse.runtime.rows import FOLDER_COLUMNS
 
     d = _folder(tmp_path)
@@ -346,25 +347,31 @@ def test_one_folder_named_two_ways_is_the_same_input(tmp_path, capsys, monkeypat
     before = out.stat().st_mtime_ns
     capsys.readouterr()
     assert main(["estimate", str(d), "--out", str(out)]) == 0
-    assert "already complete" in capsys.readouterr().err and out.stat().st_mtime_ns == before
+    err = capsys.readouterr().err
+    assert "already complete" in err and out.stat().st_mtime_ns == before
+    assert "named in its filename column as first given (e.g. ../in/a.png)" in err
     # a partial run resumes across the two names; another folder with the same file names does not
     Image.open(ASTRONAUT).save(d / "b.png")
     rel, absolute = ["../in/a.png", "../in/b.png"], [str(d / "a.png"), str(d / "b.png")]
     part = tmp_path / "p.csv"
-    w = ResumableWriter(part, FOLDER_COLUMNS, settings={"s": 1}, inputs_digest=inputs_digest(rel))
+
+    def writer(names, renamable=True):
+        return ResumableWriter(part, FOLDER_COLUMNS, settings={"s": 1}, inputs_digest=inputs_digest(names),
+                               renamable=renamable)
+
+    w = writer(rel)
     assert w.resume_check(rel) == 0
     w.write({"filename": rel[0], "status": "ok"})
     w.close()
-    assert ResumableWriter(part, FOLDER_COLUMNS, settings={"s": 1},
-                           inputs_digest=inputs_digest(absolute)).resume_check(absolute) == 1
+    with pytest.raises(StalePartialError, match="other inputs"):  # predict's names are CSV keys: never renamed
+        writer(absolute, renamable=False).resume_check(absolute)
+    w = writer(absolute)
+    assert w.resume_check(absolute) == 1 and "named another way" in w.note
+    assert [r["filename"] for r in _rows(Path(str(part) + ".partial"))] == [absolute[0]]  # one way of naming
     other = tmp_path / "other"
     other.mkdir()
     for name in ("a.png", "b.png"):
         (other / name).write_bytes((d / name).read_bytes())
     copies = [str(other / "a.png"), str(other / "b.png")]
-    try:
-        ResumableWriter(part, FOLDER_COLUMNS, settings={"s": 1}, inputs_digest=inputs_digest(copies)).resume_check(copies)
-    except Exception as e:  # noqa: BLE001 - the type is the runtime's StalePartialError
-        assert "other inputs" in str(e)
-    else:
-        raise AssertionError("a partial run of other files resumed")
+    with pytest.raises(StalePartialError, match="other inputs"):
+        writer(copies).resume_check(copies)

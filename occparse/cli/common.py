@@ -196,9 +196,12 @@ def rerun_status(writer, expected: list[str], what: str, overwrite: bool) -> int
         return 2
     if not overwrite and (done := writer.complete_rows(expected)) is not None:
         n, failed = done
+        named = getattr(writer, "named_otherwise", None)
         print(f"{writer.out} is already complete: {n} rows from {what} with these settings"
               f"{f', {failed} of them failed (see the status column)' if failed else ''}; nothing to do "
-              "(--overwrite computes it again)", file=sys.stderr)
+              "(--overwrite computes it again)"
+              + (f"; the same files, named in its filename column as first given (e.g. {named})" if named else ""),
+              file=sys.stderr)
         return 1 if failed else 0
     if writer.stale and not overwrite:
         print(f"occparse: {writer.stale}", file=sys.stderr)

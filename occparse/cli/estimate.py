@@ -82,7 +82,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--visualize", nargs="?", const="auto", metavar="PATH",
                    help="write the picture: PATH (one image); with a folder (an existing one, one ending in /, or "
                         "any name without an extension when there are several images), NAME_occlusion.png "
-                        "there for each image; left out, NAME_occlusion.png beside each input")
+                        "there for each image; --visualize alone: NAME_occlusion.png beside each input")
     p.add_argument("--json", action="store_true", help="one JSON object per image (schema in docs/outputs.md)")
     p.add_argument("--profile", choices=("full", "iso"), default="full",
                    help="full (default): everything; iso: only the ISO/IEC 29794-5 style occlusion components "
@@ -127,6 +127,8 @@ def run(a: argparse.Namespace) -> int:
               "(--out); ignored for single images", file=sys.stderr)
     if a.max_faces is not None and not a.all_faces:
         print("occparse: warning: --max-faces works with --all-faces; only the subject is reported", file=sys.stderr)
+    if a.visualize is not None and not a.visualize.strip():
+        return fail("--visualize: empty path; give a picture file name, a folder, or --visualize alone")
     into = a.visualize not in (None, "auto") and _picture_folder(a.visualize, len(a.images))
     if a.visualize and a.visualize != "auto" and not into and len(a.images) > 1:
         return fail(f"--visualize {a.visualize} names one picture, and there are {len(a.images)} images: give a "
@@ -142,7 +144,8 @@ def run(a: argparse.Namespace) -> int:
         pictures = [Path(a.visualize)]
     for pic in pictures:  # before any work: a bad path must not cost the whole run
         if pic is not None and (err := picture_path_error(pic)):
-            return fail(f"--visualize: {err}")
+            hint = f" (or {pic}/ for a folder of pictures)" if not pic.suffix and not chosen else ""
+            return fail(f"--visualize: {err}{hint}")
     if clash := output_clash([p for p in pictures if p is not None], a.images):  # never write over an input
         pic, inp = clash
         if chosen:
@@ -212,7 +215,10 @@ def run(a: argparse.Namespace) -> int:
 
 def _folder_only_options(a: argparse.Namespace) -> list[str]:
     """The folder-mode options given on a single-image run (they change nothing there)."""
-    return [flag for flag, dest in FOLDER_ONLY if getattr(a, dest) != a.folder_defaults[dest]]
+    defaults = getattr(a, "folder_defaults", None)
+    if defaults is None:  # a namespace this command's parser did not build: nothing to compare with
+        return []
+    return [flag for flag, dest in FOLDER_ONLY if getattr(a, dest, defaults[dest]) != defaults[dest]]
 
 
 def _missing_folder(item: str) -> bool:
@@ -323,7 +329,8 @@ def _hidden_by(f) -> str:
     where = "inside the frame, " if f.out_of_frame > 0 else ""
     if o.hair + o.facial_hair + o.occluder + o.background == 0:
         return f"{where}nothing hidden"
-    if f.geometric < SPLIT_FLOOR:  # "hair 100%" of a few pixels reads as a finding; it is noise
+    # "hair 100%" of a few pixels reads as a finding; it is noise (the part outside the frame is not split)
+    if f.geometric - f.out_of_frame < SPLIT_FLOOR:
         return f"{where}hidden part under {SPLIT_FLOOR:.1%} of R (not split by cause)"
     return (f"{where}hidden by hair {o.hair:.0%} / facial hair {o.facial_hair:.0%}"
             f" / occluder {o.occluder:.0%} / background {o.background:.0%}")
@@ -399,7 +406,8 @@ def _estimate_folder(a: argparse.Namespace) -> int:
     say_skipped(len(scanned))  # once the options are known to be good, so that a refusal stays one line
     try:
         # rows stream to OUT.partial (CSV text, what resuming reads); only OUT itself is ever replaced
-        writer = ResumableWriter(out, columns, settings=_folder_settings(a), inputs_digest=inputs_digest(paths))
+        writer = ResumableWriter(out, columns, settings=_folder_settings(a), inputs_digest=inputs_digest(paths),
+                                 renamable=True)
         if (rc := rerun_status(writer, [str(p) for p in paths], "these images", a.overwrite)) is not None:
             return rc
         done = resume_or_start_over(writer, [str(p) for p in paths], a.overwrite)

@@ -297,6 +297,6 @@ def _run_celebahq_attributes(a: argparse.Namespace) -> int:
               "Eyeglasses photos skipped (lenses not dark, or too little sure skin to tell)")
     if caps.get("hat"):
         print(f"hats: {counts['hat']} photos with the forehead pulled in labelled, {counts['hat_no_pull']} "
-              "Wearing_Hat photos skipped (the hat sits above the face region)")
+              "Wearing_Hat photos skipped (no pull at the forehead: the hat sits above the face region)")
     _print_distribution(truth)
     return 0

@@ -90,8 +90,14 @@ class ResumableWriter:
     (:meth:`resume_check`) instead of mixing two definitions in one output."""
 
     def __init__(self, out: str | Path, columns: tuple[str, ...] = PRED_COLUMNS, flush_every: int = 16,
-                 settings: dict | None = None, inputs_digest: str | None = None):
+                 settings: dict | None = None, inputs_digest: str | None = None, renamable: bool = False):
         self.out = Path(out)
+        #: the rows' ``filename`` is a path to the input (folder mode), so the same files named another way
+        #: (``../photos`` and ``/data/photos``) are the same inputs; not for ``predict``, whose names are the
+        #: keys of the user's CSV
+        self.renamable = renamable
+        #: set by complete_rows: the complete OUT names the same files another way (its first name, for the user)
+        self.named_otherwise: str | None = None
         #: what the input files were when this run started (:func:`inputs_digest`), kept in the record of a
         #: complete output so that a rerun after a photo changed computes it again
         self.inputs_digest = inputs_digest
@@ -183,8 +189,17 @@ class ResumableWriter:
         as written, see :func:`occparse.runtime.rows.utf8_text`)."""
         from .rows import utf8_text
 
+        same: bool | None = None  # asked once, at the first row named otherwise
+        renamed = False
         for i, r in enumerate(self.done):
-            if i >= len(expected) or (r["filename"] != utf8_text(expected[i]) and not self._same_files()):
+            if i < len(expected) and r["filename"] != utf8_text(expected[i]):
+                if same is None:
+                    same = self._same_files()
+                if same:
+                    r["filename"] = utf8_text(expected[i])  # one output, one way of naming its files
+                    renamed = True
+                    continue
+            if i >= len(expected) or r["filename"] != utf8_text(expected[i]):
                 raise StalePartialError(
                     f"{self.partial} was written for other inputs (its row {i + 1} is {r['filename']!r}, this run's "
                     f"is {utf8_text(expected[i]) if i < len(expected) else 'missing'!r}): the list of inputs changed "
@@ -192,13 +207,17 @@ class ResumableWriter:
                 )
         self._check_settings()
         self._check_inputs()
+        if renamed and self.done:
+            self._rewrite(self.done)
+            self.note = ((self.note + "; ") if self.note else "") + (
+                "the same files named another way: the rows already written now name them as this run does")
         return len(self.done)
 
     def _same_files(self) -> bool:
         """Whether the inputs named otherwise than in the stored run (``../photos`` against ``/data/photos``)
         are the same files in the same order, unchanged: the stored digest of the run (resolved paths, sizes,
         modification times) equals this run's."""
-        if self.inputs_digest is None:
+        if self.inputs_digest is None or not self.renamable:
             return False
         try:
             return (self._sidecar_record() or {}).get("inputs") == self.inputs_digest
@@ -306,8 +325,10 @@ class ResumableWriter:
             _, diffs = compare_settings(stored, self.settings, str(self.out))
             self.stale = f"{self.out} was computed with other settings ({'; '.join(diffs)}): computing it again"
             return None
-        same = self.inputs_digest is not None and kept.get("inputs") == self.inputs_digest  # named otherwise
-        if names != [utf8_text(e) for e in expected] and not same:
+        same = self.renamable and self.inputs_digest is not None and kept.get("inputs") == self.inputs_digest
+        if names != [utf8_text(e) for e in expected] and same:
+            self.named_otherwise = names[0] if names else None  # the same files, named otherwise
+        elif names != [utf8_text(e) for e in expected]:
             self.stale = f"{self.out} holds other inputs ({len(names)} rows): computing it again"
             return None
         if self.inputs_digest is not None and kept.get("inputs") != self.inputs_digest:
@@ -347,16 +368,31 @@ def foreign_table(path: Path) -> bool:
 def inputs_digest(paths) -> str:
     """A short digest of what the files at ``paths`` are now: each one's resolved path (so that ``../photos/a.jpg``
     and ``/data/photos/a.jpg`` are the same input), size and modification time (or that it is missing), in
-    order. Cheap (one ``stat`` per file); a photo replaced under the same name changes it."""
+    order. A ``stat`` per file, and a path resolution per folder (a linked file is resolved on its own); a
+    photo replaced under the same name changes it."""
     import hashlib
 
     h = hashlib.sha256()
+    folders: dict[str, str] = {}
+
+    def where(p) -> str:
+        """The resolved path: the folder resolved once (thousands of files share a few folders), a link itself."""
+        try:
+            if os.path.islink(p):
+                return os.path.realpath(p)
+        except (OSError, ValueError):
+            pass
+        head, tail = os.path.split(os.fspath(p))
+        if head not in folders:
+            folders[head] = os.path.realpath(head or ".")
+        return os.path.join(folders[head], tail)
+
     for p in paths:
         try:
             st = os.stat(p)
-            h.update(f"{os.path.realpath(p)}\0{st.st_size}\0{st.st_mtime_ns}\n".encode("utf-8", "surrogateescape"))
+            h.update(f"{where(p)}\0{st.st_size}\0{st.st_mtime_ns}\n".encode("utf-8", "surrogateescape"))
         except (OSError, ValueError):
-            h.update(f"{os.path.abspath(p)}\0-\n".encode("utf-8", "surrogateescape"))
+            h.update(f"{where(p)}\0-\n".encode("utf-8", "surrogateescape"))
     return h.hexdigest()[:32]
 
 

@@ -36,7 +36,8 @@ pixel labels with a teacher parser (an occparse parser ONNX export) and rules th
   between the mesh's R and the mean face's upper outline, above the eyebrows), the band's pixels are the
   hat: occluder, except those the teacher is sure are face (a forehead a raised hat leaves bare, or a cap
   the attribute cannot tell from it: unknown). A hat photo without that pull is skipped (the hat sits
-  above the face region; nothing to teach). Everything else follows the rule below.
+  above the face region, or a face without a depth fit: nothing to teach); so is a hat photo with ``Bangs`` (a
+  fringe under the brim would lie in the band). Everything else follows the rule below.
 * Everywhere else the teacher's label is kept where its confidence reaches ``confidence``, unknown
   (255) below it.
 
@@ -123,8 +124,9 @@ def sunglasses_labels(probs: np.ndarray, luma: np.ndarray, landmarks: np.ndarray
 
 
 def is_hat_photo(p: CelebAPhoto) -> bool:
-    """A ``Wearing_Hat`` photo: a candidate for the hat kind (its face mesh decides)."""
-    return bool(p.attributes.get("Wearing_Hat", False))
+    """A ``Wearing_Hat`` photo without a fringe: a candidate for the hat kind (its face mesh decides). A fringe
+    under a brim would lie in the band the kind teaches as occluder."""
+    return bool(p.attributes.get("Wearing_Hat", False)) and not p.attributes.get("Bangs", True)
 
 
 def hat_labels(probs: np.ndarray, band: np.ndarray, confidence: float = 0.8) -> np.ndarray:
@@ -301,6 +303,8 @@ def write_celebahq_attribute_pool(data_root: Path, out: Path, teacher: Path, max
             lab[covered] = OCCLUDER
             counts["hands"] += 1
         name, gray = write_pool_sample(out, len(rows), crop.image, lab, gray_every)
+        if kind == "hat":  # the hat's band is part of R as if nothing covered the face (the crowned R)
+            crop_r = crop_r | band
         n = int(crop_r.sum())
         gt = float((crop_r & (lab != FACE) & (lab != IGNORE)).sum()) / n if n else 1.0
         rows.append({"filename": name, "FaceOcclusion": f"{gt:.6f}", "gender": p.gender, "is_gray": str(int(gray)),
