@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
 
 from . import (
@@ -28,7 +29,7 @@ from . import (
     synth,
     train,
 )
-from .common import PRECISION_CHOICES, fail, interrupted, plain_help, quiet_native_logs
+from .common import EXIT_INTERRUPTED, PRECISION_CHOICES, fail, interrupted, plain_help, quiet_native_logs
 
 __all__ = ["PRECISION_CHOICES", "build_parser", "main"]
 
@@ -83,6 +84,7 @@ def main(argv: list[str] | None = None) -> int:
     """The ``occparse`` command. Any :class:`occparse.errors.OccparseError` becomes one line on stderr, exit 2."""
     from ..errors import OccparseError
 
+    own_process = argv is None  # the occparse command itself, not a caller's Python
     argv = list(sys.argv[1:] if argv is None else argv)
     if "--verbose" in argv:  # accepted anywhere on the line; the environment carries it to worker processes
         argv = [x for x in argv if x != "--verbose"]
@@ -100,13 +102,17 @@ def main(argv: list[str] | None = None) -> int:
     try:
         rc = int(a.func(a) or 0)
         sys.stdout.flush()  # inside the try: a reader that went away (`| head -1`) shows up here, not at exit
-        return rc
     except BrokenPipeError:
         return _stdout_gone()
     except OccparseError as e:
         return fail(str(e))
     except KeyboardInterrupt:
-        return interrupted()
+        rc = interrupted()
+    if rc == EXIT_INTERRUPTED and own_process:
+        # the rows are safe and the message is out: a second Ctrl-C while the interpreter tears down (worker
+        # pools, progress bars, native sessions) would only print a traceback from some object's finaliser
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+    return rc
 
 
 #: exit status when the reader of stdout went away (128 + SIGPIPE, what a shell reports for `cmd | head -1`)
