@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from occparse.runtime.batch import BatchInputError, ResumableWriter, foreign_table, read_input_csv
+from occparse.runtime.batch import BatchInputError, read_input_csv
+from occparse.runtime.resumable import ResumableWriter, foreign_table
 
 
 def _rows(path):

@@ -307,7 +307,7 @@ def test_rows_end_in_lf_and_a_cut_short_jpeg_is_corrupt_not_a_non_image(tmp_path
 
 
 def test_overwrite_discards_a_partial_run_with_other_settings(tmp_path, capsys):
-    from occparse.runtime.batch import ResumableWriter
+    from occparse.runtime.resumable import ResumableWriter
     from occparse.runtime.rows import FOLDER_COLUMNS
 
     d = _folder(tmp_path)
@@ -339,7 +339,7 @@ def test_a_new_output_folder_is_announced_and_folder_options_on_one_image_warn(t
 
 def test_one_folder_named_two_ways_is_the_same_input(tmp_path, capsys, monkeypatch):
     """``../in`` and ``/abs/in`` are the same files: a complete output is not recomputed, a partial one resumes."""
-    from occparse.runtime.batch import ResumableWriter, StalePartialError, inputs_digest
+    from occparse.runtime.resumable import ResumableWriter, StalePartialError, inputs_digest
     from occparse.runtime.rows import FOLDER_COLUMNS
 
     d = _folder(tmp_path)

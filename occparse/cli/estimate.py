@@ -349,7 +349,8 @@ def _estimate_folder(a: argparse.Namespace) -> int:
     """Folder/batch mode: every image under the inputs, one row each, streamed to --out, resumable."""
     from tqdm import tqdm
 
-    from ..runtime.batch import BatchInputError, ResumableWriter, analyses, inputs_digest
+    from ..runtime.batch import BatchInputError, analyses
+    from ..runtime.resumable import ResumableWriter, inputs_digest
     from ..runtime.rows import FOLDER_COLUMNS, folder_row
 
     if err := batch_args_error(a):

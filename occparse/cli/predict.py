@@ -76,7 +76,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(a: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from ..runtime.batch import BatchInputError, ResumableWriter, analyses, inputs_digest, read_input_csv
+    from ..runtime.batch import BatchInputError, analyses, read_input_csv
+    from ..runtime.resumable import ResumableWriter, inputs_digest
     from ..runtime.rows import predict_row
 
     if err := batch_args_error(a):

@@ -319,7 +319,7 @@ def plan(names: list[str], out: str, kind: str = "predict", shard_size: int = SH
     import pyarrow.fs as pafs
     import pyarrow.parquet as pq
 
-    from .batch import compare_settings
+    from .resumable import compare_settings
 
     if not out.lower().endswith(".parquet"):
         raise EngineError(f"--out {out}: the Ray engine writes Parquet; give a name ending in .parquet")
