@@ -187,3 +187,17 @@ def test_text_output_names_its_scores_and_does_not_split_a_trace(capsys):
     # a face the border cuts: its geometric share holds the part outside the frame, which is not split
     cut = SimpleNamespace(occluded_by=shares, out_of_frame=0.2, geometric=0.202)
     assert "not split by cause" in _hidden_by(cut) and _hidden_by(cut).startswith("inside the frame")
+
+
+def test_a_pose_without_yaw_and_pitch_says_why():
+    from types import SimpleNamespace
+
+    from occparse.cli.estimate import _face_facts
+
+    pose = SimpleNamespace(yaw=None, pitch=None, roll=13.0)
+    face = SimpleNamespace(pose=pose, subject=True, out_of_frame=0.0, warnings=[])
+    line = _face_facts(face)[0]
+    assert "pose roll 13 (yaw and pitch not measured" in line
+    full = SimpleNamespace(pose=SimpleNamespace(yaw=1.0, pitch=2.0, roll=3.0), subject=True, out_of_frame=0.0,
+                           warnings=[])
+    assert "not measured" not in _face_facts(full)[0]

@@ -68,7 +68,7 @@ each failure is one line on stderr (with --json, a JSON object with its status o
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     """``occparse estimate``'s options."""
-    p.add_argument("images", nargs="+", help="image files (JPEG, PNG, WebP, BMP, TIFF), or folders with --out")
+    p.add_argument("images", nargs="+", help="image files (JPEG, PNG, WebP, BMP, TIFF, GIF, PPM, JPEG 2000, TGA, ...), or folders with --out")
     p.add_argument("--out", help="folder mode: write one row per image to this .csv or .parquet (resumable)")
     p.add_argument("--workers", type=int, default=0,
                    help="folder mode: processes for decoding and the mesh (default 0: one per core for 100+ files)")
@@ -341,6 +341,8 @@ def _face_facts(f) -> list[str]:
     p = f.pose
     pose = "" if p is None else "  pose " + ", ".join(
         f"{k} {v:.0f}" for k, v in (("yaw", p.yaw), ("pitch", p.pitch), ("roll", p.roll)) if v is not None)
+    if p is not None and (p.yaw is None or p.pitch is None):
+        pose += " (yaw and pitch not measured: the face mesh did not fit, the face is fitted to key points)"
     facts = [f"    {'subject' if f.subject else 'other face'}{pose}  out of frame {f.out_of_frame:.0%}"]
     return facts + [f"    warning: {w}" for w in f.warnings]
 
