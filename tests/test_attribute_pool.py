@@ -19,6 +19,7 @@ from occparse.synth.celebahq_attr_pool import (
     hat_labels,
     is_glasses_photo,
     is_hat_photo,
+    lower_face,
     photo_kind,
     write_celebahq_attribute_pool,
 )
@@ -302,3 +303,17 @@ def test_hat_labels_teach_the_pulled_band_as_occluder_but_not_a_sure_forehead():
     assert not is_hat_photo(_photo(Wearing_Hat=True, Bangs=True))  # a fringe would lie in the taught band
     with pytest.raises(ValueError):
         hat_labels(probs, band[:5])
+    # the lower face follows the attributes, as in the other kinds
+    probs[:, 4:] = 0.0
+    probs[FACIAL_HAIR, 4:] = 0.9
+    probs[FACE, 4:] = 0.1
+    zone = np.zeros((6, 6), bool)
+    zone[4:] = True
+    assert (hat_labels(probs, band, zone=zone, lower="clean")[4:] == FACE).all()
+    assert (hat_labels(probs, band, zone=zone, lower="stubble")[4:] == IGNORE).all()
+    assert (hat_labels(probs, band, zone=zone, lower="beard")[4:] == FACIAL_HAIR).all()
+    assert lower_face(dict(CLEAN)) == "clean"
+    assert lower_face({**CLEAN, "5_o_Clock_Shadow": True, "No_Beard": False}) == "stubble"
+    assert lower_face({**CLEAN, "Mustache": True, "No_Beard": False}) == "beard"
+    with pytest.raises(ValueError):
+        hat_labels(probs, band, lower="bald")

@@ -37,7 +37,9 @@ pixel labels with a teacher parser (an occparse parser ONNX export) and rules th
   hat: occluder, except those the teacher is sure are face (a forehead a raised hat leaves bare, or a cap
   the attribute cannot tell from it: unknown). A hat photo without that pull is skipped (the hat sits
   above the face region, or a face without a depth fit: nothing to teach); so is a hat photo with ``Bangs`` (a
-  fringe under the brim would lie in the band). Everything else follows the rule below.
+  fringe under the brim would lie in the band). The facial-hair zone follows the attributes (:func:`lower_face`):
+  a clean lower face's teacher facial hair is face, a stubbled one is unknown where the teacher is not sure
+  of face, a beard keeps the teacher's labels. Everything else follows the rule below.
 * Everywhere else the teacher's label is kept where its confidence reaches ``confidence``, unknown
   (255) below it.
 
@@ -129,16 +131,40 @@ def is_hat_photo(p: CelebAPhoto) -> bool:
     return bool(p.attributes.get("Wearing_Hat", False)) and not p.attributes.get("Bangs", True)
 
 
-def hat_labels(probs: np.ndarray, band: np.ndarray, confidence: float = 0.8) -> np.ndarray:
+def lower_face(attributes: dict[str, bool]) -> str:
+    """What the attributes say of a photo's lower face: ``"beard"`` (a goatee, moustache or sideburns),
+    ``"stubble"`` (``5_o_Clock_Shadow`` alone) or ``"clean"`` (``No_Beard`` and neither). A missing
+    attribute counts against a clean face."""
+    if any(attributes.get(k, False) for k in BEARD_ATTRIBUTES):
+        return "beard"
+    if attributes.get("5_o_Clock_Shadow", True) or not attributes.get("No_Beard", False):
+        return "stubble"
+    return "clean"
+
+
+def hat_labels(probs: np.ndarray, band: np.ndarray, confidence: float = 0.8, zone: np.ndarray | None = None,
+               lower: str = "beard") -> np.ndarray:
     """Training labels (uint8 H x W) of a hat photo's crop: the teacher's confident labels (unknown, 255, below
     ``confidence``), and in ``band`` (bool H x W, :func:`occparse.runtime.regions.pulled_band` on the crop's
     face) occluder, except where the teacher's face probability reaches ``confidence`` (unknown there).
-    ``probs``: the teacher's 5 x H x W probabilities. Raises ValueError when the shapes differ."""
+    ``probs``: the teacher's 5 x H x W probabilities. In ``zone`` (bool H x W, the facial-hair zone within R;
+    None: not used) the lower face follows ``lower`` (:func:`lower_face`): ``"clean"``, the teacher's facial
+    hair there is face and its hair unknown; ``"stubble"``, unknown except where the teacher is sure of face;
+    ``"beard"``, the teacher's confident labels. Raises ValueError when the shapes differ or for another
+    ``lower``."""
     from ..labels import OCCLUDER
 
-    if probs.shape[1:] != band.shape:
-        raise ValueError(f"teacher probabilities {probs.shape[1:]} and band {band.shape} differ in shape")
-    lab = np.where(probs.max(0) >= confidence, probs.argmax(0), IGNORE).astype(np.uint8)
+    if probs.shape[1:] != band.shape or (zone is not None and zone.shape != band.shape):
+        raise ValueError(f"teacher probabilities {probs.shape[1:]}, band {band.shape} and zone differ in shape")
+    if lower not in ("clean", "stubble", "beard"):
+        raise ValueError(f"lower must be clean, stubble or beard, not {lower!r}")
+    top = probs.argmax(0).astype(np.uint8)
+    lab = np.where(probs.max(0) >= confidence, top, IGNORE).astype(np.uint8)
+    if zone is not None and lower == "clean":
+        lab[zone & (top == FACIAL_HAIR)] = FACE
+        lab[zone & (top == HAIR)] = IGNORE
+    elif zone is not None and lower == "stubble":
+        lab[zone & (probs[FACE] < confidence)] = IGNORE
     sure_face = probs[FACE] >= confidence
     lab[band & sure_face] = IGNORE
     lab[band & ~sure_face] = OCCLUDER
@@ -283,7 +309,7 @@ def write_celebahq_attribute_pool(data_root: Path, out: Path, teacher: Path, max
             if band is None:
                 counts["hat_no_pull"] += 1
                 continue
-            lab = hat_labels(probs, band, confidence)
+            lab = hat_labels(probs, band, confidence, zone=crop_zone, lower=lower_face(p.attributes))
         elif kind == "sunglasses":
             lab = sunglasses_labels(probs, luma, crop.face.landmarks, crop_r, confidence)
             if lab is None:
