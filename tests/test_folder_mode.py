@@ -379,3 +379,14 @@ def test_one_folder_named_two_ways_is_the_same_input(tmp_path, capsys, monkeypat
     copies = [str(other / "a.png"), str(other / "b.png")]
     with pytest.raises(StalePartialError, match="other inputs"):
         writer(copies).resume_check(copies)
+
+
+def test_folder_rows_carry_the_detector_score_and_the_parser_confidence(tmp_path):
+    """The two scores the text and JSON outputs give are columns too, each 0..1, and a failed row leaves them empty."""
+    d = _folder(tmp_path, others={"b.jpg": b"not a picture"})
+    out = tmp_path / "r.csv"
+    assert main(["estimate", str(d), "--out", str(out)]) == 1
+    rows = {Path(r["filename"]).name: r for r in _rows(out)}
+    ok = rows["a.png"]
+    assert 0.0 < float(ok["detector_score"]) <= 1.0 and 0.0 < float(ok["parser_confidence"]) <= 1.0
+    assert rows["b.jpg"]["detector_score"] == rows["b.jpg"]["parser_confidence"] == ""

@@ -462,9 +462,9 @@ def _folder_output(path: Path) -> bool:
     occparse), so a rerun may replace it."""
     import csv
 
-    from ..runtime.rows import FOLDER_COLUMNS, FOLDER_COLUMNS_V1, FOLDER_COLUMNS_V2
+    from ..runtime.rows import FOLDER_COLUMNS, FOLDER_COLUMNS_V1, FOLDER_COLUMNS_V2, FOLDER_COLUMNS_V3
 
-    known = (list(FOLDER_COLUMNS), list(FOLDER_COLUMNS_V2), list(FOLDER_COLUMNS_V1))
+    known = (list(FOLDER_COLUMNS), list(FOLDER_COLUMNS_V3), list(FOLDER_COLUMNS_V2), list(FOLDER_COLUMNS_V1))
     try:
         if path.suffix.lower() == ".parquet":
             import pyarrow.parquet as pq

@@ -34,6 +34,9 @@ FOLDER_COLUMNS = FOLDER_COLUMNS + FACE_EXTRA_COLUMNS
 FOLDER_COLUMNS_V2 = tuple(c for c in FOLDER_COLUMNS if c not in ("small_face", "doubtful_face"))
 FOLDER_COLUMNS = FOLDER_COLUMNS + ISO_COLUMNS
 FOLDER_COLUMNS_V1 = tuple(c for c in FOLDER_COLUMNS_V2 if c not in ("hidden_by_facial_hair", "hidden_by_background"))
+#: V3 without the two scores of how sure occparse is of the face and of its parse
+FOLDER_COLUMNS_V3 = FOLDER_COLUMNS
+FOLDER_COLUMNS = FOLDER_COLUMNS + ("detector_score", "parser_confidence")
 
 _TEXT = {"filename", "status", "message", "source", "warnings", *(c for c in ISO_COLUMNS if c.endswith("_code"))}
 _INT = {"n_faces", "is_gray", "subject", "rotation", "small_face", "doubtful_face",
@@ -90,7 +93,9 @@ def folder_row(filename: str, res) -> dict[str, str]:
                    hidden_by_facial_hair=f"{f.occluded_by.facial_hair:.4f}",
                    hidden_by_background=f"{f.occluded_by.background:.4f}",
                    x0=f"{f.box[0]:.1f}", y0=f"{f.box[1]:.1f}", x1=f"{f.box[2]:.1f}", y1=f"{f.box[3]:.1f}",
-                   is_gray=str(int(f.is_gray)))
+                   is_gray=str(int(f.is_gray)),
+                   detector_score="" if f.landmark_confidence is None else f"{f.landmark_confidence:.4f}",
+                   parser_confidence=f"{f.parser_confidence:.4f}")
         for r in f.regions:
             row[f"region_{r.name}"] = "" if r.fraction != r.fraction else f"{r.fraction:.4f}"
         row.update(face_extra(f))
