@@ -138,19 +138,19 @@ class ResumableWriter:
         same: bool | None = None  # asked once, at the first row named otherwise
         renamed = False
         for i, r in enumerate(self.done):
-            if i < len(expected) and r["filename"] != utf8_text(expected[i]):
-                if same is None:
-                    same = self._same_files()
-                if same:
-                    r["filename"] = utf8_text(expected[i])  # one output, one way of naming its files
-                    renamed = True
-                    continue
-            if i >= len(expected) or r["filename"] != utf8_text(expected[i]):
+            name = utf8_text(expected[i]) if i < len(expected) else None
+            if r["filename"] == name:
+                continue
+            if name is not None and same is None:
+                same = self._same_files()
+            if name is None or not same:
                 raise StalePartialError(
                     f"{self.partial} was written for other inputs (its row {i + 1} is {r['filename']!r}, this run's "
-                    f"is {utf8_text(expected[i]) if i < len(expected) else 'missing'!r}): the list of inputs changed "
-                    "since it was interrupted", "; rerun with the same inputs to resume, or delete it to start over"
-                )
+                    f"is {name if name is not None else 'missing'!r}): the list of inputs changed since it was "
+                    "interrupted",
+                    "; rerun with the same inputs to resume, or delete it to start over")
+            r["filename"] = name  # the same files named another way: one output, one way of naming them
+            renamed = True
         self._check_settings()
         self._check_inputs()
         if renamed and self.done:

@@ -74,6 +74,7 @@ from ..labels import FACE, FACIAL_HAIR, HAIR, IGNORE, facial_hair_zone
 from ..runtime.align import CANONICAL_SIZE, align
 from ..runtime.lenses import find_lenses, luminance
 from ..runtime.mesh import OUTER_LIPS
+from ..runtime.occlusion import crop_footprint
 from ..runtime.regions import _fill, _hull, face_region, pulled_band
 from .celebahq_pool import is_clean, write_pool_sample
 from .sources import CelebAPhoto, _mesh_cached, celebahq_photos, read_rgb
@@ -299,16 +300,15 @@ def write_celebahq_attribute_pool(data_root: Path, out: Path, teacher: Path, max
         lips = _fill(shape, _hull(face.landmarks[list(OUTER_LIPS)]))
         crop_lips = align(lips.astype(np.uint8), face, size, nearest=True, matrix=crop.matrix,
                           fill=0).image.astype(bool)
-        luma = luminance(crop.image)
-        probs = parser.parse([crop.image])[0].probs
-        if kind == "hat":
+        if kind == "hat":  # the pull test needs landmarks only: a hat photo without it is skipped before the parse
             # the band counts only where the crop shows the photo (its border is a mirror of the photo's edge)
-            inside = align(np.ones(shape, np.uint8), face, size, nearest=True, matrix=crop.matrix,
-                           fill=0).image.astype(bool)
-            band = pulled_band(crop.face, crop_r.shape, lambda inside=inside: inside)
+            band = pulled_band(crop.face, crop_r.shape, lambda c=crop, s=shape: crop_footprint(c, s))
             if band is None:
                 counts["hat_no_pull"] += 1
                 continue
+        luma = luminance(crop.image)
+        probs = parser.parse([crop.image])[0].probs
+        if kind == "hat":
             lab = hat_labels(probs, band, confidence, zone=crop_zone, lower=lower_face(p.attributes))
         elif kind == "sunglasses":
             lab = sunglasses_labels(probs, luma, crop.face.landmarks, crop_r, confidence)
