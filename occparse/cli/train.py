@@ -24,6 +24,7 @@ def add_parser(sub) -> argparse.ArgumentParser:
   occparse train parser --pool pools/lfw --bench bench/ --out weights/ --epochs 12 --max-minutes 60
   occparse train regressor --kind color --pool pools/lfw pools/utk
   occparse train regressor --kind gray --pool pools/lfw pools/utk --init-from runs/regressor/color/best.pt --epochs 2
+  occparse train average seed1/parser.onnx seed2/parser.onnx --out soup/parser.onnx
 """,
     )
     add_arguments(p)
@@ -68,6 +69,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     tr.add_argument("--init-from", help="checkpoint whose weights start the run (e.g. the colour model for the gray one)")
     tr.add_argument("--pretrained", action="store_true", help="torchvision ImageNet weights (if you have them)")
     tr.add_argument("--max-train", type=int, default=0, help="at most this many training samples (0: all)")
+    ta = tsub.add_parser(
+        "average", help="average the weights of several exports of one network (seeds of one recipe)",
+        description="Write an ONNX model whose weights are the mean of those of MODEL.onnx files exported from the "
+        "same network (e.g. one recipe run with several --seed values from the same --init-onnx). Needs the fp32 "
+        "exports; quantize the average afterwards. No torch needed.")
+    ta.add_argument("models", nargs="+", type=Path, metavar="MODEL.onnx", help="two or more fp32 ONNX exports")
+    ta.add_argument("--out", type=Path, required=True, help="the averaged model (never one of the inputs)")
+    ta.set_defaults(func=_average)
     for q in (tp, tr):
         q.add_argument("--out", type=Path, default=Path("weights"), help="where the ONNX goes")
         q.add_argument("--init-onnx", help="continue training from an occparse ONNX export, e.g. weights/parser.onnx, or "
@@ -78,6 +87,23 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         q.add_argument("--max-minutes", type=float, default=0.0, help="stop after the epoch that passes this many minutes")
         q.add_argument("--restart", action="store_true", help="ignore an existing checkpoint")
         q.set_defaults(func=run)
+
+
+def _average(a: argparse.Namespace) -> int:
+    from ..train.average import IncompatibleModelsError, average_onnx
+
+    try:
+        import onnx  # noqa: F401
+    except ImportError:
+        return fail('averaging needs the onnx package: pip install -e ".[train]"')
+    try:
+        out = average_onnx(a.models, a.out)
+    except (IncompatibleModelsError, FileNotFoundError) as e:
+        return fail(str(e))
+    except Exception as e:  # a file that is not an ONNX model
+        return fail(f"could not read the models as ONNX: {e}")
+    print(f"{out}: the mean of {len(a.models)} models")
+    return 0
 
 
 def run(a: argparse.Namespace) -> int:
