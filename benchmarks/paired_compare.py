@@ -17,7 +17,7 @@ Usage::
     python benchmarks/paired_compare.py \\
         --set lfw lfwval/truth.csv a/pred_lfw.csv b/pred_lfw.csv --where lfw lfw_labels=agree \\
         --set celeba a/celeb/truth_hair.csv a/celeb/pred_hair.csv b/celeb/pred_hair.csv \\
-        --where celeba hair_only=yes [--column geometric] [--resamples 10000] [--json out.json]
+        --where celeba hair_only=yes [--column geometric] [--all-genders] [--resamples 10000] [--json out.json]
 """
 
 from __future__ import annotations
@@ -87,18 +87,21 @@ def load_set(name: str, truth: str, pred_a: str, pred_b: str, column: str, where
     return Rows(name, [r["filename"] for r in rows], gt, a, b, male)
 
 
-def compare(sets: list[Rows], resamples: int = 10000, seed: int = 0, top: int = 5) -> list[GenderChange]:
-    """Per gender (F, then M): pooled Err of A and B over ``sets`` and the paired bootstrap of B's change.
+def compare(sets: list[Rows], resamples: int = 10000, seed: int = 0, top: int = 5,
+            by_gender: bool = True) -> list[GenderChange]:
+    """Per gender (F, then M; or one group "all"): pooled Err of A and B over ``sets`` and the paired
+    bootstrap of B's change.
 
     Photos are resampled within each (set, gender) cell, so every resample keeps the sets' sizes.
     """
     rng = np.random.default_rng(seed)
     out = []
-    for gender, is_male in (("F", False), ("M", True)):
+    groups = (("F", False), ("M", True)) if by_gender else (("all", None),)
+    for gender, is_male in groups:
         cells = []  # per set: weights, A's and B's weighted squared errors
         names = []
         for s in sets:
-            keep = s.male == is_male
+            keep = s.male == is_male if is_male is not None else np.ones(len(s.gt), bool)
             if not keep.any():
                 continue
             w = challenge_weights(s.gt[keep])
@@ -129,9 +132,9 @@ def compare(sets: list[Rows], resamples: int = 10000, seed: int = 0, top: int = 
 
 
 def format_changes(title: str, changes: list[GenderChange]) -> str:
-    lines = [title, f"  {'':2} {'n':>4} {'Err A':>9} {'Err B':>9} {'change':>8} {'5%..95%':>17} {'P(B worse)':>10}"]
+    lines = [title, f"  {'':3} {'n':>4} {'Err A':>9} {'Err B':>9} {'change':>8} {'5%..95%':>17} {'P(B worse)':>10}"]
     for c in changes:
-        lines.append(f"  {c.gender:2} {c.n:4d} {c.err_a:9.6f} {c.err_b:9.6f} {c.change:+8.1%} "
+        lines.append(f"  {c.gender:3} {c.n:4d} {c.err_a:9.6f} {c.err_b:9.6f} {c.change:+8.1%} "
                      f"{c.low:+8.1%}..{c.high:+7.1%} {c.p_worse:10.3f}")
         lines.append("       most of the difference: " + ", ".join(f"{n} {s:+.0%}" for n, s in c.top))
     return "\n".join(lines)
@@ -144,6 +147,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--where", nargs=2, action="append", default=[], metavar=("NAME", "COL=VALUE"),
                     help="keep only the rows of set NAME whose truth column COL equals VALUE (repeatable)")
     ap.add_argument("--column", default="FaceOcclusion", help="prediction column (default FaceOcclusion: the final estimate)")
+    ap.add_argument("--all-genders", action="store_true", help="one group of all photos instead of F and M")
     ap.add_argument("--resamples", type=int, default=10000, help="bootstrap resamples (default 10000)")
     ap.add_argument("--seed", type=int, default=0, help="bootstrap seed (default 0)")
     ap.add_argument("--json", help="also write the result as JSON here")
@@ -158,7 +162,7 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:
         ap.error(f"--where names no set: {', '.join(sorted(unknown))}")
     sets = [load_set(n, t, pa, pb, a.column, where.get(n, [])) for n, t, pa, pb in a.set]
-    changes = compare(sets, a.resamples, a.seed)
+    changes = compare(sets, a.resamples, a.seed, by_gender=not a.all_genders)
     print(format_changes(f"{' + '.join(s.set_name for s in sets)} ({a.column}); A = first predictions, B = second",
                          changes))
     if a.json:
