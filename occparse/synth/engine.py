@@ -29,11 +29,11 @@ from pathlib import Path
 
 import numpy as np
 
-from ..labels import IGNORE, facial_hair_zone, split_facial_hair
+from ..labels import BACKGROUND, IGNORE, facial_hair_zone, split_facial_hair
 from ..runtime.align import CANONICAL_SIZE, align
 from ..runtime.io import to_gray3
 from ..runtime.mesh import Face
-from ..runtime.regions import face_region, face_regions
+from ..runtime.regions import crown_band, face_region, face_regions
 from . import occluders as occ
 from .compose import camera_finish, composite, harmonise_layer
 from .real_occluders import (
@@ -149,6 +149,20 @@ def base_visible(base: BaseFace, region: np.ndarray) -> np.ndarray:
     return region.copy()
 
 
+def truth_face(base: BaseFace) -> Face:
+    """The face whose R a truth uses: ``base.face``, marked ``crown_covered`` where the base photo's own
+    label map shows a cap or hat over the top of the face, as the runtime marks a face from the parser's
+    labels (:func:`occparse.runtime.regions.crown_band`; LFW Part Labels draw headwear as background, so
+    background is what covers here). The mesh's oval is pulled in under a brim; without this the truth's R
+    would stop at the brim while occparse's reaches the mean face's outline. Faces without a label map
+    (UTKFace) are returned as they are."""
+    if base.label_path is None:
+        return base.face
+    if crown_band(base.face, read_label_map(base.label_path), BACKGROUND) is None:
+        return base.face
+    return replace(base.face, crown_covered=True)
+
+
 def base_labels(base: BaseFace, region: np.ndarray) -> np.ndarray:
     """Label map of the unoccluded base image (values of :mod:`occparse.labels`)."""
     if base.label_path is not None:
@@ -241,7 +255,8 @@ class Synthesizer:
                 kinds = (NEGATIVE_KINDS[int(rng.integers(len(NEGATIVE_KINDS)))],) + kinds
         rgb = read_rgb(base.image_path)
         shape = rgb.shape[:2]
-        region = face_region(base.face, shape)
+        face = truth_face(base)
+        region = face_region(face, shape)
         visible = base_visible(base, region)
         labels = base_labels(base, region)
         layers = []
@@ -259,7 +274,7 @@ class Synthesizer:
             visible &= ~covered
             labels[covered] = layer.label
         occlusion = occlusion_of(region, visible)
-        regions = face_regions(base.face, shape)
+        regions = face_regions(face, shape)
         per_region = {name: occlusion_of(m, visible) for name, m in regions.parts.items() if m.any()}
         crop = align(picture, base.face, self.config.size)
         crop_labels = align(labels, base.face, self.config.size, nearest=True, matrix=crop.matrix, fill=IGNORE).image

@@ -145,7 +145,7 @@ def write_lfw_photo_truth(synth: Synthesizer, out: Path, agreeing_only: bool = F
     out (for fitting on real truth). Filenames are relative to the data folder's
     ``faces/lfw_parts/images``. Returns ``out/truth.csv``."""
     from ..runtime.regions import face_region
-    from .engine import base_labels, base_visible, occlusion_of
+    from .engine import base_labels, base_visible, occlusion_of, truth_face
 
     rows = []
     headwear = lfw_val_headwear() if getattr(synth.faces, "split", None) == "bench" else None
@@ -153,7 +153,7 @@ def write_lfw_photo_truth(synth: Synthesizer, out: Path, agreeing_only: bool = F
         if agreeing_only and not lfw_labels_agree(f.name):
             continue
         lab_shape = read_label_map(f.label_path).shape
-        region = face_region(f.face, lab_shape)
+        region = face_region(truth_face(f), lab_shape)  # R restored, under a cap too (the crown)
         gt = occlusion_of(region, base_visible(f, region))
         beard = float((base_labels(f, region)[region] == FACIAL_HAIR).mean()) if region.any() else 0.0
         rows.append({"filename": f.name, "FaceOcclusion": f"{gt:.6f}", "gender": f.gender, "is_gray": "0",
