@@ -106,6 +106,31 @@ def test_lfw_photo_truth_marks_and_can_drop_contradicting_photos(data_root, bear
     assert main(["synth", "--preset", "train", "--agreeing-labels", "--out", str(tmp_path / "x")]) == 2
 
 
+def test_truth_region_follows_the_crown_where_the_label_map_shows_a_cap(data_root, tmp_path):
+    """A cap pulls the mesh's forehead in; where the photo's own labels show it (LFW draws headwear as
+    background), the truth's R reaches the mean face's outline as occparse's does, and counts the band."""
+    from occparse.runtime.regions import face_region
+    from occparse.synth.engine import base_visible, occlusion_of, truth_face
+    from occparse.synth.writer import write_lfw_photo_truth
+
+    capped = _lfw_base(data_root, "Barry_Zito_0002.jpg")  # a baseball cap low on the forehead (val, judged by eye)
+    assert sources.lfw_val_headwear().get(capped.name) == "covers_face"
+    crowned = truth_face(capped)
+    assert crowned.crown_covered and not capped.face.crown_covered
+    shape = read_label_map(capped.label_path).shape
+    mesh_r, r = face_region(capped.face, shape), face_region(crowned, shape)
+    assert (mesh_r & ~r).sum() == 0 and r.sum() > 1.03 * mesh_r.sum()
+    gt_before = occlusion_of(mesh_r, base_visible(capped, mesh_r))
+    gt = occlusion_of(r, base_visible(capped, r))
+    assert gt > gt_before + 0.02  # the band is the cap: background in the labels, hidden face by the definition
+    synth = SimpleNamespace(faces=SimpleNamespace(of=lambda src: [capped] if src == "lfw" else []))
+    (row,) = _rows(write_lfw_photo_truth(synth, tmp_path / "t"))
+    assert float(row["FaceOcclusion"]) == pytest.approx(gt, abs=1e-6)
+    plain = _lfw_base(data_root, "Dianne_Feinstein_0002.jpg")  # bareheaded: R stays the restored mesh oval
+    assert sources.lfw_val_headwear().get(plain.name) is None
+    assert truth_face(plain) is plain.face
+
+
 def _rows(path):
     with open(path, newline="") as f:
         return list(csv.DictReader(f))
