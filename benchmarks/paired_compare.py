@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 from dataclasses import asdict, dataclass
 
@@ -40,7 +41,8 @@ from occparse.evaluation.metrics import (
 
 @dataclass
 class Rows:
-    """The paired rows of one set: names, truth, A's and B's predictions, male flags (1-D arrays)."""
+    """The paired rows of one set: names, truth, A's and B's predictions, male flags (1-D arrays), and how
+    many rows each prediction file lacked or held no valid number for (scored as the farthest value)."""
 
     set_name: str
     names: list[str]
@@ -48,6 +50,8 @@ class Rows:
     a: np.ndarray
     b: np.ndarray
     male: np.ndarray
+    unscored_a: int = 0
+    unscored_b: int = 0
 
 
 @dataclass
@@ -80,11 +84,17 @@ def load_set(name: str, truth: str, pred_a: str, pred_b: str, column: str, where
     if not rows:
         raise SystemExit(f"set {name}: no truth rows left after --where")
     pa, pb = read_predictions(pred_a, column), read_predictions(pred_b, column)
+    for path, pred in ((pred_a, pa), (pred_b, pb)):
+        if not any(r["filename"] in pred for r in rows):
+            raise SystemExit(f"{path}: no prediction for any of the {len(rows)} rows of set {name} "
+                             "(are the file names written as in the truth?)")
     gt = np.array([float(r["FaceOcclusion"]) for r in rows])
     a = np.array([_scored(pa.get(r["filename"]), g) for r, g in zip(rows, gt, strict=True)])
     b = np.array([_scored(pb.get(r["filename"]), g) for r, g in zip(rows, gt, strict=True)])
     male = np.array([parse_gender(r["gender"]) > 0.5 for r in rows])
-    return Rows(name, [r["filename"] for r in rows], gt, a, b, male)
+    unscored_a = sum(valid_prediction(pa.get(r["filename"])) is None for r in rows)
+    unscored_b = sum(valid_prediction(pb.get(r["filename"])) is None for r in rows)
+    return Rows(name, [r["filename"] for r in rows], gt, a, b, male, unscored_a, unscored_b)
 
 
 def compare(sets: list[Rows], resamples: int = 10000, seed: int = 0, top: int = 5,
@@ -94,6 +104,8 @@ def compare(sets: list[Rows], resamples: int = 10000, seed: int = 0, top: int = 
 
     Photos are resampled within each (set, gender) cell, so every resample keeps the sets' sizes.
     """
+    if resamples < 1:
+        raise ValueError("resamples must be at least 1")
     rng = np.random.default_rng(seed)
     out = []
     groups = (("F", False), ("M", True)) if by_gender else (("all", None),)
@@ -120,14 +132,20 @@ def compare(sets: list[Rows], resamples: int = 10000, seed: int = 0, top: int = 
             sum_w += cw[idx].sum(1)
             sum_a += ca[idx].sum(1)
             sum_b += cb[idx].sum(1)
-        ratio = (sum_b / sum_w) / np.maximum(sum_a / sum_w, 1e-12) - 1.0
         diff = eb - ea
         total = diff.sum()
-        order = np.argsort(-np.abs(diff))[:top]
-        carried = [(names[i], float(diff[i] / total) if total != 0 else float("nan")) for i in order]
-        out.append(GenderChange(gender, len(w), float(err_a), float(err_b), float(err_b / err_a - 1.0),
-                                float(np.percentile(ratio, 5)), float(np.percentile(ratio, 95)),
-                                float(np.mean(ratio > 0)), carried))
+        # the photos that carry the difference (none when A and B agree on every photo)
+        carried = [] if total == 0 else [(names[i], float(diff[i] / total)) for i in np.argsort(-np.abs(diff))[:top]]
+        if err_a > 0:
+            with np.errstate(divide="ignore", invalid="ignore"):  # a resample of perfect A rows: no ratio
+                ratio = (sum_b / sum_w) / (sum_a / sum_w) - 1.0
+            ratio = ratio[np.isfinite(ratio)]
+            change = float(err_b / err_a - 1.0)
+            low, high = (float(np.percentile(ratio, q)) for q in (5, 95)) if ratio.size else (math.nan, math.nan)
+        else:  # A is exact on every photo: a relative change is undefined
+            change = low = high = math.nan
+        out.append(GenderChange(gender, len(w), float(err_a), float(err_b), change, low, high,
+                                float(np.mean(sum_b > sum_a)), carried))
     return out
 
 
@@ -136,7 +154,8 @@ def format_changes(title: str, changes: list[GenderChange]) -> str:
     for c in changes:
         lines.append(f"  {c.gender:3} {c.n:4d} {c.err_a:9.6f} {c.err_b:9.6f} {c.change:+8.1%} "
                      f"{c.low:+8.1%}..{c.high:+7.1%} {c.p_worse:10.3f}")
-        lines.append("       most of the difference: " + ", ".join(f"{n} {s:+.0%}" for n, s in c.top))
+        if c.top:
+            lines.append("       most of the difference: " + ", ".join(f"{n} {s:+.0%}" for n, s in c.top))
     return "\n".join(lines)
 
 
@@ -162,12 +181,20 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:
         ap.error(f"--where names no set: {', '.join(sorted(unknown))}")
     sets = [load_set(n, t, pa, pb, a.column, where.get(n, [])) for n, t, pa, pb in a.set]
+    if a.resamples < 1:
+        ap.error("--resamples must be at least 1")
+    for s in sets:
+        if s.unscored_a or s.unscored_b:
+            print(f"set {s.set_name}: rows without a valid prediction (scored as the farthest value, as occparse "
+                  f"evaluate does): A {s.unscored_a}, B {s.unscored_b} of {len(s.names)}", file=sys.stderr)
     changes = compare(sets, a.resamples, a.seed, by_gender=not a.all_genders)
     print(format_changes(f"{' + '.join(s.set_name for s in sets)} ({a.column}); A = first predictions, B = second",
                          changes))
     if a.json:
+        def finite(v):  # strict JSON has no NaN: an undefined change is null
+            return None if isinstance(v, float) and not math.isfinite(v) else v
         with open(a.json, "w") as f:
-            json.dump([asdict(c) for c in changes], f, indent=1)
+            json.dump([{k: finite(v) for k, v in asdict(c).items()} for c in changes], f, indent=1)
     return 0
 
 

@@ -13,8 +13,9 @@ from occparse.cli import main  # noqa: E402
 from occparse.train.average import IncompatibleModelsError, average_onnx  # noqa: E402
 
 
-def _linear(path, w: np.ndarray, b: np.ndarray, extra_op: bool = False):
-    """y = x @ w + b (optionally followed by a Relu), with an int64 shape initializer that must be kept."""
+def _linear(path, w: np.ndarray, b: np.ndarray, extra_op: bool = False, extra_init=None):
+    """y = x @ w + b (optionally followed by a Relu), with an int64 shape initializer that must be kept
+    (and ``extra_init``, an unused initializer, when given)."""
     nodes = [helper.make_node("MatMul", ["x", "w"], ["xw"]), helper.make_node("Add", ["xw", "b"], ["y0"]),
              helper.make_node("Reshape", ["y0", "shape"], ["y1" if extra_op else "y"])]
     if extra_op:
@@ -24,7 +25,8 @@ def _linear(path, w: np.ndarray, b: np.ndarray, extra_op: bool = False):
         [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, w.shape[0]])],
         [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, w.shape[1]])],
         [numpy_helper.from_array(w.astype(np.float32), "w"), numpy_helper.from_array(b.astype(np.float32), "b"),
-         numpy_helper.from_array(np.array([1, w.shape[1]], np.int64), "shape")],
+         numpy_helper.from_array(np.array([1, w.shape[1]], np.int64), "shape")]
+        + ([numpy_helper.from_array(extra_init, "extra")] if extra_init is not None else []),
     )
     onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(path))
     return path
@@ -53,10 +55,19 @@ def test_average_refuses_other_networks_and_overwriting_an_input(tmp_path):
     a = _linear(tmp_path / "a.onnx", np.ones((4, 3)), np.zeros(3))
     b = _linear(tmp_path / "b.onnx", np.ones((4, 3)), np.zeros(3), extra_op=True)
     c = _linear(tmp_path / "c.onnx", np.ones((4, 2)), np.zeros(2))
-    with pytest.raises(IncompatibleModelsError, match="another graph"):
+    with pytest.raises(IncompatibleModelsError, match="another graph .*nodes differ"):
         average_onnx([a, b], tmp_path / "o.onnx")
-    with pytest.raises(IncompatibleModelsError, match="initializer"):
+    with pytest.raises(IncompatibleModelsError, match="another graph .*outputs differ"):
         average_onnx([a, c], tmp_path / "o.onnx")
+    d = _linear(tmp_path / "d.onnx", np.ones((4, 3)), np.zeros(3), extra_init=np.array([1, 2], np.int64))
+    e = _linear(tmp_path / "e.onnx", np.ones((4, 3)), np.zeros(3), extra_init=np.array([1, 3], np.int64))
+    with pytest.raises(IncompatibleModelsError, match="other initializers"):
+        average_onnx([a, d], tmp_path / "o.onnx")
+    with pytest.raises(IncompatibleModelsError, match="non-float initializer extra differs"):
+        average_onnx([d, e], tmp_path / "o.onnx")
+    q = _linear(tmp_path / "q.onnx", np.ones((4, 3)), np.zeros(3), extra_init=np.array([1, 2], np.int8))
+    with pytest.raises(IncompatibleModelsError, match="quantized"):
+        average_onnx([q, q], tmp_path / "o.onnx")
     with pytest.raises(IncompatibleModelsError, match="one of the inputs"):
         average_onnx([a, a], a)
     with pytest.raises(IncompatibleModelsError, match="at least two"):

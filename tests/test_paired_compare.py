@@ -27,7 +27,11 @@ def test_same_predictions_are_no_change():
     gt, a, male = _rows()
     r = pc.Rows("s", [f"p{i}" for i in range(len(gt))], gt, a, a.copy(), male)
     for c in pc.compare([r], resamples=500):
-        assert c.change == 0 and c.p_worse == 0
+        assert c.change == 0 and c.p_worse == 0 and c.top == []
+    exact = pc.Rows("s", ["x", "y"], np.array([0.1, 0.2]), np.array([0.1, 0.2]), np.array([0.1, 0.3]),
+                    np.array([True, True]))
+    (m,) = pc.compare([exact], resamples=50)
+    assert np.isnan(m.change) and m.err_b > 0 and m.p_worse > 0  # A exact: no relative change, B still worse
 
 
 def test_a_worse_everywhere_is_sure_and_one_photo_is_not():
@@ -41,7 +45,7 @@ def test_a_worse_everywhere_is_sure_and_one_photo_is_not():
     f, m = pc.compare([pc.Rows("s", names, gt, a, one, male)], resamples=2000)
     assert f.change == 0
     assert m.change > 0.3 and m.top[0][0] == "s:p1" and m.top[0][1] == pytest.approx(1.0)
-    assert m.p_worse < 0.95 or m.low < 0.05  # one photo: the interval reaches down to (almost) no change
+    assert m.low <= 0.01 and m.p_worse < 0.95  # one photo: the interval reaches down to about no change
 
 
 def test_cli_pools_sets_and_filters(tmp_path, capsys):
@@ -62,3 +66,7 @@ def test_cli_pools_sets_and_filters(tmp_path, capsys):
     assert " all " in capsys.readouterr().out
     with pytest.raises(SystemExit):
         pc.main(["--set", "s", str(truth), str(pa), str(pb), "--where", "s", "nocol=1"])
+    other = tmp_path / "c.csv"  # names written otherwise than in the truth: refused, not scored as all wrong
+    other.write_text("filename,FaceOcclusion\n" + "".join(f"img/p{i},{v:.4f}\n" for i, v in enumerate(a)))
+    with pytest.raises(SystemExit, match="no prediction for any"):
+        pc.main(["--set", "s", str(truth), str(pa), str(other)])

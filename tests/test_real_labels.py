@@ -129,6 +129,13 @@ def test_truth_region_follows_the_crown_where_the_label_map_shows_a_cap(data_roo
     plain = _lfw_base(data_root, "Dianne_Feinstein_0002.jpg")  # bareheaded: R stays the restored mesh oval
     assert sources.lfw_val_headwear().get(plain.name) is None
     assert truth_face(plain) is plain.face
+    # the synthetic engine's samples on that photo take the same R, and their crop's face says so
+    from occparse.synth.engine import Synthesizer
+
+    synth_bench = Synthesizer(data_root, "bench", limit=1, show_progress=False)
+    sample = synth_bench.make(capped, np.random.default_rng(0), kinds=())
+    assert np.array_equal(sample.base_region, r) and sample.face.crown_covered
+    assert sample.occlusion == pytest.approx(gt, abs=1e-9)
 
 
 def _rows(path):

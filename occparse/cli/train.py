@@ -93,14 +93,18 @@ def _average(a: argparse.Namespace) -> int:
     from ..train.average import IncompatibleModelsError, average_onnx
 
     try:
-        import onnx  # noqa: F401
+        import onnx
     except ImportError:
-        return fail('averaging needs the onnx package: pip install -e ".[train]"')
+        return fail('averaging needs the onnx package: pip install "onnx==1.22.0" (or the [train] extra)')
     try:
         out = average_onnx(a.models, a.out)
     except (IncompatibleModelsError, FileNotFoundError) as e:
         return fail(str(e))
-    except Exception as e:  # a file that is not an ONNX model
+    except onnx.checker.ValidationError as e:
+        return fail(f"the averaged model does not pass the ONNX checker: {e}")
+    except OSError as e:
+        return fail(f"could not write {a.out}: {e}")
+    except Exception as e:  # onnx.load on a file that is not an ONNX model raises its own decode errors
         return fail(f"could not read the models as ONNX: {e}")
     print(f"{out}: the mean of {len(a.models)} models")
     return 0

@@ -155,12 +155,17 @@ def truth_face(base: BaseFace) -> Face:
     labels (:func:`occparse.runtime.regions.crown_band`; LFW Part Labels draw headwear as background, so
     background is what covers here). The mesh's oval is pulled in under a brim; without this the truth's R
     would stop at the brim while occparse's reaches the mean face's outline. Faces without a label map
-    (UTKFace) are returned as they are."""
-    if base.label_path is None:
-        return base.face
-    if crown_band(base.face, read_label_map(base.label_path), BACKGROUND) is None:
-        return base.face
-    return replace(base.face, crown_covered=True)
+    (UTKFace) are returned as they are. The label map must be in the photo's pixel frame (LFW's are).
+    Computed once per base face (kept on it: the engine asks for every sample). Raises
+    :class:`~occparse.synth.sources.DataNotFoundError` when the label map cannot be read."""
+    cached = base.__dict__.get("_truth_face")
+    if cached is not None:
+        return cached
+    face = base.face
+    if base.label_path is not None and crown_band(face, read_label_map(base.label_path), BACKGROUND) is not None:
+        face = replace(face, crown_covered=True)
+    object.__setattr__(base, "_truth_face", face)  # BaseFace is frozen; this is a cache, not a field
+    return face
 
 
 def base_labels(base: BaseFace, region: np.ndarray) -> np.ndarray:
@@ -276,8 +281,8 @@ class Synthesizer:
         occlusion = occlusion_of(region, visible)
         regions = face_regions(face, shape)
         per_region = {name: occlusion_of(m, visible) for name, m in regions.parts.items() if m.any()}
-        crop = align(picture, base.face, self.config.size)
-        crop_labels = align(labels, base.face, self.config.size, nearest=True, matrix=crop.matrix, fill=IGNORE).image
+        crop = align(picture, face, self.config.size)  # the crop's face keeps the crown flag, so its R is the truth's
+        crop_labels = align(labels, face, self.config.size, nearest=True, matrix=crop.matrix, fill=IGNORE).image
         image = to_gray3(crop.image) if gray else crop.image
         return Sample(
             image=image, labels=crop_labels, occlusion=occlusion, gender=base.gender, is_gray=gray,

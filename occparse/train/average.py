@@ -4,7 +4,8 @@ Runs of the same recipe from the same starting weights that differ only in their
 augmentation) land near each other; the mean of their weights is usually at least as good as each
 and less at the mercy of one seed. The files must be exports of the same architecture: the same graph
 (operators in the same order) and the same initializers (names, shapes, dtypes). Floating-point
-initializers are averaged; all others (shapes, axes, indices) must be equal and are kept.
+initializers are averaged; everything else (the opset, the graph's inputs and outputs, every node with its
+attributes and constants, non-float initializers such as shapes and axes) must be equal and is kept.
 """
 
 from __future__ import annotations
@@ -21,10 +22,13 @@ class IncompatibleModelsError(ValueError):
 def average_onnx(paths: list[Path | str], out: Path | str) -> Path:
     """Write to ``out`` an ONNX model whose float initializers are the mean of those of ``paths``.
 
-    ``paths``: two or more fp32 ONNX files (int8 copies are refused: quantize the average instead).
-    Returns ``out``. Raises :class:`IncompatibleModelsError` when the graphs or initializers differ,
-    :class:`FileNotFoundError` for a missing file. ``out`` is written atomically (a temporary file, then
-    renamed) and is never one of ``paths``.
+    ``paths``: two or more ONNX files with float weights (fp32, or fp16 kept as fp16; the mean is taken in
+    float64). A path given twice counts twice (a weighted mean). Int8 copies are refused: average the fp32
+    exports, then quantize. Returns ``out``. Raises :class:`IncompatibleModelsError` when the models are not
+    exports of one network (the reason names what differs), :class:`FileNotFoundError` for a missing file;
+    a file that is not ONNX raises what ``onnx.load`` raises, and the result is checked with
+    ``onnx.checker`` (``onnx.checker.ValidationError``). ``out`` is written atomically (a temporary file,
+    then renamed) and is never one of ``paths``.
     """
     import onnx
     from onnx import numpy_helper
@@ -45,9 +49,19 @@ def average_onnx(paths: list[Path | str], out: Path | str) -> Path:
     if any(t.dtype == np.int8 or t.dtype == np.uint8 for t in inits.values()) or "QuantizeLinear" in ops:
         raise IncompatibleModelsError(f"{paths[0]} is quantized; average the fp32 exports, then quantize")
     sums = {k: v.astype(np.float64) if np.issubdtype(v.dtype, np.floating) else v for k, v in inits.items()}
+    def skeleton(m) -> tuple:
+        # everything but the initializers: the opset, the graph's interface, every node with its wiring,
+        # attributes and constants (exports of one network by one exporter agree byte for byte here)
+        return ([o.SerializeToString() for o in m.opset_import],
+                [v.SerializeToString() for v in m.graph.input], [v.SerializeToString() for v in m.graph.output],
+                [n.SerializeToString() for n in m.graph.node])
+
+    shape0 = skeleton(first)
     for p, m in zip(paths[1:], models[1:], strict=True):
-        if [n.op_type for n in m.graph.node] != ops:
-            raise IncompatibleModelsError(f"{p} has another graph than {paths[0]}")
+        other_shape = skeleton(m)
+        if other_shape != shape0:
+            what = ("opset", "inputs", "outputs", "nodes")[next(i for i in range(4) if other_shape[i] != shape0[i])]
+            raise IncompatibleModelsError(f"{p} has another graph than {paths[0]} (its {what} differ)")
         other = {t.name: numpy_helper.to_array(t) for t in m.graph.initializer}
         if other.keys() != inits.keys():
             raise IncompatibleModelsError(f"{p} has other initializers than {paths[0]}")
