@@ -32,6 +32,7 @@ import numpy as np
 
 from occparse.evaluation.metrics import (
     challenge_weights,
+    farthest_prediction,
     parse_gender,
     read_predictions,
     read_truth,
@@ -69,11 +70,6 @@ class GenderChange:
     top: list[tuple[str, float]]  # (set:photo, share of the Err difference it carries)
 
 
-def _scored(raw: str | None, gt: float) -> float:
-    p = valid_prediction(raw)
-    return p if p is not None else (1.0 if gt < 0.5 else 0.0)
-
-
 def load_set(name: str, truth: str, pred_a: str, pred_b: str, column: str, where: list[tuple[str, str]]) -> Rows:
     """Read one set's truth and both prediction files; keep rows whose truth matches every ``where`` pair."""
     rows = read_truth(truth)
@@ -89,11 +85,15 @@ def load_set(name: str, truth: str, pred_a: str, pred_b: str, column: str, where
             raise SystemExit(f"{path}: no prediction for any of the {len(rows)} rows of set {name} "
                              "(are the file names written as in the truth?)")
     gt = np.array([float(r["FaceOcclusion"]) for r in rows])
-    a = np.array([_scored(pa.get(r["filename"]), g) for r, g in zip(rows, gt, strict=True)])
-    b = np.array([_scored(pb.get(r["filename"]), g) for r, g in zip(rows, gt, strict=True)])
+
+    def scored(pred: dict[str, str]) -> tuple[np.ndarray, int]:
+        """The predictions of ``rows`` (an unscored one as the farthest value), and how many were unscored."""
+        values = [valid_prediction(pred.get(r["filename"])) for r in rows]
+        return (np.array([farthest_prediction(g) if v is None else v for v, g in zip(values, gt, strict=True)]),
+                sum(v is None for v in values))
+
+    (a, unscored_a), (b, unscored_b) = scored(pa), scored(pb)
     male = np.array([parse_gender(r["gender"]) > 0.5 for r in rows])
-    unscored_a = sum(valid_prediction(pa.get(r["filename"])) is None for r in rows)
-    unscored_b = sum(valid_prediction(pb.get(r["filename"])) is None for r in rows)
     return Rows(name, [r["filename"] for r in rows], gt, a, b, male, unscored_a, unscored_b)
 
 

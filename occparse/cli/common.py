@@ -196,7 +196,7 @@ def rerun_status(writer, expected: list[str], what: str, overwrite: bool) -> int
         return 2
     if not overwrite and (done := writer.complete_rows(expected)) is not None:
         n, failed = done
-        named = getattr(writer, "named_otherwise", None)
+        named = writer.named_otherwise
         print(f"{writer.out} is already complete: {n} rows from {what} with these settings"
               f"{f', {failed} of them failed (see the status column)' if failed else ''}; nothing to do "
               "(--overwrite computes it again)"

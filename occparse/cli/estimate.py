@@ -215,10 +215,7 @@ def run(a: argparse.Namespace) -> int:
 
 def _folder_only_options(a: argparse.Namespace) -> list[str]:
     """The folder-mode options given on a single-image run (they change nothing there)."""
-    defaults = getattr(a, "folder_defaults", None)
-    if defaults is None:  # a namespace this command's parser did not build: nothing to compare with
-        return []
-    return [flag for flag, dest in FOLDER_ONLY if getattr(a, dest, defaults[dest]) != defaults[dest]]
+    return [flag for flag, dest in FOLDER_ONLY if getattr(a, dest) != a.folder_defaults[dest]]
 
 
 def _missing_folder(item: str) -> bool:

@@ -223,6 +223,12 @@ def _truth_problems(truth_rows: list[dict[str, str]]) -> list[str]:
     return bad
 
 
+def farthest_prediction(gt: float) -> float:
+    """The prediction farthest from ``gt`` (0 or 1): how a missing or invalid prediction is scored under the
+    ``"worst"`` policy, what a crashed row would cost in the challenge."""
+    return 1.0 if gt < 0.5 else 0.0
+
+
 def valid_prediction(text: str | None) -> float | None:
     """A prediction's text as a number in [0, 1], or None when it is empty, not a number, NaN or out of range."""
     if text is None or text == "":
@@ -324,7 +330,7 @@ def evaluate(
                 missing_examples.append(row["filename"])
             if missing_policy == "skip":
                 continue
-            p = (1.0 if gt < 0.5 else 0.0) if missing_policy == "worst" else 0.0
+            p = farthest_prediction(gt) if missing_policy == "worst" else 0.0
         gts.append(gt)
         preds.append(p)
         males.append(male)

@@ -271,12 +271,11 @@ class ResumableWriter:
             _, diffs = compare_settings(stored, self.settings, str(self.out))
             self.stale = f"{self.out} was computed with other settings ({'; '.join(diffs)}): computing it again"
             return None
-        same = self.renamable and self.inputs_digest is not None and kept.get("inputs") == self.inputs_digest
-        if names != [utf8_text(e) for e in expected] and same:
+        if names != [utf8_text(e) for e in expected]:
+            if not (self.renamable and self.inputs_digest is not None and kept.get("inputs") == self.inputs_digest):
+                self.stale = f"{self.out} holds other inputs ({len(names)} rows): computing it again"
+                return None
             self.named_otherwise = names[0] if names else None  # the same files, named otherwise
-        elif names != [utf8_text(e) for e in expected]:
-            self.stale = f"{self.out} holds other inputs ({len(names)} rows): computing it again"
-            return None
         if self.inputs_digest is not None and kept.get("inputs") != self.inputs_digest:
             self.stale = (f"{self.out}: input files changed since it was computed (a size or modification time "
                           "differs, or a file came or went): computing it again" if kept.get("inputs") else
