@@ -36,10 +36,14 @@ borderline, e.g. stubble):
 * fringe = Bangs: the share with the forehead region >= 0.3 occluded;
 * hat = Wearing_Hat, eyeglasses = Eyeglasses: the same numbers, no acceptance line.
 
+The attribute does not say how much of the forehead hair hides, so on the hair-mask photos the
+forehead test is also read from the drawn hair: the share of the
+forehead sub-region (of the truth mesh's R) under the mask, against occparse's reading, per kind.
+
 A photo where occparse finds no face counts as *not found* and *forehead < 0.3* (the rates are
 lower bounds) and is left out of the medians; every count is printed.
 
-Writes into --out: ``truth_hair.csv`` (filename, FaceOcclusion, gender, kind, hair_only: the challenge
+Writes into --out: ``truth_hair.csv`` (filename, FaceOcclusion, gender, kind, hair_only, forehead_hair: the challenge
 contract, so ``occparse evaluate --pred pred_hair.csv --truth truth_hair.csv --by kind`` reproduces part (a)),
 ``pred_hair.csv`` (filename, FaceOcclusion, status, geometric, regressor, parser_hair, geometric_truth_r),
 ``faces.csv`` (one row per val photo of both parts: kinds, estimates, forehead, facial-hair share)
@@ -160,7 +164,7 @@ def measure(est, paths: list[Path], workers: int, batch: int, keep_maps: set[str
 def hair_truth(photos, show_progress: bool = True):
     """(rows, maps, no_mesh): truth rows of the hair-mask photos, per-photo (R, hair mask) and the names
     the truth mesh found no face in."""
-    from occparse.runtime.regions import face_region
+    from occparse.runtime.regions import face_regions
     from occparse.synth.sources import _mesh_cached, read_label_map
 
     meshes = _mesh_cached([p.image_path for p in photos], "celebahq_hair", show_progress)
@@ -171,11 +175,15 @@ def hair_truth(photos, show_progress: bool = True):
             no_mesh.append(p.name)
             continue
         hair = read_label_map(p.hair_path) == 1
-        region = face_region(face, hair.shape)
+        regions = face_regions(face, hair.shape)
+        region, forehead = regions.face, regions.parts["forehead"]
         n = int(region.sum())
         gt = float((hair & region).sum()) / n if n else 1.0
+        # the forehead's share under the drawn hair: what (b)'s forehead test would read on a perfect parser
+        fh = float((hair & forehead).sum()) / float(forehead.sum()) if forehead.any() else math.nan
         rows.append({"filename": p.name, "FaceOcclusion": f"{gt:.6f}", "gender": p.gender,
-                     "kind": truth_kind(p.attributes), "hair_only": "yes" if hair_only(p.attributes) else "no"})
+                     "kind": truth_kind(p.attributes), "hair_only": "yes" if hair_only(p.attributes) else "no",
+                     "forehead_hair": _f(fh, ".4f")})
         maps[p.name] = (region, hair)
     return rows, maps, no_mesh
 
@@ -345,6 +353,7 @@ def main(argv: list[str] | None = None) -> int:
                      f"{rate(fo, len(ms)):>22}")
         summary["kinds"][k] = {"n": len(ms), "failed": len(ms) - len(ok), "median_final": med, "median_geometric": medg,
                                "facial_hair_found": fh, "forehead_hidden": fo}
+    lines += forehead_against_mask(hair_photos, truth, got, summary)
     kd = summary["kinds"]
     h = summary["hair"]
 
@@ -380,6 +389,31 @@ def main(argv: list[str] | None = None) -> int:
         rows = [r for r in truth if r["hair_only"] == "yes"] if a.sheet_hair_only else truth
         draw_sheet(a.sheet, rows, pred_rows, maps, got, {p.name: p.image_path for p in hair_photos}, a.sheet_count)
     return 0
+
+
+def forehead_against_mask(hair_photos, truth, got, summary: dict) -> list[str]:
+    """(b)'s forehead test on the hair-mask photos, against their drawn hair: how often the mask itself puts
+    at least FOREHEAD_HIDDEN of the forehead under hair (a kind's attribute does not say it: a `Bangs`
+    fringe can be light, a "plain" face can have hair over its forehead), and where occparse agrees. Only
+    hair is drawn, so a hat or a headband over the forehead is an "occparse only" row that occparse reads
+    right. Adds ``summary["forehead_vs_mask"]`` and returns the report's lines."""
+    mask = {r["filename"]: float(r["forehead_hair"]) for r in truth if r["forehead_hair"]}
+    lines = ["", f"  hair-mask photos, forehead >= {FOREHEAD_HIDDEN} by the drawn hair (truth mesh) and by occparse:",
+             f"  {'kind':<12}{'n':>6}{'by the mask':>20}{'by occparse':>20}{'both':>7}{'occparse only':>15}"
+             f"{'mask only':>11}"]
+    summary["forehead_vs_mask"] = {}
+    for k in KINDS:
+        pairs = []
+        for p in hair_photos:
+            m = got[p.name]
+            if k in kinds_of(p.attributes) and p.name in mask and m.forehead is not None and not math.isnan(m.forehead):
+                pairs.append((mask[p.name] >= FOREHEAD_HIDDEN, m.forehead >= FOREHEAD_HIDDEN))
+        n = len(pairs)
+        t, o = sum(x for x, _ in pairs), sum(y for _, y in pairs)
+        both = sum(x and y for x, y in pairs)
+        lines.append(f"  {k:<12}{n:>6}{rate(t, n):>20}{rate(o, n):>20}{both:>7}{o - both:>15}{t - both:>11}")
+        summary["forehead_vs_mask"][k] = {"n": n, "by_mask": t, "by_occparse": o, "both": both}
+    return lines
 
 
 def draw_sheet(path: Path, truth, pred_rows, maps, got, images: dict[str, Path], count: int) -> None:

@@ -53,9 +53,16 @@ def test_short_run_agrees_with_evaluate(data_root, tmp_path, capsys):
     capsys.readouterr()
     summary = json.loads((tmp_path / "s.json").read_text())
     truth = (out / "truth_hair.csv").read_text().splitlines()
-    assert truth[0] == "filename,FaceOcclusion,gender,kind,hair_only" and len(truth) - 1 == summary["n_truth"] > 0
+    assert truth[0] == "filename,FaceOcclusion,gender,kind,hair_only,forehead_hair" and len(truth) - 1 == summary["n_truth"] > 0
     gts = np.array([float(line.split(",")[1]) for line in truth[1:]])
     assert ((gts >= 0) & (gts <= 1)).all() and gts.max() > 0  # some hair over R among six photos
+    # the forehead's share under the drawn hair: some of the six have hair over the forehead
+    fh = np.array([float(line.split(",")[5]) for line in truth[1:]])
+    assert ((fh >= 0) & (fh <= 1)).all() and fh.max() > 0
+    vs = summary["forehead_vs_mask"]
+    assert set(vs) == set(ck.KINDS) and sum(v["n"] for v in vs.values()) >= 1
+    for v in vs.values():
+        assert 0 <= v["both"] <= min(v["by_mask"], v["by_occparse"]) <= v["n"]
     for column in ("FaceOcclusion", "geometric"):
         assert main(["evaluate", "--pred", str(out / "pred_hair.csv"), "--truth", str(out / "truth_hair.csv"),
                      "--column", column, "--by", "kind", "--json"]) == 0
