@@ -179,6 +179,20 @@ def test_cli_celebahq_attributes_preset(data_root, tmp_path, capsys):
     for r in rows:  # the band above the pulled-in forehead is taught as occluder
         lab = cv2.imread(str(tmp_path / "labels" / (r["filename"][:-4] + ".png")), cv2.IMREAD_UNCHANGED)
         assert (lab[:112] == OCCLUDER).sum() > 50
+    # the truth is measured in the runtime's crowned R: recompute it from the photo's own mesh and labels
+    from occparse.runtime.align import align
+    from occparse.synth.celebahq_attr_pool import crowned_region
+    from occparse.synth.sources import _mesh_cached, celebahq_photos, read_rgb
+
+    photos = {p.name: p for p in celebahq_photos(data_root, "celebahq", "train")}
+    for r in rows:
+        p = photos[r["base"]]
+        lab = cv2.imread(str(tmp_path / "labels" / (r["filename"][:-4] + ".png")), cv2.IMREAD_UNCHANGED)
+        face = _mesh_cached([p.image_path], "celebahq", False)[p.name]
+        crop = align(read_rgb(p.image_path), face, lab.shape[0])
+        region = crowned_region(crop.face, lab.shape)
+        hidden = float((region & (lab != FACE) & (lab != IGNORE)).sum()) / region.sum()
+        assert float(r["FaceOcclusion"]) == pytest.approx(hidden, abs=0.01)
     assert main(args + ["--max-per-kind", "cap=3"]) == 2
     assert main(args + ["--count", "5"]) == 2
     assert main(["synth", "--preset", "celebahq-attributes", "--teacher", str(tmp_path / "none.onnx"),

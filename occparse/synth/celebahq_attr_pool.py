@@ -66,6 +66,7 @@ visible: a rough value for pool statistics, not for fitting regressors (``occlud
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -141,6 +142,13 @@ def lower_face(attributes: dict[str, bool]) -> str:
     if attributes.get("5_o_Clock_Shadow", True) or not attributes.get("No_Beard", False):
         return "stubble"
     return "clean"
+
+
+def crowned_region(face, shape: tuple[int, int]) -> np.ndarray:
+    """R of ``face`` (a crop's :class:`~occparse.runtime.mesh.Face`) marked ``crown_covered``, as H x W bool of
+    ``shape``: the region the runtime measures a face in once the crown test holds (its outline ramps out
+    from the eyebrow line, so it holds less than R plus the whole band)."""
+    return face_region(replace(face, crown_covered=True), shape)
 
 
 def hat_labels(probs: np.ndarray, band: np.ndarray, confidence: float = 0.8, zone: np.ndarray | None = None,
@@ -329,8 +337,8 @@ def write_celebahq_attribute_pool(data_root: Path, out: Path, teacher: Path, max
             lab[covered] = OCCLUDER
             counts["hands"] += 1
         name, gray = write_pool_sample(out, len(rows), crop.image, lab, gray_every)
-        if kind == "hat":  # the hat's band is part of R as if nothing covered the face (the crowned R)
-            crop_r = crop_r | band
+        if kind == "hat":  # R as if nothing covered the face: the runtime's crowned R (label_rules.with_crown)
+            crop_r = crop_r | (band & crowned_region(crop.face, crop_r.shape))
         n = int(crop_r.sum())
         gt = float((crop_r & (lab != FACE) & (lab != IGNORE)).sum()) / n if n else 1.0
         rows.append({"filename": name, "FaceOcclusion": f"{gt:.6f}", "gender": p.gender, "is_gray": str(int(gray)),
