@@ -13,6 +13,7 @@ import pytest
 
 from occparse.cli import main
 from occparse.labels import BACKGROUND, FACE, FACIAL_HAIR, HAIR, IGNORE, OCCLUDER
+from occparse.runtime.regions import face_region
 from occparse.synth import sources
 from occparse.synth.celebahq_attr_pool import (
     attribute_labels,
@@ -20,6 +21,7 @@ from occparse.synth.celebahq_attr_pool import (
     is_glasses_photo,
     is_hat_photo,
     lower_face,
+    moustache_band,
     photo_kind,
     write_celebahq_attribute_pool,
 )
@@ -107,6 +109,42 @@ def test_beard_rule_needs_darker_than_skin_and_spares_the_lips():
     assert not (attribute_labels(few, zone, "beard", luma=luma) == FACIAL_HAIR).any()
     with pytest.raises(ValueError, match="differ in shape"):
         attribute_labels(p, zone, "beard", luma=luma[:3])
+
+
+def test_moustache_photo_never_teaches_the_upper_lip_as_face():
+    p = np.zeros((5, 12, 12), np.float32)
+    p[FACE], p[HAIR] = 0.9, 0.1  # a teacher sure of skin everywhere: it misses the moustache
+    zone = np.zeros((12, 12), bool)
+    zone[6:] = True
+    luma = np.full((12, 12), 100.0, np.float32)
+    band = np.zeros((12, 12), bool)
+    band[6:8, 2:10] = True  # the upper lip
+    luma[6:8, 2:6] = 50.0  # a dark moustache on its left half; the right half is as light as the skin
+    lips = np.zeros((12, 12), bool)
+    lips[7, 4:8] = True
+    plain_beard = attribute_labels(p, zone, "beard", np.ones_like(zone), luma=luma, lips=lips)
+    assert (plain_beard[band & ~lips] == FACE).all()  # without the attribute: the teacher's sure skin is taught
+    lab = attribute_labels(p, zone, "beard", np.ones_like(zone), luma=luma, lips=lips, moustache=band)
+    dark = band & ~lips & (luma <= 80)
+    assert dark.any() and (lab[dark] == FACIAL_HAIR).all()  # darker than the skin: the moustache
+    assert (lab[band & ~lips & ~dark] == IGNORE).all()  # skin-light upper lip: unknown, never face
+    assert (lab[lips] == FACE).all() and (lab[zone & ~band] == FACE).all()  # lips and the rest of the zone as before
+    assert (lab[:6] == FACE).all()
+    with pytest.raises(ValueError, match="differ in shape"):
+        attribute_labels(p, zone, "beard", luma=luma, moustache=band[:5])
+
+
+def test_moustache_band_lies_between_the_nose_and_the_lips(data_root):
+    photo = next(p for p in sources.celebahq_photos(data_root, "celebahq", "train") if p.attributes["Mustache"])
+    face = sources._mesh_cached([photo.image_path], "celebahq", False)[photo.name]
+    lm = face.landmarks
+    band = moustache_band(lm, face.image_size)
+    ys, xs = np.nonzero(band)
+    philtrum = np.round((lm[2, :2] + lm[0, :2]) / 2).astype(int)  # between the subnasale and the upper lip's top
+    assert band[philtrum[1], philtrum[0]]
+    # below the nose's wings, above the lower lip (image y grows downwards), and a small part of the face
+    assert ys.min() >= min(lm[98, 1], lm[327, 1]) - 1 and ys.max() <= lm[17, 1] + 1
+    assert 20 < band.sum() < 0.05 * face_region(face).sum()
 
 
 def test_plain_photo_turns_facial_hair_in_the_zone_into_face():

@@ -49,7 +49,9 @@ pixel labels in training and judged on the CelebA val photos (never written here
 
 What the beard rule leaves unknown: gray and white beards and light stubble (not darker than the
 skin), and every beard pixel of a photo with too little sure skin to compare with. The lips are
-always face, also where a moustache hangs over the upper lip.
+always face, also where a moustache hangs over the upper lip. On a ``Mustache`` photo the upper lip's
+skin between the nose and the lips (:func:`moustache_band`) is never taught as face, and its pixels
+darker than the skin are facial hair even where the teacher reads them as skin.
 
 ``hand_rate``: that share of the samples also get a real hand cut-out (the ``train`` hands of
 ``occluders/hands``) over the mouth or an eye, its luminance moved towards the face's, as the
@@ -74,7 +76,7 @@ import numpy as np
 from ..labels import FACE, FACIAL_HAIR, HAIR, IGNORE, facial_hair_zone
 from ..runtime.align import CANONICAL_SIZE, align
 from ..runtime.lenses import find_lenses, luminance
-from ..runtime.mesh import OUTER_LIPS
+from ..runtime.mesh import NOSE, OUTER_LIPS
 from ..runtime.occlusion import crop_footprint
 from ..runtime.regions import _fill, _hull, face_region, pulled_band
 from .celebahq_pool import is_clean, write_pool_sample
@@ -82,6 +84,9 @@ from .sources import CelebAPhoto, _mesh_cached, celebahq_photos, read_rgb
 
 BEARD_ATTRIBUTES = ("Goatee", "Mustache", "Sideburns")
 LIGHT_HAIR_ATTRIBUTES = ("Bald", "Receding_Hairline", "Gray_Hair")
+#: the nose's base (alae and subnasale) and the outer upper lip, corner to corner: the moustache band's outline
+NOSE_BASE = (98, 97, 2, 326, 327)
+UPPER_OUTER_LIP = (61, 185, 40, 39, 37, 0, 267, 269, 270, 409, 291)
 BEARD_CONTRAST = 0.8  # a beard pixel is at most this share of the sure skin's median luminance
 MIN_SKIN_PIXELS = 50  # fewer sure-skin pixels outside the zone than this: no reference, no beard labels
 
@@ -180,9 +185,18 @@ def hat_labels(probs: np.ndarray, band: np.ndarray, confidence: float = 0.8, zon
     return lab
 
 
+def moustache_band(landmarks: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """bool H x W of ``shape``: the upper lip's skin, where a moustache grows: the hull of the nose's base and
+    the outer upper lip (corner to corner), less the nose's and the lips' own hulls. ``landmarks``: the
+    face mesh's points in the same image (pixels)."""
+    band = _fill(shape, _hull(landmarks[list(NOSE_BASE + UPPER_OUTER_LIP), :2]))
+    return band & ~_fill(shape, _hull(landmarks[list(NOSE), :2])) & ~_fill(shape, _hull(landmarks[list(OUTER_LIPS), :2]))
+
+
 def attribute_labels(probs: np.ndarray, zone: np.ndarray, kind: str, region: np.ndarray | None = None,
                      beard_threshold: float = 0.3, confidence: float = 0.8, luma: np.ndarray | None = None,
-                     lips: np.ndarray | None = None, beard_contrast: float = BEARD_CONTRAST) -> np.ndarray:
+                     lips: np.ndarray | None = None, beard_contrast: float = BEARD_CONTRAST,
+                     moustache: np.ndarray | None = None) -> np.ndarray:
     """Training labels (uint8 H x W, occparse classes and 255) of one crop.
 
     ``probs``: the teacher's 5 x H x W float32 class probabilities; ``zone``: bool H x W, the facial-hair
@@ -194,16 +208,19 @@ def attribute_labels(probs: np.ndarray, zone: np.ndarray, kind: str, region: np.
     lips; such pixels that fail are unknown (255), and the lips are face. ``beard_contrast`` 0 turns
     the luminance test off. Why: on dark skin the teacher's facial-hair + hair probability passes the
     threshold on lips and clean skin around a thin moustache, which taught a parser that a dark lower
-    face is a beard.
+    face is a beard. ``moustache`` (bool H x W, :func:`moustache_band`; given for a ``Mustache`` photo): the
+    attribute says the upper lip is covered, so no pixel of the band is taught as face there (the teacher's
+    sure skin becomes unknown: a teacher that misses moustaches would teach the miss), and a band pixel that
+    passes the luminance test is facial hair whatever the teacher says.
     Raises ValueError for an unknown kind, shapes that differ or a negative or NaN ``beard_contrast``."""
     if not beard_contrast >= 0.0:
         raise ValueError(f"beard_contrast must be 0 or more, not {beard_contrast}")
     if kind not in ("beard", "plain", "light_hair"):
         raise ValueError(f"kind must be beard, plain or light_hair, not {kind!r}")
-    shapes = [a.shape for a in (region, luma, lips) if a is not None]
+    shapes = [a.shape for a in (region, luma, lips, moustache) if a is not None]
     if probs.shape[1:] != zone.shape or any(s != zone.shape for s in shapes):
-        raise ValueError(f"teacher probabilities {probs.shape[1:]}, zone {zone.shape}, region, luma and lips "
-                         "differ in shape")
+        raise ValueError(f"teacher probabilities {probs.shape[1:]}, zone {zone.shape}, region, luma, lips and "
+                         "moustache band differ in shape")
     top = probs.argmax(0).astype(np.uint8)
     lab = np.where(probs.max(0) >= confidence, top, IGNORE).astype(np.uint8)
     if kind != "beard" and region is not None:
@@ -223,6 +240,11 @@ def attribute_labels(probs: np.ndarray, zone: np.ndarray, kind: str, region: np.
             lab[zone & lips] = FACE
             beardish &= ~lips
         lab[zone & beardish] = FACIAL_HAIR
+        if moustache is not None:
+            upper = zone & moustache if lips is None else zone & moustache & ~lips
+            lab[upper & (lab == FACE)] = IGNORE
+            if luma is not None and beard_contrast > 0:
+                lab[upper & (luma <= beard_contrast * ref)] = FACIAL_HAIR
     else:
         lab[zone & (top == FACIAL_HAIR)] = FACE
         lab[zone & (top == HAIR)] = IGNORE
@@ -324,8 +346,10 @@ def write_celebahq_attribute_pool(data_root: Path, out: Path, teacher: Path, max
                 counts["clear_glasses"] += 1
                 continue
         else:
+            mous = moustache_band(crop.face.landmarks, crop_r.shape) if kind == "beard" and p.attributes.get(
+                "Mustache", False) else None
             lab = attribute_labels(probs, crop_zone, kind, crop_r, beard_threshold, confidence, luma=luma,
-                                   lips=crop_lips, beard_contrast=beard_contrast)
+                                   lips=crop_lips, beard_contrast=beard_contrast, moustache=mous)
         if hands is not None and rng.random() < hand_rate:  # the teacher read the clean photo; the hand is occluder
             base = BaseFace("celebahq", p.image_path, None, p.gender, face)
             hand = hand_layer(base, shape, hands, rng, aim=True, lower_face=hand_lower_face)
