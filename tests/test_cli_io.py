@@ -155,6 +155,8 @@ def test_parquet_out_of_the_box_and_no_side_csv(tmp_path, small_folder, capsys):
 def test_unknown_out_type_or_missing_writer_refused_before_work(tmp_path, small_folder, capsys, monkeypatch):
     assert main(["estimate", str(small_folder), "--out", str(tmp_path / "r.xlsx")]) == 2
     assert "unknown file type" in _one_error_line(capsys.readouterr().err)
+    assert main(["estimate", str(small_folder), "--out", str(tmp_path) + "/"]) == 2
+    assert "is a folder; give a file name" in _one_error_line(capsys.readouterr().err)
     real = importlib.util.find_spec
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "pyarrow" else real(name, *a))
     assert main(["estimate", str(small_folder), "--out", str(tmp_path / "r.parquet")]) == 2
@@ -279,6 +281,26 @@ def test_evaluate_reports_predictions_not_in_the_truth(tmp_path, capsys):
     assert "2 prediction(s) for files not in the truth" in cap.err
     assert main(["evaluate", "--pred", str(p), "--truth", str(t), "--strict"]) == 1
     assert "x.jpg" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("text", ["", "filename,FaceOcclusion\n"])
+def test_evaluate_refuses_a_prediction_file_without_rows(tmp_path, capsys, text):
+    t = _csv(tmp_path / "t.csv", "filename,FaceOcclusion,gender\na.jpg,0.1,F\nb.jpg,0.3,M\n")
+    p = _csv(tmp_path / "p.csv", text)
+    assert main(["evaluate", "--pred", str(p), "--truth", str(t)]) == 2
+    cap = capsys.readouterr()
+    assert cap.out == "" and "holds no prediction rows" in _one_error_line(cap.err)
+
+
+def test_evaluate_strict_says_why_it_fails(tmp_path, capsys):
+    t = _csv(tmp_path / "t.csv", "filename,FaceOcclusion,gender\na.jpg,0.1,F\nb.jpg,0.3,M\nc.jpg,0.2,M\n")
+    p = _csv(tmp_path / "p.csv", "filename,FaceOcclusion\na.jpg,0.1\nb.jpg,abc\n")
+    assert main(["evaluate", "--pred", str(p), "--truth", str(t)]) == 0
+    assert "--strict" not in capsys.readouterr().err
+    assert main(["evaluate", "--pred", str(p), "--truth", str(t), "--strict"]) == 1
+    line = [x for x in capsys.readouterr().err.splitlines() if "--strict" in x]
+    assert line == ["occparse: error: --strict: 1 truth row(s) without a prediction, 1 invalid prediction(s), "
+                    "0 prediction(s) for files not in the truth"]
 
 
 def test_evaluate_json_is_strict_when_a_group_is_empty(tmp_path, capsys):

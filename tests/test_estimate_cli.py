@@ -201,3 +201,36 @@ def test_a_pose_without_yaw_and_pitch_says_why():
     full = SimpleNamespace(pose=SimpleNamespace(yaw=1.0, pitch=2.0, roll=3.0), subject=True, out_of_frame=0.0,
                            warnings=[])
     assert "not measured" not in _face_facts(full)[0]
+
+
+@pytest.mark.parametrize("name", ["mine.png", "mine.jpg", "mine.webp", "mine.tiff"])
+def test_a_named_picture_replaces_only_a_picture_occparse_wrote(tmp_path, capsys, name):
+    """``--visualize PATH`` refuses to replace a file occparse did not write (as --out does), and a rerun
+    replaces its own picture in every format that carries occparse's mark."""
+    pic = tmp_path / name
+    Image.new("RGB", (50, 50), "blue").save(pic)  # the user's own picture, in the same format
+    before = pic.read_bytes()
+    assert main(["estimate", str(EXAMPLE), "--visualize", str(pic)]) == 2
+    assert "is not a picture occparse wrote; it is left as it is" in capsys.readouterr().err
+    assert pic.read_bytes() == before
+    pic.unlink()
+    assert main(["estimate", str(EXAMPLE), "--visualize", str(pic)]) == 0
+    first = Image.open(pic)
+    assert first.width > 50
+    capsys.readouterr()
+    assert main(["estimate", str(EXAMPLE), "--visualize", str(pic)]) == 0  # its own picture: replaced
+    assert main(["estimate", str(EXAMPLE), "--visualize", str(tmp_path / "pic.xyz")]) == 2
+    assert "use .png, .jpg, .webp, .tiff, .bmp or .gif" in capsys.readouterr().err
+
+
+def test_workers_are_capped_by_the_inputs_and_the_cores(monkeypatch, capsys):
+    import argparse
+
+    from occparse.cli import common
+
+    monkeypatch.setattr(common.os, "cpu_count", lambda: 2)
+    assert common.default_workers(999, 23) == 2 * common.MAX_WORKERS_PER_CORE
+    assert common.default_workers(20, 3) == 3  # never more processes than inputs
+    assert common.default_workers(0, 500) == 2 and common.default_workers(0, 10) == 1
+    assert common.batch_args_error(argparse.Namespace(workers=999, batch=8)) is None
+    assert f"using {2 * common.MAX_WORKERS_PER_CORE}" in capsys.readouterr().err

@@ -182,14 +182,14 @@ def test_sheet_without_images_root_is_refused_before_any_work(tmp_path, capsys):
 
 
 @pytest.mark.parametrize("where", ["no_folder/worst.png", "a_file.txt/worst.png", "worst.xyz", "worst", "."])
-def test_unwritable_sheet_path_is_one_line_after_the_report(tmp_path, capsys, where):
+def test_unwritable_sheet_path_is_one_line_before_any_work(tmp_path, capsys, where):
     t, p, root = _write_case(tmp_path)
     (tmp_path / "a_file.txt").write_text("x")
     before = sorted(os.listdir(tmp_path))
     out = tmp_path / where
     assert main(["evaluate", "--pred", str(p), "--truth", str(t), "--sheet", str(out), "--images-root", str(root)]) == 2
     cap = capsys.readouterr()
-    assert "Score" in cap.out  # the report still came
+    assert cap.out == ""  # refused with the other arguments: no report followed by an error
     line = _one_error_line(cap.err)
     assert "--sheet" in line and (out.name in line or str(out.parent) in line or str(out) in line)
     assert sorted(os.listdir(tmp_path)) == before

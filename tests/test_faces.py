@@ -462,3 +462,16 @@ def test_face_warnings(mesher, astronaut):
     assert [x.split(":")[0] for x in w] == ["out_of_frame", "extreme_pose"]
     assert [x.split(":")[0] for x in face_warnings(f, 0.0, HeadPose(None, -40.0, 0.0))] == ["extreme_pose"]
     assert face_warnings(f, 0.0, HeadPose(None, None, 0.0)) == []
+
+
+@needs_models
+def test_iso_profile_says_when_faces_are_left_out(capsys):
+    from occparse.cli import main
+
+    path, _ = _case("astronaut_two_faces.png")
+    assert main(["estimate", str(path), "--profile", "iso"]) == 0
+    head = capsys.readouterr().out.splitlines()[0]
+    assert "2 face(s), 1 shown (--all-faces for every face)" in head
+    assert main(["estimate", str(path), "--profile", "iso", "--all-faces"]) == 0
+    out = capsys.readouterr().out
+    assert "shown" not in out.splitlines()[0] and "face 2:" in out

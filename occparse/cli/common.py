@@ -109,12 +109,14 @@ def say_new_folder(folder: Path, what: str) -> None:
 
 def picture_path_error(out: Path) -> str | None:
     """Why the picture cannot be written to ``out``, checked before any work, or None."""
-    import cv2
+    from PIL import Image
 
     if out.is_dir():
         return f"{out} is a folder; give a file name such as {out / 'picture.png'}"
-    if not cv2.haveImageWriter(str(out)):
-        return f"cannot write a picture as {out.name!r}: use .png, .jpg, .webp, .bmp or .tiff"
+    fmt = Image.registered_extensions().get(out.suffix.lower())
+    if fmt is None or fmt not in Image.SAVE:
+        return (f"cannot write a picture as {out.name!r}: use .png, .jpg, .webp, .tiff, .bmp or .gif "
+                "(.png, .jpg, .webp and .tiff carry occparse's mark, so a rerun may replace them)")
     if err := unwritable_folder(out.parent):
         return err
     if out.exists() and not os.access(out, os.W_OK):
@@ -265,17 +267,28 @@ def batch_args_error(a: argparse.Namespace) -> str | None:
     if batch is not None and batch < 1:
         return f"--batch must be at least 1, not {batch}"
     cores = os.cpu_count() or 1
-    if workers and workers > cores:
+    if workers and workers > MAX_WORKERS_PER_CORE * cores:
+        print(f"occparse: warning: --workers {workers} on {cores} cores: using {MAX_WORKERS_PER_CORE * cores} (at most "
+              f"{MAX_WORKERS_PER_CORE} per core; each process holds its own face mesh); --workers 0 picks one per core",
+              file=sys.stderr)
+    elif workers and workers > cores:
         print(f"occparse: warning: --workers {workers} on {cores} cores: the processes compete for the same cores "
               "and start-up costs each of them; --workers 0 picks one per core", file=sys.stderr)
     return None
 
 
+#: --workers above this many per core is lowered to it: more only adds start-up time and memory
+MAX_WORKERS_PER_CORE = 4
+
+
 def default_workers(requested: int, n_items: int) -> int:
-    """--workers 0 (the default): one mesh process per core once the job is big enough to repay their start-up."""
+    """The mesh processes for ``n_items`` inputs: ``requested`` (at most one per input and
+    :data:`MAX_WORKERS_PER_CORE` per core), or for --workers 0 (the default) one per core once the job is
+    big enough to repay their start-up."""
+    cores = os.cpu_count() or 1
     if requested > 0:
-        return requested
-    return (os.cpu_count() or 1) if n_items >= 100 else 1
+        return max(1, min(requested, n_items, MAX_WORKERS_PER_CORE * cores))
+    return cores if n_items >= 100 else 1
 
 
 def estimator(a: argparse.Namespace, **kw):
@@ -495,6 +508,52 @@ def write_marked_png(path: Path, image) -> bool:
     try:
         Image.fromarray(image).save(path, format="PNG", pnginfo=info)
         return True
+    except (OSError, ValueError):
+        return False
+
+
+#: EXIF / TIFF tag 305 (Software): marks a JPEG, WebP or TIFF picture as occparse's, as the PNG text chunk does
+SOFTWARE_TAG = 305
+
+
+def write_marked_picture(path: Path, rgb) -> bool:
+    """Write a picture (H x W x 3 uint8 RGB) in the format ``path``'s extension names, marked as occparse's
+    where the format can carry it (PNG: :func:`write_marked_png`; JPEG and WebP: the EXIF Software tag, quality
+    95; TIFF: its Software tag); other formats (BMP, GIF, ...) unmarked. False when it cannot be written."""
+    suffix = path.suffix.lower()
+    if suffix == ".png":
+        return write_marked_png(path, rgb)
+    from PIL import Image
+
+    try:
+        im = Image.fromarray(rgb)
+        if suffix in (".jpg", ".jpeg", ".webp"):
+            exif = Image.Exif()
+            exif[SOFTWARE_TAG] = PNG_SOFTWARE
+            im.save(path, quality=95, exif=exif.tobytes())
+        elif suffix in (".tif", ".tiff"):
+            im.save(path, tiffinfo={SOFTWARE_TAG: PNG_SOFTWARE})
+        else:
+            im.save(path)
+        return True
+    except (OSError, ValueError, KeyError):  # KeyError: an extension PIL has no writer for
+        return False
+
+
+def own_picture(path: Path, legacy_width: int | None = None) -> bool:
+    """Whether ``path`` is a picture occparse wrote: a PNG as :func:`own_png` says, or a JPEG, WebP or TIFF
+    whose Software tag is occparse's."""
+    from PIL import Image
+
+    from ..runtime.io import is_regular_file
+
+    if own_png(path, legacy_width):
+        return True
+    if not is_regular_file(path):
+        return False
+    try:
+        with Image.open(path) as im:
+            return im.format in ("JPEG", "WEBP", "TIFF") and im.getexif().get(SOFTWARE_TAG) == PNG_SOFTWARE
     except (OSError, ValueError):
         return False
 

@@ -23,7 +23,7 @@ from .common import (
     interrupted,
     interrupted_message,
     output_clash,
-    own_png,
+    own_picture,
     picture_path_error,
     ray_options,
     rerun_status,
@@ -37,7 +37,7 @@ from .common import (
     summary_line,
     unique_stems,
     unwritable_folder,
-    write_marked_png,
+    write_marked_picture,
 )
 
 
@@ -82,7 +82,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--visualize", nargs="?", const="auto", metavar="PATH",
                    help="write the picture: PATH (one image); with a folder (an existing one, one ending in /, or "
                         "any name without an extension when there are several images), NAME_occlusion.png "
-                        "there for each image; --visualize alone: NAME_occlusion.png beside each input")
+                        "there for each image (two inputs of one name: NAME.ext, then -2, -3); --visualize alone: "
+                        "NAME_occlusion.png beside each input. A file occparse did not write is never replaced")
     p.add_argument("--json", action="store_true", help="one JSON object per image (schema in docs/outputs.md)")
     p.add_argument("--profile", choices=("full", "iso"), default="full",
                    help="full (default): everything; iso: only the ISO/IEC 29794-5 style occlusion components "
@@ -152,11 +153,15 @@ def run(a: argparse.Namespace) -> int:
             return fail(f"--visualize would write its picture to {pic}, which is the input {inp}; "
                         "name the picture with --visualize PATH (one image), another folder, or rename that input")
         return fail(f"--visualize {pic} is the input image {inp}; give the picture another file name")
-    if chosen:  # a name occparse chose never replaces a file occparse did not write
-        for pic in pictures:
-            if pic is not None and pic.exists() and not _own_picture(pic):
+    # a picture never replaces a file occparse did not write, whether occparse chose its name or the user did
+    # (as --out and report --out refuse); an earlier picture of occparse's is replaced
+    for pic in pictures:
+        if pic is not None and pic.exists() and not _own_picture(pic):
+            if chosen:
                 return fail(f"--visualize would replace {pic}, which is not a picture occparse wrote; name the "
                             "picture with --visualize PATH (one image), another folder, or move that file")
+            return fail(f"--visualize {pic} exists and is not a picture occparse wrote; it is left as it is "
+                        "(give another file name, or remove that file)")
     for folder in dict.fromkeys(p.parent for p in pictures if p is not None and a.visualize != "auto"):
         say_new_folder(folder, "--visualize")
     app, err = estimator(a, max_faces=a.max_faces if a.all_faces else None, assume_aligned=a.assume_aligned,
@@ -228,13 +233,9 @@ def _missing_folder(item: str) -> bool:
 
 
 def _write_picture(path: Path, rgb) -> bool:
-    """Write the picture (RGB uint8), marked as occparse's when a PNG (:func:`.common.write_marked_png`). False when
-    it cannot be written (cv2.error for a format OpenCV cannot write, as before)."""
-    import cv2
-
-    if path.suffix.lower() == ".png":
-        return write_marked_png(path, rgb)
-    return bool(cv2.imwrite(str(path), rgb[..., ::-1]))
+    """Write the picture (RGB uint8), marked as occparse's where its format can carry the mark
+    (:func:`.common.write_marked_picture`). False when it cannot be written."""
+    return write_marked_picture(path, rgb)
 
 
 def _picture_folder(path: str, n_images: int) -> bool:
@@ -245,11 +246,11 @@ def _picture_folder(path: str, n_images: int) -> bool:
 
 
 def _own_picture(path: Path) -> bool:
-    """Whether ``path`` is a picture occparse wrote (see :func:`.common.own_png`; a picture written before the mark
+    """Whether ``path`` is a picture occparse wrote (see :func:`.common.own_picture`; a picture written before the mark
     existed is recognised by its width)."""
     from ..runtime.visualize import PANEL_W, TILE
 
-    return own_png(path, legacy_width=TILE + PANEL_W)
+    return own_picture(path, legacy_width=TILE + PANEL_W)
 
 
 class _Stdout:
@@ -309,8 +310,10 @@ def _iso_line(f) -> str:
 
 def _iso_table(res, all_faces: bool) -> str:
     """``--profile iso``: per face, only the three components (score 0..100, raw occluded share, return code)."""
-    lines = [f"{res.path}: {res.n_faces} face(s)"]
-    for i, f in enumerate(res.faces if all_faces else res.faces[:1]):
+    shown = len(res.faces) if all_faces else min(1, len(res.faces))
+    lines = [f"{res.path}: {res.n_faces} face(s)"
+             + (f", {shown} shown (--all-faces for every face)" if shown < res.n_faces else "")]
+    for i, f in enumerate(res.faces[:shown]):
         lines.append(f"  face {i + 1}: {_iso_line(f)}")
     return "\n".join(lines)
 
@@ -393,12 +396,12 @@ def _estimate_folder(a: argparse.Namespace) -> int:
         return fail("no image files found in the given folder(s)")
     parquet = out.suffix.lower() == ".parquet"
     # refuse before computing anything: a writer that is missing at the end would lose the run
+    if out.is_dir():
+        return fail(f"--out {out} is a folder; give a file name ending in .csv or .parquet")
     if out.suffix.lower() not in (".csv", ".parquet"):
         return fail(f"--out {out}: unknown file type {out.suffix or '(none)'!r}; use .csv or .parquet")
     if parquet and importlib.util.find_spec("pyarrow") is None:
         return fail("writing .parquet needs pyarrow (pip install pyarrow), or use --out with .csv")
-    if out.is_dir():
-        return fail(f"--out {out} is a folder; give a file name ending in .csv or .parquet")
     if err := unwritable_folder(out.parent):
         return fail(f"--out {out}: {err}")
     columns = FOLDER_COLUMNS

@@ -60,7 +60,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--strict", action="store_true",
                    help="exit 1 when any prediction is missing or invalid, or names a file not in the truth")
     p.add_argument("--sheet", metavar="WORST.png",
-                   help="also draw a contact sheet of the worst rows (needs --images-root); .png, .jpg, .webp")
+                   help="also draw a contact sheet of the worst rows (needs --images-root); .png, .jpg, .webp, "
+                        ".bmp or .tiff, in a folder that exists")
     p.add_argument("--images-root", metavar="DIR", help="with --sheet: the folder the prediction filenames are in")
     p.add_argument("--sheet-count", type=int, default=24, metavar="N",
                    help="with --sheet: how many of the worst rows to draw, 1-600 (default 24, 6 per row)")
@@ -88,13 +89,19 @@ def run(a: argparse.Namespace) -> int:
             return fail("--sheet-count must be between 1 and 600")
         if clash := output_clash([a.sheet], [a.pred, a.truth]):
             return fail(f"--sheet {a.sheet} is the input {clash[1]}; give the sheet another file name")
+        from ..evaluation.worst_sheet import sheet_path_error
+
+        if err := sheet_path_error(a.sheet):  # before the report: a typo in the name is one line, not a table and a line
+            return fail(f"--sheet: {err}")
     notes: list[str] = []
     try:
         pred, truth = read_predictions(a.pred, a.column, notes), read_truth(a.truth)
         ev = evaluate(pred, truth, missing_policy=a.missing, by=a.by, truth_name=a.truth)  # messages name the file
     except TruthFileError as e:
         return fail(str(e))
-    if pred and ev.n_missing == len(truth):  # a Score of nothing but penalties means the names do not line up
+    if not pred:  # an empty file (or a header alone): a Score of nothing but penalties would mean nothing
+        return fail(f"{a.pred} holds no prediction rows; nothing to score against the {len(truth)} truth rows")
+    if ev.n_missing == len(truth):  # a Score of nothing but penalties means the names do not line up
         names = [n for n in pred if n]
         hint = ""
         truth_names = {r["filename"] for r in truth}
@@ -119,7 +126,11 @@ def run(a: argparse.Namespace) -> int:
     sys.stdout.flush()  # the report comes first, whatever happens to the sheet
     if a.sheet and (err := _sheet(a, pred, truth)):
         return err
-    return 1 if (a.strict and (ev.n_missing or ev.n_invalid or ev.n_unknown)) else 0
+    if a.strict and (ev.n_missing or ev.n_invalid or ev.n_unknown):
+        print(f"occparse: error: --strict: {ev.n_missing} truth row(s) without a prediction, {ev.n_invalid} invalid "
+              f"prediction(s), {ev.n_unknown} prediction(s) for files not in the truth", file=sys.stderr)
+        return 1
+    return 0
 
 
 def _sheet(a: argparse.Namespace, pred: dict[str, str], truth: list[dict[str, str]]) -> int:
