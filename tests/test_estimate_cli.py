@@ -234,3 +234,15 @@ def test_workers_are_capped_by_the_inputs_and_the_cores(monkeypatch, capsys):
     assert common.default_workers(0, 500) == 2 and common.default_workers(0, 10) == 1
     assert common.batch_args_error(argparse.Namespace(workers=999, batch=8)) is None
     assert f"using {2 * common.MAX_WORKERS_PER_CORE}" in capsys.readouterr().err
+
+
+def test_ray_only_options_are_named_with_the_local_engine(capsys):
+    import argparse
+
+    from occparse.cli.common import warn_ray_only_options
+
+    warn_ray_only_options(argparse.Namespace(engine="local", address=None, shard_rows=0, actors=0))
+    assert "--shard-rows is for --engine ray; ignored with the local engine" in capsys.readouterr().err
+    warn_ray_only_options(argparse.Namespace(engine="local", address=None, shard_rows=256, actors=0))
+    warn_ray_only_options(argparse.Namespace(engine="ray", address="x", shard_rows=0, actors=4))
+    assert capsys.readouterr().err == ""

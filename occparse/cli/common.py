@@ -406,6 +406,20 @@ def add_parser_args(p: argparse.ArgumentParser) -> None:
                    "auto (default: cuda when available, else cpu). The face mesh always runs on the CPU")
 
 
+RAY_ONLY = (("--address", "address", None), ("--shard-rows", "shard_rows", 256), ("--actors", "actors", 0))
+
+
+def warn_ray_only_options(a: argparse.Namespace) -> None:
+    """With the local engine, name the --engine ray options the user gave (they would otherwise be ignored
+    silently)."""
+    if getattr(a, "engine", "local") != "local":
+        return
+    given = [flag for flag, dest, default in RAY_ONLY if getattr(a, dest, default) != default]
+    if given:
+        print(f"occparse: warning: {', '.join(given)} {'is' if len(given) == 1 else 'are'} for --engine ray; "
+              "ignored with the local engine", file=sys.stderr)
+
+
 def add_engine_args(p: argparse.ArgumentParser) -> None:
     """--engine/--address/--actors: the batch commands on a Ray cluster (docs/cluster.md)."""
     p.add_argument("--engine", choices=("local", "ray"), default="local",

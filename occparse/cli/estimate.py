@@ -37,6 +37,7 @@ from .common import (
     summary_line,
     unique_stems,
     unwritable_folder,
+    warn_ray_only_options,
     write_marked_picture,
 )
 
@@ -359,6 +360,7 @@ def _estimate_folder(a: argparse.Namespace) -> int:
         return fail(err)
     if a.engine == "ray":
         return _estimate_folder_ray(a)
+    warn_ray_only_options(a)
     paths: list[Path] = []
     named: set[Path] = set()  # the files named on the command line (not found in a folder)
     scanned: list[Path] = []  # files in a folder without an image extension: not read, never written over either

@@ -28,6 +28,7 @@ from .common import (
     say_new_folder,
     summary_line,
     unwritable_folder,
+    warn_ray_only_options,
 )
 
 
@@ -84,6 +85,7 @@ def run(a: argparse.Namespace) -> int:
         return fail(err)
     if a.engine == "ray":
         return _predict_ray(a)
+    warn_ray_only_options(a)
     if not Path(a.images_root).is_dir():
         return fail(f"--images-root {a.images_root}: no such folder")
     out = Path(a.out)
