@@ -101,7 +101,7 @@ def run(a: argparse.Namespace) -> int:
         return fail(str(e))
     if not pred:  # an empty file (or a header alone): a Score of nothing but penalties would mean nothing
         return fail(f"{a.pred} holds no prediction rows; nothing to score against the {len(truth)} truth rows")
-    if ev.n_missing == len(truth):  # a Score of nothing but penalties means the names do not line up
+    if truth and ev.n_missing == len(truth):  # a Score of nothing but penalties means the names do not line up
         names = [n for n in pred if n]
         hint = ""
         truth_names = {r["filename"] for r in truth}
