@@ -396,7 +396,9 @@ def forehead_against_mask(hair_photos, truth, got, summary: dict) -> list[str]:
     at least FOREHEAD_HIDDEN of the forehead under hair (a kind's attribute does not say it: a `Bangs`
     fringe can be light, a "plain" face can have hair over its forehead), and where occparse agrees. Only
     hair is drawn, so a hat or a headband over the forehead is an "occparse only" row that occparse reads
-    right. Adds ``summary["forehead_vs_mask"]`` and returns the report's lines."""
+    right. A photo's kinds are :func:`kinds_of`'s (a photo can count in several; part (a)'s ``kind`` is one per
+    photo), and a photo occparse found no face in is left out here (unlike the kinds table, where it counts
+    as forehead < 0.3). Adds ``summary["forehead_vs_mask"]`` and returns the report's lines."""
     mask = {r["filename"]: float(r["forehead_hair"]) for r in truth if r["forehead_hair"]}
     lines = ["", f"  hair-mask photos, forehead >= {FOREHEAD_HIDDEN} by the drawn hair (truth mesh) and by occparse:",
              f"  {'kind':<12}{'n':>6}{'by the mask':>20}{'by occparse':>20}{'both':>7}{'occparse only':>15}"

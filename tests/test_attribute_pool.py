@@ -132,6 +132,13 @@ def test_moustache_photo_never_teaches_the_upper_lip_as_face():
     assert (lab[:6] == FACE).all()
     with pytest.raises(ValueError, match="differ in shape"):
         attribute_labels(p, zone, "beard", luma=luma, moustache=band[:5])
+    # without luminance, or without sure skin to compare with, the band is never face and never facial hair
+    blind = attribute_labels(p, zone, "beard", np.ones_like(zone), lips=lips, moustache=band)
+    assert (blind[band & ~lips] == IGNORE).all()
+    unsure = p.copy()
+    unsure[FACE], unsure[HAIR] = 0.5, 0.5
+    lab = attribute_labels(unsure, zone, "beard", np.ones_like(zone), luma=luma, lips=lips, moustache=band)
+    assert not (lab == FACIAL_HAIR)[band].any()
 
 
 def test_moustache_band_lies_between_the_nose_and_the_lips(data_root):
@@ -231,6 +238,10 @@ def test_cli_celebahq_attributes_preset(data_root, tmp_path, capsys):
         region = crowned_region(crop.face, lab.shape)
         hidden = float((region & (lab != FACE) & (lab != IGNORE)).sum()) / region.sum()
         assert float(r["FaceOcclusion"]) == pytest.approx(hidden, abs=0.01)
+        # and the crown's band is in it: R without the band reads a clearly different share
+        plain = face_region(crop.face, lab.shape)
+        without = float((plain & (lab != FACE) & (lab != IGNORE)).sum()) / plain.sum()
+        assert abs(float(r["FaceOcclusion"]) - without) > 0.01
     assert main(args + ["--max-per-kind", "cap=3"]) == 2
     assert main(args + ["--count", "5"]) == 2
     assert main(["synth", "--preset", "celebahq-attributes", "--teacher", str(tmp_path / "none.onnx"),

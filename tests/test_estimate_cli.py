@@ -203,10 +203,10 @@ def test_a_pose_without_yaw_and_pitch_says_why():
     assert "not measured" not in _face_facts(full)[0]
 
 
-@pytest.mark.parametrize("name", ["mine.png", "mine.jpg", "mine.webp", "mine.tiff"])
+@pytest.mark.parametrize("name", ["mine.png", "mine.jpg", "mine.webp", "mine.tiff", "mine.bmp", "mine.gif"])
 def test_a_named_picture_replaces_only_a_picture_occparse_wrote(tmp_path, capsys, name):
     """``--visualize PATH`` refuses to replace a file occparse did not write (as --out does), and a rerun
-    replaces its own picture in every format that carries occparse's mark."""
+    replaces its own picture in every format it writes (marked, or by the picture's width)."""
     pic = tmp_path / name
     Image.new("RGB", (50, 50), "blue").save(pic)  # the user's own picture, in the same format
     before = pic.read_bytes()
@@ -215,12 +215,29 @@ def test_a_named_picture_replaces_only_a_picture_occparse_wrote(tmp_path, capsys
     assert pic.read_bytes() == before
     pic.unlink()
     assert main(["estimate", str(EXAMPLE), "--visualize", str(pic)]) == 0
-    first = Image.open(pic)
-    assert first.width > 50
+    with Image.open(pic) as im:
+        assert im.width > 50
     capsys.readouterr()
     assert main(["estimate", str(EXAMPLE), "--visualize", str(pic)]) == 0  # its own picture: replaced
     assert main(["estimate", str(EXAMPLE), "--visualize", str(tmp_path / "pic.xyz")]) == 2
     assert "use .png, .jpg, .webp, .tiff, .bmp or .gif" in capsys.readouterr().err
+    assert main(["estimate", str(EXAMPLE), "--visualize", str(tmp_path / "pic.pdf")]) == 2  # Pillow writes it; not a picture
+
+
+def test_an_unmarked_picture_of_occparse_s_width_is_its_own():
+    """A JPEG written before the pictures carried the mark is recognised by the picture's width alone."""
+    import tempfile
+
+    from occparse.cli.common import own_picture
+    from occparse.runtime.visualize import PANEL_W, TILE
+
+    with tempfile.TemporaryDirectory() as d:
+        old, other = Path(d) / "old.jpg", Path(d) / "other.jpg"
+        Image.new("RGB", (TILE + PANEL_W, 300), "white").save(old)
+        Image.new("RGB", (TILE + PANEL_W - 1, 300), "white").save(other)
+        assert own_picture(old, TILE + PANEL_W) and not own_picture(other, TILE + PANEL_W)
+        (Path(d) / "notes.jpg").write_text("not a picture")
+        assert not own_picture(Path(d) / "notes.jpg", TILE + PANEL_W)
 
 
 def test_workers_are_capped_by_the_inputs_and_the_cores(monkeypatch, capsys):
@@ -230,10 +247,13 @@ def test_workers_are_capped_by_the_inputs_and_the_cores(monkeypatch, capsys):
 
     monkeypatch.setattr(common.os, "cpu_count", lambda: 2)
     assert common.default_workers(999, 23) == 2 * common.MAX_WORKERS_PER_CORE
-    assert common.default_workers(20, 3) == 3  # never more processes than inputs
-    assert common.default_workers(0, 500) == 2 and common.default_workers(0, 10) == 1
-    assert common.batch_args_error(argparse.Namespace(workers=999, batch=8)) is None
     assert f"using {2 * common.MAX_WORKERS_PER_CORE}" in capsys.readouterr().err
+    assert common.default_workers(20, 3) == 3  # never more processes than inputs
+    assert common.default_workers(5, 0) == 1
+    assert common.default_workers(0, 500) == 2 and common.default_workers(0, 10) == 1
+    assert capsys.readouterr().err == ""
+    assert common.batch_args_error(argparse.Namespace(workers=3, batch=8)) is None
+    assert "compete for the same cores" in capsys.readouterr().err
 
 
 def test_ray_only_options_are_named_with_the_local_engine(capsys):

@@ -109,14 +109,10 @@ def say_new_folder(folder: Path, what: str) -> None:
 
 def picture_path_error(out: Path) -> str | None:
     """Why the picture cannot be written to ``out``, checked before any work, or None."""
-    from PIL import Image
-
     if out.is_dir():
         return f"{out} is a folder; give a file name such as {out / 'picture.png'}"
-    fmt = Image.registered_extensions().get(out.suffix.lower())
-    if fmt is None or fmt not in Image.SAVE:
-        return (f"cannot write a picture as {out.name!r}: use .png, .jpg, .webp, .tiff, .bmp or .gif "
-                "(.png, .jpg, .webp and .tiff carry occparse's mark, so a rerun may replace them)")
+    if out.suffix.lower() not in PICTURE_FORMATS:
+        return f"cannot write a picture as {out.name!r}: use .png, .jpg, .webp, .tiff, .bmp or .gif"
     if err := unwritable_folder(out.parent):
         return err
     if out.exists() and not os.access(out, os.W_OK):
@@ -258,6 +254,10 @@ def summary_line(out: Path | str, resumed: list[dict[str, str]], added: dict[str
     return line
 
 
+#: --workers above this many per core is lowered to it: more only adds start-up time and memory
+MAX_WORKERS_PER_CORE = 4
+
+
 def batch_args_error(a: argparse.Namespace) -> str | None:
     """Why ``--workers``/``--batch`` cannot be used (a negative number of processes, an empty batch), or None.
     More workers than cores is allowed, with a warning: they only compete for the same cores."""
@@ -267,25 +267,20 @@ def batch_args_error(a: argparse.Namespace) -> str | None:
     if batch is not None and batch < 1:
         return f"--batch must be at least 1, not {batch}"
     cores = os.cpu_count() or 1
-    if workers and workers > MAX_WORKERS_PER_CORE * cores:
-        print(f"occparse: warning: --workers {workers} on {cores} cores: using {MAX_WORKERS_PER_CORE * cores} (at most "
-              f"{MAX_WORKERS_PER_CORE} per core; each process holds its own face mesh); --workers 0 picks one per core",
-              file=sys.stderr)
-    elif workers and workers > cores:
+    if workers and cores < workers <= MAX_WORKERS_PER_CORE * cores:
         print(f"occparse: warning: --workers {workers} on {cores} cores: the processes compete for the same cores "
               "and start-up costs each of them; --workers 0 picks one per core", file=sys.stderr)
     return None
 
 
-#: --workers above this many per core is lowered to it: more only adds start-up time and memory
-MAX_WORKERS_PER_CORE = 4
-
-
 def default_workers(requested: int, n_items: int) -> int:
-    """The mesh processes for ``n_items`` inputs: ``requested`` (at most one per input and
-    :data:`MAX_WORKERS_PER_CORE` per core), or for --workers 0 (the default) one per core once the job is
-    big enough to repay their start-up."""
+    """The mesh processes of the local engine for ``n_items`` inputs: ``requested``, at most one per input and
+    :data:`MAX_WORKERS_PER_CORE` per core (a line on stderr says when the cores lower it), or for --workers 0
+    (the default) one per core once the job is big enough to repay their start-up."""
     cores = os.cpu_count() or 1
+    if min(requested, n_items) > MAX_WORKERS_PER_CORE * cores:
+        print(f"occparse: warning: --workers {requested} on {cores} cores: using {MAX_WORKERS_PER_CORE * cores} (at "
+              f"most {MAX_WORKERS_PER_CORE} per core: each process holds its own face mesh)", file=sys.stderr)
     if requested > 0:
         return max(1, min(requested, n_items, MAX_WORKERS_PER_CORE * cores))
     return cores if n_items >= 100 else 1
@@ -406,12 +401,13 @@ def add_parser_args(p: argparse.ArgumentParser) -> None:
                    "auto (default: cuda when available, else cpu). The face mesh always runs on the CPU")
 
 
+#: the --engine ray options: flag, destination, default
 RAY_ONLY = (("--address", "address", None), ("--shard-rows", "shard_rows", 256), ("--actors", "actors", 0))
 
 
 def warn_ray_only_options(a: argparse.Namespace) -> None:
     """With the local engine, name the --engine ray options the user gave (they would otherwise be ignored
-    silently)."""
+    silently); their defaults are :func:`add_engine_args`'s own."""
     if getattr(a, "engine", "local") != "local":
         return
     given = [flag for flag, dest, default in RAY_ONLY if getattr(a, dest, default) != default]
@@ -426,10 +422,10 @@ def add_engine_args(p: argparse.ArgumentParser) -> None:
                    help="local (default: processes on this machine) or ray (Ray Data actors, this machine or a "
                    "cluster; needs occparse[ray]; writes Parquet, resumable by shard)")
     p.add_argument("--address", help="--engine ray: the Ray cluster to join (default $RAY_ADDRESS, else a local Ray)")
-    p.add_argument("--shard-rows", type=int, default=256,
+    p.add_argument("--shard-rows", type=int, default=RAY_ONLY[1][2],
                    help="--engine ray: rows per shard, the unit of work and of resuming (default 256; a rerun must "
                    "use the same value)")
-    p.add_argument("--actors", type=int, default=0,
+    p.add_argument("--actors", type=int, default=RAY_ONLY[2][2],
                    help="--engine ray: scoring actors (default 0: one per CPU of the cluster, one per GPU with "
                    "--device cuda)")
 
@@ -528,46 +524,53 @@ def write_marked_png(path: Path, image) -> bool:
 
 #: EXIF / TIFF tag 305 (Software): marks a JPEG, WebP or TIFF picture as occparse's, as the PNG text chunk does
 SOFTWARE_TAG = 305
+#: the picture formats occparse writes, by extension: Pillow's format name, and whether it carries the mark
+PICTURE_FORMATS = {".png": ("PNG", True), ".jpg": ("JPEG", True), ".jpeg": ("JPEG", True), ".webp": ("WEBP", True),
+                   ".tif": ("TIFF", True), ".tiff": ("TIFF", True), ".bmp": ("BMP", False), ".gif": ("GIF", False)}
 
 
 def write_marked_picture(path: Path, rgb) -> bool:
-    """Write a picture (H x W x 3 uint8 RGB) in the format ``path``'s extension names, marked as occparse's
-    where the format can carry it (PNG: :func:`write_marked_png`; JPEG and WebP: the EXIF Software tag, quality
-    95; TIFF: its Software tag); other formats (BMP, GIF, ...) unmarked. False when it cannot be written."""
-    suffix = path.suffix.lower()
-    if suffix == ".png":
+    """Write a picture (H x W x 3 uint8 RGB) in the format of ``path``'s extension (one of
+    :data:`PICTURE_FORMATS`), marked as occparse's where the format can carry it (PNG: :func:`write_marked_png`;
+    JPEG and WebP: the EXIF Software tag, quality 95; TIFF: its Software tag; BMP and GIF: no mark). False
+    when it cannot be written."""
+    fmt, _ = PICTURE_FORMATS[path.suffix.lower()]
+    if fmt == "PNG":
         return write_marked_png(path, rgb)
     from PIL import Image
 
     try:
         im = Image.fromarray(rgb)
-        if suffix in (".jpg", ".jpeg", ".webp"):
+        if fmt in ("JPEG", "WEBP"):
             exif = Image.Exif()
             exif[SOFTWARE_TAG] = PNG_SOFTWARE
-            im.save(path, quality=95, exif=exif.tobytes())
-        elif suffix in (".tif", ".tiff"):
-            im.save(path, tiffinfo={SOFTWARE_TAG: PNG_SOFTWARE})
+            im.save(path, format=fmt, quality=95, exif=exif.tobytes())
+        elif fmt == "TIFF":
+            im.save(path, format=fmt, tiffinfo={SOFTWARE_TAG: PNG_SOFTWARE})
         else:
-            im.save(path)
+            im.save(path, format=fmt)
         return True
-    except (OSError, ValueError, KeyError):  # KeyError: an extension PIL has no writer for
+    except (OSError, ValueError):
         return False
 
 
-def own_picture(path: Path, legacy_width: int | None = None) -> bool:
-    """Whether ``path`` is a picture occparse wrote: a PNG as :func:`own_png` says, or a JPEG, WebP or TIFF
-    whose Software tag is occparse's."""
+def own_picture(path: Path, width: int) -> bool:
+    """Whether ``path`` is a picture occparse wrote: one of :data:`PICTURE_FORMATS` that carries occparse's mark,
+    or (BMP and GIF, which cannot carry it, and pictures written before the mark existed) is exactly ``width``
+    pixels wide, the width of every occparse picture."""
     from PIL import Image
 
     from ..runtime.io import is_regular_file
 
-    if own_png(path, legacy_width):
-        return True
-    if not is_regular_file(path):
+    if not is_regular_file(path):  # a named pipe would make Image.open wait for a writer
         return False
     try:
         with Image.open(path) as im:
-            return im.format in ("JPEG", "WEBP", "TIFF") and im.getexif().get(SOFTWARE_TAG) == PNG_SOFTWARE
+            if im.format not in {f for f, _ in PICTURE_FORMATS.values()}:
+                return False
+            marked = im.info.get("Software") == PNG_SOFTWARE or (
+                im.format != "PNG" and im.getexif().get(SOFTWARE_TAG) == PNG_SOFTWARE)
+            return marked or im.width == width
     except (OSError, ValueError):
         return False
 

@@ -72,7 +72,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("images", nargs="+", help="image files (JPEG, PNG, WebP, BMP, TIFF, GIF, PPM, JPEG 2000, TGA, ...), or folders with --out")
     p.add_argument("--out", help="folder mode: write one row per image to this .csv or .parquet (resumable)")
     p.add_argument("--workers", type=int, default=0,
-                   help="folder mode: processes for decoding and the mesh (default 0: one per core for 100+ files)")
+                   help="folder mode: processes for decoding and the mesh (default 0: one per core for 100+ files; "
+                        "at most 4 per core and one per file)")
     p.add_argument("--batch", type=int, default=64,
                    help="folder mode: crops per network batch (default 64; a part-filled batch runs after 2 s)")
     p.add_argument("--overwrite", action="store_true",
@@ -184,7 +185,7 @@ def run(a: argparse.Namespace) -> int:
         if res.ok and pic is not None:
             pic.parent.mkdir(parents=True, exist_ok=True)
             try:
-                written = _write_picture(pic, draw_estimate(an, None if a.all_faces else 1))
+                written = write_marked_picture(pic, draw_estimate(an, None if a.all_faces else 1))
             except cv2.error as e:
                 written = False
                 print(f"{path}: error: {str(e).strip().splitlines()[-1]}", file=sys.stderr)
@@ -233,12 +234,6 @@ def _missing_folder(item: str) -> bool:
     return not p.exists() and not p.is_symlink() and (item.endswith(("/", os.sep)) or not has_image_extension(p))
 
 
-def _write_picture(path: Path, rgb) -> bool:
-    """Write the picture (RGB uint8), marked as occparse's where its format can carry the mark
-    (:func:`.common.write_marked_picture`). False when it cannot be written."""
-    return write_marked_picture(path, rgb)
-
-
 def _picture_folder(path: str, n_images: int) -> bool:
     """Whether ``--visualize PATH`` names a folder for the pictures: an existing folder, a path ending in a
     separator, or, with several images, a path without a file extension (it is made)."""
@@ -247,11 +242,11 @@ def _picture_folder(path: str, n_images: int) -> bool:
 
 
 def _own_picture(path: Path) -> bool:
-    """Whether ``path`` is a picture occparse wrote (see :func:`.common.own_picture`; a picture written before the mark
-    existed is recognised by its width)."""
+    """Whether ``path`` is a picture occparse wrote (:func:`.common.own_picture`; one without the mark is recognised
+    by the picture's width)."""
     from ..runtime.visualize import PANEL_W, TILE
 
-    return own_picture(path, legacy_width=TILE + PANEL_W)
+    return own_picture(path, TILE + PANEL_W)
 
 
 class _Stdout:

@@ -142,12 +142,9 @@ def _sheet(a: argparse.Namespace, pred: dict[str, str], truth: list[dict[str, st
         draw_worst_sheet,
         rank_worst,
         read_components,
-        sheet_path_error,
         write_sheet,
     )
 
-    if err := sheet_path_error(a.sheet):  # before drawing: a typo in the name costs no image reading
-        return fail(f"--sheet: {err}")
     if clash := output_clash([a.sheet], [Path(a.images_root) / name for name in pred]):
         return fail(f"--sheet {a.sheet} is the image {clash[1]} of a prediction row; give the sheet another file name")
     try:

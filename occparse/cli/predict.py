@@ -63,7 +63,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", required=True, help="output CSV")
     p.add_argument("--assume-aligned", action="store_true", help=ALIGNED_HELP)
     p.add_argument("--workers", type=int, default=0,
-                   help="processes for decoding and the mesh (default 0: one per core for 100+ rows, else 1)")
+                   help="processes for decoding and the mesh (default 0: one per core for 100+ rows, else 1; at most "
+                        "4 per core and one per row)")
     p.add_argument("--batch", type=int, default=64,
                    help="crops per network batch (default 64; a part-filled batch runs after 2 s)")
     p.add_argument("--overwrite", action="store_true",
