@@ -54,6 +54,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     tp.add_argument("--class-weight", type=float, nargs=5, metavar=("BG", "FACE", "HAIR", "OCCLUDER", "FACIAL_HAIR"),
                     help="cross-entropy weight per class (default all 1); e.g. 1 1 1.5 1.5 2.5 leans towards "
                          "reading hair, occluders and beards")
+    tp.add_argument("--device", choices=["cpu", "cuda", "auto"], default="cpu",
+                    help="where the network trains (cuda: an error when torch sees no CUDA device; auto: cuda when "
+                         "there is one); a checkpoint resumes on either")
+    tp.add_argument("--loader-workers", type=int, default=1,
+                    help="processes that decode and augment the samples (1 keeps up with a 2-core CPU; a GPU needs "
+                         "about as many as the machine has cores)")
     tr = tsub.add_parser("regressor", help="a ResNet-18 occlusion regressor (colour or gray)",
                          formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     tr.add_argument("--pool", nargs="+", type=Path, required=True, help="synth output folder(s) to train on")
@@ -140,7 +146,7 @@ def _train_regressor(a: argparse.Namespace) -> int:
 
 def _train_parser(a: argparse.Namespace) -> int:
     from ..synth.sources import DataNotFoundError
-    from ..train.parser import ParserTrainConfig, ResumeMismatchError, train_parser
+    from ..train.parser import ParserTrainConfig, ResumeMismatchError, TrainDeviceError, train_parser
 
     pools = [str(p) for p in (a.pool or [])]
     if not pools:  # make a pool of training samples once, reused by later runs
@@ -166,12 +172,13 @@ def _train_parser(a: argparse.Namespace) -> int:
             pools=pools, out=str(a.out), work=str(a.work), data=a.data, bench=a.bench, epochs=a.epochs, batch=a.batch,
             lr=a.lr, width=a.width, input_size=a.input_size, threads=a.threads, seed=a.seed, max_minutes=a.max_minutes,
             resume=not a.restart, init_onnx=a.init_onnx, init_from=a.init_from, lowres=a.lowres,
-            class_weight=tuple(a.class_weight) if a.class_weight else None,
+            class_weight=tuple(a.class_weight) if a.class_weight else None, device=a.device,
+            loader_workers=a.loader_workers,
         )
-    except ValueError as e:  # --class-weight
+    except ValueError as e:  # --class-weight, --loader-workers
         return fail(str(e))
     try:
         train_parser(cfg)
-    except (DataNotFoundError, ResumeMismatchError) as e:
+    except (DataNotFoundError, ResumeMismatchError, TrainDeviceError) as e:
         return fail(str(e))
     return 0

@@ -57,12 +57,35 @@ class ParserTrainConfig:
     #: cross-entropy weight per class (background, face, hair, occluder, facial hair); None = all 1.
     #: Above 1 for the occluding classes counters the parser's under-reading of real beards and hair.
     class_weight: tuple[float, ...] | None = None
+    #: where the network trains: "cpu", "cuda" (an error when torch sees no CUDA device) or "auto" (cuda when
+    #: there is one); not a recipe option, so a checkpoint resumes on either
+    device: str = "cpu"
+    #: processes that decode and augment the pool's samples (one keeps up with a 2-core CPU; a GPU needs more)
+    loader_workers: int = 1
 
     def __post_init__(self) -> None:
         # one rule for the CLI and for callers of train_parser: checked before any data is read
         cw = self.class_weight
         if cw is not None and (len(cw) != N_CLASSES or any(not 0 < w < float("inf") for w in cw)):
             raise ValueError(f"--class-weight needs {N_CLASSES} finite values > 0, not {list(cw)}")
+        if self.device not in ("cpu", "cuda", "auto"):
+            raise ValueError(f"--device must be cpu, cuda or auto, not {self.device!r}")
+        if self.loader_workers < 0:
+            raise ValueError(f"--loader-workers must be 0 or more, not {self.loader_workers}")
+
+
+class TrainDeviceError(ValueError):
+    """``--device cuda`` where torch sees no CUDA device."""
+
+
+def train_device(name: str) -> torch.device:
+    """The torch device of ``--device`` (cpu, cuda or auto). Raises :class:`TrainDeviceError` for cuda when torch
+    sees none."""
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    if name == "cuda" and not torch.cuda.is_available():
+        raise TrainDeviceError("--device cuda: torch sees no CUDA device (a CPU-only torch, or no GPU); use --device cpu")
+    return torch.device(name)
 
 
 class ResumeMismatchError(ValueError):
@@ -116,10 +139,11 @@ def predict_labels(model: torch.nn.Module, crops: np.ndarray, spec: ParserSpec, 
     model.eval()
     out = []
     size = crops.shape[1:3]
+    device = next(model.parameters()).device
     for i in range(0, len(crops), batch):
-        x = torch.from_numpy(preprocess(list(crops[i : i + batch]), spec))
+        x = torch.from_numpy(preprocess(list(crops[i : i + batch]), spec)).to(device)
         logits = F.interpolate(model(x), size=size, mode="bilinear", align_corners=False)
-        out.append(logits.argmax(1).numpy().astype(np.uint8))
+        out.append(logits.argmax(1).cpu().numpy().astype(np.uint8))
     return np.concatenate(out)
 
 
@@ -156,6 +180,7 @@ def init_from_checkpoint(model: torch.nn.Module, path: Path) -> bool:
 
 
 def train_parser(cfg: ParserTrainConfig) -> dict:
+    device = train_device(cfg.device)  # before any work: --device cuda without CUDA is one line
     torch.set_num_threads(cfg.threads)
     torch.manual_seed(cfg.seed)
     spec = ParserSpec(input_size=cfg.input_size)
@@ -175,10 +200,11 @@ def train_parser(cfg: ParserTrainConfig) -> dict:
     print(f"augmentation: low-resolution faces in {cfg.lowres:.0%} of samples")
     cw = None
     if cfg.class_weight is not None:  # valid: ParserTrainConfig checked it
-        cw = torch.tensor(cfg.class_weight, dtype=torch.float32)
+        cw = torch.tensor(cfg.class_weight, dtype=torch.float32, device=device)
         print(f"class weights: {list(cfg.class_weight)}")
-    loader = DataLoader(ds, batch_size=cfg.batch, shuffle=True, num_workers=1, drop_last=True,
-                        persistent_workers=False, generator=torch.Generator().manual_seed(cfg.seed))
+    loader = DataLoader(ds, batch_size=cfg.batch, shuffle=True, num_workers=cfg.loader_workers, drop_last=True,
+                        persistent_workers=False, pin_memory=device.type == "cuda",
+                        generator=torch.Generator().manual_seed(cfg.seed))
     model = BiSeNet(N_CLASSES, cfg.width)
     frozen_bn = bool(cfg.init_onnx)
     if cfg.init_onnx:
@@ -186,6 +212,8 @@ def train_parser(cfg: ParserTrainConfig) -> dict:
     elif cfg.init_from:
         frozen_bn = init_from_checkpoint(model, Path(cfg.init_from))
         print(f"initialised from {cfg.init_from}" + ("; BatchNorm stays frozen, as it was there" if frozen_bn else ""))
+    model.to(device)  # before the optimizer: its state lives beside the weights
+    print(f"training on {device}")
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=1e-4)
     total = cfg.epochs * len(loader)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=total, pct_start=0.05)
@@ -212,6 +240,7 @@ def train_parser(cfg: ParserTrainConfig) -> dict:
         bar = tqdm(loader, desc=f"parser epoch {epoch + 1}/{cfg.epochs}", unit="batch")
         running = None
         for x, y in bar:
+            x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
             main, a8, a16 = model(x)
             loss = ohem_ce(main, y, class_weight=cw) + 0.5 * (ohem_ce(a8, y, class_weight=cw) + ohem_ce(a16, y, class_weight=cw))
             opt.zero_grad(set_to_none=True)
