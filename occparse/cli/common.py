@@ -524,9 +524,9 @@ def write_marked_png(path: Path, image) -> bool:
 
 #: EXIF / TIFF tag 305 (Software): marks a JPEG, WebP or TIFF picture as occparse's, as the PNG text chunk does
 SOFTWARE_TAG = 305
-#: the picture formats occparse writes, by extension: Pillow's format name, and whether it carries the mark
-PICTURE_FORMATS = {".png": ("PNG", True), ".jpg": ("JPEG", True), ".jpeg": ("JPEG", True), ".webp": ("WEBP", True),
-                   ".tif": ("TIFF", True), ".tiff": ("TIFF", True), ".bmp": ("BMP", False), ".gif": ("GIF", False)}
+#: the picture formats occparse writes, by extension: Pillow's format name (BMP and GIF cannot carry the mark)
+PICTURE_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".webp": "WEBP", ".tif": "TIFF", ".tiff": "TIFF",
+                   ".bmp": "BMP", ".gif": "GIF"}
 
 
 def write_marked_picture(path: Path, rgb) -> bool:
@@ -534,7 +534,7 @@ def write_marked_picture(path: Path, rgb) -> bool:
     :data:`PICTURE_FORMATS`), marked as occparse's where the format can carry it (PNG: :func:`write_marked_png`;
     JPEG and WebP: the EXIF Software tag, quality 95; TIFF: its Software tag; BMP and GIF: no mark). False
     when it cannot be written."""
-    fmt, _ = PICTURE_FORMATS[path.suffix.lower()]
+    fmt = PICTURE_FORMATS[path.suffix.lower()]
     if fmt == "PNG":
         return write_marked_png(path, rgb)
     from PIL import Image
@@ -554,10 +554,14 @@ def write_marked_picture(path: Path, rgb) -> bool:
         return False
 
 
-def own_picture(path: Path, width: int) -> bool:
-    """Whether ``path`` is a picture occparse wrote: one of :data:`PICTURE_FORMATS` that carries occparse's mark,
-    or (BMP and GIF, which cannot carry it, and pictures written before the mark existed) is exactly ``width``
-    pixels wide, the width of every occparse picture."""
+#: Pillow's names of the formats in :data:`PICTURE_FORMATS`
+PICTURE_FORMAT_NAMES = frozenset(PICTURE_FORMATS.values())
+
+
+def own_picture(path: Path, width: int | None, formats: frozenset[str] = PICTURE_FORMAT_NAMES) -> bool:
+    """Whether ``path`` is a picture occparse wrote: one of ``formats`` (Pillow's names; default: every one of
+    :data:`PICTURE_FORMATS`) that carries occparse's mark, or (BMP and GIF, which cannot carry it, and pictures
+    written before the mark existed) is exactly ``width`` pixels wide, the width of every occparse picture."""
     from PIL import Image
 
     from ..runtime.io import is_regular_file
@@ -566,7 +570,7 @@ def own_picture(path: Path, width: int) -> bool:
         return False
     try:
         with Image.open(path) as im:
-            if im.format not in {f for f, _ in PICTURE_FORMATS.values()}:
+            if im.format not in formats:
                 return False
             marked = im.info.get("Software") == PNG_SOFTWARE or (
                 im.format != "PNG" and im.getexif().get(SOFTWARE_TAG) == PNG_SOFTWARE)
@@ -577,18 +581,8 @@ def own_picture(path: Path, width: int) -> bool:
 
 def own_png(path: Path, legacy_width: int | None = None) -> bool:
     """Whether ``path`` is a PNG occparse wrote: it carries occparse's Software chunk, or (written before the
-    chunk existed) it is exactly ``legacy_width`` pixels wide."""
-    from PIL import Image
-
-    from ..runtime.io import is_regular_file
-
-    if not is_regular_file(path):  # a named pipe would make Image.open wait for a writer
-        return False
-    try:
-        with Image.open(path) as im:
-            return im.format == "PNG" and (im.info.get("Software") == PNG_SOFTWARE or im.width == legacy_width)
-    except (OSError, ValueError):
-        return False
+    chunk existed) it is exactly ``legacy_width`` pixels wide (:func:`own_picture` for PNGs alone)."""
+    return own_picture(path, legacy_width, formats=frozenset({"PNG"}))
 
 
 def old_label_map(path: Path) -> bool:
