@@ -69,3 +69,40 @@ def test_device_and_loader_workers_are_checked():
     with pytest.raises(ValueError, match="--loader-workers"):
         tp.ParserTrainConfig(pools=[], loader_workers=-1)
     assert "device" not in tp.RESUME_KEYS  # a checkpoint made on a GPU resumes on a CPU and back
+
+
+def test_a_run_carried_as_its_portable_state_resumes_where_it_stopped(data_root, tiny_pool, tmp_path, monkeypatch, capsys):
+    crops, labels = folder_crops(tiny_pool, limit=4)
+    monkeypatch.setattr(tp, "lfw_val_crops", lambda root: (crops, labels))
+    kw = dict(pools=[str(tiny_pool)], out=str(tmp_path / "out"), batch=4, width=0.25, input_size=64, lowres=0.0,
+              loader_workers=0, epochs=2)
+    first = tmp_path / "first"
+    tp.train_parser(tp.ParserTrainConfig(work=str(first), max_minutes=1e-9, **kw))  # stops after epoch 1 of 2
+    full, portable = first / tp.CHECKPOINT, first / tp.PORTABLE
+    assert portable.stat().st_size < 0.5 * full.stat().st_size  # fp16 weights, no optimiser moments
+    ck = torch.load(portable, map_location="cpu", weights_only=False)
+    assert "opt" not in ck and ck["epoch"] == 0
+    assert all(v.dtype == torch.float16 for v in ck["model"].values() if v.is_floating_point())
+
+    carried = tmp_path / "carried"  # another machine: only the portable state came along
+    carried.mkdir()
+    (carried / tp.PORTABLE).write_bytes(portable.read_bytes())
+    capsys.readouterr()
+    info = tp.train_parser(tp.ParserTrainConfig(work=str(carried), **kw))
+    out = capsys.readouterr().out
+    assert "at epoch 2 (portable state: optimiser moments start afresh)" in out
+    assert "epoch 1:" not in out and "epoch 2: LFW val mIoU" in out
+    history = json.loads((carried / "history.json").read_text())
+    assert [h["epoch"] for h in history] == [1, 2]
+    resumed = torch.load(carried / tp.CHECKPOINT, map_location="cpu", weights_only=False)
+    steps = ck["sched"]["last_epoch"]
+    assert resumed["sched"]["last_epoch"] == 2 * steps  # the one-cycle schedule went on
+    # fresh moments: the rate ramps up to the schedule's over tp.PORTABLE_RAMP_STEPS steps
+    ramped = resumed["opt"]["param_groups"][0]["lr"] / resumed["sched"]["_last_lr"][0]
+    assert ramped == pytest.approx((steps + 1) / tp.PORTABLE_RAMP_STEPS)
+    assert info["max_abs_diff"] < 1e-3
+
+    with pytest.raises(tp.ResumeMismatchError, match="seed"):  # the portable state is judged as a checkpoint is
+        (tmp_path / "other").mkdir()
+        (tmp_path / "other" / tp.PORTABLE).write_bytes(portable.read_bytes())
+        tp.train_parser(tp.ParserTrainConfig(work=str(tmp_path / "other"), seed=5, **kw))

@@ -96,6 +96,31 @@ class ResumeMismatchError(ValueError):
 RESUME_KEYS = ("pools", "epochs", "batch", "lr", "width", "input_size", "lowres", "class_weight", "seed")
 
 
+#: the checkpoint a run resumes from on the machine that made it (weights, optimiser, schedule; fp32)
+CHECKPOINT = "parser_last.pt"
+#: the same run in a form small enough to commit and resume on another machine: fp16 weights, the schedule,
+#: the history, no optimiser moments (a width-0.75 parser: about 15 MB against 90 MB)
+PORTABLE = "parser_resume.pt"
+
+
+#: steps over which a run resumed from its portable state ramps up to the schedule's learning rate
+PORTABLE_RAMP_STEPS = 100
+
+
+def portable_state(ck: dict) -> dict:
+    """The portable form of a :data:`CHECKPOINT` dict: floating-point weights as float16 (integer buffers, such as
+    BatchNorm's step counts, unchanged), the optimiser's moments left out, everything else as it is."""
+    model = {k: v.half() if v.is_floating_point() else v for k, v in ck["model"].items()}
+    return {**{k: v for k, v in ck.items() if k != "opt"}, "model": model, "portable": True}
+
+
+def save_atomic(obj: dict, path: Path) -> None:
+    """``torch.save`` to ``path`` through a temporary file, so an interrupted save leaves the old file whole."""
+    tmp = path.with_suffix(".tmp")
+    torch.save(obj, tmp)
+    tmp.replace(path)
+
+
 def resume_mismatch(saved: dict, cfg: ParserTrainConfig) -> list[str]:
     """``"key: checkpoint X, now Y"`` for each of :data:`RESUME_KEYS` whose value differs between a
     checkpoint's saved config and ``cfg`` (keys a checkpoint lacks are not judged)."""
@@ -187,12 +212,14 @@ def train_parser(cfg: ParserTrainConfig) -> dict:
     work = Path(cfg.work)
     work.mkdir(parents=True, exist_ok=True)
     data_root = find_data_root(cfg.data)
-    ckpt_path = work / "parser_last.pt"
+    ckpt_path = work / CHECKPOINT
     ck = None
-    if cfg.resume and ckpt_path.exists():  # refuse a mismatched resume before the slow set-up
-        ck = torch.load(ckpt_path, map_location="cpu", weights_only=False)
+    # the full checkpoint where it is; else the portable state (a run carried from another machine)
+    resume_path = next((p for p in (ckpt_path, work / PORTABLE) if p.exists()), None) if cfg.resume else None
+    if resume_path is not None:  # refuse a mismatched resume before the slow set-up
+        ck = torch.load(resume_path, map_location="cpu", weights_only=False)
         if diff := resume_mismatch(ck.get("config", {}), cfg):
-            raise ResumeMismatchError(f"{ckpt_path} was trained with other options ({'; '.join(diff)}): give the same "
+            raise ResumeMismatchError(f"{resume_path} was trained with other options ({'; '.join(diff)}): give the same "
                                       "options to resume, --restart to start over, or another --work folder")
 
     items = pool_items([Path(p) for p in cfg.pools])
@@ -218,13 +245,20 @@ def train_parser(cfg: ParserTrainConfig) -> dict:
     total = cfg.epochs * len(loader)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=total, pct_start=0.05)
 
-    start_epoch, history = 0, []
+    start_epoch, history, ramp = 0, [], 0
     if ck is not None:
-        model.load_state_dict(ck["model"])
-        opt.load_state_dict(ck["opt"])
+        model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in ck["model"].items()})
         sched.load_state_dict(ck["sched"])
+        if "opt" in ck:
+            opt.load_state_dict(ck["opt"])
+        else:  # portable state: the schedule goes on where it was, AdamW's moments start from zero
+            ramp = PORTABLE_RAMP_STEPS
+            for group, lr in zip(opt.param_groups, sched.get_last_lr(), strict=True):
+                group["lr"] = lr / ramp
+        frozen_bn = bool(ck.get("frozen_bn", frozen_bn))
         start_epoch, history = ck["epoch"] + 1, ck["history"]
-        print(f"resumed from {ckpt_path} at epoch {start_epoch}")
+        note = "" if "opt" in ck else " (portable state: optimiser moments start afresh)"
+        print(f"resumed from {resume_path} at epoch {start_epoch + 1}{note}")
 
     print("preparing validation data (LFW val, real labels) ...")
     val_x, val_y = lfw_val_crops(data_root)
@@ -247,6 +281,10 @@ def train_parser(cfg: ParserTrainConfig) -> dict:
             loss.backward()
             opt.step()
             sched.step()
+            if ramp > 1:  # fresh moments make the first updates sign-like: ease into the schedule's rate
+                ramp -= 1
+                for group in opt.param_groups:
+                    group["lr"] *= (PORTABLE_RAMP_STEPS - ramp + 1) / PORTABLE_RAMP_STEPS
             running = loss.item() if running is None else 0.98 * running + 0.02 * loss.item()
             bar.set_postfix(loss=f"{running:.3f}", lr=f"{sched.get_last_lr()[0]:.1e}")
         lfw = iou_report(predict_labels(model, val_x, spec), val_y, LFW_CLASSES)
@@ -259,9 +297,10 @@ def train_parser(cfg: ParserTrainConfig) -> dict:
         if "bench" in rec:
             msg += f" | bench occluder IoU {rec['bench']['occluder']:.3f}"
         print(msg, flush=True)
-        torch.save({"model": model.state_dict(), "opt": opt.state_dict(), "sched": sched.state_dict(), "epoch": epoch,
-                    "history": history, "config": asdict(cfg), "frozen_bn": frozen_bn}, work / "parser_last.tmp")
-        (work / "parser_last.tmp").replace(ckpt_path)
+        state = {"model": model.state_dict(), "opt": opt.state_dict(), "sched": sched.state_dict(), "epoch": epoch,
+                 "history": history, "config": asdict(cfg), "frozen_bn": frozen_bn}
+        save_atomic(state, ckpt_path)
+        save_atomic(portable_state(state), work / PORTABLE)
         (work / "history.json").write_text(json.dumps(history, indent=2))
         if cfg.max_minutes and (time.time() - t_start) / 60 > cfg.max_minutes:
             print(f"stopping after epoch {epoch + 1}: --max-minutes {cfg.max_minutes} reached")
@@ -275,9 +314,10 @@ def export_final(cfg: ParserTrainConfig, spec: ParserSpec) -> dict:
     from .export import export_onnx, max_abs_diff
 
     work = Path(cfg.work)
-    ck = torch.load(work / "parser_last.pt", map_location="cpu", weights_only=False)
+    path = next(p for p in (work / CHECKPOINT, work / PORTABLE) if p.exists())
+    ck = torch.load(path, map_location="cpu", weights_only=False)
     model = BiSeNet(N_CLASSES, ck["config"]["width"])
-    model.load_state_dict(ck["model"])
+    model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in ck["model"].items()})
     out = export_onnx(model, Path(cfg.out) / "parser.onnx", spec.input_size)
     x = np.random.default_rng(0).normal(0, 1, (4, 3, spec.input_size, spec.input_size)).astype(np.float32)
     diff = max_abs_diff(model, out, x)
