@@ -107,11 +107,27 @@ PORTABLE = "parser_resume.pt"
 PORTABLE_RAMP_STEPS = 100
 
 
+#: BatchNorm's running statistics stay float32 in the portable state (they are few, and a variance can be small)
+_KEEP_FP32 = ("running_mean", "running_var")
+
+
 def portable_state(ck: dict) -> dict:
-    """The portable form of a :data:`CHECKPOINT` dict: floating-point weights as float16 (integer buffers, such as
-    BatchNorm's step counts, unchanged), the optimiser's moments left out, everything else as it is."""
-    model = {k: v.half() if v.is_floating_point() else v for k, v in ck["model"].items()}
+    """The portable form of a :data:`CHECKPOINT` dict: the network's floating-point weights as float16 (BatchNorm's
+    statistics and integer buffers unchanged), the optimiser's moments left out, everything else as it is."""
+    model = {k: v.half() if v.is_floating_point() and not k.endswith(_KEEP_FP32) else v for k, v in ck["model"].items()}
     return {**{k: v for k, v in ck.items() if k != "opt"}, "model": model, "portable": True}
+
+
+def load_run_state(work: Path) -> tuple[Path, dict] | None:
+    """The state a rerun in ``work`` goes on from: :data:`CHECKPOINT` or :data:`PORTABLE`, whichever holds the later
+    epoch (the checkpoint on a tie: it keeps the optimiser), as ``(path, dict)``; None when neither is there.
+
+    Why the later one: a portable state carried from another machine into a folder that still holds this machine's
+    older checkpoint is the run's newest epoch; resuming the checkpoint would lose, then overwrite, the sittings
+    in between. Loaded with ``weights_only``: a portable state may come through version control."""
+    found = [(p, torch.load(p, map_location="cpu", weights_only=True))
+             for p in (work / CHECKPOINT, work / PORTABLE) if p.exists()]
+    return max(found, key=lambda f: f[1]["epoch"]) if found else None  # max keeps the first of a tie
 
 
 def save_atomic(obj: dict, path: Path) -> None:
@@ -213,14 +229,14 @@ def train_parser(cfg: ParserTrainConfig) -> dict:
     work.mkdir(parents=True, exist_ok=True)
     data_root = find_data_root(cfg.data)
     ckpt_path = work / CHECKPOINT
-    ck = None
-    # the full checkpoint where it is; else the portable state (a run carried from another machine)
-    resume_path = next((p for p in (ckpt_path, work / PORTABLE) if p.exists()), None) if cfg.resume else None
-    if resume_path is not None:  # refuse a mismatched resume before the slow set-up
-        ck = torch.load(resume_path, map_location="cpu", weights_only=False)
+    resume_path, ck = (load_run_state(work) if cfg.resume else None) or (None, None)
+    if ck is not None:  # refuse a mismatched resume before the slow set-up
         if diff := resume_mismatch(ck.get("config", {}), cfg):
             raise ResumeMismatchError(f"{resume_path} was trained with other options ({'; '.join(diff)}): give the same "
                                       "options to resume, --restart to start over, or another --work folder")
+        if ck["epoch"] + 1 >= cfg.epochs:
+            print(f"the run in {work} is finished ({cfg.epochs}/{cfg.epochs} epochs): exporting it")
+            return export_final(cfg, spec)
 
     items = pool_items([Path(p) for p in cfg.pools])
     ds = PoolDataset(items, spec, seed=cfg.seed, lowres=cfg.lowres)
@@ -234,7 +250,9 @@ def train_parser(cfg: ParserTrainConfig) -> dict:
                         generator=torch.Generator().manual_seed(cfg.seed))
     model = BiSeNet(N_CLASSES, cfg.width)
     frozen_bn = bool(cfg.init_onnx)
-    if cfg.init_onnx:
+    if ck is not None:
+        pass  # the saved weights replace any starting point below: its files need not be on this machine
+    elif cfg.init_onnx:
         model = warm_start_onnx(Path(cfg.init_onnx), cfg.width, cfg.input_size)
     elif cfg.init_from:
         frozen_bn = init_from_checkpoint(model, Path(cfg.init_from))
@@ -247,6 +265,11 @@ def train_parser(cfg: ParserTrainConfig) -> dict:
 
     start_epoch, history, ramp = 0, [], 0
     if ck is not None:
+        if (saved_total := ck["sched"].get("total_steps")) not in (None, total):
+            # the schedule's length is the pools' size: remade pools that differ would end it early or never
+            raise ResumeMismatchError(f"{resume_path}: its pools gave {saved_total // cfg.epochs} steps an epoch, "
+                                      f"these give {len(loader)} (pools remade otherwise?): remake them with the "
+                                      "commands that made them, --restart to start over, or another --work folder")
         model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in ck["model"].items()})
         sched.load_state_dict(ck["sched"])
         if "opt" in ck:
@@ -286,7 +309,7 @@ def train_parser(cfg: ParserTrainConfig) -> dict:
                 for group in opt.param_groups:
                     group["lr"] *= (PORTABLE_RAMP_STEPS - ramp + 1) / PORTABLE_RAMP_STEPS
             running = loss.item() if running is None else 0.98 * running + 0.02 * loss.item()
-            bar.set_postfix(loss=f"{running:.3f}", lr=f"{sched.get_last_lr()[0]:.1e}")
+            bar.set_postfix(loss=f"{running:.3f}", lr=f"{opt.param_groups[0]['lr']:.1e}")
         lfw = iou_report(predict_labels(model, val_x, spec), val_y, LFW_CLASSES)
         rec = {"epoch": epoch + 1, "loss": running, "lfw_val": lfw, "minutes": (time.time() - t_start) / 60}
         if bench_x is not None:
@@ -314,8 +337,9 @@ def export_final(cfg: ParserTrainConfig, spec: ParserSpec) -> dict:
     from .export import export_onnx, max_abs_diff
 
     work = Path(cfg.work)
-    path = next(p for p in (work / CHECKPOINT, work / PORTABLE) if p.exists())
-    ck = torch.load(path, map_location="cpu", weights_only=False)
+    if (found := load_run_state(work)) is None:
+        raise FileNotFoundError(f"{work} holds neither {CHECKPOINT} nor {PORTABLE}: nothing to export")
+    ck = found[1]
     model = BiSeNet(N_CLASSES, ck["config"]["width"])
     model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in ck["model"].items()})
     out = export_onnx(model, Path(cfg.out) / "parser.onnx", spec.input_size)
