@@ -192,6 +192,50 @@ def ignore_contradictions(labels: np.ndarray, face: Face, contradictions: list[L
 HOLDOUT_BUCKETS = 5
 
 
+#: Kinds in the audit of the 600 CelebA-HQ hair-mask photos (occparse/synth/celebahq_hair_audit.csv): what,
+#: besides head hair, shows over or at the face, judged by eye on the photos alone (never beside a prediction).
+CELEBAHQ_AUDIT_KINDS = ("headband", "hat", "hand", "microphone", "object", "glasses", "sunglasses", "mask",
+                        "scarf_collar", "facial_hair", "watermark", "face_paint", "cut")
+#: ... of them, the ones that hide the face by the definition of occlusion, which the hair mask does not draw:
+#: where one is ``clear``, the share of R under the hair mask is not the photo's occlusion. (Face paint is
+#: visible face; a face cut by the frame is handled by both R's.)
+CELEBAHQ_AUDIT_OCCLUDING = tuple(k for k in CELEBAHQ_AUDIT_KINDS if k not in ("face_paint", "cut"))
+
+
+@dataclass(frozen=True)
+class AuditFlag:
+    """One thing seen at the face of a CelebA-HQ hair-mask photo besides head hair: ``kind`` (one of
+    :data:`CELEBAHQ_AUDIT_KINDS`), ``where`` (forehead, eyes, nose, mouth, chin, cheek, jaw, joined by +),
+    ``severity`` "clear" (obvious, hides a visible part) or "slight" (small or doubtful)."""
+
+    filename: str
+    split: str
+    gender: str
+    kind: str
+    where: str
+    severity: str
+    note: str
+
+
+@functools.lru_cache(maxsize=1)
+def celebahq_hair_audit() -> dict[str, list[AuditFlag]]:
+    """The committed audit of the 600 CelebA-HQ hair-mask photos: photo file name -> what was seen at its face
+    besides head hair (photos where nothing was are absent)."""
+    out: dict[str, list[AuditFlag]] = {}
+    for r in _packaged_csv("celebahq_hair_audit.csv"):
+        out.setdefault(r["filename"], []).append(AuditFlag(**{k: r[k] for k in (
+            "filename", "split", "gender", "kind", "where", "severity", "note")}))
+    return out
+
+
+def hair_mask_occluders(filename: str) -> list[str]:
+    """The kinds of :data:`CELEBAHQ_AUDIT_OCCLUDING` the audit found, clearly, over the face of a hair-mask
+    photo (sorted, without repeats): empty when the hair mask is all that hides its face as far as the eye
+    tells (an unaudited name is empty too)."""
+    return sorted({f.kind for f in celebahq_hair_audit().get(filename, [])
+                   if f.kind in CELEBAHQ_AUDIT_OCCLUDING and f.severity == "clear"})
+
+
 #: Share (percent of the 100 name-hash buckets) of each CelebA-HQ folder that is ``val``; the last
 #: buckets, so the ``holdout`` buckets (< HOLDOUT_BUCKETS) of a training command stay in ``train``.
 CELEBAHQ_VAL_PERCENT = {"celebahq": 20, "celebahq_hair": 40}
