@@ -15,7 +15,7 @@ from occparse.labels import FACE, HAIR, IGNORE, split_facial_hair
 from occparse.runtime.mesh import CHIN_BOTTOM, FOREHEAD_TOP, LEFT_EYE, RIGHT_EYE
 from occparse.runtime.regions import face_region
 from occparse.synth import sources
-from occparse.synth.celebahq_pool import hair_pool_labels, is_clean, write_celebahq_hair_pool
+from occparse.synth.celebahq_pool import hair_pool_labels, is_clean, teaches_face, write_celebahq_hair_pool
 from occparse.synth.engine import base_labels
 from occparse.synth.sources import (
     LFW_AUDIT_WHERE,
@@ -192,12 +192,20 @@ def test_celebahq_hair_pool_holds_train_photos_only(data_root, tmp_path):
         assert lab.shape == (224, 224) and img.shape == (224, 224, 3)
         values = set(np.unique(lab).tolist())
         assert values <= {FACE, HAIR, IGNORE}
-        assert (FACE in values) == is_clean(p.attributes)
-        assert r["occluder"] == ("hair_mask" if is_clean(p.attributes) else "hair_mask_partial")
+        assert (FACE in values) == teaches_face(p)
+        assert r["occluder"] == ("hair_mask" if teaches_face(p) else "hair_mask_partial")
         assert 0.0 <= float(r["FaceOcclusion"]) <= 1.0
     assert [r["is_gray"] for r in rows] == ["0", "1"] * (len(rows) // 2)  # every second copy gray
     with pytest.raises(ValueError, match="variants"):
         write_celebahq_hair_pool(data_root, tmp_path, variants=0)
+
+
+def test_a_hand_or_headband_the_audit_saw_is_never_taught_as_face(data_root):
+    photos = sources.celebahq_photos(data_root, "celebahq_hair", "train")
+    flagged = [p for p in photos if is_clean(p.attributes) and sources.hair_mask_occluders(p.name)]
+    assert flagged  # clean by the attributes, yet a hand, a headband, ... over the face
+    assert not any(teaches_face(p) for p in flagged)
+    assert all(teaches_face(p) for p in photos if is_clean(p.attributes) and p not in flagged)
 
 
 def test_cli_celebahq_hair_preset(data_root, tmp_path, capsys):

@@ -9,8 +9,10 @@ crop like every pool's labels:
 * the CelebAMask-HQ hair mask (1 = hair) -> 2 (hair) everywhere: real fringes and strands over the face;
 * the rest of the face region R -> 1 (visible face) only on *clean* photos, whose attributes show no
   hat, no eyeglasses, no goatee, moustache, sideburns or stubble (``5_o_Clock_Shadow``) and
-  ``No_Beard``: the mask labels hair only, so on other photos a hat, glasses or a beard in R would be
-  taught as face; there R's non-hair pixels are 255 (unknown, ignored by the loss);
+  ``No_Beard``, and where the audit by eye saw nothing else clearly over the face (a hand, a headband,
+  a microphone, ...: ``occparse/synth/celebahq_hair_audit.csv``): the mask labels hair only, so on
+  other photos a hat, glasses, a beard or a hand in R would be taught as face; there R's non-hair
+  pixels are 255 (unknown, ignored by the loss);
 * everything else (background, neck, clothes, a hat outside R) -> 255: the mask does not tell them apart.
 
 Only ``train`` photos (:func:`occparse.synth.sources.celebahq_split`) are used: the ``val`` part is the
@@ -30,7 +32,7 @@ from ..labels import FACE, HAIR, IGNORE
 from ..runtime.align import CANONICAL_SIZE, align
 from ..runtime.io import to_gray3
 from ..runtime.regions import face_region
-from .sources import CelebAPhoto, _mesh_cached, celebahq_photos, read_label_map, read_rgb
+from .sources import CelebAPhoto, _mesh_cached, celebahq_photos, hair_mask_occluders, read_label_map, read_rgb
 
 #: attributes that make a photo's non-hair R unknown (something besides hair may cover the face)
 NOT_CLEAN = ("Wearing_Hat", "Eyeglasses", "Goatee", "Mustache", "Sideburns", "5_o_Clock_Shadow")
@@ -41,6 +43,13 @@ def is_clean(attributes: dict[str, bool]) -> bool:
     occluder the attributes know of is hair, so R minus the hair mask can be taught as visible face.
     A missing attribute counts against cleanness."""
     return not any(attributes.get(k, True) for k in NOT_CLEAN) and attributes.get("No_Beard", False)
+
+
+def teaches_face(photo: CelebAPhoto) -> bool:
+    """Whether a hair-mask photo's R minus its hair can be taught as visible face: :func:`is_clean` by its
+    attributes, and nothing that occludes seen clearly over the face by the audit
+    (:func:`occparse.synth.sources.hair_mask_occluders`)."""
+    return is_clean(photo.attributes) and not hair_mask_occluders(photo.name)
 
 
 def hair_pool_labels(hair_mask: np.ndarray, region: np.ndarray, clean: bool) -> np.ndarray:
@@ -97,7 +106,7 @@ def write_celebahq_hair_pool(data_root: Path, out: Path, variants: int = 1, gray
         if hair.shape != rgb.shape[:2]:
             hair = cv2.resize(hair, (rgb.shape[1], rgb.shape[0]), interpolation=cv2.INTER_NEAREST)
         region = face_region(face, hair.shape)
-        clean = is_clean(p.attributes)
+        clean = teaches_face(p)
         counts["clean"] += clean
         lab = hair_pool_labels(hair, region, clean)
         n = int(region.sum())
