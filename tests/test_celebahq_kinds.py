@@ -4,6 +4,7 @@ same numbers the benchmark reports."""
 
 from __future__ import annotations
 
+import csv
 import importlib.util
 import json
 import sys
@@ -13,6 +14,7 @@ import numpy as np
 import pytest
 
 from occparse.cli import main
+from occparse.synth.sources import hair_mask_occluders
 
 ROOT = Path(__file__).resolve().parents[1]
 _spec = importlib.util.spec_from_file_location("celebahq_kinds", ROOT / "benchmarks" / "celebahq_kinds.py")
@@ -53,12 +55,18 @@ def test_short_run_agrees_with_evaluate(data_root, tmp_path, capsys):
     capsys.readouterr()
     summary = json.loads((tmp_path / "s.json").read_text())
     truth = (out / "truth_hair.csv").read_text().splitlines()
-    assert truth[0] == "filename,FaceOcclusion,gender,kind,hair_only,forehead_hair" and len(truth) - 1 == summary["n_truth"] > 0
-    gts = np.array([float(line.split(",")[1]) for line in truth[1:]])
+    assert truth[0] == ("filename,FaceOcclusion,gender,kind,hair_only,hair_audit,hair_complete,forehead_hair"
+                        ) and len(truth) - 1 == summary["n_truth"] > 0
+    rows = list(csv.DictReader(truth))
+    gts = np.array([float(r["FaceOcclusion"]) for r in rows])
     assert ((gts >= 0) & (gts <= 1)).all() and gts.max() > 0  # some hair over R among six photos
     # the forehead's share under the drawn hair: some of the six have hair over the forehead
-    fh = np.array([float(line.split(",")[5]) for line in truth[1:]])
+    fh = np.array([float(r["forehead_hair"]) for r in rows])
     assert ((fh >= 0) & (fh <= 1)).all() and fh.max() > 0
+    for r in rows:  # the audit by eye: what it saw, and whether the hair mask is then the whole truth
+        seen = hair_mask_occluders(r["filename"])
+        assert r["hair_audit"] == ("+".join(seen) or "none")
+        assert r["hair_complete"] == ("yes" if r["hair_only"] == "yes" and not seen else "no")
     vs = summary["forehead_vs_mask"]
     assert set(vs) == set(ck.KINDS) and sum(v["n"] for v in vs.values()) >= 1
     for v in vs.values():
