@@ -103,14 +103,19 @@ def _packaged_csv(name: str) -> list[dict[str, str]]:
     return list(csv.DictReader(io.StringIO(resources.files("occparse.synth").joinpath(name).read_text(encoding="utf-8"))))
 
 
+def _audit_by_photo(name: str, row_type: type) -> dict:
+    """A committed audit list (``name`` in ``occparse/synth``) as photo file name -> its rows (``row_type``)."""
+    out: dict = {}
+    for r in _packaged_csv(name):
+        out.setdefault(r["filename"], []).append(row_type(**{k: r[k] for k in (
+            "filename", "split", "gender", "kind", "where", "severity", "note")}))
+    return out
+
+
 def lfw_label_audit() -> dict[str, list[LabelContradiction]]:
     """The committed audit of the 2,000 LFW Part Labels maps: photo file name -> its contradictions
     (photos whose labels agree with the definition are absent)."""
-    out: dict[str, list[LabelContradiction]] = {}
-    for r in _packaged_csv("lfw_label_audit.csv"):
-        out.setdefault(r["filename"], []).append(LabelContradiction(**{k: r[k] for k in (
-            "filename", "split", "gender", "kind", "where", "severity", "note")}))
-    return out
+    return _audit_by_photo("lfw_label_audit.csv", LabelContradiction)
 
 
 def lfw_labels_agree(filename: str) -> bool:
@@ -203,29 +208,17 @@ CELEBAHQ_AUDIT_OCCLUDING = tuple(k for k in CELEBAHQ_AUDIT_KINDS if k not in ("f
 
 
 @dataclass(frozen=True)
-class AuditFlag:
-    """One thing seen at the face of a CelebA-HQ hair-mask photo besides head hair: ``kind`` (one of
-    :data:`CELEBAHQ_AUDIT_KINDS`), ``where`` (forehead, eyes, nose, mouth, chin, cheek, jaw, joined by +),
-    ``severity`` "clear" (obvious, hides a visible part) or "slight" (small or doubtful)."""
-
-    filename: str
-    split: str
-    gender: str
-    kind: str
-    where: str
-    severity: str
-    note: str
+class AuditFlag(LabelContradiction):
+    """One thing seen at the face of a CelebA-HQ hair-mask photo besides head hair (the fields of an LFW audit
+    row): ``kind`` one of :data:`CELEBAHQ_AUDIT_KINDS`, ``where`` forehead, eyes, nose, mouth, chin, cheek or
+    jaw (joined by +), ``severity`` "clear" (obvious, hides a visible part) or "slight" (small or doubtful)."""
 
 
 @functools.lru_cache(maxsize=1)
 def celebahq_hair_audit() -> dict[str, list[AuditFlag]]:
     """The committed audit of the 600 CelebA-HQ hair-mask photos: photo file name -> what was seen at its face
     besides head hair (photos where nothing was are absent)."""
-    out: dict[str, list[AuditFlag]] = {}
-    for r in _packaged_csv("celebahq_hair_audit.csv"):
-        out.setdefault(r["filename"], []).append(AuditFlag(**{k: r[k] for k in (
-            "filename", "split", "gender", "kind", "where", "severity", "note")}))
-    return out
+    return _audit_by_photo("celebahq_hair_audit.csv", AuditFlag)
 
 
 def hair_mask_occluders(filename: str) -> list[str]:
