@@ -123,7 +123,7 @@ def load_run_state(work: Path) -> tuple[Path, dict] | None:
     epoch (the checkpoint on a tie: it keeps the optimiser), as ``(path, dict)``; None when neither is there.
 
     Why the later one: a portable state carried from another machine into a folder that still holds this machine's
-    older checkpoint is the run's newest epoch; resuming the checkpoint would lose, then overwrite, the sittings
+    older checkpoint is the run's newest epoch; resuming the checkpoint would lose, then overwrite, the epochs
     in between. Loaded with ``weights_only``: a portable state may come through version control."""
     found = [(p, torch.load(p, map_location="cpu", weights_only=True))
              for p in (work / CHECKPOINT, work / PORTABLE) if p.exists()]
