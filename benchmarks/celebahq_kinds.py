@@ -369,13 +369,14 @@ def main(argv: list[str] | None = None) -> int:
     def pct(x, n):
         return 100 * x / n if n else math.nan
 
+    def final_on_yes(by: str) -> str:  # the final Score of the rows whose column `by` is yes
+        return next((f"{v['score']:.6f} on {v['n']}" for v in h["FaceOcclusion"][by] if v["value"] == "yes"), "n/a")
+
     checks = [
         ("hair-mask final Score <= 0.004", h["FaceOcclusion"]["score"] <= 0.004, f"{h['FaceOcclusion']['score']:.6f}"),
-        ("hair-only photos: final Score (no threshold)", None,
-         next((f"{v['score']:.6f} on {v['n']}" for v in h["FaceOcclusion"]["by_hair_only"] if v["value"] == "yes"), "n/a")),
+        ("hair-only photos: final Score (no threshold)", None, final_on_yes("by_hair_only")),
         ("hair-only photos the audit saw nothing else on: final Score (no threshold)", None,
-         next((f"{v['score']:.6f} on {v['n']}" for v in h["FaceOcclusion"]["by_hair_complete"] if v["value"] == "yes"),
-              "n/a")),
+         final_on_yes("by_hair_complete")),
         ("hair-mask geometric Score <= 0.005", h["geometric"]["score"] <= 0.005, f"{h['geometric']['score']:.6f}"),
         ("hair-mask final: no bin with |bias| > 0.06", not h["FaceOcclusion"]["bins_over_limit"],
          ", ".join(h["FaceOcclusion"]["bins_over_limit"]) or "none"),

@@ -38,9 +38,14 @@ def tiny_pool(tmp_path_factory):
     return out
 
 
-def test_one_epoch_on_the_chosen_device_exports_a_matching_onnx(data_root, tiny_pool, tmp_path, monkeypatch, capsys):
+@pytest.fixture
+def small_lfw_val(tiny_pool, monkeypatch):
+    """The per-epoch LFW val check on four of the tiny pool's crops (LFW val is 500 photos: not here)."""
     crops, labels = folder_crops(tiny_pool, limit=4)
-    monkeypatch.setattr(tp, "lfw_val_crops", lambda root: (crops, labels))  # LFW val is 500 photos: not here
+    monkeypatch.setattr(tp, "lfw_val_crops", lambda root: (crops, labels))
+
+
+def test_one_epoch_on_the_chosen_device_exports_a_matching_onnx(data_root, tiny_pool, small_lfw_val, tmp_path, capsys):
     cfg = tp.ParserTrainConfig(pools=[str(tiny_pool)], out=str(tmp_path / "out"), work=str(tmp_path / "work"), epochs=1,
                                batch=4, width=0.25, input_size=64, lowres=0.0, device="auto", loader_workers=0)
     info = tp.train_parser(cfg)
@@ -71,9 +76,8 @@ def test_device_and_loader_workers_are_checked():
     assert "device" not in tp.RESUME_KEYS  # a checkpoint made on a GPU resumes on a CPU and back
 
 
-def test_a_run_carried_as_its_portable_state_resumes_where_it_stopped(data_root, tiny_pool, tmp_path, monkeypatch, capsys):
-    crops, labels = folder_crops(tiny_pool, limit=4)
-    monkeypatch.setattr(tp, "lfw_val_crops", lambda root: (crops, labels))
+def test_a_run_carried_as_its_portable_state_resumes_where_it_stopped(data_root, tiny_pool, small_lfw_val, tmp_path,
+                                                                         capsys):
     kw = dict(pools=[str(tiny_pool)], out=str(tmp_path / "out"), batch=4, width=0.25, input_size=64, lowres=0.0,
               loader_workers=0)
     first = tmp_path / "first"
@@ -117,11 +121,9 @@ def test_a_run_carried_as_its_portable_state_resumes_where_it_stopped(data_root,
     assert "is finished (3/3 epochs): exporting it" in capsys.readouterr().out
 
 
-def test_a_carried_state_is_judged_as_a_checkpoint_is(data_root, tiny_pool, tmp_path, monkeypatch):
+def test_a_carried_state_is_judged_as_a_checkpoint_is(data_root, tiny_pool, small_lfw_val, tmp_path):
     import shutil
 
-    crops, labels = folder_crops(tiny_pool, limit=4)
-    monkeypatch.setattr(tp, "lfw_val_crops", lambda root: (crops, labels))
     pool = tmp_path / "pool"
     shutil.copytree(tiny_pool, pool)
     kw = dict(pools=[str(pool)], out=str(tmp_path / "out"), batch=4, width=0.25, input_size=64, lowres=0.0,

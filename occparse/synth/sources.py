@@ -21,7 +21,7 @@ import configparser
 import functools
 import hashlib
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from functools import cached_property
 from importlib import resources
 from pathlib import Path
@@ -107,8 +107,7 @@ def _audit_by_photo(name: str, row_type: type) -> dict:
     """A committed audit list (``name`` in ``occparse/synth``) as photo file name -> its rows (``row_type``)."""
     out: dict = {}
     for r in _packaged_csv(name):
-        out.setdefault(r["filename"], []).append(row_type(**{k: r[k] for k in (
-            "filename", "split", "gender", "kind", "where", "severity", "note")}))
+        out.setdefault(r["filename"], []).append(row_type(**{f.name: r[f.name] for f in fields(row_type)}))
     return out
 
 
