@@ -226,7 +226,7 @@ def test_cli_celebahq_attributes_preset(data_root, tmp_path, capsys):
         assert (lab[:112] == OCCLUDER).sum() > 50
     # the truth is measured in the runtime's crowned R: recompute it from the photo's own mesh and labels
     from occparse.runtime.align import align
-    from occparse.synth.celebahq_attr_pool import crowned_region
+    from occparse.runtime.regions import crowned_region
     from occparse.synth.sources import _mesh_cached, celebahq_photos, read_rgb
 
     photos = {p.name: p for p in celebahq_photos(data_root, "celebahq", "train")}

@@ -134,6 +134,57 @@ def test_ray_resume_with_other_settings_is_refused(tmp_path, capsys):
         plan(["a", "b", "c"], out, shard_size=2, settings=fp32)
 
 
+def test_ray_resume_scores_shards_with_changed_photos_again(tmp_path, capsys):
+    """Each part records its files' sizes and times as read: a photo replaced under the same name (or gone)
+    since then sends its shard back to be scored; the other shards are kept. Local paths and URIs alike."""
+    import os
+
+    import pyarrow.parquet as pq
+
+    from occparse.runtime.distributed import INPUTS_KEY, plan, sources_digest, write_part
+    from occparse.runtime.results import ImageResult, Status
+    from occparse.runtime.rows import predict_row
+
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    names = ["a.jpg", "b.jpg", "c.jpg"]
+    for n in names:
+        (photos / n).write_bytes(b"first " + n.encode())
+    for uri in (False, True):
+        sources = [("file://" if uri else "") + str(photos / n) for n in names]
+        out = str(tmp_path / f"p{int(uri)}.parquet")
+        pl = plan(names, out, shard_size=2, sources=sources)
+        assert pl.todo == [0, 1]
+        for k in pl.todo:  # what an actor writes: the digest taken before it read the shard's files
+            rows = [predict_row(n, ImageResult(n, Status.MISSING)) for n in pl.shard(names, k)]
+            write_part(pl.parts, k, rows, "predict", sources_digest(pl.shard(sources, k)))
+        assert plan(names, out, shard_size=2, sources=sources).todo == []
+        assert "changed" not in capsys.readouterr().err
+        b = photos / "b.jpg"
+        old = b.stat()
+        b.write_bytes(b"another photo")  # replaced under the same name
+        assert plan(names, out, shard_size=2, sources=sources).todo == [0]
+        assert "1 kept shard(s) hold photos that changed" in capsys.readouterr().err
+        assert not os.path.exists(f"{pl.parts}/part-000000.parquet")  # its stale rows are gone
+        assert pq.read_schema(f"{pl.parts}/part-000001.parquet").metadata[INPUTS_KEY]  # the other is kept
+        b.write_bytes(b"first b.jpg")
+        os.utime(b, ns=(old.st_atime_ns, old.st_mtime_ns))
+    # a photo gone is a change too
+    sources = [str(photos / n) for n in names]
+    out = str(tmp_path / "p0.parquet")
+    write_part(f"{out}.parts", 0, [predict_row(n, ImageResult(n, Status.MISSING)) for n in names[:2]], "predict",
+               sources_digest(sources[:2]))
+    assert plan(names, out, shard_size=2, sources=sources).todo == []
+    (photos / "c.jpg").unlink()
+    assert plan(names, out, shard_size=2, sources=sources).todo == [1]
+    # a part without the record (an older occparse's): kept, and the run says it was not checked
+    write_part(f"{out}.parts", 1, [predict_row("c.jpg", ImageResult("c.jpg", Status.MISSING))], "predict", None)
+    assert plan(names, out, shard_size=2, sources=sources).todo == []
+    assert "1 kept shard(s) do not record" in capsys.readouterr().err
+    with pytest.raises(ValueError, match="differ in length"):
+        plan(names, out, shard_size=2, sources=sources[:2])
+
+
 # ---------------------------------------------------------------- the Ray engine, end to end
 
 N = 24  # aligned crops: enough for several shards on two actors, small enough for a 2-core machine

@@ -14,6 +14,8 @@ loses at most the shards in flight. Each part holds its rows' filenames, which a
 against the input: parts of another input are refused, not mixed in (``OUT.parts/_job.json``
 records the job kind, the shard size and the settings that decide the numbers; a rerun with other
 settings is refused, naming each difference, as the local engine does with ``OUT.partial.json``).
+Each part also records what its shard's files were when they were read (:func:`sources_digest`:
+size and modification time): a shard with a photo replaced since then is scored again.
 
 The rows are those of the local engine (:mod:`occparse.runtime.rows`), with the same per-row status.
 Ray is imported only here, only when this engine is asked for.
@@ -34,6 +36,9 @@ from .rows import FOLDER_COLUMNS, PREDICT_COLUMNS, column_type, folder_row, pred
 RAY_MISSING = 'the Ray engine needs Ray: pip install "occparse[ray]" (or "ray[data]==2.60.0")'
 SHARD_SIZE = 256  # rows per shard: what a killed run can lose per actor, and the unit of work
 PARTS_SUFFIX = ".parts"
+#: a part's Parquet metadata key for :func:`sources_digest` of its shard's files, as read
+INPUTS_KEY = b"occparse.inputs"
+STAT_THREADS = 16  # object stores answer one file's size and time per request: ask several at once
 
 
 class EngineError(OccparseError, RuntimeError):
@@ -115,6 +120,40 @@ def list_folder(location: str) -> list[str]:
     return sorted(f"{scheme}://{i.path}" for i in infos if i.type == pafs.FileType.File)
 
 
+def _stamp(source: str) -> str:
+    """One source's line of :func:`sources_digest`."""
+    import pyarrow.fs as pafs
+
+    try:
+        if not is_uri(source):
+            st = os.stat(source)
+            return f"{source}\0{st.st_size}\0{st.st_mtime_ns}"
+        fs, path = filesystem(source)
+        info = fs.get_file_info(path)
+    except (EngineError, OSError, ValueError):
+        return f"{source}\0-"
+    if info.type != pafs.FileType.File:
+        return f"{source}\0-"
+    return f"{source}\0{info.size}\0{info.mtime_ns}"
+
+
+def sources_digest(sources: list[str]) -> str:
+    """A short digest (32 hex characters) of what the files at ``sources`` (local paths or URIs, as the
+    actors read them) are now: each one's size and modification time, or that it is missing or not a
+    file. A file replaced under the same name changes it. A local path costs a ``stat``; a URI one
+    request to its file system (``STAT_THREADS`` at once). Never raises."""
+    import hashlib
+
+    if any(is_uri(s) for s in sources):
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(max(1, min(STAT_THREADS, len(sources)))) as pool:
+            stamps = list(pool.map(_stamp, sources))
+    else:
+        stamps = [_stamp(s) for s in sources]
+    return hashlib.sha256("\n".join(stamps).encode("utf-8", "surrogateescape")).hexdigest()[:32]
+
+
 # ---------------------------------------------------------------- the actor
 
 
@@ -178,10 +217,13 @@ class MeshStage:
 
         import numpy as np
 
-        preps = [pickle.dumps(prepare_sources(self.mesher, self.options, str(src).split("\n")), protocol=5)
-                 for src in batch["sources"]]
+        preps, digests = [], []
+        for src in batch["sources"]:
+            sources = str(src).split("\n")
+            digests.append(sources_digest(sources))  # before reading: a file replaced meanwhile then differs
+            preps.append(pickle.dumps(prepare_sources(self.mesher, self.options, sources), protocol=5))
         return {"shard": np.asarray(batch["shard"]), "names": np.asarray(batch["names"], dtype=object),
-                "prepared": np.asarray(preps, dtype=object)}
+                "prepared": np.asarray(preps, dtype=object), "digest": np.asarray(digests, dtype=object)}
 
 
 class ShardScorer:
@@ -216,10 +258,13 @@ class ShardScorer:
             names = str(batch["names"][i]).split("\n")
             if "prepared" in batch:
                 preps = pickle.loads(batch["prepared"][i])  # noqa: S301 (written by this job's MeshStage)
+                digest = str(batch["digest"][i])
             else:
-                preps = prepare_sources(self.est.mesher, self.est.options, str(batch["sources"][i]).split("\n"))
+                sources = str(batch["sources"][i]).split("\n")
+                digest = sources_digest(sources)  # before reading: a file replaced meanwhile then differs
+                preps = prepare_sources(self.est.mesher, self.est.options, sources)
             rows = self.finish(names, preps)
-            self.write(int(shard), rows)
+            write_part(self.parts, int(shard), rows, self.kind, digest)
             out["shard"].append(int(shard))
             out["rows"].append(len(rows))
             out["failed"].append(sum(r["status"] != "ok" for r in rows))
@@ -228,10 +273,6 @@ class ShardScorer:
             out["rss_mb"].append(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)  # peak, KiB on Linux
             out["pid"].append(os.getpid())
         return {k: np.asarray(v) for k, v in out.items()}
-
-    def score(self, names: list[str], sources: list[str]) -> list[dict[str, str]]:
-        """Rows for one shard, all stages in this process."""
-        return self.finish(names, prepare_sources(self.est.mesher, self.est.options, sources))
 
     def finish(self, names: list[str], preps: list) -> list[dict[str, str]]:
         """The networks on prepared images, ``batch`` at a time, as rows."""
@@ -243,15 +284,22 @@ class ShardScorer:
                 rows.append(make(name, an.result))
         return rows
 
-    def write(self, shard: int, rows: list[dict[str, str]]) -> None:
-        import pyarrow.parquet as pq
 
-        columns = PREDICT_COLUMNS if self.kind == "predict" else FOLDER_COLUMNS
-        fs, parts = filesystem(self.parts)
-        final = f"{parts}/{part_name(shard)}"
-        tmp = f"{final}.tmp-{os.getpid()}"
-        pq.write_table(arrow_table(rows, columns), tmp, filesystem=fs)
-        fs.move(tmp, final)  # a part is there whole or not at all
+
+def write_part(parts: str, shard: int, rows: list[dict[str, str]], kind: str, digest: str | None) -> None:
+    """Write one shard's rows to ``parts/part-NNNNNN.parquet`` (a temporary name, then moved), with
+    ``digest`` (:func:`sources_digest` of its files as they were read; None: not recorded) in its metadata."""
+    import pyarrow.parquet as pq
+
+    columns = PREDICT_COLUMNS if kind == "predict" else FOLDER_COLUMNS
+    fs, where = filesystem(parts)
+    final = f"{where}/{part_name(shard)}"
+    tmp = f"{final}.tmp-{os.getpid()}"
+    table = arrow_table(rows, columns)
+    if digest is not None:
+        table = table.replace_schema_metadata({INPUTS_KEY: digest.encode()})
+    pq.write_table(table, tmp, filesystem=fs)
+    fs.move(tmp, final)  # a part is there whole or not at all
 
 
 def part_name(shard: int) -> str:
@@ -307,12 +355,15 @@ class Plan:
 
 
 def plan(names: list[str], out: str, kind: str = "predict", shard_size: int = SHARD_SIZE,
-         settings: dict | None = None) -> Plan:
+         settings: dict | None = None, sources: list[str] | None = None) -> Plan:
     """Check ``out``, make ``OUT.parts`` and find the shards still to do.
 
     A part already there is kept when it holds exactly its shard's filenames; a part holding the
     first rows of its shard (an earlier run on fewer rows) is done again; any other part means
-    another input, and :class:`EngineError` says to delete the parts folder. ``settings`` (JSON-able
+    another input, and :class:`EngineError` says to delete the parts folder. With ``sources`` (the
+    paths or URIs read for ``names``), a kept part whose shard's files changed since they were read
+    (:func:`sources_digest` against the part's record) is done again, with a line on stderr; a part
+    without that record (an older occparse's) is kept unchecked, also said. ``settings`` (JSON-able
     values: weights, precision, options; see ``occparse.cli.common.run_settings``) are recorded in
     ``_job.json``; parts kept from a run with other settings raise :class:`EngineError` naming each
     difference (parts from before settings were recorded are resumed, with a line on stderr)."""
@@ -344,8 +395,12 @@ def plan(names: list[str], out: str, kind: str = "predict", shard_size: int = SH
                        else "an unknown job")
                 raise EngineError(f"{parts} was written by another kind of job or shard size ({was}; now {kind}, "
                                   f"{shard_size}); delete it to start over")
+        if sources is not None and len(sources) != len(names):
+            raise ValueError("names and sources differ in length")
         existing = fs.get_file_info(pafs.FileSelector(parts_path))
         done = set()
+        changed: list[str] = []  # kept parts whose photos changed: deleted once the settings check passes
+        unrecorded = 0
         for info in existing:
             if ".parquet.tmp-" in info.base_name:  # a killed run's half-written part
                 fs.delete_file(info.path)
@@ -353,13 +408,21 @@ def plan(names: list[str], out: str, kind: str = "predict", shard_size: int = SH
             if not (info.base_name.startswith("part-") and info.base_name.endswith(".parquet")):
                 continue
             k = int(info.base_name[5:-8])
-            if pq.read_schema(info.path, filesystem=fs).names != list(columns):
+            schema = pq.read_schema(info.path, filesystem=fs)
+            if schema.names != list(columns):
                 raise EngineError(f"{info.path} holds other columns than this occparse writes (an older version's "
                                   f"part?); delete {parts} to start over")
             got = pq.read_table(info.path, filesystem=fs, columns=["filename"]).column("filename").to_pylist()
             want = p.shard(names, k)
             if got == want:
-                done.add(k)
+                stored = (schema.metadata or {}).get(INPUTS_KEY)
+                if sources is not None and stored is None:
+                    unrecorded += 1
+                if sources is not None and stored is not None and stored.decode() != sources_digest(
+                        p.shard(sources, k)):
+                    changed.append(info.path)
+                else:
+                    done.add(k)
             elif got and len(got) < len(want) and want[:len(got)] == got:
                 fs.delete_file(info.path)  # the input grew: this shard gets its new rows
             else:
@@ -375,6 +438,14 @@ def plan(names: list[str], out: str, kind: str = "predict", shard_size: int = SH
                                   f"options to resume, or delete {parts} to start over")
             if note:
                 print(note, file=sys.stderr)
+        for path in changed:
+            fs.delete_file(path)
+        if changed:
+            print(f"{len(changed)} kept shard(s) hold photos that changed since they were scored (size or "
+                  "modification time): scoring them again", file=sys.stderr)
+        if unrecorded:
+            print(f"{unrecorded} kept shard(s) do not record their photos' sizes and times (written by an older "
+                  "occparse): kept without checking them", file=sys.stderr)
         # nothing kept yet, or kept parts resumed unchecked: from now on this run's settings are the record
         if old is None or unchecked or (not done and old != record):
             with fs.open_output_stream(rec) as f:
@@ -401,7 +472,7 @@ def run(names: list[str], sources: list[str], out: str, options, kind: str = "pr
     written with other settings."""
     if len(names) != len(sources):
         raise ValueError("names and sources differ in length")
-    pl = plan(names, out, kind, shard_size, settings)
+    pl = plan(names, out, kind, shard_size, settings, sources)
     todo, n_shards, parts_uri = pl.todo, pl.n_shards, pl.parts
     if len(todo) < n_shards:
         print(f"resuming: {n_shards - len(todo)} of {n_shards} shards already in {parts_uri}", file=sys.stderr)

@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from importlib import resources
 
 import cv2
@@ -329,6 +329,13 @@ def face_region(face: Face, shape: tuple[int, int] | None = None) -> np.ndarray:
     for out in restored_outlines(face):
         r |= _fill(shape, out)
     return r
+
+
+def crowned_region(face: Face, shape: tuple[int, int] | None = None) -> np.ndarray:
+    """R of ``face`` marked ``crown_covered`` (:func:`face_region` of it): the region a face is measured in
+    once the crown rule holds (``occparse.runtime.label_rules.with_crown``). Its outline ramps out from the
+    eyebrow line, so it holds less than R plus the whole :func:`crown_band`."""
+    return face_region(replace(face, crown_covered=True), shape)
 
 
 def _hull(points: np.ndarray, grow: float = 1.0) -> np.ndarray:

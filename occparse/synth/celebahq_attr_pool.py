@@ -68,7 +68,6 @@ visible: a rough value for pool statistics, not for fitting regressors (``occlud
 
 from __future__ import annotations
 
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -78,7 +77,7 @@ from ..runtime.align import CANONICAL_SIZE, align
 from ..runtime.lenses import find_lenses, luminance
 from ..runtime.mesh import NOSE, OUTER_LIPS
 from ..runtime.occlusion import crop_footprint
-from ..runtime.regions import _fill, _hull, face_region, pulled_band
+from ..runtime.regions import _fill, _hull, crowned_region, face_region, pulled_band
 from .celebahq_pool import is_clean, write_pool_sample
 from .sources import CelebAPhoto, _mesh_cached, celebahq_photos, read_rgb
 
@@ -147,13 +146,6 @@ def lower_face(attributes: dict[str, bool]) -> str:
     if attributes.get("5_o_Clock_Shadow", True) or not attributes.get("No_Beard", False):
         return "stubble"
     return "clean"
-
-
-def crowned_region(face, shape: tuple[int, int]) -> np.ndarray:
-    """R of ``face`` (a crop's :class:`~occparse.runtime.mesh.Face`) marked ``crown_covered``, as H x W bool of
-    ``shape``: the region the runtime measures a face in once the crown test holds (its outline ramps out
-    from the eyebrow line, so it holds less than R plus the whole band)."""
-    return face_region(replace(face, crown_covered=True), shape)
 
 
 def hat_labels(probs: np.ndarray, band: np.ndarray, confidence: float = 0.8, zone: np.ndarray | None = None,

@@ -141,37 +141,42 @@ class Sample:
     base_visible: np.ndarray | None = None
 
 
-def base_visible(base: BaseFace, region: np.ndarray) -> np.ndarray:
-    """V of the unoccluded base image: LFW skin label, or R itself for UTKFace."""
+def base_visible(base: BaseFace, region: np.ndarray, labels: np.ndarray | None = None) -> np.ndarray:
+    """V of the unoccluded base image: LFW skin label, or R itself for UTKFace. ``labels``: the base's label
+    map when the caller has read it already (None: read here)."""
     if base.label_path is not None:
-        lab = read_label_map(base.label_path)
+        lab = read_label_map(base.label_path) if labels is None else labels
         return lab == 1
     return region.copy()
 
 
-def truth_face(base: BaseFace) -> Face:
+def truth_face(base: BaseFace, labels: np.ndarray | None = None) -> Face:
     """The face whose R a truth uses: ``base.face``, marked ``crown_covered`` where the base photo's own
     label map shows a cap or hat over the top of the face, as the runtime marks a face from the parser's
     labels (:func:`occparse.runtime.regions.crown_band`; LFW Part Labels draw headwear as background, so
     background is what covers here). The mesh's oval is pulled in under a brim; without this the truth's R
     would stop at the brim while occparse's reaches the mean face's outline. Faces without a label map
     (UTKFace) are returned as they are. The label map must be in the photo's pixel frame (LFW's are).
-    Computed once per base face (kept on it: the engine asks for every sample). Raises
+    Computed once per base face (kept on it: the engine asks for every sample). ``labels``: the base's label
+    map when the caller has read it already (None: read here). Raises
     :class:`~occparse.synth.sources.DataNotFoundError` when the label map cannot be read."""
     cached = base.__dict__.get("_truth_face")
     if cached is not None:
         return cached
     face = base.face
-    if base.label_path is not None and crown_band(face, read_label_map(base.label_path), BACKGROUND) is not None:
+    if base.label_path is not None and crown_band(
+            face, read_label_map(base.label_path) if labels is None else labels, BACKGROUND) is not None:
         face = replace(face, crown_covered=True)
     object.__setattr__(base, "_truth_face", face)  # BaseFace is frozen; this is a cache, not a field
     return face
 
 
-def base_labels(base: BaseFace, region: np.ndarray) -> np.ndarray:
-    """Label map of the unoccluded base image (values of :mod:`occparse.labels`)."""
+def base_labels(base: BaseFace, region: np.ndarray, labels: np.ndarray | None = None) -> np.ndarray:
+    """Label map of the unoccluded base image (values of :mod:`occparse.labels`). ``labels``: the base's
+    label map as read from its file, when the caller has it already (None: read here; not changed)."""
     if base.label_path is not None:
-        lab = split_facial_hair(read_label_map(base.label_path), base.face, base.gender)
+        lab = split_facial_hair(read_label_map(base.label_path) if labels is None else labels, base.face,
+                                base.gender)
         if base.source == "lfw" and (bad := lfw_label_audit_of(base.name)):
             # the audited regions contradict the definition (a beard labelled skin, ...): never learnt from
             lab = ignore_contradictions(lab, base.face, bad)

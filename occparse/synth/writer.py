@@ -152,10 +152,10 @@ def write_lfw_photo_truth(synth: Synthesizer, out: Path, agreeing_only: bool = F
     for f in synth.faces.of("lfw"):
         if agreeing_only and not lfw_labels_agree(f.name):
             continue
-        lab_shape = read_label_map(f.label_path).shape
-        region = face_region(truth_face(f), lab_shape)  # R restored, under a cap too (the crown)
-        gt = occlusion_of(region, base_visible(f, region))
-        beard = float((base_labels(f, region)[region] == FACIAL_HAIR).mean()) if region.any() else 0.0
+        lab = read_label_map(f.label_path)  # read once: the crown test, V and the facial hair all use it
+        region = face_region(truth_face(f, lab), lab.shape)  # R restored, under a cap too (the crown)
+        gt = occlusion_of(region, base_visible(f, region, lab))
+        beard = float((base_labels(f, region, lab)[region] == FACIAL_HAIR).mean()) if region.any() else 0.0
         rows.append({"filename": f.name, "FaceOcclusion": f"{gt:.6f}", "gender": f.gender, "is_gray": "0",
                      "occluder": "none", "source": "lfw", "base": f.name, "facial_hair": f"{beard:.6f}",
                      "lfw_labels": lfw_labels_value("lfw", f.name),
