@@ -77,7 +77,7 @@ def test_engine_ray_without_ray_is_one_line(monkeypatch, tmp_path, capsys):
 
 
 def test_ray_engine_refuses_non_parquet_and_other_inputs_parts(tmp_path):
-    from occparse.runtime.distributed import EngineError, arrow_table, part_name, plan
+    from occparse.runtime.shard_files import EngineError, arrow_table, part_name, plan
 
     with pytest.raises(EngineError, match="Parquet"):
         plan(["a"], str(tmp_path / "p.csv"))
@@ -103,9 +103,9 @@ def test_ray_resume_with_other_settings_is_refused(tmp_path, capsys):
 
     import pyarrow.parquet as pq
 
-    from occparse.runtime.distributed import EngineError, arrow_table, part_name, plan
     from occparse.runtime.results import ImageResult, Status
     from occparse.runtime.rows import PREDICT_COLUMNS, predict_row
+    from occparse.runtime.shard_files import EngineError, arrow_table, part_name, plan
 
     cols = PREDICT_COLUMNS
     out = str(tmp_path / "p.parquet")
@@ -141,9 +141,9 @@ def test_ray_resume_scores_shards_with_changed_photos_again(tmp_path, capsys):
 
     import pyarrow.parquet as pq
 
-    from occparse.runtime.distributed import INPUTS_KEY, plan, sources_digest, write_part
     from occparse.runtime.results import ImageResult, Status
     from occparse.runtime.rows import predict_row
+    from occparse.runtime.shard_files import INPUTS_KEY, plan, sources_digest, write_part
 
     photos = tmp_path / "photos"
     photos.mkdir()

@@ -601,8 +601,8 @@ def old_label_map(path: Path) -> bool:
 def foreign_out_error(out: str, overwrite: bool) -> str | None:
     """The refusal for a local ``--out`` that exists and is not an occparse output (see
     :func:`occparse.runtime.resumable.foreign_table`), unless ``overwrite``; None otherwise (and for URIs)."""
-    from ..runtime.distributed import is_uri
     from ..runtime.resumable import foreign_table
+    from ..runtime.shard_files import is_uri
 
     if overwrite or is_uri(out) or not foreign_table(Path(out)):
         return None

@@ -499,7 +499,7 @@ def _csv_to_parquet(src: Path, dst: Path, columns: tuple[str, ...]) -> Path:
 
 def _estimate_folder_ray(a: argparse.Namespace) -> int:
     """Folder mode with --engine ray: files under local folders or URIs (s3://bucket/prefix/)."""
-    from ..runtime.distributed import PARTS_SUFFIX, is_uri, list_folder
+    from ..runtime.shard_files import PARTS_SUFFIX, is_uri, list_folder
 
     names: list[str] = []
     skipped = 0

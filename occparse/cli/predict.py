@@ -156,7 +156,7 @@ def _image_clash(out: Path, root: Path, rows) -> tuple[Path, Path] | None:
 
 def _predict_ray(a: argparse.Namespace) -> int:
     """predict --engine ray: the CSV/Parquet and the images may be local or on any pyarrow file system."""
-    from ..runtime.distributed import is_uri, join, read_filenames
+    from ..runtime.shard_files import is_uri, join, read_filenames
 
     if not is_uri(a.images_root) and not Path(a.images_root).is_dir():
         return fail(f"--images-root {a.images_root}: no such folder")
@@ -176,7 +176,7 @@ def _predict_ray(a: argparse.Namespace) -> int:
 def _settings(a: argparse.Namespace) -> dict:
     """predict's resume record: the common settings, --assume-aligned and where the images are read from (the
     same file names under another --images-root are other images)."""
-    from ..runtime.distributed import is_uri
+    from ..runtime.shard_files import is_uri
 
     root = a.images_root if is_uri(a.images_root) else str(Path(a.images_root).resolve())
     return run_settings(a, assume_aligned=bool(a.assume_aligned), images_root=root)
