@@ -185,6 +185,41 @@ def test_ray_resume_scores_shards_with_changed_photos_again(tmp_path, capsys):
         plan(names, out, shard_size=2, sources=sources[:2])
 
 
+def test_photo_digest_is_size_and_time_not_the_spelling_and_a_silent_store_deletes_nothing(tmp_path, monkeypatch,
+                                                                                           capsys):
+    """The same photos named from another working folder digest the same; a folder is no photo; a store that
+    cannot answer stops the rerun with the part kept (never taken for a change), and an actor writes no record."""
+    import os
+
+    from occparse.runtime import shard_files
+    from occparse.runtime.results import ImageResult, Status
+    from occparse.runtime.rows import predict_row
+    from occparse.runtime.shard_files import EngineError, plan, read_digest, sources_digest, write_part
+
+    (tmp_path / "a.jpg").write_bytes(b"a photo")
+    (tmp_path / "sub").mkdir()
+    monkeypatch.chdir(tmp_path)
+    here = sources_digest(["a.jpg"])
+    monkeypatch.chdir(tmp_path / "sub")
+    assert sources_digest(["../a.jpg"]) == here == sources_digest([str(tmp_path / "a.jpg")])
+    assert sources_digest([str(tmp_path / "sub")]) == sources_digest([str(tmp_path / "none.jpg")])  # not a file
+    uri = "file://" + str(tmp_path / "a.jpg")
+    assert sources_digest([uri]) == here
+
+    class Silent:
+        def get_file_info(self, path):
+            raise OSError("connection reset")
+
+    out = str(tmp_path / "p.parquet")
+    pl = plan(["a.jpg"], out, shard_size=1)
+    write_part(pl.parts, 0, [predict_row("a.jpg", ImageResult("a.jpg", Status.MISSING))], "predict", here)
+    monkeypatch.setattr(shard_files, "_on_filesystem", lambda u, opened: (Silent(), u))
+    assert read_digest([uri]) is None  # an actor writes the part without the record
+    with pytest.raises(EngineError, match="cannot check whether the photos of .* changed"):
+        plan(["a.jpg"], out, shard_size=1, sources=[uri])
+    assert os.path.exists(out + ".parts/part-000000.parquet")
+
+
 # ---------------------------------------------------------------- the Ray engine, end to end
 
 N = 24  # aligned crops: enough for several shards on two actors, small enough for a 2-core machine

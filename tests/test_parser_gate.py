@@ -122,6 +122,30 @@ def test_speed_not_measured_fails_its_line_and_missing_files_exit_2(tmp_path, se
     assert e.value.code == 2 and "caps.txt" in capsys.readouterr().err
 
 
-def test_measure_refuses_a_folder_without_a_manifest(tmp_path):
+def test_folders_measured_on_other_sets_are_not_compared(tmp_path, sets, capsys):
+    base = _measured(tmp_path, "base", sets, 0.02)
+    cand = _measured(tmp_path, "cand", sets, 0.02)
+    (cand / "measured.json").write_text(json.dumps({"sets": str(tmp_path / "elsewhere")}))
+    with pytest.raises(SystemExit) as e:
+        gate.judge(base, cand)
+    assert e.value.code == 2 and "not comparable" in capsys.readouterr().err
+
+
+def test_measure_refuses_what_it_cannot_measure_and_a_step_failing_is_no_result(tmp_path, data_root, monkeypatch):
     with pytest.raises(SystemExit, match="manifest.json"):
         gate.measure(tmp_path, tmp_path / "out", tmp_path / "sets", speed=False)
+    # a folder measured with other weights is refused before any step runs (its numbers are never mixed)
+    monkeypatch.setenv("OCCPARSE_DATA", str(data_root))
+    (tmp_path / "w").mkdir()
+    (tmp_path / "w" / "manifest.json").write_text("{}")
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "measured.json").write_text(json.dumps({"weights": "/other/weights"}))
+    with pytest.raises(SystemExit, match="measured with other inputs: weights /other/weights"):
+        gate.measure(tmp_path / "w", out, tmp_path / "sets", speed=False)
+    assert not (tmp_path / "sets").exists()
+    # exit 1 is a per-row failure only where occparse predict says so
+    fail = [sys.executable, "-c", "import sys; print('boom'); sys.exit(1)"]
+    with pytest.raises(SystemExit, match=r"(?s)step failed .exit 1.*boom"):
+        gate._run(fail, tmp_path / "step.log", {})
+    gate._run(fail, tmp_path / "step.log", {}, rows_may_fail=True)

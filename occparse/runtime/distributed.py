@@ -34,7 +34,7 @@ from .shard_files import (  # noqa: F401  (EngineError, SHARD_SIZE and PARTS_SUF
     is_uri,
     merge_parts,
     plan,
-    sources_digest,
+    read_digest,
     write_part,
 )
 
@@ -117,7 +117,7 @@ class MeshStage:
         preps, digests = [], []
         for src in batch["sources"]:
             sources = str(src).split("\n")
-            digests.append(sources_digest(sources))  # before reading: a file replaced meanwhile then differs
+            digests.append(read_digest(sources) or "")  # before reading ("": no record); see ShardScorer
             preps.append(pickle.dumps(prepare_sources(self.mesher, self.options, sources), protocol=5))
         return {"shard": np.asarray(batch["shard"]), "names": np.asarray(batch["names"], dtype=object),
                 "prepared": np.asarray(preps, dtype=object), "digest": np.asarray(digests, dtype=object)}
@@ -155,10 +155,10 @@ class ShardScorer:
             names = str(batch["names"][i]).split("\n")
             if "prepared" in batch:
                 preps = pickle.loads(batch["prepared"][i])  # noqa: S301 (written by this job's MeshStage)
-                digest = str(batch["digest"][i])
+                digest = str(batch["digest"][i]) or None
             else:
                 sources = str(batch["sources"][i]).split("\n")
-                digest = sources_digest(sources)  # before reading: a file replaced meanwhile then differs
+                digest = read_digest(sources)  # before reading: a file replaced meanwhile then differs
                 preps = prepare_sources(self.est.mesher, self.est.options, sources)
             rows = self.finish(names, preps)
             write_part(self.parts, int(shard), rows, self.kind, digest)

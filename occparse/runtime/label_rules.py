@@ -18,7 +18,7 @@ from .align import AlignedCrop
 from .lenses import dark_lens_pixels
 from .occlusion import crop_footprint
 from .parsing import ParseResult
-from .regions import above_brow_line, crown_band, crowned_region, face_region
+from .regions import above_brow_line, crown_band, face_region
 
 #: Names the label rules the numbers are computed with; batch outputs keep it with their settings, so
 #: that a resume never mixes rows computed before and after a change of these rules.
@@ -34,10 +34,11 @@ def with_crown(item: tuple, parse: ParseResult) -> tuple[tuple, ParseResult]:
     band = crown_band(c.face, parse.labels, (OCCLUDER, BACKGROUND), lambda: crop_footprint(c, prep.size))
     if band is None:
         return item, parse
-    band &= crowned_region(c.face, parse.labels.shape)  # the outline ramps out from the brow line: not all of it
+    crowned = replace(c.face, crown_covered=True)
+    band &= face_region(crowned, parse.labels.shape)  # the outline ramps out from the brow line: not all of it
     labels = parse.labels.copy()
     labels[band & (labels == BACKGROUND)] = OCCLUDER
-    item = prep, replace(f, crown_covered=True), replace(c, face=replace(c.face, crown_covered=True)), sc
+    item = prep, replace(f, crown_covered=True), replace(c, face=crowned), sc
     return item, replace(parse, labels=labels)
 
 

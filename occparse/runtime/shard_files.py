@@ -97,38 +97,71 @@ def list_folder(location: str) -> list[str]:
     return sorted(f"{scheme}://{i.path}" for i in infos if i.type == pafs.FileType.File)
 
 
-def _stamp(source: str) -> str:
-    """One source's line of :func:`sources_digest`."""
+def _stamp(source: str, opened: dict) -> str:
+    """One source's line of :func:`sources_digest`: its size and modification time, or ``-`` when it is
+    missing, not a file or not a location at all. ``opened``: file systems already opened, by URI prefix.
+    Raises OSError when a URI's file system cannot answer (a network error, no access)."""
+    import stat
+
     import pyarrow.fs as pafs
 
-    try:
-        if not is_uri(source):
+    if not is_uri(source):
+        try:
             st = os.stat(source)
-            return f"{source}\0{st.st_size}\0{st.st_mtime_ns}"
-        fs, path = filesystem(source)
-        info = fs.get_file_info(path)
-    except (EngineError, OSError, ValueError):
-        return f"{source}\0-"
-    if info.type != pafs.FileType.File:
-        return f"{source}\0-"
-    return f"{source}\0{info.size}\0{info.mtime_ns}"
+        except (OSError, ValueError):  # what a local read would meet too: the row says it
+            return "-"
+        return f"{st.st_size}\0{st.st_mtime_ns}" if stat.S_ISREG(st.st_mode) else "-"
+    try:
+        fs, path = _on_filesystem(source, opened)
+    except (EngineError, ValueError):
+        return "-"
+    info = fs.get_file_info(path)
+    return f"{info.size}\0{info.mtime_ns}" if info.type == pafs.FileType.File else "-"
+
+
+def _on_filesystem(uri: str, opened: dict):
+    """:func:`filesystem` of a URI, opening one file system per scheme and host: (file system, path)."""
+    scheme, rest = uri.split("://", 1)
+    key = f"{scheme}://{rest.split('/', 1)[0]}"
+    if key in opened:
+        fs, prefix = opened[key]
+        if prefix is not None and uri.startswith(prefix):
+            return fs, uri[len(prefix):]
+    fs, path = filesystem(uri)
+    # the part of the URI that is not the path (``s3://`` keeps the bucket in the path, ``hdfs://host`` does not)
+    opened[key] = (fs, uri[:len(uri) - len(path)] if path and uri.endswith(path) else None)
+    return fs, path
 
 
 def sources_digest(sources: list[str]) -> str:
     """A short digest (32 hex characters) of what the files at ``sources`` (local paths or URIs, as the
-    actors read them) are now: each one's size and modification time, or that it is missing or not a
-    file. A file replaced under the same name changes it. A local path costs a ``stat``; a URI one
-    request to its file system (``STAT_THREADS`` at once). Never raises."""
+    actors read them) are now: each one's size and modification time, in order, or that it is missing or
+    not a file. A file replaced under the same name changes it; the same files named from another working
+    folder do not. A local path costs a ``stat``; a URI one request to its store (``STAT_THREADS`` at once).
+    Raises OSError when a store cannot answer for one of them."""
+    import contextlib
     import hashlib
 
+    opened: dict = {}
     if any(is_uri(s) for s in sources):
         from concurrent.futures import ThreadPoolExecutor
 
+        with contextlib.suppress(EngineError, ValueError):  # the first store opened before the threads share it
+            _on_filesystem(next(s for s in sources if is_uri(s)), opened)
         with ThreadPoolExecutor(max(1, min(STAT_THREADS, len(sources)))) as pool:
-            stamps = list(pool.map(_stamp, sources))
+            stamps = list(pool.map(lambda s: _stamp(s, opened), sources))
     else:
-        stamps = [_stamp(s) for s in sources]
-    return hashlib.sha256("\n".join(stamps).encode("utf-8", "surrogateescape")).hexdigest()[:32]
+        stamps = [_stamp(s, opened) for s in sources]
+    return hashlib.sha256("\n".join(stamps).encode()).hexdigest()[:32]
+
+
+def read_digest(sources: list[str]) -> str | None:
+    """:func:`sources_digest` as an actor takes it before reading a shard: None when a store cannot answer
+    (the part is then written without the record, and a rerun keeps it unchecked, saying so)."""
+    try:
+        return sources_digest(sources)
+    except OSError:
+        return None
 
 
 def write_part(parts: str, shard: int, rows: list[dict[str, str]], kind: str, digest: str | None) -> None:
@@ -246,8 +279,8 @@ def plan(names: list[str], out: str, kind: str = "predict", shard_size: int = SH
                 stored = (schema.metadata or {}).get(INPUTS_KEY)
                 if sources is not None and stored is None:
                     unrecorded += 1
-                if sources is not None and stored is not None and stored.decode() != sources_digest(
-                        p.shard(sources, k)):
+                if sources is not None and stored is not None and stored.decode() != _digest_now(
+                        p.shard(sources, k), info.path):
                     changed.append(info.path)
                 else:
                     done.add(k)
@@ -282,6 +315,13 @@ def plan(names: list[str], out: str, kind: str = "predict", shard_size: int = SH
         raise EngineError(f"--out {out}: cannot write beside it ({e})") from None
     p.todo = [k for k in range(n_shards) if k not in done]
     return p
+
+
+def _digest_now(sources: list[str], part: str) -> str:
+    try:
+        return sources_digest(sources)
+    except OSError as e:  # a store that cannot answer now: never taken for a change (the part is kept on disk)
+        raise EngineError(f"cannot check whether the photos of {part} changed ({e}); rerun to resume") from None
 
 
 def merge_parts(parts_uri: str, out: str, n_shards: int, kind: str) -> tuple[int, dict[str, int]]:
