@@ -26,8 +26,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from .rows import folder_row, predict_row
-from .shard_files import (  # noqa: F401  (EngineError, SHARD_SIZE and PARTS_SUFFIX: this engine's public names)
-    PARTS_SUFFIX,
+from .shard_files import (
     SHARD_SIZE,
     EngineError,
     filesystem,

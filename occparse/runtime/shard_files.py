@@ -235,6 +235,8 @@ def plan(names: list[str], out: str, kind: str = "predict", shard_size: int = SH
 
     if not out.lower().endswith(".parquet"):
         raise EngineError(f"--out {out}: the Ray engine writes Parquet; give a name ending in .parquet")
+    if sources is not None and len(sources) != len(names):
+        raise ValueError("names and sources differ in length")
     parts = out + PARTS_SUFFIX if is_uri(out) else os.path.abspath(out) + PARTS_SUFFIX
     fs, parts_path = filesystem(parts)
     columns = PREDICT_COLUMNS if kind == "predict" else FOLDER_COLUMNS
@@ -256,12 +258,8 @@ def plan(names: list[str], out: str, kind: str = "predict", shard_size: int = SH
                        else "an unknown job")
                 raise EngineError(f"{parts} was written by another kind of job or shard size ({was}; now {kind}, "
                                   f"{shard_size}); delete it to start over")
-        if sources is not None and len(sources) != len(names):
-            raise ValueError("names and sources differ in length")
         existing = fs.get_file_info(pafs.FileSelector(parts_path))
-        done = set()
-        changed: list[str] = []  # kept parts whose photos changed: deleted once the settings check passes
-        unrecorded = 0
+        kept: list[tuple[int, str, bytes | None]] = []  # parts of this input: shard, path, their photos' record
         for info in existing:
             if ".parquet.tmp-" in info.base_name:  # a killed run's half-written part
                 fs.delete_file(info.path)
@@ -276,21 +274,14 @@ def plan(names: list[str], out: str, kind: str = "predict", shard_size: int = SH
             got = pq.read_table(info.path, filesystem=fs, columns=["filename"]).column("filename").to_pylist()
             want = p.shard(names, k)
             if got == want:
-                stored = (schema.metadata or {}).get(INPUTS_KEY)
-                if sources is not None and stored is None:
-                    unrecorded += 1
-                if sources is not None and stored is not None and stored.decode() != _digest_now(
-                        p.shard(sources, k), info.path):
-                    changed.append(info.path)
-                else:
-                    done.add(k)
+                kept.append((k, info.path, (schema.metadata or {}).get(INPUTS_KEY)))
             elif got and len(got) < len(want) and want[:len(got)] == got:
                 fs.delete_file(info.path)  # the input grew: this shard gets its new rows
             else:
                 raise EngineError(f"{info.path} holds other files than this input's shard {k}; delete {parts} to "
                                   "start over")
         unchecked = False
-        if done and settings is not None:
+        if kept and settings is not None:
             stored = old.get("settings") if old is not None else None
             unchecked = stored is None
             note, diffs = compare_settings(stored, settings, parts)
@@ -299,10 +290,17 @@ def plan(names: list[str], out: str, kind: str = "predict", shard_size: int = SH
                                   f"options to resume, or delete {parts} to start over")
             if note:
                 print(note, file=sys.stderr)
-        for path in changed:
-            fs.delete_file(path)
+        # then the photos, once the rest holds: a kept part whose photos changed is done again
+        done, changed, unrecorded = set(), 0, 0
+        for k, path, photos in kept:
+            if sources is not None and photos is not None and photos.decode() != _digest_now(p.shard(sources, k), path):
+                fs.delete_file(path)
+                changed += 1
+                continue
+            unrecorded += int(sources is not None and photos is None)
+            done.add(k)
         if changed:
-            print(f"{len(changed)} kept shard(s) hold photos that changed since they were scored (size or "
+            print(f"{changed} kept shard(s) hold photos that changed since they were scored (size or "
                   "modification time): scoring them again", file=sys.stderr)
         if unrecorded:
             print(f"{unrecorded} kept shard(s) do not record their photos' sizes and times (written by an older "
