@@ -169,7 +169,7 @@ def write_part(parts: str, shard: int, rows: list[dict[str, str]], kind: str, di
     ``digest`` (:func:`sources_digest` of its files as they were read; None: not recorded) in its metadata."""
     import pyarrow.parquet as pq
 
-    columns = PREDICT_COLUMNS if kind == "predict" else FOLDER_COLUMNS
+    columns = job_columns(kind)
     fs, where = filesystem(parts)
     final = f"{where}/{part_name(shard)}"
     tmp = f"{final}.tmp-{os.getpid()}"
@@ -178,6 +178,11 @@ def write_part(parts: str, shard: int, rows: list[dict[str, str]], kind: str, di
         table = table.replace_schema_metadata({INPUTS_KEY: digest.encode()})
     pq.write_table(table, tmp, filesystem=fs)
     fs.move(tmp, final)  # a part is there whole or not at all
+
+
+def job_columns(kind: str) -> tuple[str, ...]:
+    """The columns a job of ``kind`` ("predict" or "folder") writes, in order."""
+    return PREDICT_COLUMNS if kind == "predict" else FOLDER_COLUMNS
 
 
 def part_name(shard: int) -> str:
@@ -239,7 +244,7 @@ def plan(names: list[str], out: str, kind: str = "predict", shard_size: int = SH
         raise ValueError("names and sources differ in length")
     parts = out + PARTS_SUFFIX if is_uri(out) else os.path.abspath(out) + PARTS_SUFFIX
     fs, parts_path = filesystem(parts)
-    columns = PREDICT_COLUMNS if kind == "predict" else FOLDER_COLUMNS
+    columns = job_columns(kind)
     record = {"kind": kind, "shard_size": shard_size}
     if settings is not None:
         record["settings"] = settings
@@ -329,7 +334,7 @@ def merge_parts(parts_uri: str, out: str, n_shards: int, kind: str) -> tuple[int
     import pyarrow.compute as pc
     import pyarrow.parquet as pq
 
-    columns = PREDICT_COLUMNS if kind == "predict" else FOLDER_COLUMNS
+    columns = job_columns(kind)
     fs, parts = filesystem(parts_uri)
     _, out_path = filesystem(out)
     tmp = out_path + ".tmp"

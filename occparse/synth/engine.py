@@ -141,12 +141,16 @@ class Sample:
     base_visible: np.ndarray | None = None
 
 
+def _label_map(base: BaseFace, labels: np.ndarray | None) -> np.ndarray:
+    """``labels`` when the caller has read the base's label map already, else the map read from its file."""
+    return read_label_map(base.label_path) if labels is None else labels
+
+
 def base_visible(base: BaseFace, region: np.ndarray, labels: np.ndarray | None = None) -> np.ndarray:
     """V of the unoccluded base image: LFW skin label, or R itself for UTKFace. ``labels``: the base's label
     map when the caller has read it already (None: read here)."""
     if base.label_path is not None:
-        lab = read_label_map(base.label_path) if labels is None else labels
-        return lab == 1
+        return _label_map(base, labels) == 1
     return region.copy()
 
 
@@ -164,8 +168,7 @@ def truth_face(base: BaseFace, labels: np.ndarray | None = None) -> Face:
     if cached is not None:
         return cached
     face = base.face
-    if base.label_path is not None and crown_band(
-            face, read_label_map(base.label_path) if labels is None else labels, BACKGROUND) is not None:
+    if base.label_path is not None and crown_band(face, _label_map(base, labels), BACKGROUND) is not None:
         face = replace(face, crown_covered=True)
     object.__setattr__(base, "_truth_face", face)  # BaseFace is frozen; this is a cache, not a field
     return face
@@ -175,8 +178,7 @@ def base_labels(base: BaseFace, region: np.ndarray, labels: np.ndarray | None = 
     """Label map of the unoccluded base image (values of :mod:`occparse.labels`). ``labels``: the base's
     label map as read from its file, when the caller has it already (None: read here; not changed)."""
     if base.label_path is not None:
-        lab = split_facial_hair(read_label_map(base.label_path) if labels is None else labels, base.face,
-                                base.gender)
+        lab = split_facial_hair(_label_map(base, labels), base.face, base.gender)
         if base.source == "lfw" and (bad := lfw_label_audit_of(base.name)):
             # the audited regions contradict the definition (a beard labelled skin, ...): never learnt from
             lab = ignore_contradictions(lab, base.face, bad)
