@@ -17,8 +17,9 @@ judgement can be read again without measuring::
 * the real masked photos (``benchmarks/masked_faces.py``; the two committed lists of names);
 * the synthetic benchmark (``occparse synth --preset bench``), on its aligned crops;
 * painted caps over clean CelebA-HQ faces (``benchmarks/painted_caps.py --n 120``);
-* with ``--speed``, ``occparse benchmark -n 1000`` on the benchmark's crops (the batch pipeline's
-  images/s: run it with nothing else on the machine).
+* with ``--speed``, ``occparse benchmark -n 1000 --repeat 3`` on the benchmark's crops (the batch
+  pipeline's images/s, the median of three passes: one pass on the development machine reads 10-15%
+  either side; run it with nothing else on the machine).
 
 The two set folders (``--sets``, default ``gate/sets``) are written on first use and shared by every
 measurement. A step whose output is already in ``--out`` is not run again (delete it to redo), so a
@@ -149,7 +150,7 @@ def measure(weights: Path, out: Path, sets: Path, speed: bool) -> None:
     ]
     if speed:
         steps.append(("speed.json", [*OCCPARSE, "benchmark", "-n", "1000", "--images", str(bench / "images"),
-                                     "--precision", "int8", "--json", str(out / "speed.json")]))
+                                     "--precision", "int8", "--repeat", "3", "--json", str(out / "speed.json")]))
     for i, (name, cmd) in enumerate(steps, 1):
         if (out / name).exists():
             print(f"[{i}/{len(steps)}] {name}: already measured", flush=True)

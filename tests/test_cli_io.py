@@ -220,6 +220,21 @@ def test_benchmark_json_that_cannot_be_written_is_refused_before_the_run(tmp_pat
         assert want in _one_error_line(capsys.readouterr().err)
 
 
+def test_benchmark_repeat_reports_the_median_of_its_passes(tmp_path, capsys):
+    d = tmp_path / "imgs"
+    d.mkdir()
+    Image.fromarray(_astronaut()).save(d / "a.png")
+    assert main(["benchmark", "--images", str(d), "-n", "1", "--repeat", "0"]) == 2
+    assert "--repeat must be at least 1" in _one_error_line(capsys.readouterr().err)
+    out = tmp_path / "b.json"
+    assert main(["benchmark", "--images", str(d), "-n", "1", "--workers", "2", "--repeat", "3", "--startup-runs", "0",
+                 "--json", str(out)]) == 0
+    rep = json.loads(out.read_text())
+    assert len(rep["pool_e2e_runs"]) == 3 and all(v > 0 for v in rep["pool_e2e_runs"])
+    assert rep["pool_e2e_img_s"] == sorted(rep["pool_e2e_runs"])[1]
+    assert "median of 3 passes" in capsys.readouterr().out
+
+
 def test_parser_that_is_not_onnx_and_a_spec_without_a_parser_are_one_line(capsys):
     assert main(["estimate", str(EXAMPLE), "--parser", str(EXAMPLE)]) == 2
     assert "not a usable ONNX model" in _one_error_line(capsys.readouterr().err)
