@@ -321,6 +321,9 @@ def run(a) -> int:
         return fail("-n must be at least 1", 2)
     if a.repeat < 1:
         return fail("--repeat must be at least 1", 2)
+    if a.repeat > 1 and a.workers <= 1:
+        return fail(f"--repeat times the batch-pipeline row, which --workers {a.workers} skips; "
+                    "use --workers 2 or more (default: one per core)", 2)
     if a.json:  # before the run, not after minutes of it
         out = Path(a.json)
         if out.is_dir():
