@@ -17,6 +17,7 @@ from occparse.models.zoo import manifest
 ROOT = Path(__file__).resolve().parents[1]
 README = ROOT / "README.md"
 DOCS = sorted((ROOT / "docs").glob("*.md"))
+CARDS = sorted((ROOT / "weights").glob("*.md"))  # the model cards
 MAX_LINES = 400
 VENV_LINE = "python3 -m venv .venv && . .venv/bin/activate"
 
@@ -105,9 +106,9 @@ def test_relative_links_point_to_files_and_headings():
     assert not missing, missing
 
 
-def test_no_history_of_work_in_readme_or_docs():
+def test_no_history_of_work_in_readme_docs_or_model_cards():
     found = []
-    for page in [README, *DOCS]:
+    for page in [README, *DOCS, *CARDS]:
         for n, line in enumerate(page.read_text(encoding="utf-8").splitlines(), 1):
             if m := HISTORY.search(ALLOWED.sub("", line)):
                 found.append(f"{page.relative_to(ROOT)}:{n}: {m.group(0)!r}")
