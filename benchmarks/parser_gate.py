@@ -53,6 +53,8 @@ from occparse.evaluation.metrics import challenge_score  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 RESAMPLES = 10000
+#: passes of the batch-pipeline row the speed line reads the median of (one pass reads 10-15% either side)
+SPEED_PASSES = 3
 
 
 @dataclass(frozen=True)
@@ -150,7 +152,8 @@ def measure(weights: Path, out: Path, sets: Path, speed: bool) -> None:
     ]
     if speed:
         steps.append(("speed.json", [*OCCPARSE, "benchmark", "-n", "1000", "--images", str(bench / "images"),
-                                     "--precision", "int8", "--repeat", "3", "--json", str(out / "speed.json")]))
+                                     "--precision", "int8", "--repeat", str(SPEED_PASSES), "--json",
+                                     str(out / "speed.json")]))
     for i, (name, cmd) in enumerate(steps, 1):
         if (out / name).exists():
             print(f"[{i}/{len(steps)}] {name}: already measured", flush=True)
@@ -212,6 +215,10 @@ def read_results(d: Path) -> dict:
     m_mae, m_top = caps
     celeb = json.loads((d / "celeb.json").read_text())
     speed = json.loads((d / "speed.json").read_text()) if (d / "speed.json").exists() else None
+    if speed is not None and len(speed.get("pool_e2e_runs", [])) < SPEED_PASSES:
+        print(f"{d / 'speed.json'}: measured with fewer than {SPEED_PASSES} passes, not judged; delete it and run "
+              "measure --speed again", file=sys.stderr)
+        speed = None
     return {"dir": d, "measured": json.loads((d / "measured.json").read_text()), "mouth": int(m_mouth[1]),
             "found": int(m_mouth[2]), "caps_mae": float(m_mae[1]), "caps_top": float(m_top[1]),
             "kinds": celeb["kinds"], "speed": None if speed is None else float(speed["pool_e2e_img_s"])}
@@ -303,7 +310,8 @@ def main(argv: list[str] | None = None) -> int:
     m.add_argument("--weights", type=Path, required=True, help="a weights folder with manifest.json")
     m.add_argument("--out", type=Path, required=True, help="folder for this folder's measurements")
     m.add_argument("--sets", type=Path, default=Path("gate/sets"), help="LFW val and benchmark sets (made once)")
-    m.add_argument("--speed", action="store_true", help="also occparse benchmark -n 1000 (nothing else running)")
+    m.add_argument("--speed", action="store_true",
+                   help=f"also occparse benchmark -n 1000 --repeat {SPEED_PASSES} (nothing else running)")
     j = sub.add_parser("judge", help="the rule's lines for a candidate against the base")
     j.add_argument("base", type=Path)
     j.add_argument("cand", type=Path)

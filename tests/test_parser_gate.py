@@ -58,7 +58,7 @@ def sets(tmp_path):
 
 
 def _measured(root: Path, name: str, sets, noise: float, *, mouth=121, caps="MAE 0.024", top="+0.0",
-              kinds=None, speed=None, seed=1) -> Path:
+              kinds=None, speed=None, passes=3, seed=1) -> Path:
     s, gt = sets
     d = root / name
     rng = np.random.default_rng(seed)
@@ -75,7 +75,7 @@ def _measured(root: Path, name: str, sets, noise: float, *, mouth=121, caps="MAE
     (d / "caps.txt").write_text(f"final against the newly hidden share (mean 0.130): {caps}, mean signed -0.001\n"
                                 f"top of R moves {top}% of face height (median; 90th pct 2.5%)\n")
     if speed is not None:
-        (d / "speed.json").write_text(json.dumps({"pool_e2e_img_s": speed}))
+        (d / "speed.json").write_text(json.dumps({"pool_e2e_img_s": speed, "pool_e2e_runs": [speed] * passes}))
     (d / "measured.json").write_text(json.dumps({"sets": str(s)}))
     return d
 
@@ -116,6 +116,10 @@ def test_speed_not_measured_fails_its_line_and_missing_files_exit_2(tmp_path, se
     lines, _ = gate.judge(base, cand)
     speed = _by_name(lines)["batch pipeline, images/s (int8)"]
     assert not speed.ok and "not measured" in speed.detail
+    one_pass = _measured(tmp_path, "one_pass", sets, 0.02, speed=60.0, passes=1)  # a reading of one pass is not judged
+    lines, _ = gate.judge(base, one_pass)
+    assert not _by_name(lines)["batch pipeline, images/s (int8)"].ok
+    assert "fewer than 3 passes" in capsys.readouterr().err
     (cand / "caps.txt").unlink()
     with pytest.raises(SystemExit) as e:
         gate.judge(base, cand)

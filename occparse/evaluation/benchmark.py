@@ -43,7 +43,7 @@ class BenchReport:
     workers: int = 0  # pool size for the batch-pipeline rows (0: not measured)
     pool_mesh_only_img_s: float = 0.0  # decode + mesh in the worker pool, nothing else
     pool_e2e_img_s: float = 0.0  # the `predict` pipeline: pool for decode + mesh, networks batched in this process
-    #: each timed pass of that row (--repeat); pool_e2e_img_s is their median
+    #: each timed pass of that row (--repeat); pool_e2e_img_s is their median (the lower middle one for an even count)
     pool_e2e_runs: list[float] = field(default_factory=list)
     flip_tta: bool = False  # parser test-time augmentation (--flip-tta) on
     n_skipped: int = 0  # files that could not be read as images (left out of every row)
@@ -239,13 +239,16 @@ def run_benchmark(images: list[Path], batch: int = 64, providers: list[str] | No
             for _ in prepared(est, images, workers, pool=pool):
                 pass
             rep.pool_mesh_only_img_s = len(images) / (time.perf_counter() - t)
-            # on a shared machine one pass can read 10-15% off; the median of several is steadier
+            # one untimed pass first: the networks' first batches run slower (memory, thread start-up)
+            for _ in analyses(est, images[:batch], workers, batch, pool=pool):
+                pass
+            # on a shared machine one pass can read 10-15% either side; the median of several is steadier
             for _ in range(max(1, repeat)):
                 t = time.perf_counter()
                 for _ in analyses(est, images, workers, batch, pool=pool):
                     pass
                 rep.pool_e2e_runs.append(len(images) / (time.perf_counter() - t))
-            rep.pool_e2e_img_s = statistics.median(rep.pool_e2e_runs)
+            rep.pool_e2e_img_s = statistics.median_low(rep.pool_e2e_runs)  # a measured pass
     return rep
 
 
@@ -292,8 +295,9 @@ def add_arguments(ap) -> None:
     ap.add_argument("--workers", type=int, default=os.cpu_count() or 1,
                     help="worker processes for the batch-pipeline rows (default: one per core; 0 or 1 skips them)")
     ap.add_argument("--repeat", type=int, default=1, metavar="N",
-                    help="time the batch pipeline's end-to-end row N times and report the median (default 1); "
-                         "use 3 or more on a shared machine, where one pass can read 10-15%% off")
+                    help="run the batch pipeline's end-to-end row N times and report the median pass (default 1; "
+                         "needs --workers 2 or more); use 3 or more on a shared machine, where one pass can read "
+                         "10-15%% either side")
     ap.add_argument("--flip-tta", action="store_true", help="parser test-time augmentation on (as predict --flip-tta)")
     ap.add_argument("--json", help="also write the report as JSON here")
     ap.add_argument("--startup-runs", type=int, default=3,
@@ -322,8 +326,8 @@ def run(a) -> int:
     if a.repeat < 1:
         return fail("--repeat must be at least 1", 2)
     if a.repeat > 1 and a.workers <= 1:
-        return fail(f"--repeat times the batch-pipeline row, which --workers {a.workers} skips; "
-                    "use --workers 2 or more (default: one per core)", 2)
+        return fail(f"--repeat N re-runs the batch-pipeline row, which --workers {a.workers} skips (the default on a "
+                    "one-core machine); use --workers 2 or more", 2)
     if a.json:  # before the run, not after minutes of it
         out = Path(a.json)
         if out.is_dir():
